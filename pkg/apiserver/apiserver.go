@@ -1,0 +1,162 @@
+// Package apiserver assembles mindie-apiserver: the scheme, the
+// infer.mindie.io API group on its registry, and the informers and health
+// checks that run beside it.
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/tools/cache"
+
+	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/apis/infer/install"
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	informers "mindie.io/deployer/pkg/generated/informers/externalversions"
+	"mindie.io/deployer/pkg/registry/infer/inferserver"
+)
+
+var (
+	// Scheme holds every type the server encodes or decodes.
+	Scheme = runtime.NewScheme()
+	// Codecs encode and decode the types of Scheme.
+	Codecs = serializer.NewCodecFactory(Scheme)
+)
+
+func init() {
+	install.Install(Scheme)
+	// Options types (ListOptions, ...) travel as unversioned v1.
+	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
+	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
+	Scheme.AddUnversionedTypes(unversioned,
+		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
+}
+
+// ExtraConfig is what mindie-apiserver adds to a generic API server's config.
+type ExtraConfig struct {
+	// InformerResync is the resync period of the server's own informers.
+	InformerResync time.Duration
+}
+
+// Config is the whole configuration of mindie-apiserver.
+type Config struct {
+	GenericConfig *genericapiserver.RecommendedConfig
+	ExtraConfig   ExtraConfig
+}
+
+// Server is a running mindie-apiserver.
+type Server struct {
+	GenericAPIServer *genericapiserver.GenericAPIServer
+	// Client talks to this server over its loopback connection.
+	Client clientset.Interface
+	// Informers share watches of infer.mindie.io objects among the server's parts.
+	Informers informers.SharedInformerFactory
+}
+
+type completedConfig struct {
+	GenericConfig genericapiserver.CompletedConfig
+	ExtraConfig   *ExtraConfig
+}
+
+// CompletedConfig is a Config whose defaults are filled in.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// Complete fills in the fields not set.
+func (cfg *Config) Complete() CompletedConfig {
+	if cfg.ExtraConfig.InformerResync == 0 {
+		cfg.ExtraConfig.InformerResync = 10 * time.Minute
+	}
+	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}
+}
+
+// New builds the server from a completed config.
+func (c completedConfig) New() (*Server, error) {
+	generic, err := c.GenericConfig.New("mindie-apiserver", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, err
+	}
+	client, err := clientset.NewForConfig(generic.LoopbackClientConfig)
+	if err != nil {
+		return nil, fmt.Errorf("loopback client: %w", err)
+	}
+	s := &Server{
+		GenericAPIServer: generic,
+		Client:           client,
+		Informers:        informers.NewSharedInformerFactory(client, c.ExtraConfig.InformerResync),
+	}
+
+	storage, err := inferserver.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
+	if err != nil {
+		return nil, err
+	}
+	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(infer.GroupName, Scheme, metav1.ParameterCodec, Codecs)
+	// InferServers have no protobuf encoding; advertising only JSON (and
+	// YAML, CBOR) makes clients that prefer protobuf fall back to JSON
+	// instead of receiving 406 Not Acceptable.
+	apiGroupInfo.NegotiatedSerializer = WithoutProtobuf{Codecs}
+	apiGroupInfo.VersionedResourcesStorageMap[v1alpha1.SchemeGroupVersion.Version] = map[string]rest.Storage{
+		"inferservers":        storage.InferServer,
+		"inferservers/status": storage.Status,
+		"inferservers/scale":  storage.Scale,
+	}
+	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
+		return nil, fmt.Errorf("install %s: %w", infer.GroupName, err)
+	}
+
+	serverInformer := s.Informers.Infer().V1alpha1().InferServers().Informer()
+	if err := generic.AddReadyzChecks(informerSynced("inferserver-informer-synced", serverInformer.HasSynced)); err != nil {
+		return nil, err
+	}
+	generic.AddPostStartHookOrDie("start-mindie-informers", func(ctx genericapiserver.PostStartHookContext) error {
+		s.Informers.Start(ctx.Done())
+		return nil
+	})
+	generic.AddPreShutdownHookOrDie("stop-mindie-informers", func() error {
+		s.Informers.Shutdown()
+		return nil
+	})
+	return s, nil
+}
+
+// informerSynced is a readiness check that passes once an informer has listed.
+func informerSynced(name string, synced cache.InformerSynced) healthz.HealthChecker {
+	return healthz.NamedCheck(name, func(*http.Request) error {
+		if !synced() {
+			return fmt.Errorf("informer has not synced yet")
+		}
+		return nil
+	})
+}
+
+// WithoutProtobuf is a NegotiatedSerializer that does not offer protobuf.
+type WithoutProtobuf struct {
+	runtime.NegotiatedSerializer
+}
+
+// SupportedMediaTypes are those of the wrapped serializer, less protobuf.
+func (w WithoutProtobuf) SupportedMediaTypes() []runtime.SerializerInfo {
+	var out []runtime.SerializerInfo
+	for _, info := range w.NegotiatedSerializer.SupportedMediaTypes() {
+		if info.MediaType != runtime.ContentTypeProtobuf {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// Run serves until ctx is done, then shuts down cleanly.
+func (s *Server) Run(ctx context.Context) error {
+	return s.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}

@@ -1,0 +1,215 @@
+// Package server holds mindie-apiserver's command line: its options, how
+// they become a server configuration, and the run loop.
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/klog/v2"
+	netutils "k8s.io/utils/net"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/apiserver"
+	"mindie.io/deployer/pkg/embeddedetcd"
+	generatedopenapi "mindie.io/deployer/pkg/generated/openapi"
+)
+
+// etcdPathPrefix is where InferServers live in etcd.
+const etcdPathPrefix = "/registry/infer.mindie.io"
+
+// Options are everything mindie-apiserver can be told on its command line.
+type Options struct {
+	RecommendedOptions *genericoptions.RecommendedOptions
+
+	// DataDir holds the embedded etcd's data when no --etcd-servers are given.
+	DataDir string
+	// EmbeddedEtcdClientPort and EmbeddedEtcdPeerPort are loopback ports of
+	// the embedded etcd; 0 picks free ones.
+	EmbeddedEtcdClientPort int
+	EmbeddedEtcdPeerPort   int
+	// Standalone serves without a kube-apiserver: no delegated
+	// authentication, authorization or admission, so only the server's own
+	// loopback client is allowed in. For tests and development.
+	Standalone bool
+	// AlternateDNS are extra names in a self-signed serving certificate.
+	AlternateDNS []string
+
+	// embeddedEtcd is set by Complete when the embedded etcd is to be started.
+	embeddedEtcd bool
+
+	Out, ErrOut io.Writer
+}
+
+// NewOptions returns the default options.
+func NewOptions(out, errOut io.Writer) *Options {
+	o := &Options{
+		RecommendedOptions: genericoptions.NewRecommendedOptions(etcdPathPrefix,
+			apiserver.Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)),
+		DataDir: "/var/lib/mindie-apiserver",
+		AlternateDNS: []string{
+			"mindie-apiserver", "mindie-apiserver.mindie-system", "mindie-apiserver.mindie-system.svc",
+		},
+		Out:    out,
+		ErrOut: errOut,
+	}
+	o.RecommendedOptions.Etcd.StorageConfig.EncodeVersioner = runtime.NewMultiGroupVersioner(
+		v1alpha1.SchemeGroupVersion, schema.GroupKind{Group: v1alpha1.GroupName})
+	return o
+}
+
+// NewCommand returns the mindie-apiserver command.
+func NewCommand(ctx context.Context, o *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mindie-apiserver",
+		Short: "Serve the infer.mindie.io API as a Kubernetes aggregated API server",
+		Long: `mindie-apiserver serves InferServers (group infer.mindie.io) behind a
+kube-apiserver that registers it with an APIService. Authentication and
+authorization are delegated to the kube-apiserver. Objects are stored in etcd:
+the one given by --etcd-servers, or an embedded one under --data-dir.`,
+		SilenceUsage: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(); err != nil {
+				return err
+			}
+			if err := o.Validate(args); err != nil {
+				return err
+			}
+			return o.Run(c.Context())
+		},
+	}
+	cmd.SetContext(ctx)
+	o.AddFlags(cmd)
+	return cmd
+}
+
+// AddFlags adds the generic API server flags and mindie-apiserver's own.
+func (o *Options) AddFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	o.RecommendedOptions.AddFlags(fs)
+	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory of the embedded etcd's data, used when no --etcd-servers are given.")
+	fs.IntVar(&o.EmbeddedEtcdClientPort, "embedded-etcd-client-port", 0, "Loopback client port of the embedded etcd; 0 picks a free one.")
+	fs.IntVar(&o.EmbeddedEtcdPeerPort, "embedded-etcd-peer-port", 0, "Loopback peer port of the embedded etcd; 0 picks a free one.")
+	fs.BoolVar(&o.Standalone, "standalone", false, "Serve without a kube-apiserver: no delegated authentication, authorization or admission; only the server's loopback client is authorized. For tests and development only.")
+	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns-names", o.AlternateDNS, "Names put in the self-signed serving certificate made when no --tls-cert-file is given.")
+}
+
+// Complete fills in what the flags leave open.
+func (o *Options) Complete() error {
+	if o.Standalone {
+		o.RecommendedOptions.CoreAPI = nil
+		o.RecommendedOptions.Admission = nil
+		o.RecommendedOptions.Authentication.RemoteKubeConfigFileOptional = true
+		o.RecommendedOptions.Authentication.SkipInClusterLookup = true
+		o.RecommendedOptions.Authorization.RemoteKubeConfigFileOptional = true
+	}
+	if len(o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList) == 0 {
+		o.embeddedEtcd = true
+		// The real address is known once the member is started; this one
+		// only satisfies the etcd options' validation.
+		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{"http://127.0.0.1:0"}
+	}
+	return nil
+}
+
+// Validate checks the options.
+func (o *Options) Validate(args []string) error {
+	var errs []error
+	if len(args) > 0 {
+		errs = append(errs, fmt.Errorf("no arguments are accepted, got %q", strings.Join(args, " ")))
+	}
+	errs = append(errs, o.RecommendedOptions.Validate()...)
+	if o.embeddedEtcd && o.DataDir == "" {
+		errs = append(errs, fmt.Errorf("--data-dir: must name a directory when no --etcd-servers are given"))
+	}
+	for name, port := range map[string]int{"--embedded-etcd-client-port": o.EmbeddedEtcdClientPort, "--embedded-etcd-peer-port": o.EmbeddedEtcdPeerPort} {
+		if port < 0 || port > 65535 {
+			errs = append(errs, fmt.Errorf("%s: %d: must be between 0 and 65535", name, port))
+		}
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// Config turns the options into a server configuration.
+func (o *Options) Config() (*apiserver.Config, error) {
+	if err := o.RecommendedOptions.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", o.AlternateDNS,
+		[]net.IP{netutils.ParseIPSloppy("127.0.0.1"), netutils.ParseIPSloppy("::1")}); err != nil {
+		return nil, fmt.Errorf("create self-signed certificates: %w", err)
+	}
+	cfg := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	namer := openapi.NewDefinitionNamer(apiserver.Scheme)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIConfig.Info.Title = "mindie-apiserver"
+	cfg.OpenAPIConfig.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIV3Config.Info.Title = "mindie-apiserver"
+	cfg.OpenAPIV3Config.Info.Version = v1alpha1.SchemeGroupVersion.Version
+	cfg.FeatureGate = utilfeature.DefaultFeatureGate
+	cfg.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
+	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
+		return nil, err
+	}
+	return &apiserver.Config{GenericConfig: cfg}, nil
+}
+
+// Run starts the embedded etcd if needed, then serves until ctx is done.
+func (o *Options) Run(ctx context.Context) error {
+	if o.embeddedEtcd {
+		etcd, err := embeddedetcd.Start(embeddedetcd.Options{
+			DataDir:    o.DataDir,
+			ClientPort: o.EmbeddedEtcdClientPort,
+			PeerPort:   o.EmbeddedEtcdPeerPort,
+		})
+		if err != nil {
+			return err
+		}
+		defer etcd.Close()
+		klog.InfoS("Started embedded etcd", "dataDir", filepath.Clean(o.DataDir), "clientURL", etcd.ClientURL)
+		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case err := <-etcd.Err():
+				klog.ErrorS(err, "Embedded etcd failed; shutting down")
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	config, err := o.Config()
+	if err != nil {
+		return err
+	}
+	server, err := config.Complete().New()
+	if err != nil {
+		return err
+	}
+	return server.Run(ctx)
+}
+
+// Main runs the command with the process's arguments and signal handling,
+// and returns the exit code.
+func Main() int {
+	ctx := genericapiserver.SetupSignalContext()
+	cmd := NewCommand(ctx, NewOptions(os.Stdout, os.Stderr))
+	if err := cmd.Execute(); err != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,156 @@
+// Package inferserver is the registry of InferServers: how they are
+// created, updated, validated, selected and printed, on a generic etcd store.
+package inferserver
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/names"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/apis/infer/validation"
+)
+
+// strategy is the create/update behaviour of the main resource: users own
+// the spec, the status is kept from what the controller last wrote.
+type strategy struct {
+	runtime.ObjectTyper
+	names.NameGenerator
+}
+
+// NewStrategy returns the strategy of the main resource.
+func NewStrategy(typer runtime.ObjectTyper) strategy {
+	return strategy{typer, names.SimpleNameGenerator}
+}
+
+func (strategy) NamespaceScoped() bool { return true }
+
+// GetResetFields keeps writes to the main resource away from status, so that
+// server-side apply never gives a user ownership of it.
+func (strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return map[fieldpath.APIVersion]*fieldpath.Set{
+		fieldpath.APIVersion(v1alpha1.SchemeGroupVersion.String()): fieldpath.NewSet(fieldpath.MakePathOrDie("status")),
+	}
+}
+
+func (strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	s := obj.(*infer.InferServer)
+	s.Status = infer.InferServerStatus{Selector: Selector(s.Name).String()}
+	s.Generation = 1
+}
+
+func (strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	newS, oldS := obj.(*infer.InferServer), old.(*infer.InferServer)
+	newS.Status = oldS.Status
+	if !apiequality.Semantic.DeepEqual(newS.Spec, oldS.Spec) {
+		newS.Generation = oldS.Generation + 1
+	}
+}
+
+func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	return validation.ValidateInferServer(obj.(*infer.InferServer))
+}
+
+func (strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
+	return warnings(&obj.(*infer.InferServer).Spec)
+}
+
+func (strategy) Canonicalize(runtime.Object) {}
+
+func (strategy) AllowCreateOnUpdate() bool { return false }
+
+func (strategy) AllowUnconditionalUpdate() bool { return true }
+
+func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateInferServerUpdate(obj.(*infer.InferServer), old.(*infer.InferServer))
+}
+
+func (strategy) WarningsOnUpdate(_ context.Context, obj, _ runtime.Object) []string {
+	return warnings(&obj.(*infer.InferServer).Spec)
+}
+
+// warnings points out settings that are valid but do not do what they seem to.
+func warnings(s *infer.InferServerSpec) []string {
+	var w []string
+	if s.Scheduler != infer.SchedulerVolcano && s.FaultRescheduling != "" && s.FaultRescheduling != infer.FaultReschedulingOff {
+		w = append(w, fmt.Sprintf("spec.faultRescheduling: %s takes effect only with spec.scheduler \"volcano\"", s.FaultRescheduling))
+	}
+	return w
+}
+
+// statusStrategy is the behaviour of the status subresource: only status
+// changes, and the controller that writes it never owns the spec.
+type statusStrategy struct {
+	strategy
+}
+
+// NewStatusStrategy returns the strategy of the status subresource.
+func NewStatusStrategy(s strategy) statusStrategy { return statusStrategy{s} }
+
+func (statusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
+	return map[fieldpath.APIVersion]*fieldpath.Set{
+		fieldpath.APIVersion(v1alpha1.SchemeGroupVersion.String()): fieldpath.NewSet(
+			fieldpath.MakePathOrDie("spec"),
+			fieldpath.MakePathOrDie("metadata", "labels"),
+		),
+	}
+}
+
+func (statusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	newS, oldS := obj.(*infer.InferServer), old.(*infer.InferServer)
+	newS.Spec = oldS.Spec
+	newS.Labels = oldS.Labels
+}
+
+func (statusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	return validation.ValidateInferServerStatusUpdate(obj.(*infer.InferServer), old.(*infer.InferServer))
+}
+
+func (statusStrategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
+	return nil
+}
+
+// Selector is the label selector of an InferServer's pods.
+func Selector(name string) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelServer: name})
+}
+
+// GetAttrs returns the labels and selectable fields of an InferServer.
+func GetAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	s, ok := obj.(*infer.InferServer)
+	if !ok {
+		return nil, nil, fmt.Errorf("not an InferServer: %T", obj)
+	}
+	return s.Labels, SelectableFields(s), nil
+}
+
+// SelectableFields are the fields a field selector can match: the object
+// meta fields plus scheduler, NPU type and nodes per instance.
+func SelectableFields(s *infer.InferServer) fields.Set {
+	nodes := ""
+	if s.Spec.NodesPerInstance != nil {
+		nodes = strconv.Itoa(int(*s.Spec.NodesPerInstance))
+	}
+	specFields := fields.Set{
+		v1alpha1.FieldSelectorScheduler:        string(s.Spec.Scheduler),
+		v1alpha1.FieldSelectorNPUType:          string(s.Spec.Resources.NPU.Type),
+		v1alpha1.FieldSelectorNodesPerInstance: nodes,
+	}
+	return generic.MergeFieldsSets(generic.ObjectMetaFieldsSet(&s.ObjectMeta, true), specFields)
+}
+
+// MatchInferServer returns a matcher for a label and field selector.
+func MatchInferServer(label labels.Selector, field fields.Selector) storage.SelectionPredicate {
+	return storage.SelectionPredicate{Label: label, Field: field, GetAttrs: GetAttrs}
+}
