@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"time"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"mindie.io/deployer/apis/infer"
@@ -35,6 +38,8 @@ var (
 
 func init() {
 	install.Install(Scheme)
+	// The scale subresource serves autoscaling/v1 Scale.
+	utilruntime.Must(autoscalingv1.AddToScheme(Scheme))
 	// Options types (ListOptions, ...) travel as unversioned v1.
 	metav1.AddToGroupVersion(Scheme, schema.GroupVersion{Version: "v1"})
 	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
@@ -87,7 +92,11 @@ func (c completedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := clientset.NewForConfig(generic.LoopbackClientConfig)
+	loopback := restclient.CopyConfig(generic.LoopbackClientConfig)
+	// The loopback configuration prefers protobuf, which this group does not serve.
+	loopback.ContentType = runtime.ContentTypeJSON
+	loopback.AcceptContentTypes = runtime.ContentTypeJSON
+	client, err := clientset.NewForConfig(loopback)
 	if err != nil {
 		return nil, fmt.Errorf("loopback client: %w", err)
 	}
@@ -119,12 +128,9 @@ func (c completedConfig) New() (*Server, error) {
 	if err := generic.AddReadyzChecks(informerSynced("inferserver-informer-synced", serverInformer.HasSynced)); err != nil {
 		return nil, err
 	}
+	// The informers stop when the hook's context ends, as the server shuts down.
 	generic.AddPostStartHookOrDie("start-mindie-informers", func(ctx genericapiserver.PostStartHookContext) error {
 		s.Informers.Start(ctx.Done())
-		return nil
-	})
-	generic.AddPreShutdownHookOrDie("stop-mindie-informers", func() error {
-		s.Informers.Shutdown()
 		return nil
 	})
 	return s, nil

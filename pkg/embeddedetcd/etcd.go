@@ -65,7 +65,7 @@ func Start(o Options) (*Server, error) {
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = o.LogLevel
 	if cfg.LogLevel == "" {
-		cfg.LogLevel = "warn"
+		cfg.LogLevel = "error"
 	}
 	cfg.LogOutputs = []string{"stderr"}
 	// Keep history bounded without operator action.

@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/api/resource"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -57,12 +57,12 @@ var (
 	minMemory = resource.MustParse("1000Mi")
 	maxMemory = resource.MustParse("256000Mi")
 
-	validNPUTypes         = []string{string(infer.NPUTypeAscend910), string(infer.NPUTypeAscend310P)}
-	validSchedulers       = []string{string(infer.SchedulerDefault), string(infer.SchedulerVolcano)}
-	validFaultPolicies    = []string{string(infer.FaultReschedulingGrace), string(infer.FaultReschedulingForce), string(infer.FaultReschedulingOff)}
-	validStrategies       = []string{string(infer.RollingUpdateInferServerStrategyType), string(infer.RecreateInferServerStrategyType)}
-	validServiceTypes     = []string{string(corev1.ServiceTypeNodePort), string(corev1.ServiceTypeClusterIP)}
-	validPullPolicies     = []string{string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever)}
+	validNPUTypes      = []string{string(infer.NPUTypeAscend910), string(infer.NPUTypeAscend310P)}
+	validSchedulers    = []string{string(infer.SchedulerDefault), string(infer.SchedulerVolcano)}
+	validFaultPolicies = []string{string(infer.FaultReschedulingGrace), string(infer.FaultReschedulingForce), string(infer.FaultReschedulingOff)}
+	validStrategies    = []string{string(infer.RollingUpdateInferServerStrategyType), string(infer.RecreateInferServerStrategyType)}
+	validServiceTypes  = []string{string(corev1.ServiceTypeNodePort), string(corev1.ServiceTypeClusterIP)}
+	validPullPolicies  = []string{string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever)}
 )
 
 // ValidateName allows DNS-1123 labels of at most 48 characters, short enough
@@ -203,13 +203,10 @@ func validateServerConfig(c *infer.ServerConfigSource, p *field.Path) field.Erro
 	}
 	if c.Inline != "" {
 		set++
-		var doc map[string]any
-		switch {
-		case len(c.Inline) > maxInlineConfigBytes:
+		if len(c.Inline) > maxInlineConfigBytes {
 			allErrs = append(allErrs, field.TooLong(p.Child("inline"), "", maxInlineConfigBytes))
-		case json.Unmarshal([]byte(c.Inline), &doc) != nil:
-			err := json.Unmarshal([]byte(c.Inline), &doc)
-			allErrs = append(allErrs, field.Invalid(p.Child("inline"), "<config.json>", fmt.Sprintf("must be a JSON object: %v", err)))
+		} else if msg := jsonObjectError(c.Inline); msg != "" {
+			allErrs = append(allErrs, field.Invalid(p.Child("inline"), "<config.json>", msg))
 		}
 	}
 	if c.HostPath != "" {
@@ -223,6 +220,19 @@ func validateServerConfig(c *infer.ServerConfigSource, p *field.Path) field.Erro
 		allErrs = append(allErrs, field.Forbidden(p, "may set only one of configMap, inline or hostPath"))
 	}
 	return allErrs
+}
+
+// jsonObjectError says why doc is not a JSON object, or returns "" if it is.
+// JSON null decodes into a map without error, so it is refused explicitly.
+func jsonObjectError(doc string) string {
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(doc), &obj); err != nil {
+		return fmt.Sprintf("must be a JSON object: %v", err)
+	}
+	if obj == nil {
+		return "must be a JSON object, not null"
+	}
+	return ""
 }
 
 func validateStorage(s *infer.InferStorage, p *field.Path) field.ErrorList {

@@ -113,6 +113,8 @@ func (o *Options) Complete() error {
 	if o.Standalone {
 		o.RecommendedOptions.CoreAPI = nil
 		o.RecommendedOptions.Admission = nil
+		// Priority and fairness reads its configuration from the kube-apiserver.
+		o.RecommendedOptions.Features.EnablePriorityAndFairness = false
 		o.RecommendedOptions.Authentication.RemoteKubeConfigFileOptional = true
 		o.RecommendedOptions.Authentication.SkipInClusterLookup = true
 		o.RecommendedOptions.Authorization.RemoteKubeConfigFileOptional = true
@@ -166,8 +168,12 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	return &apiserver.Config{GenericConfig: cfg}, nil
 }
 
-// Run starts the embedded etcd if needed, then serves until ctx is done.
-func (o *Options) Run(ctx context.Context) error {
+// NewServer starts the embedded etcd if one is needed and builds the
+// server. The returned stop function closes what NewServer started; call it
+// after the server has stopped. etcdErr reports a failure of the embedded
+// etcd (it is nil with an external etcd).
+func (o *Options) NewServer() (server *apiserver.Server, etcdErr <-chan error, stop func(), err error) {
+	stop = func() {}
 	if o.embeddedEtcd {
 		etcd, err := embeddedetcd.Start(embeddedetcd.Options{
 			DataDir:    o.DataDir,
@@ -175,31 +181,42 @@ func (o *Options) Run(ctx context.Context) error {
 			PeerPort:   o.EmbeddedEtcdPeerPort,
 		})
 		if err != nil {
-			return err
+			return nil, nil, stop, err
 		}
-		defer etcd.Close()
+		stop = etcd.Close
+		etcdErr = etcd.Err()
 		klog.InfoS("Started embedded etcd", "dataDir", filepath.Clean(o.DataDir), "clientURL", etcd.ClientURL)
 		o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList = []string{etcd.ClientURL}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			select {
-			case err := <-etcd.Err():
-				klog.ErrorS(err, "Embedded etcd failed; shutting down")
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 	}
 	config, err := o.Config()
 	if err != nil {
-		return err
+		return nil, nil, stop, err
 	}
-	server, err := config.Complete().New()
+	server, err = config.Complete().New()
+	if err != nil {
+		return nil, nil, stop, err
+	}
+	return server, etcdErr, stop, nil
+}
+
+// Run serves until ctx is done or the embedded etcd fails, then shuts down
+// cleanly: the API server first, then the embedded etcd.
+func (o *Options) Run(ctx context.Context) error {
+	server, etcdErr, stop, err := o.NewServer()
+	defer stop()
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case err := <-etcdErr:
+			klog.ErrorS(err, "Embedded etcd failed; shutting down")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return server.Run(ctx)
 }
 

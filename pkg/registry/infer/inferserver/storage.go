@@ -81,10 +81,10 @@ type StatusREST struct {
 }
 
 var (
-	_ rest.Patcher                 = &StatusREST{}
-	_ rest.ResetFieldsStrategy     = &StatusREST{}
-	_ rest.TableConvertor          = &StatusREST{}
-	_ rest.Storage                 = &StatusREST{}
+	_ rest.Patcher                  = &StatusREST{}
+	_ rest.ResetFieldsStrategy      = &StatusREST{}
+	_ rest.TableConvertor           = &StatusREST{}
+	_ rest.Storage                  = &StatusREST{}
 	_ rest.GroupVersionKindProvider = &ScaleREST{}
 )
 
@@ -145,10 +145,15 @@ func (r *ScaleREST) Get(ctx context.Context, name string, options *metav1.GetOpt
 
 // Update changes spec.replicas through a Scale.
 func (r *ScaleREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	requestInfo, _ := genericapirequest.RequestInfoFrom(ctx)
-	gv := autoscalingv1.SchemeGroupVersion
-	if requestInfo != nil {
-		gv = schema.GroupVersion{Group: requestInfo.APIGroup, Version: requestInfo.APIVersion}
+	// The scale handler records the owner of replicas against the version of
+	// the InferServer the request went through; it must be one of
+	// replicasPaths, so it is never autoscaling/v1.
+	gv := v1alpha1.SchemeGroupVersion
+	if requestInfo, ok := genericapirequest.RequestInfoFrom(ctx); ok {
+		reqGV := schema.GroupVersion{Group: requestInfo.APIGroup, Version: requestInfo.APIVersion}
+		if _, known := replicasPaths[reqGV.String()]; known {
+			gv = reqGV
+		}
 	}
 	obj, _, err := r.store.Update(ctx, name,
 		&scaleUpdatedObjectInfo{name: name, reqGroupVersion: gv, objInfo: objInfo},
