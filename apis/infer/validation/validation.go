@@ -98,11 +98,15 @@ func ValidateInferServerStatusUpdate(newObj, oldObj *infer.InferServer) field.Er
 	st := newObj.Status
 	p := field.NewPath("status")
 	allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(st.ObservedGeneration, p.Child("observedGeneration"))...)
-	for name, v := range map[string]int32{
-		"replicas": st.Replicas, "updatedReplicas": st.UpdatedReplicas, "readyReplicas": st.ReadyReplicas,
-		"availableReplicas": st.AvailableReplicas, "unavailableReplicas": st.UnavailableReplicas,
-	} {
-		allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(int64(v), p.Child(name))...)
+	counts := []struct {
+		name  string
+		value int32
+	}{
+		{"replicas", st.Replicas}, {"updatedReplicas", st.UpdatedReplicas}, {"readyReplicas", st.ReadyReplicas},
+		{"availableReplicas", st.AvailableReplicas}, {"unavailableReplicas", st.UnavailableReplicas},
+	}
+	for _, c := range counts {
+		allErrs = append(allErrs, apimachineryvalidation.ValidateNonnegativeField(int64(c.value), p.Child(c.name))...)
 	}
 	if st.ReadyReplicas > st.Replicas {
 		allErrs = append(allErrs, field.Invalid(p.Child("readyReplicas"), st.ReadyReplicas, "cannot be greater than status.replicas"))
@@ -237,8 +241,12 @@ func jsonObjectError(doc string) string {
 
 func validateStorage(s *infer.InferStorage, p *field.Path) field.ErrorList {
 	var allErrs field.ErrorList
-	for name, v := range map[string]*infer.InferVolume{"model": s.Model, "writable": s.Writable, "runScript": s.RunScript} {
-		vp := p.Child(name)
+	volumes := []struct {
+		name   string
+		volume *infer.InferVolume
+	}{{"model", s.Model}, {"writable", s.Writable}, {"runScript", s.RunScript}}
+	for _, nv := range volumes {
+		v, vp := nv.volume, p.Child(nv.name)
 		if v == nil {
 			allErrs = append(allErrs, field.Required(vp, "must give a volume"))
 			continue
@@ -352,8 +360,12 @@ func validateHealth(h *infer.HealthSpec, p *field.Path) field.ErrorList {
 	if h.DetectInnerErrors == nil {
 		allErrs = append(allErrs, field.Required(p.Child("detectInnerErrors"), "must be true or false"))
 	}
-	for name, probe := range map[string]*infer.ProbeSpec{"liveness": &h.Liveness, "readiness": &h.Readiness} {
-		pp := p.Child(name)
+	probes := []struct {
+		name  string
+		probe *infer.ProbeSpec
+	}{{"liveness", &h.Liveness}, {"readiness", &h.Readiness}}
+	for _, np := range probes {
+		probe, pp := np.probe, p.Child(np.name)
 		allErrs = append(allErrs, int32InRange(probe.TimeoutSeconds, MinProbeTimeoutSeconds, MaxProbeTimeoutSeconds, pp.Child("timeoutSeconds"))...)
 		allErrs = append(allErrs, int32InRange(probe.FailureThreshold, MinFailureThreshold, MaxFailureThreshold, pp.Child("failureThreshold"))...)
 		allErrs = append(allErrs, int32InRange(probe.PeriodSeconds, MinProbePeriodSeconds, MaxProbePeriodSeconds, pp.Child("periodSeconds"))...)

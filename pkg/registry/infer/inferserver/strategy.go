@@ -83,7 +83,8 @@ func (strategy) WarningsOnUpdate(_ context.Context, obj, _ runtime.Object) []str
 // warnings points out settings that are valid but do not do what they seem to.
 func warnings(s *infer.InferServerSpec) []string {
 	var w []string
-	if s.Scheduler != infer.SchedulerVolcano && s.FaultRescheduling != "" && s.FaultRescheduling != infer.FaultReschedulingOff {
+	// Grace is the default, so only an explicit Force is worth a warning.
+	if s.Scheduler != infer.SchedulerVolcano && s.FaultRescheduling == infer.FaultReschedulingForce {
 		w = append(w, fmt.Sprintf("spec.faultRescheduling: %s takes effect only with spec.scheduler \"volcano\"", s.FaultRescheduling))
 	}
 	return w

@@ -258,6 +258,7 @@ func TestWarnings(t *testing.T) {
 			`spec.faultRescheduling: Force takes effect only with spec.scheduler "volcano"`},
 		{"force with volcano", newServer("foo", withFault(v1alpha1.FaultReschedulingForce), withScheduler(v1alpha1.SchedulerVolcano)), ""},
 		{"off without volcano", newServer("foo", withFault(v1alpha1.FaultReschedulingOff)), ""},
+		{"defaulted grace without volcano", newServer("foo"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for verb, got := range map[string][]string{

@@ -1,0 +1,49 @@
+# mindie-deployer: the Kubernetes-native way to deploy MindIE inference services.
+SHELL := /usr/bin/env bash
+GO    ?= go
+BIN   := bin
+
+.PHONY: all build generate verify verify-codegen verify-gofmt vet test test-unit test-integration bench run clean
+
+all: build
+
+## build: bin/mindie-apiserver
+build:
+	$(GO) build -o $(BIN)/mindie-apiserver ./cmd/mindie-apiserver
+
+## generate: regenerate deepcopy, conversion, defaults, OpenAPI, clientset, listers, informers, apply configurations
+generate:
+	hack/update-codegen.sh
+
+## verify: generated code is current, gofmt and go vet are clean
+verify: verify-gofmt vet verify-codegen
+
+verify-codegen:
+	hack/verify-codegen.sh
+
+verify-gofmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## test: every test: unit, registry (real etcd) and the whole server in-process
+test:
+	$(GO) test -count=1 -timeout 30m ./...
+
+test-unit:
+	$(GO) test -count=1 ./apis/... ./pkg/...
+
+test-integration:
+	$(GO) test -count=1 -timeout 30m ./test/...
+
+## bench: benchmarks against baselines measured in the same run; writes docs/benchmarks.md
+bench:
+	hack/bench.sh
+
+## run: a local mindie-apiserver with a sample InferServer (see README)
+run: build
+	hack/run-local.sh
+
+clean:
+	rm -rf $(BIN) _output

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of test/bench (an in-process mindie-apiserver on an
+# embedded etcd, each benchmark beside a baseline measured in the same run),
+# keeps the raw output in _output/bench.txt and writes docs/benchmarks.md with
+# the medians and the ratios of each benchmark to its baseline.
+#
+#   BENCHTIME  -benchtime of each benchmark run (default 2s)
+#   COUNT      runs of each benchmark; the report takes the median (default 3)
+#   BENCH      -bench pattern (default: all)
+#
+# The defaults take about two minutes on two cores.
+set -o errexit -o nounset -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "${ROOT}"
+
+BENCHTIME=${BENCHTIME:-2s}
+COUNT=${COUNT:-3}
+BENCH=${BENCH:-.}
+RAW=_output/bench.txt
+REPORT=docs/benchmarks.md
+
+mkdir -p _output docs
+
+cmd=(go test ./test/bench/ -run '^$' -bench "${BENCH}" -benchmem -count "${COUNT}" -benchtime "${BENCHTIME}" -timeout 30m)
+echo "+ ${cmd[*]}" >&2
+# go test prints the test binary's stderr with its results; the server's
+# klog output is discarded by the benchmarks, but the embedded etcd still
+# logs errors as JSON lines (it does when it shuts down). They stay in the
+# raw output and are kept off the terminal.
+"${cmd[@]}" 2>&1 | tee "${RAW}" | sed -u '/^{"level":/d'
+
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 || true)
+go run ./hack/benchreport \
+  -date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+  -go "$(go version)" \
+  -cpu "${cpu:-unknown}" \
+  -command "go test ./test/bench/ -run '^\$' -bench '${BENCH}' -benchmem -count ${COUNT} -benchtime ${BENCHTIME}" \
+  <"${RAW}" >"${REPORT}.tmp"
+mv "${REPORT}.tmp" "${REPORT}"
+echo "wrote ${RAW} and ${REPORT}" >&2
