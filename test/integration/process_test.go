@@ -272,7 +272,7 @@ func (f *processFixture) startOnce() (*serverProcess, error) {
 	p.cmd = exec.Command(f.binary,
 		"--standalone",
 		"--client-ca-file="+f.pki.CAFile,
-		"--data-dir="+f.dataDir+strconv.Itoa(f.starts),
+		"--data-dir="+f.dataDir,
 		"--cert-dir="+f.certDir,
 		"--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(port),

@@ -43,8 +43,9 @@ type Options struct {
 	EmbeddedEtcdClientPort int
 	EmbeddedEtcdPeerPort   int
 	// Standalone serves without a kube-apiserver: no delegated
-	// authentication, authorization or admission, so only the server's own
-	// loopback client is allowed in. For tests and development.
+	// authentication, authorization or admission. Client certificates still
+	// authenticate, and only system:masters is authorized. For tests and
+	// development.
 	Standalone bool
 	// AlternateDNS are extra names in a self-signed serving certificate.
 	AlternateDNS []string
@@ -104,7 +105,7 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory of the embedded etcd's data, used when no --etcd-servers are given.")
 	fs.IntVar(&o.EmbeddedEtcdClientPort, "embedded-etcd-client-port", 0, "Loopback client port of the embedded etcd; 0 picks a free one.")
 	fs.IntVar(&o.EmbeddedEtcdPeerPort, "embedded-etcd-peer-port", 0, "Loopback peer port of the embedded etcd; 0 picks a free one.")
-	fs.BoolVar(&o.Standalone, "standalone", false, "Serve without a kube-apiserver: no delegated authentication, authorization or admission; only the server's loopback client is authorized. For tests and development only.")
+	fs.BoolVar(&o.Standalone, "standalone", false, "Serve without a kube-apiserver: no delegated authentication, authorization or admission. Client certificates signed by --client-ca-file authenticate, and only the group system:masters (and the server's own loopback client) is authorized. For tests and development only.")
 	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns-names", o.AlternateDNS, "Names put in the self-signed serving certificate made when no --tls-cert-file is given.")
 }
 
