@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all build generate verify verify-codegen verify-gofmt vet test test-unit test-integration bench run clean
+.PHONY: all build generate verify verify-codegen verify-gofmt vet test test-unit test-integration test-e2e bench run down testbin clean
 
 all: build
 
@@ -41,9 +41,17 @@ test-integration:
 bench:
 	hack/bench.sh
 
-## run: a local mindie-apiserver with a sample InferServer (see README)
-run: build
-	hack/run-local.sh
+## run: a local cluster (etcd, kube-apiserver, controller-manager, scheduler) with mindie-apiserver registered and a sample applied
+run:
+	hack/run.sh
+
+## down: stop the local cluster
+down:
+	hack/local-down.sh
+
+## testbin: build the local cluster's binaries (cached under .cache/testbin)
+testbin:
+	hack/testbin/build.sh
 
 clean:
 	rm -rf $(BIN) _output

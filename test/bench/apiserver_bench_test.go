@@ -213,7 +213,16 @@ func (e *env) listFixture(b *testing.B) {
 		close(names)
 		wg.Wait()
 		close(errs)
-		e.listErr = <-errs
+		if e.listErr = <-errs; e.listErr != nil {
+			return
+		}
+		// The watch cache and the server's informer take in the 1000 new
+		// objects after the creates return; let that settle, untimed.
+		for range 3 {
+			if _, e.listErr = servers.List(ctx, metav1.ListOptions{}); e.listErr != nil {
+				return
+			}
+		}
 	})
 	if e.listErr != nil {
 		b.Fatalf("create %d InferServers to list: %v", listSize, e.listErr)

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Brings up a local Kubernetes control plane on loopback with mindie-apiserver
+# registered behind it by an APIService:
+#   etcd, kube-apiserver (RBAC, front proxy), kube-controller-manager,
+#   kube-scheduler, mindie-apiserver (on the same etcd).
+# Writes the cluster-admin kubeconfig to $OUT/kubeconfig and one kubeconfig
+# per tenant user to $OUT/users/<user>.kubeconfig; every component logs to
+# $OUT/logs/. Running it again starts whatever is not running and reapplies
+# the configuration. Stop everything with hack/local-down.sh.
+#
+# Environment: OUT (default _output/local), ETCD_PORT (23790),
+# KUBE_PORT (16443), MINDIE_PORT (18443).
+set -o errexit -o nounset -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+OUT=${OUT:-$ROOT/_output/local}
+ETCD_PORT=${ETCD_PORT:-23790}
+ETCD_PEER_PORT=${ETCD_PEER_PORT:-$((ETCD_PORT + 10))}
+KUBE_PORT=${KUBE_PORT:-16443}
+MINDIE_PORT=${MINDIE_PORT:-18443}
+PKI=$OUT/pki
+LOGS=$OUT/logs
+PIDS=$OUT/pids
+TENANTS=(tenant-a-editor:team-a:edit tenant-b-editor:team-b:edit tenant-a-viewer:team-a:view)
+
+mkdir -p "$OUT" "$PKI" "$LOGS" "$PIDS" "$OUT/users" "$OUT/bin"
+cd "$ROOT"
+
+log() { echo "local-up: $*" >&2; }
+
+BIN=$(hack/testbin/build.sh)
+go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
+go build -o "$OUT/bin/pki" ./hack/pki
+ln -sf "$BIN/kubectl" "$OUT/bin/kubectl"
+KUBECTL="$OUT/bin/kubectl"
+
+running() { [ -f "$PIDS/$1" ] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; }
+
+# start NAME CMD...: runs CMD in the background unless NAME already runs.
+start() {
+  local name=$1; shift
+  if running "$name"; then return; fi
+  log "starting $name"
+  "$@" >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name"
+}
+
+# wait_for NAME URL CURL-ARGS...: waits until URL answers 200.
+wait_for() {
+  local name=$1 url=$2; shift 2
+  for _ in $(seq 1 240); do
+    if curl --silent --fail --max-time 2 "$@" "$url" >/dev/null 2>&1; then return 0; fi
+    if ! running "$name"; then
+      log "$name exited; the end of $LOGS/$name.log:"; tail -20 "$LOGS/$name.log" >&2; return 1
+    fi
+    sleep 0.5
+  done
+  log "$name did not become healthy at $url; the end of $LOGS/$name.log:"; tail -20 "$LOGS/$name.log" >&2
+  return 1
+}
+
+# --- certificates ------------------------------------------------------------
+pki() { "$OUT/bin/pki" -dir "$PKI" "$@"; }
+pki ca cluster-ca            # signs kube-apiserver's serving certificate
+pki ca client-ca             # signs the client certificates of users and components
+pki ca front-proxy-ca        # signs the aggregator's proxy client certificate
+pki ca mindie-ca             # signs mindie-apiserver's serving certificate (APIService caBundle)
+pki ca service-account       # its key signs service account tokens
+pki cert kube-apiserver -ca cluster-ca -usage server -cn kube-apiserver \
+  -san 127.0.0.1 -san localhost -san kubernetes -san kubernetes.default -san kubernetes.default.svc -san 10.96.0.1
+pki cert front-proxy-client -ca front-proxy-ca -cn front-proxy-client
+pki cert mindie-apiserver-serving -ca mindie-ca -usage server -cn mindie-apiserver \
+  -san mindie-apiserver.mindie-system.svc -san localhost -san 127.0.0.1
+pki cert admin -ca client-ca -cn kubernetes-admin -o system:masters
+pki cert kube-controller-manager -ca client-ca -cn system:kube-controller-manager
+pki cert kube-scheduler -ca client-ca -cn system:kube-scheduler
+# mindie-apiserver's identity is its service account, as in a real cluster.
+pki cert mindie-apiserver -ca client-ca -cn system:serviceaccount:mindie-system:mindie-apiserver \
+  -o system:serviceaccounts -o system:serviceaccounts:mindie-system
+for t in "${TENANTS[@]}"; do pki cert "${t%%:*}" -ca client-ca -cn "${t%%:*}"; done
+
+# kubeconfig FILE CERT: a kubeconfig for the client certificate CERT.
+kubeconfig() {
+  local file=$1 cert=$2
+  "$KUBECTL" config set-cluster local --kubeconfig="$file" --server="https://127.0.0.1:$KUBE_PORT" \
+    --certificate-authority="$PKI/cluster-ca.crt" --embed-certs=true >/dev/null
+  "$KUBECTL" config set-credentials "$cert" --kubeconfig="$file" \
+    --client-certificate="$PKI/$cert.crt" --client-key="$PKI/$cert.key" --embed-certs=true >/dev/null
+  "$KUBECTL" config set-context local --kubeconfig="$file" --cluster=local --user="$cert" >/dev/null
+  "$KUBECTL" config use-context local --kubeconfig="$file" >/dev/null
+}
+kubeconfig "$OUT/kubeconfig" admin
+kubeconfig "$OUT/kube-controller-manager.kubeconfig" kube-controller-manager
+kubeconfig "$OUT/kube-scheduler.kubeconfig" kube-scheduler
+kubeconfig "$OUT/mindie-apiserver.kubeconfig" mindie-apiserver
+for t in "${TENANTS[@]}"; do
+  user=${t%%:*}; ns=${t#*:}; ns=${ns%%:*}
+  kubeconfig "$OUT/users/$user.kubeconfig" "$user"
+  "$KUBECTL" config set-context local --kubeconfig="$OUT/users/$user.kubeconfig" --namespace="$ns" >/dev/null
+done
+kubectl() { "$KUBECTL" --kubeconfig="$OUT/kubeconfig" "$@"; }
+
+# --- control plane -----------------------------------------------------------
+start etcd "$BIN/etcd" --name=local --data-dir="$OUT/etcd" \
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" --log-level=warn
+wait_for etcd "http://127.0.0.1:$ETCD_PORT/health"
+
+start kube-apiserver "$BIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$KUBE_PORT" \
+  --endpoint-reconciler-type=none --service-cluster-ip-range=10.96.0.0/16 \
+  --tls-cert-file="$PKI/kube-apiserver.crt" --tls-private-key-file="$PKI/kube-apiserver.key" \
+  --client-ca-file="$PKI/client-ca.crt" \
+  --service-account-issuer=https://kubernetes.default.svc \
+  --service-account-key-file="$PKI/service-account.key" \
+  --service-account-signing-key-file="$PKI/service-account.key" \
+  --authorization-mode=Node,RBAC \
+  --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+  --proxy-client-key-file="$PKI/front-proxy-client.key"
+wait_for kube-apiserver "https://127.0.0.1:$KUBE_PORT/readyz" --cacert "$PKI/cluster-ca.crt"
+
+start kube-controller-manager "$BIN/kube-controller-manager" \
+  --kubeconfig="$OUT/kube-controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$OUT/kube-controller-manager.kubeconfig" \
+  --authorization-kubeconfig="$OUT/kube-controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
+  --use-service-account-credentials=true \
+  --service-account-private-key-file="$PKI/service-account.key" --root-ca-file="$PKI/cluster-ca.crt"
+start kube-scheduler "$BIN/kube-scheduler" \
+  --kubeconfig="$OUT/kube-scheduler.kubeconfig" \
+  --authentication-kubeconfig="$OUT/kube-scheduler.kubeconfig" \
+  --authorization-kubeconfig="$OUT/kube-scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
+
+# --- mindie-apiserver ----------------------------------------------------------
+# The shipped manifests, less what needs a kubelet (Deployment, PDB, Service):
+# here the server runs as a process and is reached through an ExternalName
+# Service, and the APIService gets the real caBundle.
+for f in namespace serviceaccount rbac-delegation rbac-server rbac-users flowcontrol; do
+  kubectl apply --server-side --force-conflicts --field-manager=local-up -f "artifacts/deploy/$f.yaml" >/dev/null
+done
+kubectl apply --server-side --force-conflicts --field-manager=local-up -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: mindie-apiserver, namespace: mindie-system}
+spec: {type: ExternalName, externalName: localhost}
+EOF
+
+start mindie-apiserver "$OUT/bin/mindie-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --secure-port="$MINDIE_PORT" \
+  --tls-cert-file="$PKI/mindie-apiserver-serving.crt" --tls-private-key-file="$PKI/mindie-apiserver-serving.key" \
+  --kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
+  --authentication-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
+  --authorization-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
+  --audit-policy-file=artifacts/deploy/audit-policy.yaml \
+  --audit-log-path="$LOGS/audit.log" --audit-log-format=json
+wait_for mindie-apiserver "https://127.0.0.1:$MINDIE_PORT/readyz" --cacert "$PKI/mindie-ca.crt"
+
+kubectl apply --server-side --force-conflicts --field-manager=local-up -f - >/dev/null <<EOF
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1alpha1.infer.mindie.io}
+spec:
+  group: infer.mindie.io
+  version: v1alpha1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  service: {name: mindie-apiserver, namespace: mindie-system, port: $MINDIE_PORT}
+  caBundle: $(base64 -w0 <"$PKI/mindie-ca.crt")
+EOF
+
+# --- tenants -------------------------------------------------------------------
+for t in "${TENANTS[@]}"; do
+  user=${t%%:*}; rest=${t#*:}; ns=${rest%%:*}; role=${rest#*:}
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply --server-side --field-manager=local-up -f - >/dev/null
+  kubectl -n "$ns" create rolebinding "$user" --clusterrole="$role" --user="$user" --dry-run=client -o yaml |
+    kubectl apply --server-side --force-conflicts --field-manager=local-up -f - >/dev/null
+done
+
+kubectl wait --for=condition=Available --timeout=120s apiservice/v1alpha1.infer.mindie.io >/dev/null
+# Discovery caches of the controller manager pick the group up within seconds.
+log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io"
+echo "export KUBECONFIG=$OUT/kubeconfig"
