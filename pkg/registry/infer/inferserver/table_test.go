@@ -103,7 +103,7 @@ func TestTableEmptyStatus(t *testing.T) {
 		t.Fatalf("ConvertToTable: %v", err)
 	}
 	want := []any{
-		"bare", "0/1", int64(0), int64(0), "8xAscend910", int64(2), "<unknown>",
+		"bare", "0/1", int64(0), int64(0), "16xAscend910", int64(2), "<unknown>",
 		"<none>", "mindie:2.0", "volcano", "<none>",
 	}
 	if got := table.Rows[0].Cells; !reflect.DeepEqual(got, want) {
