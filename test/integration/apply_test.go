@@ -92,7 +92,7 @@ func managedBy(t *testing.T, s *v1alpha1.InferServer, manager, subresource strin
 	var out []string
 	for _, m := range s.ManagedFields {
 		if m.Manager == manager && m.Subresource == subresource && m.FieldsV1 != nil {
-			out = append(out, string(m.FieldsV1.Raw))
+			out = append(out, m.FieldsV1.GetRawString())
 		}
 	}
 	return strings.Join(out, "\n")

@@ -617,7 +617,7 @@ func TestScaleUpdateManagedFields(t *testing.T) {
 					Operation:  metav1.ManagedFieldsOperationUpdate,
 					APIVersion: "autoscaling/v1",
 					FieldsType: "FieldsV1",
-					FieldsV1:   &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)},
+					FieldsV1:   metav1.NewFieldsV1(`{"f:spec":{"f:replicas":{}}}`),
 				}}},
 				Spec: autoscalingv1.ScaleSpec{Replicas: 2},
 			}
@@ -630,7 +630,7 @@ func TestScaleUpdateManagedFields(t *testing.T) {
 			}
 			mf := s.ManagedFields[0]
 			if mf.Manager != "autoscaler" || mf.APIVersion != v1alpha1.SchemeGroupVersion.String() ||
-				mf.FieldsV1 == nil || string(mf.FieldsV1.Raw) != `{"f:spec":{"f:replicas":{}}}` {
+				mf.FieldsV1 == nil || mf.FieldsV1.GetRawString() != `{"f:spec":{"f:replicas":{}}}` {
 				t.Errorf("managedFields entry = %+v (fields %s), want autoscaler owning spec.replicas in %s",
 					mf, fieldsOf(mf), v1alpha1.SchemeGroupVersion)
 			}
@@ -642,7 +642,7 @@ func fieldsOf(mf metav1.ManagedFieldsEntry) string {
 	if mf.FieldsV1 == nil {
 		return "<nil>"
 	}
-	return string(mf.FieldsV1.Raw)
+	return mf.FieldsV1.GetRawString()
 }
 
 func TestShortNamesAndCategories(t *testing.T) {
