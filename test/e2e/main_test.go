@@ -7,12 +7,16 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -174,4 +178,256 @@ func userName(user string) string {
 		return "admin"
 	}
 	return user
+}
+
+// clusterEnv returns a variable of the cluster's environment (OUT, KUBE_PORT,
+// MINDIE_PORT, ...), as the hack/ scripts see it.
+func clusterEnv(key string) string {
+	for i := len(cluster.env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(cluster.env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// uniqueName returns prefix with a random suffix, so that every test (and
+// every run of it) works on objects of its own.
+func uniqueName(prefix string) string {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// inferServerYAML is a minimal InferServer manifest; extra is appended to
+// its spec (a YAML flow mapping's inner text, e.g. "image: x:1").
+func inferServerYAML(namespace, name string, replicas int, extra string) string {
+	spec := fmt.Sprintf("replicas: %d", replicas)
+	if extra != "" {
+		spec += ", " + extra
+	}
+	return fmt.Sprintf("apiVersion: infer.mindie.io/v1alpha1\nkind: InferServer\nmetadata: {name: %s, namespace: %s}\nspec: {%s}\n", name, namespace, spec)
+}
+
+// createInferServer creates an InferServer as user and deletes it (as the
+// admin, without waiting) when the test ends.
+func createInferServer(t *testing.T, user, namespace, name string, replicas int, extra string) {
+	t.Helper()
+	r := kubectlIn(t, user, inferServerYAML(namespace, name, replicas, extra), "create", "-f", "-")
+	if r.err != nil {
+		t.Fatalf("creating InferServer %s/%s as %s: %v\n%s%s", namespace, name, userName(user), r.err, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() {
+		kubectl(t, "", "delete", "inferserver", name, "-n", namespace, "--ignore-not-found", "--wait=false")
+	})
+}
+
+// eventually calls cond every interval until it reports true, and fails the
+// test with cond's last message when timeout passes first.
+func eventually(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last: %s", what, timeout, msg)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// inferServer is the part of an InferServer the tests look at.
+type inferServer struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name              string         `json:"name"`
+		Namespace         string         `json:"namespace"`
+		UID               string         `json:"uid"`
+		ResourceVersion   string         `json:"resourceVersion"`
+		Generation        int64          `json:"generation"`
+		CreationTimestamp string         `json:"creationTimestamp"`
+		DeletionTimestamp string         `json:"deletionTimestamp"`
+		Finalizers        []string       `json:"finalizers"`
+		Labels            map[string]any `json:"labels"`
+		ManagedFields     []managedField `json:"managedFields"`
+	} `json:"metadata"`
+	Spec   map[string]any `json:"spec"`
+	Status map[string]any `json:"status"`
+}
+
+type managedField struct {
+	Manager     string          `json:"manager"`
+	Operation   string          `json:"operation"`
+	Subresource string          `json:"subresource"`
+	FieldsV1    json.RawMessage `json:"fieldsV1"`
+}
+
+// getInferServer reads an InferServer as the admin, with its managed fields.
+func getInferServer(t *testing.T, namespace, name string) inferServer {
+	t.Helper()
+	out := mustKubectl(t, "", "get", "inferserver", name, "-n", namespace, "-o", "json", "--show-managed-fields")
+	var obj inferServer
+	if err := json.Unmarshal([]byte(out), &obj); err != nil {
+		t.Fatalf("kubectl get inferserver %s -o json: %v\n%s", name, err, out)
+	}
+	return obj
+}
+
+// table is kubectl's human-readable output split into columns (no cell the
+// InferServer printer writes contains a space).
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+func parseTable(out string) table {
+	var tb table
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if tb.header == nil {
+			tb.header = f
+			continue
+		}
+		tb.rows = append(tb.rows, f)
+	}
+	return tb
+}
+
+// row returns the first row whose column col is value.
+func (tb table) row(col, value string) (map[string]string, bool) {
+	for _, r := range tb.rows {
+		m := map[string]string{}
+		for i, h := range tb.header {
+			if i < len(r) {
+				m[h] = r[i]
+			}
+		}
+		if m[col] == value {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// lockedBuffer collects a background command's output for readers in
+// another goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// background is a kubectl running in the background (a watch, a wait).
+type background struct {
+	args           []string
+	cancel         context.CancelFunc
+	stdout, stderr lockedBuffer
+	done           chan struct{}
+	err            error
+}
+
+// startKubectl starts kubectl as user in the background; it is killed after
+// limit, and when the test ends.
+func startKubectl(t *testing.T, user string, limit time.Duration, args ...string) *background {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	b := &background{args: args, cancel: cancel, done: make(chan struct{})}
+	cmd := exec.CommandContext(ctx, filepath.Join(cluster.out, "bin", "kubectl"), append([]string{"--kubeconfig=" + kubeconfig(user)}, args...)...)
+	cmd.Stdout, cmd.Stderr = &b.stdout, &b.stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		b.err = cmd.Wait()
+		close(b.done)
+	}()
+	t.Cleanup(func() {
+		b.cancel()
+		<-b.done
+	})
+	return b
+}
+
+// waitLine waits until a line of the output has each of fields among its
+// whitespace-separated fields, and returns that line.
+func (b *background) waitLine(t *testing.T, timeout time.Duration, fields ...string) string {
+	t.Helper()
+	var line string
+	eventually(t, timeout, 100*time.Millisecond, fmt.Sprintf("kubectl %s printing a line with %q", strings.Join(b.args, " "), fields), func() (bool, string) {
+		out := b.stdout.String()
+		for _, l := range strings.Split(out, "\n") {
+			if containsAll(strings.Fields(l), fields) {
+				line = l
+				return true, ""
+			}
+		}
+		select {
+		case <-b.done:
+			return false, fmt.Sprintf("kubectl exited (%v); stdout:\n%s\nstderr:\n%s", b.err, out, b.stderr.String())
+		default:
+		}
+		return false, "stdout so far:\n" + out
+	})
+	return line
+}
+
+// wait waits for the background kubectl to exit and returns its error.
+func (b *background) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-b.done:
+		return b.err
+	case <-time.After(timeout):
+		t.Fatalf("kubectl %s still runs after %v; stdout:\n%s\nstderr:\n%s", strings.Join(b.args, " "), timeout, b.stdout.String(), b.stderr.String())
+		return nil
+	}
+}
+
+// exited reports whether the background kubectl has exited.
+func (b *background) exited() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// containsAll reports whether fields holds each of want as a whole field.
+func containsAll(fields, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, f := range fields {
+			if f == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
