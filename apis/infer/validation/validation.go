@@ -69,10 +69,18 @@ var (
 // that the names derived from it (workloads, pods, ConfigMaps) stay valid.
 func ValidateName(name string, prefix bool) []string {
 	msgs := apimachineryvalidation.NameIsDNSLabel(name, prefix)
-	if !prefix && len(name) > MaxNameLength {
-		msgs = append(msgs, fmt.Sprintf("must be no more than %d characters", MaxNameLength))
+	if prefix || len(name) <= MaxNameLength {
+		return msgs
 	}
-	return msgs
+	// The 48-character limit is the one that matters; drop the DNS label's
+	// own (larger) length limit so the user sees one length message.
+	out := []string{fmt.Sprintf("must be no more than %d characters", MaxNameLength)}
+	for _, m := range msgs {
+		if !strings.Contains(m, "no more than") {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // ValidateInferServer checks a new InferServer.
@@ -245,6 +253,7 @@ func validateStorage(s *infer.InferStorage, p *field.Path) field.ErrorList {
 		name   string
 		volume *infer.InferVolume
 	}{{"model", s.Model}, {"writable", s.Writable}, {"runScript", s.RunScript}}
+	mountedAt := map[string]string{}
 	for _, nv := range volumes {
 		v, vp := nv.volume, p.Child(nv.name)
 		if v == nil {
@@ -252,6 +261,10 @@ func validateStorage(s *infer.InferStorage, p *field.Path) field.ErrorList {
 			continue
 		}
 		allErrs = append(allErrs, absolutePath(v.MountPath, vp.Child("mountPath"))...)
+		if other, taken := mountedAt[path.Clean(v.MountPath)]; taken && v.MountPath != "" {
+			allErrs = append(allErrs, field.Invalid(vp.Child("mountPath"), v.MountPath, fmt.Sprintf("is already the mount path of spec.storage.%s", other)))
+		}
+		mountedAt[path.Clean(v.MountPath)] = nv.name
 		allErrs = append(allErrs, validateVolumeSource(&v.VolumeSource, vp)...)
 	}
 	if s.SharedMemorySize == nil {
@@ -308,7 +321,7 @@ func validateResources(r *infer.InferResources, crossNode bool, p *field.Path) f
 	allErrs = append(allErrs, oneOf(string(r.NPU.Type), validNPUTypes, np.Child("type"))...)
 	allErrs = append(allErrs, int32InRange(r.NPU.Count, MinNPUs, MaxNPUs, np.Child("count"))...)
 	if crossNode {
-		if r.NPU.Type != "" && r.NPU.Type != infer.NPUTypeAscend910 {
+		if r.NPU.Type == infer.NPUTypeAscend310P {
 			allErrs = append(allErrs, field.Invalid(np.Child("type"), r.NPU.Type, "cross-node instances (spec.nodesPerInstance 2 or 4) support only Ascend910"))
 		}
 		if r.NPU.Count != nil && *r.NPU.Count != CrossNodeNPUs && *r.NPU.Count >= MinNPUs && *r.NPU.Count <= MaxNPUs {

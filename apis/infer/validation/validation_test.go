@@ -241,6 +241,9 @@ func TestValidateName(t *testing.T) {
 		valid("digits and dashes", setName("qwen-72b-2")),
 		bad("49 characters", setName(long49),
 			invalid("metadata.name", badString(long49), "must be no more than 48 characters")),
+		// Only the 48-character limit is reported, not the DNS label's 63 as well.
+		bad("64 characters", setName(strings.Repeat("a", 64)),
+			invalid("metadata.name", "must be no more than 48 characters")),
 		bad("uppercase", setName("Llama"), invalid("metadata.name", badString("Llama"), "RFC 1123 label")),
 		bad("underscore", setName("my_server"), invalid("metadata.name", badString("my_server"), "RFC 1123 label")),
 		bad("dot", setName("llama.v2"), invalid("metadata.name", badString("llama.v2"), "must not contain dots")),
@@ -312,6 +315,8 @@ func TestValidateNPU(t *testing.T) {
 		bad("2 nodes x4", npu(2, infer.NPUTypeAscend910, 4), invalid(countPath, badInt[int32](4), crossNodeCount)),
 		bad("4 nodes x1", npu(4, infer.NPUTypeAscend910, 1), invalid(countPath, badInt[int32](1), crossNodeCount)),
 		bad("2 nodes Ascend310P", npu(2, infer.NPUTypeAscend310P, 8), invalid(typePath, badString("Ascend310P"), crossNodeType)),
+		// An unknown type is reported once, as unsupported, not also as not Ascend910.
+		bad("2 nodes unknown type", npu(2, "Ascend950", 8), notSupported(typePath, "Ascend950", "Ascend910", "Ascend310P")),
 		bad("4 nodes Ascend310P x4", npu(4, infer.NPUTypeAscend310P, 4),
 			invalid(typePath, badString("Ascend310P"), crossNodeType),
 			invalid(countPath, badInt[int32](4), crossNodeCount)),
@@ -635,6 +640,8 @@ func TestValidateStorage(t *testing.T) {
 			st.Writable = &infer.InferVolume{MountPath: "/data", VolumeSource: pvc("")}
 		}), required("spec.storage.writable.persistentVolumeClaim.claimName")),
 		bad("model unset", storage(func(st *infer.InferStorage) { st.Model = nil }), required("spec.storage.model")),
+		bad("writable mounted where the model is", storage(func(st *infer.InferStorage) { st.Writable.MountPath = st.Model.MountPath + "/" }),
+			invalid("spec.storage.writable.mountPath", "is already the mount path of spec.storage.model")),
 		bad("shared memory 0", storage(func(st *infer.InferStorage) { st.SharedMemorySize = qty("0") }),
 			invalid("spec.storage.sharedMemorySize", badString("0"), "must be greater than zero")),
 		bad("shared memory negative", storage(func(st *infer.InferStorage) { st.SharedMemorySize = qty("-1Gi") }),
