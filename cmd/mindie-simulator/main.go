@@ -1,0 +1,148 @@
+// Command mindie-simulator runs a SIMULATOR of MindIE Server's HTTP API (see
+// package mindie.io/deployer/pkg/simulator/mindie): the management and
+// inference ports of a MindIE Server, with modelled load, prefill and decode
+// times and a prefix cache, but no model and no NPU. It listens on loopback
+// addresses only, logs to stderr, and stops gracefully on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"mindie.io/deployer/pkg/simulator/mindie"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the server failed or crashed
+	exitUsage = 2 // bad flags or configuration
+)
+
+// options are the command's flags.
+type options struct {
+	inferenceAddr   string
+	managementAddr  string
+	configPath      string
+	model           string
+	loadTime        time.Duration
+	decodePerToken  time.Duration
+	prefillPerToken time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, map[string]bool, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("mindie-simulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mindie-simulator [flags]\n\n"+
+			"Serves a SIMULATED MindIE Server (no model, no NPU) on loopback addresses.\n"+
+			"Precedence: flags over --config over the simulator's defaults.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.inferenceAddr, "inference-addr", "127.0.0.1:1025", "loopback `host:port` of the inference API (OpenAI, TGI, /infer, /metrics)")
+	fs.StringVar(&o.managementAddr, "management-addr", "127.0.0.1:1026", "loopback `host:port` of the management API (health, /info, /v1/status, /stopService)")
+	fs.StringVar(&o.configPath, "config", "", "MindIE Server config.json to take the model name and limits from (optional)")
+	fs.StringVar(&o.model, "model", "", "served model name (default \""+mindie.DefaultModelID+"\", or the config's modelName)")
+	fs.DurationVar(&o.loadTime, "load-time", mindie.DefaultLoadTime, "simulated model load time before the server is ready (0: ready at once)")
+	fs.DurationVar(&o.decodePerToken, "decode-per-token", mindie.DefaultDecodePerToken, "simulated time per generated token")
+	fs.DurationVar(&o.prefillPerToken, "prefill-per-token", mindie.DefaultPrefillPerToken, "simulated prefill time per uncached prompt token")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected arguments %q: mindie-simulator takes only flags", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return o, set, nil
+}
+
+// config builds the simulator's Config: defaults, then --config, then the
+// flags given explicitly.
+func (o *options) config(set map[string]bool) (mindie.Config, error) {
+	var cfg mindie.Config
+	if o.configPath != "" {
+		data, err := os.ReadFile(o.configPath)
+		if err != nil {
+			return cfg, fmt.Errorf("--config: %w", err)
+		}
+		if cfg, err = mindie.ConfigFromServerConfig(data); err != nil {
+			return cfg, fmt.Errorf("--config %s: %w", o.configPath, err)
+		}
+	}
+	if set["model"] {
+		cfg.ModelID = o.model
+	}
+	durations := []struct {
+		flag  string
+		value time.Duration
+		dst   *time.Duration
+	}{
+		{"load-time", o.loadTime, &cfg.LoadTime},
+		{"decode-per-token", o.decodePerToken, &cfg.DecodePerToken},
+		{"prefill-per-token", o.prefillPerToken, &cfg.PrefillPerToken},
+	}
+	for _, d := range durations {
+		if !set[d.flag] {
+			continue
+		}
+		switch {
+		case d.value < 0:
+			return cfg, fmt.Errorf("--%s must not be negative, got %s", d.flag, d.value)
+		case d.value == 0:
+			*d.dst = mindie.NoDelay // in Config, zero would mean the default
+		default:
+			*d.dst = d.value
+		}
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	o, set, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mindie-simulator: %v\n", err)
+		return exitUsage
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--inference-addr", o.inferenceAddr},
+		{"--management-addr", o.managementAddr},
+	} {
+		if err := mindie.CheckLoopbackAddr(a.addr); err != nil {
+			fmt.Fprintf(stderr, "mindie-simulator: %s: %v\n", a.flag, err)
+			return exitUsage
+		}
+	}
+	cfg, err := o.config(set)
+	if err != nil {
+		fmt.Fprintf(stderr, "mindie-simulator: %v\n", err)
+		return exitUsage
+	}
+	srv, err := mindie.New(cfg, mindie.WithLogWriter(stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "mindie-simulator: %v\n", err)
+		return exitUsage
+	}
+	if err := srv.Serve(ctx, o.inferenceAddr, o.managementAddr); err != nil {
+		fmt.Fprintf(stderr, "mindie-simulator: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}

@@ -1,0 +1,359 @@
+package mindie
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Defaults for the fields of Config left at their zero value.
+const (
+	DefaultModelID               = "llama3-8b-sim"
+	DefaultModelDType            = "float16"
+	DefaultMaxInputLength        = 2048 // MindIE's maxInputTokenLen default
+	DefaultMaxTotalTokens        = 2560 // MindIE's maxSeqLen default
+	DefaultMaxOutputLength       = 512  // MindIE's maxIterTimes default
+	DefaultMaxBatchTotalTokens   = 8192 // MindIE's maxPrefillTokens default
+	DefaultMaxConcurrentRequests = 200  // MindIE's maxBatchSize default
+	DefaultVersion               = "0.1.0" + SimulatorSuffix
+	DefaultLoadTime              = 5 * time.Second
+	DefaultPrefillPerToken       = 200 * time.Microsecond
+	DefaultDecodePerToken        = 20 * time.Millisecond
+	DefaultBlockSize             = 16
+	DefaultCacheBlocks           = 1024
+	DefaultWorldSize             = 1
+
+	// SimulatorSuffix ends every version the simulator reports, so /info
+	// always says that this is not a real MindIE Server.
+	SimulatorSuffix = "-simulator"
+
+	// NoDelay, given as a duration of Config, means "no time at all"; zero
+	// means "the default".
+	NoDelay time.Duration = -1
+)
+
+// Role is an instance's role in a prefill/decode (PD) disaggregated
+// deployment. RoleNone is a single-node instance that does both.
+type Role string
+
+// The roles MindIE's controller assigns with POST /v1/role/<role>.
+const (
+	RoleNone    Role = ""
+	RolePrefill Role = "prefill"
+	RoleDecode  Role = "decode"
+	RoleFlex    Role = "flex"
+)
+
+func (r Role) valid() bool {
+	switch r {
+	case RoleNone, RolePrefill, RoleDecode, RoleFlex:
+		return true
+	}
+	return false
+}
+
+// statusName is the role as MindIE's /v1/status reports it.
+func (r Role) statusName() string {
+	if r == RoleNone {
+		return "none"
+	}
+	return string(r)
+}
+
+// Config describes the simulated MindIE Server. Zero values take the
+// defaults above; durations take NoDelay (any negative value) for none.
+type Config struct {
+	// ModelID is the served model's name (config.json modelName).
+	ModelID string
+	// ModelDType is reported by /info.
+	ModelDType string
+	// MaxInputLength is the longest prompt in tokens (maxInputTokenLen).
+	MaxInputLength int
+	// MaxTotalTokens bounds prompt plus output tokens (maxSeqLen).
+	MaxTotalTokens int
+	// MaxOutputLength bounds the generated tokens of one request
+	// (maxIterTimes); larger max_tokens are clamped to it.
+	MaxOutputLength int
+	// MaxBatchTotalTokens is reported by /info (maxPrefillTokens).
+	MaxBatchTotalTokens int
+	// MaxConcurrentRequests bounds the requests in flight, running or
+	// waiting; more are refused with 429.
+	MaxConcurrentRequests int
+	// TotalSlots is how many requests run at once; the others wait for a
+	// slot. Default and upper bound: MaxConcurrentRequests.
+	TotalSlots int
+	// Version is reported by /info; SimulatorSuffix is appended if missing.
+	Version string
+	// LoadTime is how long after New the model is loaded and the server ready.
+	LoadTime time.Duration
+	// PrefillPerToken is the prefill cost of each prompt token not found in
+	// the prefix cache.
+	PrefillPerToken time.Duration
+	// DecodePerToken is the cost of each generated token.
+	DecodePerToken time.Duration
+	// BlockSize is the prefix cache's (and KV cache's) block size in tokens
+	// (cacheBlockSize).
+	BlockSize int
+	// CacheBlocks is the number of KV cache blocks: the prefix cache's LRU
+	// capacity and the total blocks /v1/status reports.
+	CacheBlocks int
+	// DisablePrefixCache turns prefix caching off (enablePrefixCache: false):
+	// every prompt token is prefilled.
+	DisablePrefixCache bool
+	// Role is the initial PD role; POST /v1/role/<role> changes it.
+	Role Role
+	// WorldSize is the number of devices the model spans, reported by
+	// /v1/config.
+	WorldSize int
+}
+
+// WithDefaults returns c with its zero fields set to the defaults (and its
+// negative durations set to NoDelay). It is idempotent.
+func (c Config) WithDefaults() Config {
+	setString := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDuration := func(v *time.Duration, def time.Duration) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = NoDelay
+		}
+	}
+	setString(&c.ModelID, DefaultModelID)
+	setString(&c.ModelDType, DefaultModelDType)
+	setString(&c.Version, DefaultVersion)
+	if !strings.HasSuffix(c.Version, SimulatorSuffix) {
+		c.Version += SimulatorSuffix
+	}
+	setInt(&c.MaxInputLength, DefaultMaxInputLength)
+	setInt(&c.MaxTotalTokens, DefaultMaxTotalTokens)
+	setInt(&c.MaxOutputLength, DefaultMaxOutputLength)
+	setInt(&c.MaxBatchTotalTokens, DefaultMaxBatchTotalTokens)
+	setInt(&c.MaxConcurrentRequests, DefaultMaxConcurrentRequests)
+	setInt(&c.TotalSlots, c.MaxConcurrentRequests)
+	if c.TotalSlots > c.MaxConcurrentRequests {
+		c.TotalSlots = c.MaxConcurrentRequests
+	}
+	setInt(&c.BlockSize, DefaultBlockSize)
+	setInt(&c.CacheBlocks, DefaultCacheBlocks)
+	setInt(&c.WorldSize, DefaultWorldSize)
+	setDuration(&c.LoadTime, DefaultLoadTime)
+	setDuration(&c.PrefillPerToken, DefaultPrefillPerToken)
+	setDuration(&c.DecodePerToken, DefaultDecodePerToken)
+	return c
+}
+
+// Validate checks a Config whose defaults are filled in (see WithDefaults)
+// and returns every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(name string, v int) {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1, got %d", name, v))
+		}
+	}
+	positive("MaxInputLength", c.MaxInputLength)
+	positive("MaxTotalTokens", c.MaxTotalTokens)
+	positive("MaxOutputLength", c.MaxOutputLength)
+	positive("MaxBatchTotalTokens", c.MaxBatchTotalTokens)
+	positive("MaxConcurrentRequests", c.MaxConcurrentRequests)
+	positive("TotalSlots", c.TotalSlots)
+	positive("BlockSize", c.BlockSize)
+	positive("CacheBlocks", c.CacheBlocks)
+	positive("WorldSize", c.WorldSize)
+	if c.MaxTotalTokens < 2 {
+		errs = append(errs, fmt.Errorf("MaxTotalTokens must leave room for a prompt and one generated token: at least 2, got %d", c.MaxTotalTokens))
+	}
+	if c.MaxInputLength > c.MaxTotalTokens {
+		errs = append(errs, fmt.Errorf("MaxInputLength (%d) must not exceed MaxTotalTokens (%d)", c.MaxInputLength, c.MaxTotalTokens))
+	}
+	if !c.Role.valid() {
+		errs = append(errs, fmt.Errorf("Role %q is not one of \"\", %q, %q, %q", c.Role, RolePrefill, RoleDecode, RoleFlex))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid simulator config: %w", err)
+	}
+	return nil
+}
+
+// maxPromptTokens is the longest prompt accepted: it must fit the input limit
+// and leave room for at least one generated token.
+func (c Config) maxPromptTokens() int {
+	return min(c.MaxInputLength, c.MaxTotalTokens-1)
+}
+
+// serverConfigFile is the part of MindIE Server's config.json the simulator
+// reads. Pointers tell absent keys from zero values.
+type serverConfigFile struct {
+	ServerConfig *struct {
+		MaxLinkNum *int `json:"maxLinkNum"`
+	} `json:"ServerConfig"`
+	BackendConfig *struct {
+		ModelDeployConfig *struct {
+			MaxSeqLen        *int `json:"maxSeqLen"`
+			MaxInputTokenLen *int `json:"maxInputTokenLen"`
+			ModelConfig      []struct {
+				ModelName *string `json:"modelName"`
+				WorldSize *int    `json:"worldSize"`
+			} `json:"ModelConfig"`
+		} `json:"ModelDeployConfig"`
+		ScheduleConfig *struct {
+			CacheBlockSize    *int  `json:"cacheBlockSize"`
+			MaxPrefillTokens  *int  `json:"maxPrefillTokens"`
+			MaxBatchSize      *int  `json:"maxBatchSize"`
+			MaxIterTimes      *int  `json:"maxIterTimes"`
+			EnablePrefixCache *bool `json:"enablePrefixCache"`
+		} `json:"ScheduleConfig"`
+	} `json:"BackendConfig"`
+}
+
+// ConfigFromServerConfig reads a MindIE Server config.json into a Config:
+//
+//	BackendConfig.ModelDeployConfig.ModelConfig[0].modelName -> ModelID
+//	BackendConfig.ModelDeployConfig.ModelConfig[0].worldSize -> WorldSize
+//	BackendConfig.ModelDeployConfig.maxSeqLen                -> MaxTotalTokens
+//	BackendConfig.ModelDeployConfig.maxInputTokenLen         -> MaxInputLength
+//	BackendConfig.ScheduleConfig.maxBatchSize                -> TotalSlots (and MaxConcurrentRequests)
+//	ServerConfig.maxLinkNum                                  -> MaxConcurrentRequests
+//	BackendConfig.ScheduleConfig.maxPrefillTokens            -> MaxBatchTotalTokens
+//	BackendConfig.ScheduleConfig.maxIterTimes                -> MaxOutputLength
+//	BackendConfig.ScheduleConfig.cacheBlockSize              -> BlockSize
+//	BackendConfig.ScheduleConfig.enablePrefixCache: false    -> DisablePrefixCache
+//
+// Absent keys take the simulator's defaults (so an absent enablePrefixCache
+// leaves the prefix cache on), as do the timing fields, which config.json
+// has no equivalent for; the result has every default filled in. Unknown
+// keys are ignored. Invalid JSON, a value of the wrong type and a
+// non-positive count are errors that name the key.
+func ConfigFromServerConfig(configJSON []byte) (Config, error) {
+	var file serverConfigFile
+	if len(bytes.TrimSpace(configJSON)) == 0 {
+		return Config{}, errors.New("MindIE config.json: empty document; expected a JSON object")
+	}
+	if err := json.Unmarshal(configJSON, &file); err != nil {
+		return Config{}, fmt.Errorf("MindIE config.json: %s", describeJSONError(configJSON, err))
+	}
+	var cfg Config
+	var errs []error
+	count := func(key string, v *int, dst ...*int) {
+		if v == nil {
+			return
+		}
+		if *v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be a positive integer, got %d", key, *v))
+			return
+		}
+		for _, d := range dst {
+			*d = *v
+		}
+	}
+	if sc := file.ServerConfig; sc != nil {
+		count("ServerConfig.maxLinkNum", sc.MaxLinkNum, &cfg.MaxConcurrentRequests)
+	}
+	if bc := file.BackendConfig; bc != nil {
+		if md := bc.ModelDeployConfig; md != nil {
+			count("BackendConfig.ModelDeployConfig.maxSeqLen", md.MaxSeqLen, &cfg.MaxTotalTokens)
+			count("BackendConfig.ModelDeployConfig.maxInputTokenLen", md.MaxInputTokenLen, &cfg.MaxInputLength)
+			if len(md.ModelConfig) > 0 {
+				mc := md.ModelConfig[0]
+				if mc.ModelName != nil {
+					if strings.TrimSpace(*mc.ModelName) == "" {
+						errs = append(errs, errors.New("BackendConfig.ModelDeployConfig.ModelConfig[0].modelName must not be empty"))
+					}
+					cfg.ModelID = *mc.ModelName
+				}
+				count("BackendConfig.ModelDeployConfig.ModelConfig[0].worldSize", mc.WorldSize, &cfg.WorldSize)
+			}
+		}
+		if sc := bc.ScheduleConfig; sc != nil {
+			count("BackendConfig.ScheduleConfig.cacheBlockSize", sc.CacheBlockSize, &cfg.BlockSize)
+			count("BackendConfig.ScheduleConfig.maxPrefillTokens", sc.MaxPrefillTokens, &cfg.MaxBatchTotalTokens)
+			count("BackendConfig.ScheduleConfig.maxIterTimes", sc.MaxIterTimes, &cfg.MaxOutputLength)
+			count("BackendConfig.ScheduleConfig.maxBatchSize", sc.MaxBatchSize, &cfg.TotalSlots)
+			if sc.MaxBatchSize != nil && cfg.MaxConcurrentRequests == 0 {
+				cfg.MaxConcurrentRequests = cfg.TotalSlots
+			}
+			if sc.EnablePrefixCache != nil && !*sc.EnablePrefixCache {
+				cfg.DisablePrefixCache = true
+			}
+		}
+	}
+	cfg = cfg.WithDefaults()
+	if len(errs) == 0 && cfg.MaxInputLength > cfg.MaxTotalTokens {
+		errs = append(errs, fmt.Errorf("BackendConfig.ModelDeployConfig.maxInputTokenLen (%d) must not exceed maxSeqLen (%d)", cfg.MaxInputLength, cfg.MaxTotalTokens))
+	}
+	if len(errs) == 0 {
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("MindIE config.json: %w", err)
+	}
+	return cfg, nil
+}
+
+// describeJSONError turns encoding/json's errors into a message that says
+// where the problem is.
+func describeJSONError(doc []byte, err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		line, col := position(doc, syntax.Offset)
+		return fmt.Sprintf("invalid JSON at line %d, column %d: %v", line, col, syntax)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return fmt.Sprintf("expected a JSON object, got a JSON %s", typ.Value)
+		}
+		return fmt.Sprintf("%s: expected %s, got a JSON %s", typ.Field, jsonTypeName(typ.Type.Kind().String()), typ.Value)
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+func jsonTypeName(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+		return "an integer"
+	case strings.HasPrefix(kind, "float"):
+		return "a number"
+	case kind == "string":
+		return "a string"
+	case kind == "bool":
+		return "a boolean"
+	case kind == "slice", kind == "array":
+		return "an array"
+	case kind == "struct", kind == "map", kind == "ptr":
+		return "an object"
+	}
+	return kind
+}
+
+// position converts a byte offset into a 1-based line and column.
+func position(doc []byte, offset int64) (line, col int) {
+	if offset > int64(len(doc)) {
+		offset = int64(len(doc))
+	}
+	line, col = 1, 1
+	for _, b := range doc[:max(offset-1, 0)] {
+		if b == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}

@@ -1,0 +1,303 @@
+package mindie
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestReadinessFollowsTheLoadTime(t *testing.T) {
+	cfg := testConfig()
+	cfg.LoadTime = 0 // the default, 5s
+	h := newHarness(t, cfg)
+
+	if r := h.getMgmt("/v2/health/live"); r.status != http.StatusOK || len(r.body) != 0 {
+		t.Errorf("live while loading: %d %q, want 200 and no body", r.status, r.body)
+	}
+	if r := h.getMgmt("/v2/health/ready"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("ready while loading: %d, want 503", r.status)
+	}
+	if r := h.getMgmt("/health"); r.status != http.StatusServiceUnavailable || string(r.body) != "unhealthy" {
+		t.Errorf("/health while loading: %d %q", r.status, r.body)
+	}
+	if r := h.getMgmt("/health/timed-5"); r.status != http.StatusServiceUnavailable || string(r.body) != "unhealthy" {
+		t.Errorf("timed health while loading: %d %q", r.status, r.body)
+	}
+	r := h.post("/v1/chat/completions", chatBody(t, conversation, nil))
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "still loading") || r.header.Get("Retry-After") == "" {
+		t.Errorf("inference while loading: %d %s, want 503 'still loading' with Retry-After", r.status, r.body)
+	}
+	if st := h.srv.State(); st != StateLoading || h.srv.Ready() {
+		t.Errorf("State %q Ready %t while loading", st, h.srv.Ready())
+	}
+	if strings.Contains(h.log.String(), "loaded") {
+		t.Error("logged 'loaded' before the load time")
+	}
+
+	h.clock.Advance(DefaultLoadTime - time.Millisecond)
+	if r := h.getMgmt("/v2/health/ready"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("ready 1ms before the load time: %d", r.status)
+	}
+	h.clock.Advance(time.Millisecond)
+	if r := h.getMgmt("/v2/health/ready"); r.status != http.StatusOK || len(r.body) != 0 {
+		t.Errorf("ready after the load time: %d %q", r.status, r.body)
+	}
+	if r := h.getMgmt("/health"); r.status != http.StatusOK || string(r.body) != "healthy" {
+		t.Errorf("/health after the load time: %d %q", r.status, r.body)
+	}
+	if r := h.post("/v1/chat/completions", chatBody(t, conversation, map[string]any{"max_tokens": 2})); r.status != http.StatusOK {
+		t.Errorf("inference after the load time: %d %s", r.status, r.body)
+	}
+	if st := h.srv.State(); st != StateReady {
+		t.Errorf("State %q after loading", st)
+	}
+	if !strings.Contains(h.log.String(), "model llama3-8b-sim loaded (simulated, 5s): ready") {
+		t.Errorf("the log should say when the model is loaded:\n%s", h.log)
+	}
+}
+
+func TestTimedHealth(t *testing.T) {
+	h := newHarness(t, testConfig())
+	r := h.getMgmt("/health/timed-3")
+	if r.status != http.StatusOK || string(r.body) != "healthy" {
+		t.Fatalf("timed health: %d %q", r.status, r.body)
+	}
+	// The tiny inference: 4 prompt tokens and one generated token.
+	if sleeps := h.clock.takeSleeps(); !cmp.Equal(sleeps, []time.Duration{4*time.Millisecond + time.Second}) {
+		t.Errorf("timed health slept %v, want [1.004s]", sleeps)
+	}
+
+	// Slowed down 3x the inference takes 3.012s: over a 3s budget, under 4s.
+	h.srv.SetSlowdown(3)
+	r = h.getMgmt("/health/timed-3")
+	if r.status != http.StatusInternalServerError || string(r.body) != "timeout" {
+		t.Errorf("slowed timed health: %d %q, want 500 timeout", r.status, r.body)
+	}
+	if sleeps := h.clock.takeSleeps(); !cmp.Equal(sleeps, []time.Duration{3 * time.Second}) {
+		t.Errorf("a timed-out check should use its whole budget, slept %v", sleeps)
+	}
+	if r := h.getMgmt("/health/timed-4"); r.status != http.StatusOK {
+		t.Errorf("slowed timed health with a larger budget: %d %q", r.status, r.body)
+	}
+
+	for _, bad := range []string{"/health/timed-0", "/health/timed-x", "/health/timed--2"} {
+		if r := h.getMgmt(bad); r.status != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", bad, r.status)
+		}
+	}
+	if r := h.getMgmt("/health/other"); r.status != http.StatusNotFound {
+		t.Errorf("/health/other: %d, want 404", r.status)
+	}
+	if st := h.srv.Stats(); st.RequestsReceived != 0 || st.PromptTokens != 0 {
+		t.Errorf("health checks are not counted as requests: %+v", st)
+	}
+}
+
+func TestTimedHealthWhileHungTimesOut(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.srv.SetHung(true)
+	r := h.getMgmt("/health/timed-7")
+	if r.status != http.StatusInternalServerError || string(r.body) != "timeout" {
+		t.Errorf("hung timed health: %d %q, want 500 timeout", r.status, r.body)
+	}
+	if sleeps := h.clock.takeSleeps(); !cmp.Equal(sleeps, []time.Duration{7 * time.Second}) {
+		t.Errorf("hung timed health should wait out its 7s, slept %v", sleeps)
+	}
+}
+
+func TestTimedHealthRecoversWhenTheHangClearsInTime(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.clock.setBlocking(true)
+	h.srv.SetHung(true)
+	done := h.async(t.Context(), http.MethodGet, h.mgmt.URL+"/health/timed-10", "")
+	waitUntil(t, "the check waits out the hang", func() bool { return h.srv.hungWaiters.Load() == 1 && h.clock.sleepers() == 1 })
+	h.clock.Advance(4 * time.Second) // 4 of the 10s spent hung
+	h.srv.SetHung(false)
+	// Its second sleep, the inference, is blocked; the first, the budget, is gone.
+	waitUntil(t, "the check runs its inference", func() bool { return h.clock.recorded() == 2 && h.clock.sleepers() == 1 })
+	h.clock.Advance(2 * time.Second)
+	r := receive(t, done)
+	if r.err != nil || r.resp.status != http.StatusOK || string(r.resp.body) != "healthy" {
+		t.Errorf("after the hang cleared: %+v", r)
+	}
+}
+
+type infoBody struct {
+	MaxBatchTotalTokens   int         `json:"max_batch_total_tokens"`
+	MaxConcurrentRequests int         `json:"max_concurrent_requests"`
+	MaxBestOf             int         `json:"max_best_of"`
+	MaxInputLength        int         `json:"max_input_length"`
+	Version               string      `json:"version"`
+	Models                []infoModel `json:"models"`
+}
+
+type infoModel struct {
+	ModelID          string  `json:"model_id"`
+	ModelDType       string  `json:"model_dtype"`
+	ModelDeviceType  string  `json:"model_device_type"`
+	ModelPipelineTag string  `json:"model_pipeline_tag"`
+	MaxTotalTokens   int     `json:"max_total_tokens"`
+	ModelSHA         *string `json:"model_sha"`
+}
+
+func TestInfo(t *testing.T) {
+	cfg := testConfig()
+	cfg.ModelID = "qwen2.5-7b"
+	cfg.Version = "2.1.RC1"
+	h := newHarness(t, cfg)
+	r := h.getMgmt("/info")
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d", r.status)
+	}
+	got := decode[infoBody](t, r)
+	want := infoBody{
+		MaxBatchTotalTokens: DefaultMaxBatchTotalTokens, MaxConcurrentRequests: DefaultMaxConcurrentRequests,
+		MaxBestOf: 1, MaxInputLength: DefaultMaxInputLength, Version: "2.1.RC1-simulator",
+		Models: []infoModel{{
+			ModelID: "qwen2.5-7b", ModelDType: "float16", ModelDeviceType: "npu",
+			ModelPipelineTag: "text-generation", MaxTotalTokens: DefaultMaxTotalTokens,
+		}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("/info (-want +got):\n%s", diff)
+	}
+	raw := decode[map[string]any](t, r)
+	for _, key := range []string{"docker_label", "sha", "max_stop_sequences", "max_waiting_tokens", "validation_workers", "waiting_served_ratio"} {
+		if v, ok := raw[key]; !ok || v != nil {
+			t.Errorf("/info[%q] = %v (present %t), want null", key, v, ok)
+		}
+	}
+	if m := raw["models"].([]any)[0].(map[string]any); m["model_sha"] != nil {
+		t.Errorf("model_sha = %v, want null", m["model_sha"])
+	}
+}
+
+func TestStaticConfig(t *testing.T) {
+	h := newHarness(t, testConfig())
+	got := decode[map[string]any](t, h.getMgmt("/v1/config"))
+	want := map[string]any{
+		"modelName": DefaultModelID, "maxSeqLen": float64(DefaultMaxTotalTokens), "maxOutputLen": float64(DefaultMaxOutputLength),
+		"cacheBlockSize": float64(4), "worldSize": float64(1), "npuMemSize": float64(-1), "cpuMemSize": float64(0),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("/v1/config (-want +got):\n%s", diff)
+	}
+}
+
+func getStatus(t *testing.T, h *harness, path string) statusBody {
+	t.Helper()
+	r := h.getMgmt(path)
+	if r.status != http.StatusOK {
+		t.Fatalf("%s: %d", path, r.status)
+	}
+	raw := decode[map[string]map[string]any](t, r)
+	for _, section := range []string{"service", "resource", "linkStatus"} {
+		if _, ok := raw[section]; !ok {
+			t.Errorf("%s lacks %q: %s", path, section, r.body)
+		}
+	}
+	return decode[statusBody](t, r)
+}
+
+func TestStatusIdle(t *testing.T) {
+	cfg := testConfig()
+	cfg.TotalSlots = 8
+	cfg.MaxConcurrentRequests = 16
+	cfg.CacheBlocks = 100
+	h := newHarness(t, cfg)
+	var want statusBody
+	want.Service.RoleStatus, want.Service.CurrentRole = "RoleUnknown", "none"
+	r := &want.Resource
+	r.AvailSlotsNum, r.TotalSlotsNum, r.TotalAvailNpuSlotsNum = 8, 8, 8
+	r.AvailBlockNum, r.TotalBlockNum, r.FreeNpuBlockNums, r.TotalNpuBlockNums = 100, 100, 100, 100
+	r.TotalAvailNpuBlockNum, r.MaxAvailNpuBlockNum = 100, 100
+	want.LinkStatus.Peers = []peerLink{}
+	for _, path := range []string{"/v1/status", "/v2/status"} {
+		if diff := cmp.Diff(want, getStatus(t, h, path)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", path, diff)
+		}
+	}
+}
+
+func TestRoleAssignment(t *testing.T) {
+	h := newHarness(t, testConfig())
+	body := `{"local": {"id": 3, "server_ip": "127.0.0.3", "device": []},
+	          "peers": [{"id": 1, "server_ip": "127.0.0.1", "device": []}, {"id": 2, "server_ip": "127.0.0.2"}]}`
+	r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/decode", body)
+	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"result":"ok"}` {
+		t.Fatalf("POST /v1/role/decode: %d %s", r.status, r.body)
+	}
+	st := getStatus(t, h, "/v1/status")
+	if st.Service.CurrentRole != "decode" || st.Service.RoleStatus != "RoleReady" {
+		t.Errorf("service after the role change: %+v", st.Service)
+	}
+	if !cmp.Equal(st.LinkStatus.Peers, []peerLink{{1, "ok"}, {2, "ok"}}) {
+		t.Errorf("peers %+v, want 1 and 2 linked", st.LinkStatus.Peers)
+	}
+	// v2 groups each peer's servers in an array; no body is fine too.
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v2/role/prefill", `{"local": [], "peers": [[{"id": 7}], [{"id": 8}]]}`); r.status != http.StatusOK {
+		t.Errorf("POST /v2/role/prefill: %d %s", r.status, r.body)
+	}
+	if st := getStatus(t, h, "/v2/status"); st.Service.CurrentRole != "prefill" || !cmp.Equal(st.LinkStatus.Peers, []peerLink{{7, "ok"}, {8, "ok"}}) {
+		t.Errorf("after v2 role: %+v %+v", st.Service, st.LinkStatus)
+	}
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/flex", ""); r.status != http.StatusOK || h.srv.Stats().Role != RoleFlex {
+		t.Errorf("POST /v1/role/flex without a body: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/master", ""); r.status != http.StatusNotFound {
+		t.Errorf("unknown role: %d", r.status)
+	}
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/decode", `{"peers": [`); r.status != http.StatusBadRequest {
+		t.Errorf("invalid body: %d", r.status)
+	}
+	if err := h.srv.SetRole("boss"); err == nil {
+		t.Error("SetRole accepted an unknown role")
+	}
+	if !strings.Contains(h.log.String(), "role set to decode") {
+		t.Errorf("role changes should be logged:\n%s", h.log)
+	}
+}
+
+func TestMetricsJSON(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.post("/v1/completions", `{"prompt": "one two three", "max_tokens": 3}`)
+	r := h.getMgmt("/metrics-json")
+	var got struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Metric []map[string]string `json:"metric"`
+			Value  string              `json:"value"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(r.body, &got); r.status != http.StatusOK || err != nil {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	values := map[string]string{}
+	for _, s := range got.Result {
+		if len(s.Metric) != 1 || s.Metric[0]["job"] != "node" || s.Metric[0]["instance"] == "" {
+			t.Errorf("bad metric labels %+v", s.Metric)
+			continue
+		}
+		values[s.Metric[0]["__name__"]] = s.Value
+	}
+	// TTFT: 3ms prefill + 1s first token; TBT: 1s.
+	want := map[string]string{"TTFT": "1003", "TBT": "1000", "waitingInferRequestNum": "0", "processingInferRequestNum": "0", "remainBlocks": "1024"}
+	if got.ResultType != "vector" || !cmp.Equal(values, want) {
+		t.Errorf("/metrics-json %s, want %v", r.body, want)
+	}
+}
+
+func TestManagementRequestsAreLogged(t *testing.T) {
+	h := newHarness(t, testConfig())
+	h.getMgmt("/v2/health/live")
+	h.getMgmt("/info")
+	for _, want := range []string{"management GET /v2/health/live 200", "management GET /info 200"} {
+		if !strings.Contains(h.log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, h.log)
+		}
+	}
+}

@@ -1,0 +1,447 @@
+package mindie
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrCrashed is what Serve returns after Crash, and what requests caught by
+// the crash fail with.
+var ErrCrashed = errors.New("mindie simulator crashed (injected fault)")
+
+// errClosing stops requests blocked by a hang when Serve shuts down.
+var errClosing = errors.New("mindie simulator is shutting down")
+
+// errForceStopped is the cause of requests aborted by a forced stop.
+var errForceStopped = errors.New("request aborted: the service was stopped with mode=Force")
+
+// State is the simulated server's lifecycle state.
+type State string
+
+// The states, in the order a server goes through them (or to crashed from
+// any of them).
+const (
+	StateLoading  State = "loading"  // the model is loading: live, not ready
+	StateReady    State = "ready"    // serving
+	StateStopping State = "stopping" // /stopService: draining running requests
+	StateStopped  State = "stopped"  // stopped: no longer live
+	StateCrashed  State = "crashed"  // Crash: no longer answering at all
+)
+
+type phase int
+
+const (
+	phaseServing phase = iota // loading or ready, depending on the clock
+	phaseStopping
+	phaseStopped
+	phaseCrashed
+)
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock makes the server read the time and spend modelled time through
+// c instead of the wall clock.
+func WithClock(c Clock) Option { return func(s *Server) { s.clock = c } }
+
+// WithLogWriter sends the server's log (one line per request and lifecycle
+// event) to w. The default discards it.
+func WithLogWriter(w io.Writer) Option { return func(s *Server) { s.logw = w } }
+
+// WithDrainTimeout bounds, in wall time, how long Serve waits for running
+// requests to finish when its context ends before it aborts them. The
+// default is 30 seconds.
+func WithDrainTimeout(d time.Duration) Option { return func(s *Server) { s.drainTimeout = d } }
+
+// Server is a simulated MindIE Server. Its methods are safe for concurrent
+// use.
+type Server struct {
+	cfg   Config
+	clock Clock
+	// The modelled durations, NoDelay resolved to zero.
+	loadTime, prefillPerToken, decodePerToken time.Duration
+	logw                                      io.Writer
+	logMu                                     sync.Mutex
+	drainTimeout                              time.Duration
+	start                                     time.Time
+	cache                                     *prefixCache
+	slots                                     chan struct{} // a semaphore of TotalSlots
+	latency                                   latencyWindow
+
+	mu         sync.Mutex
+	phase      phase
+	role       Role
+	peers      []uint64 // PD peers given with the role, reported as linked
+	hung       bool
+	unhung     chan struct{} // closed when the current hang is cleared
+	running    int
+	waiting    int
+	usedBlocks int                                // KV blocks held by running requests
+	active     map[uint64]context.CancelCauseFunc // admitted requests
+	nextID     uint64
+	serving    bool
+	infAddr    net.Addr
+	mgmtAddr   net.Addr
+	listening  chan struct{} // closed once Serve has bound its listeners
+
+	inflight    sync.WaitGroup // admitted requests, for Stop to wait on
+	crashed     chan struct{}
+	closing     chan struct{} // closed when Serve shuts down
+	closeOnce   sync.Once
+	readyOnce   sync.Once
+	hungWaiters atomic.Int64 // requests blocked by the hang right now
+
+	slowdown         atomic.Uint64 // math.Float64bits of the factor
+	received         atomic.Uint64
+	succeeded        atomic.Uint64
+	failed           atomic.Uint64
+	promptTokens     atomic.Uint64
+	generationTokens atomic.Uint64
+}
+
+// New returns a simulated MindIE Server whose model starts loading now (by
+// its clock). cfg's zero fields take the defaults; an invalid cfg is an
+// error.
+func New(cfg Config, opts ...Option) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:             cfg,
+		loadTime:        max(cfg.LoadTime, 0),
+		prefillPerToken: max(cfg.PrefillPerToken, 0),
+		decodePerToken:  max(cfg.DecodePerToken, 0),
+		clock:           RealClock{},
+		logw:            io.Discard,
+		drainTimeout:    30 * time.Second,
+		cache:           newPrefixCache(cfg.CacheBlocks),
+		slots:           make(chan struct{}, cfg.TotalSlots),
+		latency:         newLatencyWindow(1000),
+		role:            cfg.Role,
+		active:          make(map[uint64]context.CancelCauseFunc),
+		listening:       make(chan struct{}),
+		crashed:         make(chan struct{}),
+		closing:         make(chan struct{}),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.logw == nil {
+		s.logw = io.Discard
+	}
+	s.slowdown.Store(math.Float64bits(1))
+	s.start = s.clock.Now()
+	s.logf("starting MindIE Server SIMULATOR %s: no model and no NPU, answers are deterministic filler; "+
+		"model=%s load_time=%s prefill_per_token=%s decode_per_token=%s block_size=%d cache_blocks=%d "+
+		"slots=%d max_concurrent_requests=%d prefix_cache=%t role=%s",
+		cfg.Version, cfg.ModelID, s.loadTime, s.prefillPerToken, s.decodePerToken, cfg.BlockSize,
+		cfg.CacheBlocks, cfg.TotalSlots, cfg.MaxConcurrentRequests, !cfg.DisablePrefixCache, cfg.Role.statusName())
+	s.loaded() // logs "ready" at once when there is nothing to load
+	return s, nil
+}
+
+// Config returns the server's configuration, defaults filled in (see
+// Config.WithDefaults).
+func (s *Server) Config() Config { return s.cfg }
+
+func (s *Server) logf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	fmt.Fprintf(s.logw, "%s mindie-simulator: %s\n", s.clock.Now().UTC().Format("2006-01-02T15:04:05.000Z"), line)
+}
+
+// loaded reports whether LoadTime has passed since New, and logs the moment
+// it is first seen to have.
+func (s *Server) loaded() bool {
+	if s.clock.Now().Sub(s.start) < s.loadTime {
+		return false
+	}
+	s.readyOnce.Do(func() { s.logf("model %s loaded (simulated, %s): ready", s.cfg.ModelID, s.loadTime) })
+	return true
+}
+
+// Ready reports whether the server accepts inference requests: the model is
+// loaded and the server neither stopped nor crashed.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	ph := s.phase
+	s.mu.Unlock()
+	return ph == phaseServing && s.loaded()
+}
+
+// State returns the server's lifecycle state.
+func (s *Server) State() State {
+	s.mu.Lock()
+	ph := s.phase
+	s.mu.Unlock()
+	switch ph {
+	case phaseStopping:
+		return StateStopping
+	case phaseStopped:
+		return StateStopped
+	case phaseCrashed:
+		return StateCrashed
+	}
+	if !s.loaded() {
+		return StateLoading
+	}
+	return StateReady
+}
+
+// SetHung makes the server stop answering (true) or resume (false). While
+// hung, every request blocks until the hang is cleared or its client gives
+// up, running requests produce no tokens, and /health/timed-<N> answers 500
+// after its N seconds.
+func (s *Server) SetHung(hung bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hung == s.hung {
+		return
+	}
+	s.hung = hung
+	if hung {
+		s.unhung = make(chan struct{})
+		s.logf("HANG injected: requests block until the hang is cleared")
+	} else {
+		close(s.unhung)
+		s.logf("hang cleared: answering again")
+	}
+}
+
+// Crash simulates the process dying: running requests are dropped, every
+// connection is closed without an answer, and Serve closes its listeners
+// and returns ErrCrashed. A crashed server stays crashed; make a new one to
+// simulate a restart.
+func (s *Server) Crash() {
+	s.mu.Lock()
+	if s.phase == phaseCrashed {
+		s.mu.Unlock()
+		return
+	}
+	s.phase = phaseCrashed
+	close(s.crashed)
+	for _, cancel := range s.active {
+		cancel(ErrCrashed)
+	}
+	s.mu.Unlock()
+	s.logf("CRASH injected: dropping all requests and connections")
+}
+
+// SetSlowdown multiplies every modelled request duration (prefill, decode,
+// the timed health check's inference) by factor, from the next duration on.
+// A factor that is not a positive number resets it to 1.
+func (s *Server) SetSlowdown(factor float64) {
+	if !(factor > 0) || math.IsInf(factor, 0) {
+		factor = 1
+	}
+	s.slowdown.Store(math.Float64bits(factor))
+	s.logf("slowdown set to %gx", factor)
+}
+
+func (s *Server) slowdownFactor() float64 { return math.Float64frombits(s.slowdown.Load()) }
+
+// scale applies the slowdown to a modelled duration.
+func (s *Server) scale(d time.Duration) time.Duration {
+	f := float64(d) * s.slowdownFactor()
+	if f >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(f)
+}
+
+// SetRole sets the instance's PD role, as POST /v1/role/<role> does.
+func (s *Server) SetRole(role Role) error {
+	if !role.valid() {
+		return fmt.Errorf("role %q is not one of %q, %q, %q", role, RolePrefill, RoleDecode, RoleFlex)
+	}
+	s.mu.Lock()
+	s.role = role
+	s.mu.Unlock()
+	s.logf("role set to %s", role.statusName())
+	return nil
+}
+
+// Stop stops the service the way GET /stopService does: new requests are
+// refused, running and waiting ones finish (or, with force, are aborted),
+// and then the server is stopped and no longer live. It returns when the
+// server has stopped, or with ctx's error if ctx ends first.
+func (s *Server) Stop(ctx context.Context, force bool) error {
+	_, err := s.stop(ctx, force)
+	return err
+}
+
+func (s *Server) stop(ctx context.Context, force bool) (aborted int, err error) {
+	mode := "graceful"
+	if force {
+		mode = "force"
+	}
+	s.mu.Lock()
+	switch s.phase {
+	case phaseCrashed:
+		s.mu.Unlock()
+		return 0, ErrCrashed
+	case phaseServing:
+		s.phase = phaseStopping
+		s.logf("stopping (%s): refusing new requests; %d running, %d waiting", mode, s.running, s.waiting)
+	}
+	if force && s.phase == phaseStopping {
+		for _, cancel := range s.active {
+			cancel(errForceStopped)
+			aborted++
+		}
+	}
+	s.mu.Unlock()
+
+	drained := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-s.crashed:
+		return aborted, ErrCrashed
+	case <-ctx.Done():
+		return aborted, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.phase == phaseStopping {
+		s.phase = phaseStopped
+		s.logf("stopped (%s, %d requests aborted): no longer live", mode, aborted)
+	}
+	return aborted, nil
+}
+
+// waitWhileHung blocks while the server is hung. It returns nil once it is
+// not, ctx's error if ctx ends first, errHealthTimeout if timeout fires
+// first, and ErrCrashed or errClosing if the server crashes or shuts down.
+func (s *Server) waitWhileHung(ctx context.Context, timeout <-chan struct{}) error {
+	for {
+		s.mu.Lock()
+		if !s.hung {
+			s.mu.Unlock()
+			return nil
+		}
+		unhung := s.unhung
+		s.mu.Unlock()
+
+		s.hungWaiters.Add(1)
+		var err error
+		select {
+		case <-unhung:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-timeout:
+			err = errHealthTimeout
+		case <-s.crashed:
+			err = ErrCrashed
+		case <-s.closing:
+			err = errClosing
+		}
+		s.hungWaiters.Add(-1)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Stats is a snapshot of the server's state and counters.
+type Stats struct {
+	State    State
+	Hung     bool
+	Slowdown float64
+	Role     Role
+
+	// Generation requests received, completed, and failed (invalid,
+	// refused, aborted or abandoned by their client).
+	RequestsReceived  uint64
+	RequestsSucceeded uint64
+	RequestsFailed    uint64
+	// Tokens of the prompts prefilled (cached or not) and tokens generated.
+	PromptTokens     uint64
+	GenerationTokens uint64
+	// Prefix cache lookups, in blocks, and the blocks it holds.
+	PrefixCacheHits   uint64
+	PrefixCacheMisses uint64
+	CachedBlocks      int
+
+	Running     int
+	Waiting     int
+	FreeSlots   int
+	TotalSlots  int
+	FreeBlocks  int
+	TotalBlocks int
+}
+
+// Stats returns a snapshot of the server's state and counters.
+func (s *Server) Stats() Stats {
+	hits, misses, cached := s.cache.stats()
+	st := Stats{
+		State:             s.State(),
+		Slowdown:          s.slowdownFactor(),
+		RequestsReceived:  s.received.Load(),
+		RequestsSucceeded: s.succeeded.Load(),
+		RequestsFailed:    s.failed.Load(),
+		PromptTokens:      s.promptTokens.Load(),
+		GenerationTokens:  s.generationTokens.Load(),
+		PrefixCacheHits:   hits,
+		PrefixCacheMisses: misses,
+		CachedBlocks:      cached,
+		TotalSlots:        s.cfg.TotalSlots,
+		TotalBlocks:       s.cfg.CacheBlocks,
+	}
+	s.mu.Lock()
+	st.Hung = s.hung
+	st.Role = s.role
+	st.Running = s.running
+	st.Waiting = s.waiting
+	st.FreeSlots = s.cfg.TotalSlots - s.running
+	st.FreeBlocks = max(s.cfg.CacheBlocks-s.usedBlocks, 0)
+	s.mu.Unlock()
+	return st
+}
+
+// latencyWindow keeps the modelled time to first token and time between
+// tokens of the last requests, for /metrics-json's moving averages.
+type latencyWindow struct {
+	mu         sync.Mutex
+	ttft, tbt  []time.Duration
+	next, size int
+}
+
+func newLatencyWindow(size int) latencyWindow {
+	return latencyWindow{ttft: make([]time.Duration, size), tbt: make([]time.Duration, size)}
+}
+
+func (w *latencyWindow) record(ttft, tbt time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ttft[w.next], w.tbt[w.next] = ttft, tbt
+	w.next = (w.next + 1) % len(w.ttft)
+	w.size = min(w.size+1, len(w.ttft))
+}
+
+// averages returns the mean TTFT and TBT over the window, zero when empty.
+func (w *latencyWindow) averages() (ttft, tbt time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.size == 0 {
+		return 0, 0
+	}
+	var sumF, sumB time.Duration
+	for i := range w.size {
+		sumF += w.ttft[i]
+		sumB += w.tbt[i]
+	}
+	return sumF / time.Duration(w.size), sumB / time.Duration(w.size)
+}
