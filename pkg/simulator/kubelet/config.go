@@ -1,0 +1,148 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultNodeCount     = 4
+	DefaultNodePrefix    = "ascend-"
+	DefaultNPUType       = "Ascend910"
+	DefaultNPUsPerNode   = 8
+	DefaultPodCIDR       = "127.1.0.0/16"
+	DefaultLeaseInterval = 10 * time.Second
+
+	// NodeIP is every simulated node's InternalIP and every pod's hostIP.
+	NodeIP = "127.0.0.1"
+	// SimulatedLabel marks the nodes this package manages.
+	SimulatedLabel = "mindie.io/simulated"
+	// ResourcePrefix prefixes the NPU extended resource and annotation.
+	ResourcePrefix = "huawei.com/"
+	// DeviceInfoNamespace holds the device plugin's per-node ConfigMaps.
+	DeviceInfoNamespace = "kube-system"
+	// DeviceInfoPrefix prefixes those ConfigMaps' names.
+	DeviceInfoPrefix = "mindx-dl-deviceinfo-"
+	// DeviceInfoKey is the ConfigMap key holding the device info JSON.
+	DeviceInfoKey = "DeviceInfoCfg"
+	// LeaseNamespace holds node leases.
+	LeaseNamespace = "kube-node-lease"
+)
+
+// Config describes the simulated nodes.
+type Config struct {
+	// Client talks to the API server. Required.
+	Client kubernetes.Interface
+	// NodeNames names the simulated nodes. When empty, NodeCount nodes
+	// named NodePrefix+"0" .. NodePrefix+"<NodeCount-1>" are simulated.
+	NodeNames  []string
+	NodeCount  int
+	NodePrefix string
+	// NPUType is the chip type: resource huawei.com/<NPUType>, chips named
+	// <NPUType>-<i>. Default Ascend910.
+	NPUType string
+	// NPUsPerNode is the number of chips per node. Default 8.
+	NPUsPerNode int
+	// ExtraLabels are added to every node.
+	ExtraLabels map[string]string
+	// PodCIDR is the loopback range pod IPs come from. Default 127.1.0.0/16.
+	PodCIDR string
+	// LeaseInterval is how often leases and node heartbeats are renewed.
+	// Default 10s.
+	LeaseInterval time.Duration
+	// StartWorkload starts a container's workload. Default: a MindIE Server
+	// simulator (see MindIEWorkload).
+	StartWorkload WorkloadStarter
+	// ProbeSecond is how long one "second" of a probe's or pod's timing
+	// fields (periodSeconds, initialDelaySeconds, timeoutSeconds, grace
+	// periods) lasts. Default time.Second; tests shorten it.
+	ProbeSecond time.Duration
+	// Log receives the simulator's log lines. Default: the standard logger.
+	Log io.Writer
+}
+
+// WorkloadSpec is what a workload starter gets for one container.
+type WorkloadSpec struct {
+	Pod       *corev1.Pod
+	Container corev1.Container
+	// PodIP is the loopback address the workload must serve on.
+	PodIP string
+	// NPUs are the chips allocated to the pod ("Ascend910-0", ...).
+	NPUs []string
+	// Log receives the workload's log.
+	Log io.Writer
+}
+
+// Workload is a running container.
+type Workload interface {
+	// Done is closed when the workload exits on its own (a crash).
+	Done() <-chan struct{}
+	// Stop stops the workload, gracefully until ctx ends and then at once.
+	Stop(ctx context.Context) error
+}
+
+// WorkloadStarter starts the workload of one container. ctx ends when the
+// pod is torn down.
+type WorkloadStarter func(ctx context.Context, spec WorkloadSpec) (Workload, error)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Client == nil {
+		return c, errors.New("kubelet simulator: Config.Client is required")
+	}
+	if c.NodePrefix == "" {
+		c.NodePrefix = DefaultNodePrefix
+	}
+	if len(c.NodeNames) == 0 {
+		if c.NodeCount <= 0 {
+			c.NodeCount = DefaultNodeCount
+		}
+		for i := 0; i < c.NodeCount; i++ {
+			c.NodeNames = append(c.NodeNames, fmt.Sprintf("%s%d", c.NodePrefix, i))
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range c.NodeNames {
+		if n == "" || seen[n] {
+			return c, fmt.Errorf("kubelet simulator: empty or duplicate node name %q", n)
+		}
+		seen[n] = true
+	}
+	if c.NPUType == "" {
+		c.NPUType = DefaultNPUType
+	}
+	if c.NPUsPerNode <= 0 {
+		c.NPUsPerNode = DefaultNPUsPerNode
+	}
+	if c.PodCIDR == "" {
+		c.PodCIDR = DefaultPodCIDR
+	}
+	ip, _, err := net.ParseCIDR(c.PodCIDR)
+	if err != nil {
+		return c, fmt.Errorf("kubelet simulator: pod CIDR: %w", err)
+	}
+	if !ip.IsLoopback() || ip.To4() == nil {
+		return c, fmt.Errorf("kubelet simulator: pod CIDR %s is not an IPv4 loopback range (only 127.0.0.0/8 is allowed)", c.PodCIDR)
+	}
+	if c.LeaseInterval <= 0 {
+		c.LeaseInterval = DefaultLeaseInterval
+	}
+	if c.StartWorkload == nil {
+		c.StartWorkload = MindIEWorkload
+	}
+	if c.ProbeSecond <= 0 {
+		c.ProbeSecond = time.Second
+	}
+	if c.Log == nil {
+		c.Log = log.Writer()
+	}
+	return c, nil
+}

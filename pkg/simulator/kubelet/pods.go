@@ -1,0 +1,507 @@
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+)
+
+// podState is the simulator's record of a pod it runs. Fields other than
+// the immutable ones are guarded by Simulator.mu.
+type podState struct {
+	key       string
+	uid       types.UID
+	namespace string
+	name      string
+	node      string
+	ip        string
+	chips     []int
+	startTime metav1.Time
+
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	terminating bool
+	stopCtx     context.Context // bounds workload stops once terminating
+	released    bool
+	containers  []*containerState
+
+	statusMu sync.Mutex // serialises status writes
+}
+
+type containerState struct {
+	spec      corev1.Container
+	running   bool
+	startedAt metav1.Time
+	started   bool
+	ready     bool
+	restarts  int32
+	last      *corev1.ContainerStateTerminated
+	waiting   string // reason when not running
+	message   string
+}
+
+func (s *Simulator) runPods(ctx context.Context) {
+	factory := informers.NewSharedInformerFactoryWithOptions(s.cfg.Client, 0)
+	podInformer := factory.Core().V1().Pods()
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	ours := func(obj any) bool {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return false
+		}
+		_, mine := s.nodes[p.Spec.NodeName] // the node set never changes
+		return mine
+	}
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			queue.Add(key)
+		}
+	}
+	_, _ = podInformer.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
+		FilterFunc: ours,
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    enqueue,
+			UpdateFunc: func(_, obj any) { enqueue(obj) },
+			DeleteFunc: enqueue,
+		},
+	})
+	lister := podInformer.Lister()
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		queue.ShutDown()
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), podInformer.Informer().HasSynced) {
+		factory.Shutdown()
+		s.stopAll()
+		return
+	}
+	for {
+		key, quit := queue.Get()
+		if quit {
+			break
+		}
+		if err := s.syncPod(ctx, key, lister); err != nil && ctx.Err() == nil {
+			s.logf("pod %s: %v (will retry)", key, err)
+			queue.AddRateLimited(key)
+		} else {
+			queue.Forget(key)
+		}
+		queue.Done(key)
+	}
+	factory.Shutdown()
+	s.stopAll()
+}
+
+// stopAll stops every workload, leaving the pods in the API.
+func (s *Simulator) stopAll() {
+	s.mu.Lock()
+	all := make([]*podState, 0, len(s.pods))
+	for _, ps := range s.pods {
+		all = append(all, ps)
+	}
+	s.mu.Unlock()
+	for _, ps := range all {
+		ps.cancel()
+	}
+	for _, ps := range all {
+		ps.wg.Wait()
+	}
+}
+
+func (s *Simulator) syncPod(ctx context.Context, key string, lister corelisters.PodLister) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	pod, err := lister.Pods(ns).Get(name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	s.mu.Lock()
+	ps := s.pods[key]
+	if ps != nil && (pod == nil || pod.UID != ps.uid || pod.Spec.NodeName != ps.node) {
+		// Gone from the API (or replaced): stop what we ran for it.
+		delete(s.pods, key)
+		s.mu.Unlock()
+		s.logf("pod %s: removed from the API: stopping its workloads", key)
+		ps.cancel()
+		go func() {
+			ps.wg.Wait()
+			s.release(ps)
+		}()
+		s.mu.Lock()
+		ps = nil
+	}
+	s.mu.Unlock()
+	if pod == nil {
+		return nil
+	}
+	if _, mine := s.nodes[pod.Spec.NodeName]; !mine {
+		return nil
+	}
+	if pod.DeletionTimestamp != nil {
+		if ps == nil {
+			return s.deletePod(ctx, pod.Namespace, pod.Name, pod.UID)
+		}
+		s.mu.Lock()
+		start := !ps.terminating
+		ps.terminating = true
+		s.mu.Unlock()
+		if start {
+			go s.terminate(ctx, ps, pod.DeepCopy())
+		}
+		return nil
+	}
+	if ps != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	return s.startPod(ctx, pod.DeepCopy())
+}
+
+// npuRequest is the number of chips the pod's containers ask for.
+func (s *Simulator) npuRequest(pod *corev1.Pod) int {
+	n := 0
+	for _, c := range pod.Spec.Containers {
+		q, ok := c.Resources.Limits[s.resourceName()]
+		if !ok {
+			q, ok = c.Resources.Requests[s.resourceName()]
+		}
+		if ok {
+			n += int(q.Value())
+		}
+	}
+	return n
+}
+
+// allocate gives the pod an IP and chips, keeping those it already has
+// (after a simulator restart). Called with s.mu held.
+func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error) {
+	node := s.nodes[pod.Spec.NodeName]
+	want := s.npuRequest(pod)
+	annotation := pod.Annotations[string(s.resourceName())]
+	if annotation != "" {
+		for _, name := range strings.Split(annotation, ",") {
+			i, err := strconv.Atoi(strings.TrimPrefix(name, s.cfg.NPUType+"-"))
+			if err == nil && i >= 0 && i < len(node.chips) && (node.chips[i].owner == "" || node.chips[i].owner == pod.UID) {
+				chips = append(chips, i)
+			}
+		}
+		if len(chips) != want {
+			chips = nil
+		}
+	}
+	if chips == nil {
+		for i, c := range node.chips {
+			if len(chips) == want {
+				break
+			}
+			if c.owner == "" && !unhealthyLevel(c.fault) {
+				chips = append(chips, i)
+			}
+		}
+		if len(chips) < want {
+			return "", nil, fmt.Errorf("node %s has %d free healthy %s chips, pod needs %d", node.name, len(chips), s.cfg.NPUType, want)
+		}
+	}
+	if pod.Status.PodIP != "" && s.ips.claim(pod.Status.PodIP) {
+		ip = pod.Status.PodIP
+	} else if ip, err = s.ips.allocate(); err != nil {
+		return "", nil, err
+	}
+	for _, i := range chips {
+		node.chips[i].owner = pod.UID
+	}
+	return ip, chips, nil
+}
+
+func (s *Simulator) release(ps *podState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ps.released {
+		return
+	}
+	ps.released = true
+	s.ips.release(ps.ip)
+	node := s.nodes[ps.node]
+	for _, i := range ps.chips {
+		if node.chips[i].owner == ps.uid {
+			node.chips[i].owner = ""
+		}
+	}
+}
+
+func (s *Simulator) chipNames(chips []int) []string {
+	names := make([]string, len(chips))
+	for i, c := range chips {
+		names[i] = s.chipName(c)
+	}
+	return names
+}
+
+func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
+	key := pod.Namespace + "/" + pod.Name
+	s.mu.Lock()
+	ip, chips, err := s.allocate(pod)
+	s.mu.Unlock()
+	if err != nil {
+		s.logf("pod %s: admission failed: %v", key, err)
+		return s.failPod(ctx, pod, "UnexpectedAdmissionError", err.Error())
+	}
+	ps := &podState{key: key, uid: pod.UID, namespace: pod.Namespace, name: pod.Name, node: pod.Spec.NodeName,
+		ip: ip, chips: chips, startTime: metav1.Now()}
+	if pod.Status.StartTime != nil {
+		ps.startTime = *pod.Status.StartTime
+	}
+	if len(chips) > 0 {
+		value := strings.Join(s.chipNames(chips), ",")
+		if pod.Annotations[string(s.resourceName())] != value {
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{string(s.resourceName()): value}}})
+			if _, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				s.release(ps)
+				return fmt.Errorf("annotate NPUs: %w", err)
+			}
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			pod.Annotations[string(s.resourceName())] = value
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		ps.containers = append(ps.containers, &containerState{spec: c, waiting: "ContainerCreating"})
+	}
+	ps.ctx, ps.cancel = context.WithCancel(ctx)
+	s.mu.Lock()
+	s.pods[key] = ps
+	s.mu.Unlock()
+	s.logf("pod %s: started on node %s with IP %s, NPUs %v", key, ps.node, ip, s.chipNames(chips))
+	if len(pod.Spec.InitContainers) > 0 {
+		s.logf("pod %s: init containers are not simulated: treated as completed", key)
+	}
+	if err := s.pushStatus(ps); err != nil {
+		s.logf("pod %s: status: %v", key, err)
+	}
+	for i := range ps.containers {
+		ps.wg.Go(func() { s.runContainer(ps, i, pod) })
+	}
+	return nil
+}
+
+func (s *Simulator) failPod(ctx context.Context, pod *corev1.Pod, reason, msg string) error {
+	pods := s.cfg.Client.CoreV1().Pods(pod.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return ignoreNotFound(err)
+		}
+		cur.Status.Phase = corev1.PodFailed
+		cur.Status.Reason = reason
+		cur.Status.Message = msg
+		cur.Status.HostIP = NodeIP
+		cur.Status.HostIPs = []corev1.HostIP{{IP: NodeIP}}
+		_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return ignoreNotFound(err)
+	})
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// pushStatus writes the pod's status as the simulator sees it.
+func (s *Simulator) pushStatus(ps *podState) error {
+	ps.statusMu.Lock()
+	defer ps.statusMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods := s.cfg.Client.CoreV1().Pods(ps.namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := pods.Get(ctx, ps.name, metav1.GetOptions{})
+		if err != nil {
+			return ignoreNotFound(err)
+		}
+		if cur.UID != ps.uid {
+			return nil
+		}
+		s.fillPodStatus(ps, cur)
+		_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return ignoreNotFound(err)
+	})
+}
+
+func (s *Simulator) fillPodStatus(ps *podState, pod *corev1.Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &pod.Status
+	st.Phase = corev1.PodRunning
+	st.Reason, st.Message = "", ""
+	st.HostIP = NodeIP
+	st.HostIPs = []corev1.HostIP{{IP: NodeIP}}
+	st.PodIP = ps.ip
+	st.PodIPs = []corev1.PodIP{{IP: ps.ip}}
+	st.StartTime = ptr.To(ps.startTime)
+	st.QOSClass = qosClass(pod)
+	allReady := true
+	var statuses []corev1.ContainerStatus
+	for _, c := range ps.containers {
+		cs := corev1.ContainerStatus{
+			Name: c.spec.Name, Image: c.spec.Image, ImageID: "simulated://" + c.spec.Image,
+			Ready: c.ready, Started: ptr.To(c.started), RestartCount: c.restarts,
+		}
+		if c.running {
+			cs.ContainerID = fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.spec.Name, c.restarts)
+			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: c.startedAt}
+		} else {
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: c.waiting, Message: c.message}
+		}
+		if c.last != nil {
+			cs.LastTerminationState.Terminated = c.last.DeepCopy()
+		}
+		allReady = allReady && c.ready
+		statuses = append(statuses, cs)
+	}
+	st.ContainerStatuses = statuses
+	var initStatuses []corev1.ContainerStatus
+	for _, c := range pod.Spec.InitContainers {
+		initStatuses = append(initStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image, Ready: true,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: ps.startTime, FinishedAt: ps.startTime}}})
+	}
+	st.InitContainerStatuses = initStatuses
+	cond := func(t corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, LastTransitionTime: metav1.Now()}
+		if ok {
+			c.Status, c.Reason = corev1.ConditionTrue, ""
+		}
+		for _, old := range st.Conditions {
+			if old.Type == t && old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+		}
+		return c
+	}
+	want := []corev1.PodCondition{
+		cond(corev1.PodReadyToStartContainers, true, ""),
+		cond(corev1.PodInitialized, true, ""),
+		cond(corev1.PodReady, allReady, "ContainersNotReady"),
+		cond(corev1.ContainersReady, allReady, "ContainersNotReady"),
+		cond(corev1.PodScheduled, true, ""),
+	}
+	// Keep conditions set by others (readiness gates, disruption target).
+	for _, old := range st.Conditions {
+		if !slices.ContainsFunc(want, func(c corev1.PodCondition) bool { return c.Type == old.Type }) {
+			want = append(want, old)
+		}
+	}
+	st.Conditions = want
+}
+
+func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
+	if pod.Status.QOSClass != "" {
+		return pod.Status.QOSClass
+	}
+	any := false
+	for _, c := range pod.Spec.Containers {
+		if len(c.Resources.Requests) > 0 || len(c.Resources.Limits) > 0 {
+			any = true
+		}
+	}
+	if any {
+		return corev1.PodQOSBurstable
+	}
+	return corev1.PodQOSBestEffort
+}
+
+// deletePod removes the pod from the API as a kubelet does once its
+// containers are gone: grace period 0, UID precondition.
+func (s *Simulator) deletePod(ctx context.Context, namespace, name string, uid types.UID) error {
+	err := s.cfg.Client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: &uid},
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// terminate runs preStop hooks, stops the workloads within the grace
+// period, frees the pod's IP and chips and deletes the pod.
+func (s *Simulator) terminate(ctx context.Context, ps *podState, pod *corev1.Pod) {
+	grace := int64(30)
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = *pod.DeletionGracePeriodSeconds
+	} else if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	deadline := time.Duration(grace) * s.cfg.ProbeSecond
+	s.logf("pod %s: terminating (grace %ds)", ps.key, grace)
+	graceCtx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	var hooks sync.WaitGroup
+	for _, c := range pod.Spec.Containers {
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+			continue
+		}
+		hooks.Go(func() {
+			h := c.Lifecycle.PreStop
+			switch {
+			case h.HTTPGet != nil:
+				if err := s.httpGet(graceCtx, ps.ip, c, h.HTTPGet, deadline); err != nil {
+					s.logf("pod %s container %s: preStop hook failed: %v", ps.key, c.Name, err)
+				} else {
+					s.logf("pod %s container %s: preStop hook ran", ps.key, c.Name)
+				}
+			case h.Sleep != nil:
+				select {
+				case <-graceCtx.Done():
+				case <-time.After(time.Duration(h.Sleep.Seconds) * s.cfg.ProbeSecond):
+				}
+			default:
+				s.logf("pod %s container %s: exec preStop hook not simulated (counted as done)", ps.key, c.Name)
+			}
+		})
+	}
+	hooks.Wait()
+	s.mu.Lock()
+	ps.stopCtx = graceCtx
+	s.mu.Unlock()
+	ps.cancel() // each container stops its workload within graceCtx
+	ps.wg.Wait()
+	s.release(ps)
+	s.mu.Lock()
+	if s.pods[ps.key] == ps {
+		delete(s.pods, ps.key)
+	}
+	s.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	if err := s.deletePod(ctx, ps.namespace, ps.name, ps.uid); err != nil {
+		s.logf("pod %s: delete: %v", ps.key, err)
+		return
+	}
+	s.logf("pod %s: terminated and deleted; IP %s and NPUs %v freed", ps.key, ps.ip, s.chipNames(ps.chips))
+}

@@ -1,0 +1,313 @@
+package kubelet
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// DialLoopback dials addr only if it is a loopback IP address; everything
+// the simulator dials goes through it.
+func DialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if host == "localhost" { // never resolved: always the IPv4 loopback
+		addr = net.JoinHostPort("127.0.0.1", port)
+	} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("refusing to dial %s: only loopback IP addresses may be dialled", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+var probeTransport = &http.Transport{
+	Proxy:             nil, // never through a proxy: dial the pod IP itself
+	DialContext:       DialLoopback,
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probes skip verification too
+	DisableKeepAlives: true,
+}
+
+func resolvePort(port intstr.IntOrString, c corev1.Container) (int, error) {
+	if port.Type == intstr.Int {
+		return port.IntValue(), nil
+	}
+	for _, p := range c.Ports {
+		if p.Name == port.StrVal {
+			return int(p.ContainerPort), nil
+		}
+	}
+	if n, err := strconv.Atoi(port.StrVal); err == nil {
+		return n, nil
+	}
+	return 0, fmt.Errorf("container %s has no port named %q", c.Name, port.StrVal)
+}
+
+// httpGet performs an httpGet probe or hook; success is a 2xx or 3xx status.
+func (s *Simulator) httpGet(ctx context.Context, podIP string, c corev1.Container, a *corev1.HTTPGetAction, timeout time.Duration) error {
+	host := podIP
+	if a.Host != "" {
+		host = a.Host
+	}
+	port, err := resolvePort(a.Port, c)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if a.Scheme == corev1.URISchemeHTTPS {
+		scheme = "https"
+	}
+	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port))}
+	path, err := url.Parse(a.Path)
+	if err != nil {
+		return err
+	}
+	u = u.ResolveReference(path)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "kube-probe/1.36 (ascend-sim)")
+	for _, h := range a.HTTPHeaders {
+		req.Header.Add(h.Name, h.Value)
+	}
+	client := &http.Client{Transport: probeTransport}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	return nil
+}
+
+// probe runs one probe attempt; nil is success.
+func (s *Simulator) probe(ctx context.Context, ps *podState, c corev1.Container, kind string, p *corev1.Probe) error {
+	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * s.cfg.ProbeSecond
+	switch {
+	case p.HTTPGet != nil:
+		return s.httpGet(ctx, ps.ip, c, p.HTTPGet, timeout)
+	case p.TCPSocket != nil:
+		host := ps.ip
+		if p.TCPSocket.Host != "" {
+			host = p.TCPSocket.Host
+		}
+		port, err := resolvePort(p.TCPSocket.Port, c)
+		if err != nil {
+			return err
+		}
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		conn, err := DialLoopback(dctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	default:
+		return nil // exec and gRPC probes: not simulated, logged at container start
+	}
+}
+
+// probeLoop runs probe p of container c until ctx ends or report returns
+// true. report is called with the probe's result each time the consecutive
+// successes reach successThreshold or the consecutive failures reach
+// failureThreshold.
+func (s *Simulator) probeLoop(ctx context.Context, ps *podState, c corev1.Container, kind string, p *corev1.Probe, report func(ok bool) bool) {
+	if p.Exec != nil || p.GRPC != nil {
+		s.logf("pod %s container %s: %s probe is exec/gRPC: not simulated, counted as success", ps.key, c.Name, kind)
+	}
+	period := time.Duration(max(p.PeriodSeconds, 1)) * s.cfg.ProbeSecond
+	if p.PeriodSeconds == 0 {
+		period = 10 * s.cfg.ProbeSecond
+	}
+	successThreshold := max(p.SuccessThreshold, 1)
+	failureThreshold := p.FailureThreshold
+	if failureThreshold <= 0 {
+		failureThreshold = 3
+	}
+	wait := time.Duration(p.InitialDelaySeconds) * s.cfg.ProbeSecond
+	var successes, failures int32
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = period
+		err := s.probe(ctx, ps, c, kind, p)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			successes, failures = successes+1, 0
+			if successes >= successThreshold && report(true) {
+				return
+			}
+		} else {
+			successes, failures = 0, failures+1
+			s.logf("pod %s container %s: %s probe failed (%d/%d): %v", ps.key, c.Name, kind, failures, failureThreshold, err)
+			if failures >= failureThreshold && report(false) {
+				return
+			}
+		}
+	}
+}
+
+// supervise runs the container's probes while its workload runs. It
+// returns why the container must stop: the pod is going away (ctx ended),
+// the workload exited, or a liveness/startup probe failed.
+func (s *Simulator) supervise(ps *podState, cs *containerState, w Workload) (reason string, exitCode int32, stopping bool) {
+	ctx, cancel := context.WithCancel(ps.ctx)
+	defer cancel()
+	c := cs.spec
+	kill := make(chan string, 2)
+	set := func(f func()) {
+		s.mu.Lock()
+		if ctx.Err() == nil { // a late probe result must not outlive its container
+			f()
+		}
+		s.mu.Unlock()
+		if err := s.pushStatus(ps); err != nil && ctx.Err() == nil {
+			s.logf("pod %s: status: %v", ps.key, err)
+		}
+	}
+	afterStartup := func() {
+		if c.ReadinessProbe != nil {
+			go s.probeLoop(ctx, ps, c, "readiness", c.ReadinessProbe, func(ok bool) bool {
+				s.mu.Lock()
+				changed := cs.ready != ok
+				s.mu.Unlock()
+				if changed {
+					s.logf("pod %s container %s: ready=%t", ps.key, c.Name, ok)
+					set(func() { cs.ready = ok })
+				}
+				return false
+			})
+		}
+		if c.LivenessProbe != nil {
+			go s.probeLoop(ctx, ps, c, "liveness", c.LivenessProbe, func(ok bool) bool {
+				if !ok {
+					kill <- "liveness"
+				}
+				return !ok
+			})
+		}
+	}
+	if c.StartupProbe != nil {
+		go s.probeLoop(ctx, ps, c, "startup", c.StartupProbe, func(ok bool) bool {
+			if !ok {
+				kill <- "startup"
+				return true
+			}
+			set(func() {
+				cs.started = true
+				cs.ready = c.ReadinessProbe == nil
+			})
+			afterStartup()
+			return true
+		})
+	} else {
+		afterStartup()
+	}
+	select {
+	case <-ctx.Done():
+		return "Completed", 0, true
+	case <-w.Done():
+		s.logf("pod %s container %s: workload exited", ps.key, c.Name)
+		return "Error", 1, false
+	case probe := <-kill:
+		s.logf("pod %s container %s: %s probe failed: restarting the container", ps.key, c.Name, probe)
+		return "Error", 137, false
+	}
+}
+
+// runContainer starts the container's workload and restarts it when it
+// exits or fails its liveness/startup probe, until the pod goes away.
+func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
+	cs := ps.containers[i]
+	c := cs.spec
+	backoff := s.cfg.ProbeSecond
+	for ps.ctx.Err() == nil {
+		w, err := s.cfg.StartWorkload(ps.ctx, WorkloadSpec{Pod: pod, Container: c, PodIP: ps.ip,
+			NPUs: s.chipNames(ps.chips), Log: &prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}})
+		if err != nil {
+			s.logf("pod %s container %s: start workload: %v (retry in %s)", ps.key, c.Name, err, backoff)
+			s.mu.Lock()
+			cs.waiting, cs.message = "CrashLoopBackOff", err.Error()
+			s.mu.Unlock()
+			_ = s.pushStatus(ps)
+			select {
+			case <-ps.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*s.cfg.ProbeSecond)
+			continue
+		}
+		s.mu.Lock()
+		cs.running, cs.startedAt, cs.waiting, cs.message = true, metav1.Now(), "", ""
+		cs.started = c.StartupProbe == nil
+		cs.ready = cs.started && c.ReadinessProbe == nil
+		s.mu.Unlock()
+		if err := s.pushStatus(ps); err != nil {
+			s.logf("pod %s: status: %v", ps.key, err)
+		}
+		reason, exitCode, stopping := s.supervise(ps, cs, w)
+
+		s.mu.Lock()
+		stopCtx := ps.stopCtx
+		s.mu.Unlock()
+		cancel := func() {}
+		if stopCtx == nil {
+			grace := int64(30)
+			if pod.Spec.TerminationGracePeriodSeconds != nil {
+				grace = *pod.Spec.TerminationGracePeriodSeconds
+			}
+			stopCtx, cancel = context.WithTimeout(context.Background(), time.Duration(grace)*s.cfg.ProbeSecond)
+		}
+		if err := w.Stop(stopCtx); err != nil {
+			s.logf("pod %s container %s: stop workload: %v", ps.key, c.Name, err)
+		}
+		cancel()
+		if stopping {
+			return
+		}
+		s.mu.Lock()
+		cs.last = &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason, StartedAt: cs.startedAt, FinishedAt: metav1.Now(),
+			ContainerID: fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.Name, cs.restarts)}
+		cs.restarts++
+		cs.running, cs.started, cs.ready, cs.waiting = false, false, false, "ContainerCreating"
+		s.mu.Unlock()
+		_ = s.pushStatus(ps)
+	}
+}
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte(p.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

@@ -1,0 +1,85 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+
+	"mindie.io/deployer/pkg/simulator/mindie"
+)
+
+// ServerConfigEnv is a container environment variable whose value, a
+// MindIE Server config.json document, configures MindIEWorkload's
+// simulator (see mindie.ConfigFromServerConfig).
+const ServerConfigEnv = "MINDIE_SIM_SERVER_CONFIG"
+
+// MindIEWorkload is the default WorkloadStarter: a MindIE Server simulator
+// serving inference on podIP:<first containerPort> and management on
+// podIP:<second containerPort> (a free port when the container declares
+// fewer ports).
+func MindIEWorkload(_ context.Context, spec WorkloadSpec) (Workload, error) {
+	var cfg mindie.Config
+	for _, e := range spec.Container.Env {
+		if e.Name == ServerConfigEnv && e.Value != "" {
+			var err error
+			if cfg, err = mindie.ConfigFromServerConfig([]byte(e.Value)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.WorldSize == 0 && len(spec.NPUs) > 0 {
+		cfg.WorldSize = len(spec.NPUs)
+	}
+	srv, err := mindie.New(cfg, mindie.WithLogWriter(spec.Log))
+	if err != nil {
+		return nil, err
+	}
+	ports := []int32{0, 0}
+	for i, p := range spec.Container.Ports {
+		if i < 2 {
+			ports[i] = p.ContainerPort
+		}
+	}
+	addr := func(p int32) string { return net.JoinHostPort(spec.PodIP, strconv.Itoa(int(p))) }
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &mindieWorkload{srv: srv, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		w.err = srv.Serve(ctx, addr(ports[0]), addr(ports[1]))
+		close(w.done)
+	}()
+	select {
+	case <-srv.Listening():
+		return w, nil
+	case <-w.done:
+		cancel()
+		if w.err == nil {
+			w.err = errors.New("simulator stopped before listening")
+		}
+		return nil, w.err
+	}
+}
+
+type mindieWorkload struct {
+	srv    *mindie.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func (w *mindieWorkload) Done() <-chan struct{} { return w.done }
+
+// Stop drains the simulator (SIGTERM) and crashes it if ctx ends first.
+func (w *mindieWorkload) Stop(ctx context.Context) error {
+	w.cancel()
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		w.srv.Crash()
+		<-w.done
+	}
+	if errors.Is(w.err, mindie.ErrCrashed) {
+		return nil
+	}
+	return w.err
+}
