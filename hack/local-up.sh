@@ -34,7 +34,16 @@ go build -o "$OUT/bin/pki" ./hack/pki
 ln -sf "$BIN/kubectl" "$OUT/bin/kubectl"
 KUBECTL="$OUT/bin/kubectl"
 
-running() { [ -f "$PIDS/$1" ] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; }
+# running NAME: the process in $PIDS/NAME is alive (a zombie, killed but not
+# yet reaped, does not count).
+running() {
+  [ -f "$PIDS/$1" ] || return 1
+  local pid state
+  pid=$(cat "$PIDS/$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)
+  [ "$state" != Z ] && [ "$state" != X ]
+}
 
 # start NAME CMD...: runs CMD in the background unless NAME already runs.
 start() {
@@ -186,6 +195,14 @@ for t in "${TENANTS[@]}"; do
 done
 
 kubectl wait --for=condition=Available --timeout=120s apiservice/v1alpha1.infer.mindie.io >/dev/null
-# Discovery caches of the controller manager pick the group up within seconds.
+# The InferServer roles reach edit and view once the controller manager has
+# aggregated them; wait for that, so the tenants can work when this returns.
+for _ in $(seq 1 120); do
+  if [ "$(kubectl auth can-i create inferservers.infer.mindie.io -n team-a --as=tenant-a-editor 2>/dev/null)" = yes ] &&
+     [ "$(kubectl auth can-i list inferservers.infer.mindie.io -n team-a --as=tenant-a-viewer 2>/dev/null)" = yes ]; then
+    break
+  fi
+  sleep 0.5
+done
 log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io"
 echo "export KUBECONFIG=$OUT/kubeconfig"

@@ -40,13 +40,13 @@ func TestAPIServiceAvailable(t *testing.T) {
 	// It points at mindie-apiserver's Service and carries a caBundle, so the
 	// aggregator verifies the server's certificate.
 	out := mustKubectl(t, "", "get", "apiservice", apiService, "-o",
-		`jsonpath={.spec.group} {.spec.version} {.spec.service.namespace}/{.spec.service.name} {.spec.insecureSkipTLSVerify} {.spec.caBundle}`)
-	f := strings.Fields(out)
-	if len(f) < 4 || f[0] != "infer.mindie.io" || f[1] != "v1alpha1" || f[2] != "mindie-system/mindie-apiserver" {
+		`jsonpath={.spec.group}|{.spec.version}|{.spec.service.namespace}/{.spec.service.name}|{.spec.insecureSkipTLSVerify}|{.spec.caBundle}`)
+	f := strings.Split(out, "|")
+	if len(f) != 5 || f[0] != "infer.mindie.io" || f[1] != "v1alpha1" || f[2] != "mindie-system/mindie-apiserver" {
 		t.Fatalf("APIService spec: %q, want group infer.mindie.io, version v1alpha1, service mindie-system/mindie-apiserver", out)
 	}
-	if f[3] == "true" || len(f) != 4 || len(f[3]) < 100 {
-		t.Fatalf("APIService %s: want a caBundle and no insecureSkipTLSVerify, got %q", apiService, out)
+	if f[3] == "true" || len(f[4]) < 100 {
+		t.Fatalf("APIService %s: want a caBundle and no insecureSkipTLSVerify, got insecureSkipTLSVerify %q, caBundle %q", apiService, f[3], f[4])
 	}
 
 	// Discovery through kube-apiserver lists the group and the resource.

@@ -58,6 +58,12 @@ func run(m *testing.M) int {
 		script("hack/local-down.sh")
 		return 1
 	}
+	if err := waitTenantPermissions(90 * time.Second); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		dumpLogs()
+		script("hack/local-down.sh", "--purge")
+		return 1
+	}
 	code := m.Run()
 	if code != 0 {
 		dumpLogs()
@@ -67,6 +73,37 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// waitTenantPermissions waits until the tenants' roles grant InferServers.
+// hack/local-up.sh reports ready as soon as the APIService is Available,
+// but the shipped user ClusterRoles reach the built-in edit and view roles
+// only when kube-controller-manager's clusterrole-aggregation controller has
+// run, a second or two later; until then the tenants get Forbidden.
+func waitTenantPermissions(timeout time.Duration) error {
+	start := time.Now()
+	checks := [][]string{
+		{"create", "inferservers.infer.mindie.io", "-n", "team-a", "--as=tenant-a-editor"},
+		{"create", "inferservers.infer.mindie.io", "-n", "team-b", "--as=tenant-b-editor"},
+		{"watch", "inferservers.infer.mindie.io", "-n", "team-a", "--as=tenant-a-viewer"},
+	}
+	for _, c := range checks {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			out, err := exec.CommandContext(ctx, filepath.Join(cluster.out, "bin", "kubectl"),
+				append([]string{"--kubeconfig=" + kubeconfig(""), "auth", "can-i"}, c...)...).Output()
+			cancel()
+			if err == nil && strings.TrimSpace(string(out)) == "yes" {
+				break
+			}
+			if time.Since(start) > timeout {
+				return fmt.Errorf("kubectl auth can-i %s: still %q (%v) after %v", strings.Join(c, " "), strings.TrimSpace(string(out)), err, timeout)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "e2e: the tenants' permissions took effect %v after local-up.sh\n", time.Since(start).Round(10*time.Millisecond))
+	return nil
 }
 
 func script(name string, args ...string) error {
