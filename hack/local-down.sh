@@ -32,6 +32,7 @@ stop() {
   echo "local-down: stopped $name" >&2
 }
 stop mindie-apiserver
+stop ascend-sim
 stop kube-scheduler 10
 stop kube-controller-manager 10
 stop kube-apiserver 15

@@ -8,8 +8,13 @@
 # $OUT/logs/. Running it again starts whatever is not running and reapplies
 # the configuration. Stop everything with hack/local-down.sh.
 #
+# It also starts SIM_NODES (default 4) simulated Ascend nodes (cmd/ascend-sim:
+# a kubelet and device plugin stand-in that runs the MindIE Server simulator
+# for every pod, on a loopback pod IP from SIM_POD_CIDR); SIM_NODES=0 starts none.
+#
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
-# KUBE_PORT (16443), MINDIE_PORT (18443).
+# KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
+# SIM_POD_CIDR (127.1.0.0/16).
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -18,6 +23,8 @@ ETCD_PORT=${ETCD_PORT:-23790}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-$((ETCD_PORT + 10))}
 KUBE_PORT=${KUBE_PORT:-16443}
 MINDIE_PORT=${MINDIE_PORT:-18443}
+SIM_NODES=${SIM_NODES:-4}
+SIM_POD_CIDR=${SIM_POD_CIDR:-127.1.0.0/16}
 PKI=$OUT/pki
 LOGS=$OUT/logs
 PIDS=$OUT/pids
@@ -31,6 +38,7 @@ log() { echo "local-up: $*" >&2; }
 BIN=$(hack/testbin/build.sh)
 go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
 go build -o "$OUT/bin/pki" ./hack/pki
+go build -o "$OUT/bin/ascend-sim" ./cmd/ascend-sim
 ln -sf "$BIN/kubectl" "$OUT/bin/kubectl"
 KUBECTL="$OUT/bin/kubectl"
 
@@ -132,7 +140,8 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --requestheader-group-headers=X-Remote-Group \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
-  --proxy-client-key-file="$PKI/front-proxy-client.key"
+  --proxy-client-key-file="$PKI/front-proxy-client.key" \
+  --kubelet-preferred-address-types=InternalIP
 wait_for kube-apiserver "https://127.0.0.1:$KUBE_PORT/readyz" --cacert "$PKI/cluster-ca.crt"
 
 start kube-controller-manager "$BIN/kube-controller-manager" \
@@ -147,6 +156,12 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --authentication-kubeconfig="$OUT/kube-scheduler.kubeconfig" \
   --authorization-kubeconfig="$OUT/kube-scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
+
+# --- simulated Ascend nodes -------------------------------------------------------
+if [ "$SIM_NODES" -gt 0 ]; then
+  start ascend-sim "$OUT/bin/ascend-sim" --kubeconfig="$OUT/kubeconfig" \
+    --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR"
+fi
 
 # --- mindie-apiserver ----------------------------------------------------------
 # The shipped manifests, less what needs a kubelet (Deployment, PDB, Service):
@@ -204,5 +219,12 @@ for _ in $(seq 1 120); do
   fi
   sleep 0.5
 done
-log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io"
+if [ "$SIM_NODES" -gt 0 ]; then
+  for _ in $(seq 1 120); do
+    [ "$(kubectl get nodes -l mindie.io/simulated=true --no-headers 2>/dev/null | wc -l)" -ge "$SIM_NODES" ] && break
+    sleep 0.5
+  done
+  kubectl wait --for=condition=Ready --timeout=60s node -l mindie.io/simulated=true >/dev/null
+fi
+log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io; $SIM_NODES simulated Ascend nodes"
 echo "export KUBECONFIG=$OUT/kubeconfig"

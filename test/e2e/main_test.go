@@ -50,7 +50,9 @@ func run(m *testing.M) int {
 	}
 	cluster.root, cluster.out, cluster.kubePort = root, out, ports[1]
 	cluster.env = append(os.Environ(),
-		"OUT="+out, "ETCD_PORT="+ports[0], "KUBE_PORT="+ports[1], "MINDIE_PORT="+ports[2], "ETCD_PEER_PORT="+ports[3])
+		"OUT="+out, "ETCD_PORT="+ports[0], "KUBE_PORT="+ports[1], "MINDIE_PORT="+ports[2], "ETCD_PEER_PORT="+ports[3],
+		// A loopback range of its own, so that pods of another local cluster never share an address.
+		fmt.Sprintf("SIM_POD_CIDR=127.%d.0.0/16", 2+os.Getpid()%250))
 
 	if err := script("hack/local-up.sh"); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: local-up failed: %v\n", err)
