@@ -38,6 +38,7 @@ log() { echo "local-up: $*" >&2; }
 BIN=$(hack/testbin/build.sh)
 go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
 go build -o "$OUT/bin/pki" ./hack/pki
+go build -o "$OUT/bin/httpcheck" ./hack/httpcheck
 go build -o "$OUT/bin/ascend-sim" ./cmd/ascend-sim
 ln -sf "$BIN/kubectl" "$OUT/bin/kubectl"
 KUBECTL="$OUT/bin/kubectl"
@@ -62,11 +63,11 @@ start() {
   echo $! >"$PIDS/$name"
 }
 
-# wait_for NAME URL CURL-ARGS...: waits until URL answers 200.
+# wait_for NAME URL HTTPCHECK-ARGS...: waits until URL answers 200.
 wait_for() {
   local name=$1 url=$2; shift 2
   for _ in $(seq 1 240); do
-    if curl --silent --fail --max-time 2 "$@" "$url" >/dev/null 2>&1; then return 0; fi
+    if "$OUT/bin/httpcheck" "$@" "$url" >/dev/null 2>&1; then return 0; fi
     if ! running "$name"; then
       log "$name exited; the end of $LOGS/$name.log:"; tail -20 "$LOGS/$name.log" >&2; return 1
     fi
@@ -142,7 +143,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
   --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --kubelet-preferred-address-types=InternalIP
-wait_for kube-apiserver "https://127.0.0.1:$KUBE_PORT/readyz" --cacert "$PKI/cluster-ca.crt"
+wait_for kube-apiserver "https://127.0.0.1:$KUBE_PORT/readyz" -cacert "$PKI/cluster-ca.crt"
 
 start kube-controller-manager "$BIN/kube-controller-manager" \
   --kubeconfig="$OUT/kube-controller-manager.kubeconfig" \
@@ -186,7 +187,7 @@ start mindie-apiserver "$OUT/bin/mindie-apiserver" \
   --authorization-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
   --audit-policy-file=artifacts/deploy/audit-policy.yaml \
   --audit-log-path="$LOGS/audit.log" --audit-log-format=json
-wait_for mindie-apiserver "https://127.0.0.1:$MINDIE_PORT/readyz" --cacert "$PKI/mindie-ca.crt"
+wait_for mindie-apiserver "https://127.0.0.1:$MINDIE_PORT/readyz" -cacert "$PKI/mindie-ca.crt"
 
 kubectl apply --server-side --force-conflicts --field-manager=local-up -f - >/dev/null <<EOF
 apiVersion: apiregistration.k8s.io/v1
