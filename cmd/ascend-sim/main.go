@@ -5,6 +5,18 @@
 // kubelet and device plugin for the pods bound to them, running a MindIE
 // Server simulator per container on the pod's loopback IP. It dials only
 // loopback addresses and stops on SIGTERM or SIGINT.
+//
+// It also serves the kubelet API for `kubectl logs` (--kubelet-port, on
+// 127.0.0.1) and a fault-injection control API (--control-addr, written to
+// --control-addr-file) that its fault subcommand drives:
+//
+//	ascend-sim [run|serve] --kubeconfig=... [flags]
+//	ascend-sim fault npu  --node N --chip 3 --level SeparateNPU   (--level "" clears)
+//	ascend-sim fault pod  --namespace default --name P --action hang|unhang|crash|slow [--factor 4]
+//	ascend-sim fault node --node N --down=true|false
+//
+// The fault subcommand finds the server from --control-addr-file or
+// --control-addr.
 package main
 
 import (
@@ -31,6 +43,21 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "run", "serve":
+			return serve(ctx, args[1:], stderr)
+		case "fault":
+			return fault(ctx, args[1:], os.Stdout, stderr)
+		case "help", "-h", "--help", "-help":
+			fmt.Fprintln(stderr, "usage: ascend-sim [run|serve] [flags] | ascend-sim fault npu|pod|node [flags]")
+			return serve(ctx, []string{"-h"}, stderr)
+		}
+	}
+	return serve(ctx, args, stderr)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ascend-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the (loopback) API server")
@@ -40,6 +67,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	npuType := fs.String("npu-type", kubelet.DefaultNPUType, "NPU type: resource huawei.com/<type>")
 	podCIDR := fs.String("pod-cidr", kubelet.DefaultPodCIDR, "loopback range pod IPs come from")
 	lease := fs.Duration("lease-interval", kubelet.DefaultLeaseInterval, "lease renewal and node heartbeat interval")
+	kubeletPort := fs.Int("kubelet-port", 0, "port on 127.0.0.1 of the HTTPS kubelet API (kubectl logs) shared by all nodes; 0: any free port")
+	controlAddr := fs.String("control-addr", "127.0.0.1:0", "loopback address of the fault-injection control API (empty: none)")
+	controlFile := fs.String("control-addr-file", "", "file the control API's chosen address is written to")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,10 +94,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: *nodes, NodePrefix: *prefix, NPUsPerNode: *npus,
-		NPUType: *npuType, PodCIDR: *podCIDR, LeaseInterval: *lease, Log: stderr})
+		NPUType: *npuType, PodCIDR: *podCIDR, LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort})
 	if err != nil {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
 		return 2
+	}
+	if *controlAddr != "" {
+		stopControl, err := startControl(ctx, sim, *controlAddr, *controlFile, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
+			return 2
+		}
+		defer stopControl()
 	}
 	if err := sim.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)

@@ -68,6 +68,13 @@ type Config struct {
 	ProbeSecond time.Duration
 	// Log receives the simulator's log lines. Default: the standard logger.
 	Log io.Writer
+	// KubeletPort is the port on 127.0.0.1 of the HTTPS kubelet API
+	// (container logs) shared by all simulated nodes and published as
+	// their daemonEndpoints.kubeletEndpoint.Port. 0: any free port.
+	KubeletPort int
+	// LogLines is how many lines each container's log keeps. Default
+	// DefaultLogLines.
+	LogLines int
 }
 
 // WorkloadSpec is what a workload starter gets for one container.
@@ -140,6 +147,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ProbeSecond <= 0 {
 		c.ProbeSecond = time.Second
+	}
+	if c.KubeletPort < 0 || c.KubeletPort > 65535 {
+		return c, fmt.Errorf("kubelet simulator: invalid kubelet port %d", c.KubeletPort)
+	}
+	if c.LogLines <= 0 {
+		c.LogLines = DefaultLogLines
 	}
 	if c.Log == nil {
 		c.Log = log.Writer()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"sync"
 	"time"
 
@@ -25,6 +26,8 @@ type Simulator struct {
 	nodes map[string]*nodeState
 	ips   *ipPool
 	pods  map[string]*podState // by namespace/name
+
+	kubeletAddr *net.TCPAddr // of the kubelet API, once started
 }
 
 type nodeState struct {
@@ -74,6 +77,9 @@ func (s *Simulator) chipName(i int) string { return fmt.Sprintf("%s-%d", s.cfg.N
 // then stops every workload (leaving the pods in the API) and returns nil.
 // A failure to register the nodes is returned at once.
 func (s *Simulator) Run(ctx context.Context) error {
+	if err := s.startKubeletServer(ctx); err != nil {
+		return err
+	}
 	for _, name := range s.cfg.NodeNames {
 		if err := s.registerNode(ctx, name); err != nil {
 			return fmt.Errorf("register node %s: %w", name, err)
@@ -182,6 +188,9 @@ func (s *Simulator) fillNodeStatus(node *corev1.Node) {
 	st.Phase = corev1.NodeRunning
 	st.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: NodeIP}, {Type: corev1.NodeHostName, Address: node.Name}}
 	st.DaemonEndpoints = corev1.NodeDaemonEndpoints{}
+	if addr := s.KubeletAddr(); addr != nil {
+		st.DaemonEndpoints.KubeletEndpoint.Port = int32(addr.Port)
+	}
 	st.NodeInfo = corev1.NodeSystemInfo{
 		MachineID: "simulated-" + node.Name, SystemUUID: "simulated-" + node.Name, BootID: "simulated",
 		KernelVersion: "simulated", OSImage: "ascend-sim (simulated node, no kubelet)",

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -29,10 +30,11 @@ import (
 
 // fakeApp is the state of one pod's fake workload, shared by its restarts.
 type fakeApp struct {
-	ready   atomic.Bool  // /ready answers 200 when true, 503 otherwise
-	live    atomic.Bool  // /live answers 200 when true; every start sets it
-	starts  atomic.Int32 // workload starts
-	preStop atomic.Int32 // /prestop hits
+	ready   atomic.Bool   // /ready answers 200 when true, 503 otherwise
+	live    atomic.Bool   // /live answers 200 when true; every start sets it
+	starts  atomic.Int32  // workload starts
+	preStop atomic.Int32  // /prestop hits
+	slow    atomic.Uint64 // math.Float64bits of the last SetSlowdown
 }
 
 type fakeWorkloads struct {
@@ -52,6 +54,8 @@ func (f *fakeWorkloads) app(pod string) *fakeApp {
 type fakeWorkload struct {
 	srv  *http.Server
 	done chan struct{}
+	app  *fakeApp
+	log  io.Writer
 }
 
 func (w *fakeWorkload) Done() <-chan struct{} { return w.done }
@@ -83,7 +87,9 @@ func (f *fakeWorkloads) start(_ context.Context, spec WorkloadSpec) (Workload, e
 	mux.Handle("/ready", answer(&app.ready, http.StatusServiceUnavailable))
 	mux.Handle("/live", answer(&app.live, http.StatusInternalServerError))
 	mux.HandleFunc("/prestop", func(http.ResponseWriter, *http.Request) { app.preStop.Add(1) })
-	w := &fakeWorkload{srv: &http.Server{Handler: mux}, done: make(chan struct{})}
+	mux.HandleFunc("/work", func(http.ResponseWriter, *http.Request) { fmt.Fprintf(spec.Log, "fake workload: handled /work\n") })
+	w := &fakeWorkload{srv: &http.Server{Handler: mux}, done: make(chan struct{}), app: app, log: spec.Log}
+	fmt.Fprintf(spec.Log, "fake workload: serving on %s\n", ln.Addr())
 	go func() {
 		_ = w.srv.Serve(ln)
 		close(w.done)

@@ -55,6 +55,9 @@ type containerState struct {
 	last      *corev1.ContainerStateTerminated
 	waiting   string // reason when not running
 	message   string
+	log       *containerLog // of the current (or last) run, nil before the first
+	prevLog   *containerLog // of the run before
+	workload  Workload      // running, nil when not
 }
 
 func (s *Simulator) runPods(ctx context.Context) {

@@ -246,10 +246,21 @@ func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 	c := cs.spec
 	backoff := s.cfg.ProbeSecond
 	for ps.ctx.Err() == nil {
+		clog := newContainerLog(s.cfg.LogLines)
+		s.mu.Lock()
+		if cs.log != nil {
+			cs.prevLog = cs.log
+		}
+		cs.log = clog
+		restarts := cs.restarts
+		s.mu.Unlock()
+		clog.printf("starting container %s (image %s, restart %d) on pod IP %s", c.Name, c.Image, restarts, ps.ip)
 		w, err := s.cfg.StartWorkload(ps.ctx, WorkloadSpec{Pod: pod, Container: c, PodIP: ps.ip,
-			NPUs: s.chipNames(ps.chips), Log: &prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}})
+			NPUs: s.chipNames(ps.chips), Log: io.MultiWriter(&prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}, clog)})
 		if err != nil {
 			s.logf("pod %s container %s: start workload: %v (retry in %s)", ps.key, c.Name, err, backoff)
+			clog.printf("container %s failed to start: %v", c.Name, err)
+			clog.close()
 			s.mu.Lock()
 			cs.waiting, cs.message = "CrashLoopBackOff", err.Error()
 			s.mu.Unlock()
@@ -262,7 +273,9 @@ func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 			backoff = min(2*backoff, 30*s.cfg.ProbeSecond)
 			continue
 		}
+		clog.printf("container %s started", c.Name)
 		s.mu.Lock()
+		cs.workload = w
 		cs.running, cs.startedAt, cs.waiting, cs.message = true, metav1.Now(), "", ""
 		cs.started = c.StartupProbe == nil
 		cs.ready = cs.started && c.ReadinessProbe == nil
@@ -287,9 +300,16 @@ func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 			s.logf("pod %s container %s: stop workload: %v", ps.key, c.Name, err)
 		}
 		cancel()
+		s.mu.Lock()
+		cs.workload = nil
+		s.mu.Unlock()
 		if stopping {
+			clog.printf("container %s stopped (pod terminating)", c.Name)
+			clog.close()
 			return
 		}
+		clog.printf("container %s terminated: reason %s, exit code %d; restarting", c.Name, reason, exitCode)
+		clog.close()
 		s.mu.Lock()
 		cs.last = &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason, StartedAt: cs.startedAt, FinishedAt: metav1.Now(),
 			ContainerID: fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.Name, cs.restarts)}

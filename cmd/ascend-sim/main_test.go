@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"mindie.io/deployer/pkg/simulator/kubelet"
+)
+
+func TestFaultCLI(t *testing.T) {
+	client := fake.NewClientset()
+	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: 1, Log: io.Discard,
+		PodCIDR: fmt.Sprintf("127.1.%d.0/24", 100+rand.IntN(150)), LeaseInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = sim.Run(ctx) }()
+	file := filepath.Join(t.TempDir(), "control")
+	if _, err := startControl(ctx, sim, "10.0.0.1:0", file, io.Discard); err == nil {
+		t.Error("a non-loopback control address was accepted")
+	}
+	stop, err := startControl(ctx, sim, "127.0.0.1:0", file, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	raw, err := os.ReadFile(file)
+	if err != nil || !strings.HasPrefix(string(raw), "127.0.0.1:") {
+		t.Fatalf("control address file: %q %v", raw, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node not registered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cli := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, append([]string{"fault"}, args...), &errb)
+		_ = out
+		return code, errb.String()
+	}
+	if code, msg := cli("npu", "--control-addr-file", file, "--node", "ascend-0", "--chip", "3", "--level", "SeparateNPU"); code != 0 {
+		t.Fatalf("fault npu: %d %s", code, msg)
+	}
+	cm, _ := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "mindx-dl-deviceinfo-ascend-0", metav1.GetOptions{})
+	if !strings.Contains(cm.Data["DeviceInfoCfg"], `"huawei.com/Ascend910-Unhealthy":"Ascend910-3"`) {
+		t.Errorf("device info: %s", cm.Data["DeviceInfoCfg"])
+	}
+	if code, msg := cli("node", "--control-addr", strings.TrimSpace(string(raw)), "--node", "ascend-0", "--down=true"); code != 0 {
+		t.Fatalf("fault node: %d %s", code, msg)
+	}
+	n, _ := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionFalse {
+			t.Errorf("Ready = %s after node down", c.Status)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"npu", "--control-addr-file", file, "--node", "nope", "--chip", "1", "--level", "SeparateNPU"}, 1, "node: no simulated node"},
+		{[]string{"npu", "--control-addr-file", file, "--node", "ascend-0", "--level", "SeparateNPU"}, 1, "chip: required"},
+		{[]string{"pod", "--control-addr-file", file, "--name", "nope", "--action", "crash"}, 1, "name: pod default/nope is not running"},
+		{[]string{"pod", "--control-addr-file", file, "--name", "p", "--action", "boom"}, 1, "action: unknown action"},
+		{[]string{"node", "--control-addr-file", file, "--node", "ascend-0", "--down=maybe"}, 2, "--down must be true or false"},
+		{[]string{"node", "--control-addr", "10.1.2.3:80", "--node", "ascend-0", "--down=false"}, 2, "not a loopback address"},
+		{[]string{"disk"}, 2, "unknown fault kind"},
+	} {
+		code, msg := cli(tc.args...)
+		if code != tc.code || !strings.Contains(msg, tc.msg) {
+			t.Errorf("fault %v: %d %q, want %d and %q", tc.args, code, msg, tc.code, tc.msg)
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package kubelet
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Pod fault actions of SetPodFault.
+const (
+	PodFaultHang   = "hang"
+	PodFaultUnhang = "unhang"
+	PodFaultCrash  = "crash"
+	PodFaultSlow   = "slow"
+)
+
+// FaultLevels are the NPU fault levels SetNPUFault and the control API
+// accept besides "" (healthy).
+var FaultLevels = []string{FaultNotHandle, FaultRestartRequest, FaultRestartBusiness, FaultRestartNPU, FaultSeparateNPU}
+
+// FaultInjectable is implemented by workloads that support pod fault
+// injection (MindIEWorkload does).
+type FaultInjectable interface {
+	SetHung(hung bool)
+	Crash()
+	SetSlowdown(factor float64)
+}
+
+func (w *mindieWorkload) SetHung(hung bool)          { w.srv.SetHung(hung) }
+func (w *mindieWorkload) Crash()                     { w.srv.Crash() }
+func (w *mindieWorkload) SetSlowdown(factor float64) { w.srv.SetSlowdown(factor) }
+
+// FieldError is an error about one field of a fault request.
+type FieldError struct {
+	Field   string
+	Message string
+	// NotFound marks errors naming something that does not exist.
+	NotFound bool
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// SetPodFault injects a fault into the running workloads of every
+// container of pod namespace/name: hang (requests block; liveness probes
+// fail and the container is restarted), unhang, crash (the workload exits
+// and the container restarts), slow (every modelled duration is multiplied
+// by factor; 1 resets it).
+func (s *Simulator) SetPodFault(namespace, name, action string, factor float64) error {
+	switch action {
+	case PodFaultHang, PodFaultUnhang, PodFaultCrash:
+	case PodFaultSlow:
+		if !(factor > 0) {
+			return &FieldError{Field: "factor", Message: fmt.Sprintf("must be a positive number for action slow, got %g", factor)}
+		}
+	default:
+		return &FieldError{Field: "action", Message: fmt.Sprintf("unknown action %q: want hang, unhang, crash or slow", action)}
+	}
+	if namespace == "" {
+		namespace = "default"
+	}
+	if name == "" {
+		return &FieldError{Field: "name", Message: "required"}
+	}
+	s.mu.Lock()
+	ps := s.pods[namespace+"/"+name]
+	var targets []FaultInjectable
+	var logs []*containerLog
+	if ps != nil {
+		for _, cs := range ps.containers {
+			if f, ok := cs.workload.(FaultInjectable); ok && cs.running {
+				targets = append(targets, f)
+				logs = append(logs, cs.log)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if ps == nil {
+		return &FieldError{Field: "name", Message: fmt.Sprintf("pod %s/%s is not running on a simulated node", namespace, name), NotFound: true}
+	}
+	if len(targets) == 0 {
+		return &FieldError{Field: "name", Message: fmt.Sprintf("pod %s/%s has no running container that supports fault injection", namespace, name)}
+	}
+	s.logf("pod %s/%s: %s fault (factor %g) on %d container(s) (fault injection)", namespace, name, action, factor, len(targets))
+	for i, f := range targets {
+		if logs[i] != nil {
+			logs[i].printf("fault injection: %s", action)
+		}
+		switch action {
+		case PodFaultHang:
+			f.SetHung(true)
+		case PodFaultUnhang:
+			f.SetHung(false)
+		case PodFaultCrash:
+			f.Crash()
+		case PodFaultSlow:
+			f.SetSlowdown(factor)
+		}
+	}
+	return nil
+}
+
+// NPUFaultRequest is the body of POST /faults/npu.
+type NPUFaultRequest struct {
+	Node  string `json:"node"`
+	Chip  *int   `json:"chip"`
+	Level string `json:"level"` // "" clears the fault
+}
+
+// PodFaultRequest is the body of POST /faults/pod.
+type PodFaultRequest struct {
+	Namespace string  `json:"namespace"`
+	Name      string  `json:"name"`
+	Action    string  `json:"action"`
+	Factor    float64 `json:"factor,omitempty"`
+}
+
+// NodeFaultRequest is the body of POST /faults/node.
+type NodeFaultRequest struct {
+	Node string `json:"node"`
+	Down *bool  `json:"down"`
+}
+
+// ControlError is the JSON body of a failed control request.
+type ControlError struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// ControlHandler returns the fault-injection control API:
+//
+//	POST /faults/npu  {"node": N, "chip": 3, "level": "SeparateNPU"}  ("" clears)
+//	POST /faults/pod  {"namespace": NS, "name": P, "action": "hang|unhang|crash|slow", "factor": 4}
+//	POST /faults/node {"node": N, "down": true}
+//	GET  /nodes       the simulated nodes' names
+//
+// Success is 200 {"ok": true}; errors are JSON ControlErrors naming the
+// bad field.
+func (s *Simulator) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /faults/npu", func(w http.ResponseWriter, r *http.Request) {
+		var req NPUFaultRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if err := s.checkNode(req.Node); err != nil {
+			writeErr(w, err)
+			return
+		}
+		if req.Chip == nil {
+			writeErr(w, &FieldError{Field: "chip", Message: "required"})
+			return
+		}
+		if *req.Chip < 0 || *req.Chip >= s.cfg.NPUsPerNode {
+			writeErr(w, &FieldError{Field: "chip", Message: fmt.Sprintf("chip %d out of range 0..%d", *req.Chip, s.cfg.NPUsPerNode-1)})
+			return
+		}
+		if req.Level != "" && !slices.Contains(FaultLevels, req.Level) {
+			writeErr(w, &FieldError{Field: "level", Message: fmt.Sprintf("unknown fault level %q: want one of %s or \"\" to clear", req.Level, strings.Join(FaultLevels, ", "))})
+			return
+		}
+		writeResult(w, s.SetNPUFault(req.Node, *req.Chip, req.Level))
+	})
+	mux.HandleFunc("POST /faults/pod", func(w http.ResponseWriter, r *http.Request) {
+		var req PodFaultRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		writeResult(w, s.SetPodFault(req.Namespace, req.Name, req.Action, req.Factor))
+	})
+	mux.HandleFunc("POST /faults/node", func(w http.ResponseWriter, r *http.Request) {
+		var req NodeFaultRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if err := s.checkNode(req.Node); err != nil {
+			writeErr(w, err)
+			return
+		}
+		if req.Down == nil {
+			writeErr(w, &FieldError{Field: "down", Message: "required (true or false)"})
+			return
+		}
+		writeResult(w, s.SetNodeDown(req.Node, *req.Down))
+	})
+	mux.HandleFunc("GET /nodes", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.NodeNames())
+	})
+	return mux
+}
+
+func (s *Simulator) checkNode(name string) error {
+	if name == "" {
+		return &FieldError{Field: "node", Message: "required"}
+	}
+	if _, ok := s.nodes[name]; !ok { // the node set never changes
+		return &FieldError{Field: "node", Message: fmt.Sprintf("no simulated node %q (have %s)", name, strings.Join(s.cfg.NodeNames, ", ")), NotFound: true}
+	}
+	return nil
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		field := ""
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field = te.Field
+		} else if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			field = strings.Trim(f, `"`)
+		}
+		writeJSON(w, http.StatusBadRequest, ControlError{Error: "invalid request body: " + err.Error(), Field: field})
+		return false
+	}
+	return true
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		code := http.StatusBadRequest
+		if fe.NotFound {
+			code = http.StatusNotFound
+		}
+		writeJSON(w, code, ControlError{Error: fe.Error(), Field: fe.Field})
+		return
+	}
+	writeJSON(w, http.StatusInternalServerError, ControlError{Error: err.Error()})
+}
+
+func writeResult(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
