@@ -7,6 +7,9 @@
 #   BENCHTIME  -benchtime of each benchmark run (default 2s)
 #   COUNT      runs of each benchmark; the report takes the median (default 3)
 #   BENCH      -bench pattern (default: all)
+#   SCALE_CHECK  0 skips the scale check that follows the benchmarks
+#              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
+#              cluster of its own; about 5 to 20 minutes; docs/scale-check.md)
 #
 # The defaults take about a minute and a half on two cores. To see the
 # in-process server's logs while debugging a benchmark:
@@ -41,3 +44,8 @@ go run ./hack/benchreport \
   <"${RAW}" >"${REPORT}.tmp"
 mv "${REPORT}.tmp" "${REPORT}"
 echo "wrote ${RAW} and ${REPORT}" >&2
+
+if [ "${SCALE_CHECK:-1}" != 0 ]; then
+  echo "+ hack/scale-check.sh (SCALE_CHECK=0 skips it)" >&2
+  hack/scale-check.sh
+fi

@@ -221,11 +221,11 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 if [ "$SIM_NODES" -gt 0 ]; then
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 $((120 + 2 * SIM_NODES))); do
     [ "$(kubectl get nodes -l mindie.io/simulated=true --no-headers 2>/dev/null | wc -l)" -ge "$SIM_NODES" ] && break
     sleep 0.5
   done
-  kubectl wait --for=condition=Ready --timeout=60s node -l mindie.io/simulated=true >/dev/null
+  kubectl wait --for=condition=Ready --timeout=$((60 + SIM_NODES))s node -l mindie.io/simulated=true >/dev/null
 fi
 log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io; $SIM_NODES simulated Ascend nodes"
 echo "export KUBECONFIG=$OUT/kubeconfig"

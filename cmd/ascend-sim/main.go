@@ -67,6 +67,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	npuType := fs.String("npu-type", kubelet.DefaultNPUType, "NPU type: resource huawei.com/<type>")
 	podCIDR := fs.String("pod-cidr", kubelet.DefaultPodCIDR, "loopback range pod IPs come from")
 	lease := fs.Duration("lease-interval", kubelet.DefaultLeaseInterval, "lease renewal and node heartbeat interval")
+	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server, shared by every simulated node and pod (a real kubelet has its own budget per node)")
+	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
 	kubeletPort := fs.Int("kubelet-port", 0, "port on 127.0.0.1 of the HTTPS kubelet API (kubectl logs) shared by all nodes; 0: any free port")
 	controlAddr := fs.String("control-addr", "127.0.0.1:0", "loopback address of the fault-injection control API (empty: none)")
 	controlFile := fs.String("control-addr-file", "", "file the control API's chosen address is written to")
@@ -88,6 +90,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	restCfg.Dial = kubelet.DialLoopback
 	restCfg.UserAgent = "ascend-sim"
+	restCfg.QPS, restCfg.Burst = float32(*qps), *burst
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)

@@ -80,6 +80,7 @@ func TestRender(t *testing.T) {
 	md := out.String()
 	for _, want := range []string{
 		"- Date: 2026-01-02\n",
+		"[scale-check.md](scale-check.md)",
 		"- CPU: AMD EPYC (Go reports \"Oxide Virtual Turin-like Processor\")\n",
 		"- GOMAXPROCS: 2\n",
 		// 1.1 ms / 200 µs, 267 KiB / 60.6 KiB (273510 / 62100 B), 2686 / 262 allocs.
