@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mindie.io/deployer/test/module"
 )
 
 // cluster is the local cluster every test of the package shares.
@@ -33,7 +35,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	root, err := moduleRoot()
+	root, err := module.Root()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -128,23 +130,6 @@ func dumpLogs() {
 			lines = lines[len(lines)-30:]
 		}
 		fmt.Fprintf(os.Stderr, "==== %s (last %d lines)\n%s\n", l, len(lines), strings.Join(lines, "\n"))
-	}
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	"mindie.io/deployer/test/module"
 )
 
 const apiserverPackage = "mindie.io/deployer/cmd/mindie-apiserver"
@@ -64,7 +65,7 @@ func apiserverBinary(t *testing.T) string {
 // executable; binaries of test processes that are gone are removed, so the
 // directory does not grow without bound.
 func buildAPIServer() (string, error) {
-	root, err := moduleRoot()
+	root, err := module.Root()
 	if err != nil {
 		return "", err
 	}
@@ -100,28 +101,6 @@ func removeStaleBinaries(dir string) {
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
-	}
-}
-
-// moduleRoot is the directory of the main module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if gomod := strings.TrimSpace(string(out)); err == nil && gomod != "" && gomod != os.DevNull {
-		return filepath.Dir(gomod), nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
 	}
 }
 

@@ -47,6 +47,18 @@ func (s *Server) checkModel(model string) *apiError {
 		msg: fmt.Sprintf("the model %q does not exist: this server serves %q", model, s.cfg.ModelID)}
 }
 
+// checkOpenAIRequest checks what every OpenAI request shares: a model this
+// server serves (or none) and a single choice.
+func (s *Server) checkOpenAIRequest(model string, n *int) *apiError {
+	if err := s.checkModel(model); err != nil {
+		return err
+	}
+	if n != nil && *n != 1 {
+		return badRequest("n must be 1: the simulator generates a single choice, got %d", *n)
+	}
+	return nil
+}
+
 // stream runs j and streams it as server-sent events: head before the
 // first token, event(i, piece) for each token, then tail(g). A string
 // payload (like "[DONE]") is sent verbatim, anything else as JSON.
@@ -173,12 +185,8 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, openAIErrors, err)
 		return
 	}
-	if err := s.checkModel(req.Model); err != nil {
+	if err := s.checkOpenAIRequest(req.Model, req.N); err != nil {
 		s.reject(w, openAIErrors, err)
-		return
-	}
-	if req.N != nil && *req.N != 1 {
-		s.reject(w, openAIErrors, badRequest("n must be 1: the simulator generates a single choice, got %d", *req.N))
 		return
 	}
 	turns, apiErr := chatTurns(req.Messages)
@@ -277,12 +285,8 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, openAIErrors, err)
 		return
 	}
-	if err := s.checkModel(req.Model); err != nil {
+	if err := s.checkOpenAIRequest(req.Model, req.N); err != nil {
 		s.reject(w, openAIErrors, err)
-		return
-	}
-	if req.N != nil && *req.N != 1 {
-		s.reject(w, openAIErrors, badRequest("n must be 1: the simulator generates a single choice, got %d", *req.N))
 		return
 	}
 	prompt, apiErr := promptText(req.Prompt, "prompt")
