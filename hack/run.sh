@@ -10,7 +10,8 @@ cd "$ROOT"
 hack/local-up.sh >/dev/null
 export KUBECONFIG=$OUT/kubeconfig
 KUBECTL=$OUT/bin/kubectl
-"$KUBECTL" apply --server-side --field-manager=make-run -f artifacts/samples/
+# The sample belongs to make run: take its fields back if someone changed them.
+"$KUBECTL" apply --server-side --force-conflicts --field-manager=make-run -f artifacts/samples/
 
 cat <<MSG
 
@@ -22,6 +23,9 @@ mindie-apiserver serves infer.mindie.io behind kube-apiserver https://127.0.0.1:
   kubectl explain inferserver.spec.strategy
   kubectl scale inferserver llama3-8b --replicas=3
   kubectl auth can-i create inferservers -n team-b --as=tenant-a-editor
+  kubectl get nodes -L accelerator          # ${SIM_NODES:-4} simulated Ascend nodes (ascend-sim)
+  ascend-sim fault npu --node ascend-0 --chip 3 --level SeparateNPU   # then look at
+  kubectl -n kube-system get configmap mindx-dl-deviceinfo-ascend-0 -o yaml
 
 Tenant kubeconfigs (tenant-a-editor, tenant-b-editor, tenant-a-viewer): $OUT/users/
 Stop it all with: hack/local-down.sh   (add --purge to delete its data)
