@@ -18,7 +18,7 @@ cat <<MSG
 The local cluster is up (logs in $OUT/logs, audit log $OUT/logs/audit.log).
 mindie-apiserver serves infer.mindie.io behind kube-apiserver https://127.0.0.1:${KUBE_PORT:-16443}.
 
-  export KUBECONFIG=$OUT/kubeconfig PATH=$OUT/bin:\$PATH
+  export KUBECONFIG=$OUT/kubeconfig PATH=$OUT/bin:\$PATH OUT=$OUT
   kubectl get inferservers -A -o wide
   kubectl explain inferserver.spec.strategy
   kubectl scale inferserver llama3-8b --replicas=3
