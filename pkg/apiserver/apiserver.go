@@ -51,6 +51,8 @@ func init() {
 type ExtraConfig struct {
 	// InformerResync is the resync period of the server's own informers.
 	InformerResync time.Duration
+	// Controllers configures the workload controllers.
+	Controllers ControllerConfig
 }
 
 // Config is the whole configuration of mindie-apiserver.
@@ -66,6 +68,9 @@ type Server struct {
 	Client clientset.Interface
 	// Informers share watches of infer.mindie.io objects among the server's parts.
 	Informers informers.SharedInformerFactory
+	// ControllerIdentity is this replica's name in the controllers' Lease
+	// and Events; empty when the controllers do not run.
+	ControllerIdentity string
 }
 
 type completedConfig struct {
@@ -119,6 +124,7 @@ func (c completedConfig) New() (*Server, error) {
 		"inferservers":        storage.InferServer,
 		"inferservers/status": storage.Status,
 		"inferservers/scale":  storage.Scale,
+		"inferservers/proxy":  storage.Proxy,
 	}
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, fmt.Errorf("install %s: %w", infer.GroupName, err)
@@ -133,6 +139,9 @@ func (c completedConfig) New() (*Server, error) {
 		s.Informers.Start(ctx.Done())
 		return nil
 	})
+	if err := s.startControllers(c.ExtraConfig.Controllers); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -41,3 +41,30 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 // InferServer, with the InferServer's name as its value; the pods' label
 // selector (status.selector, the scale subresource) is built on it.
 const LabelServer = "infer.mindie.io/server"
+
+// Labels and annotations the controller puts on the objects it makes.
+const (
+	// LabelRevision is the ControllerRevision (by name) a pod was made from.
+	LabelRevision = "infer.mindie.io/revision"
+	// LabelInstance is the instance a pod belongs to. Cross-node pods carry
+	// it from creation; a single-node instance is one pod, named like it.
+	LabelInstance = "infer.mindie.io/instance"
+	// LabelRank is the position ("0", "1", ...) of a cross-node pod in its
+	// instance; rank 0 is the master.
+	LabelRank = "infer.mindie.io/rank"
+	// LabelMaster is "true" on the pod that serves an instance (every
+	// single-node pod, rank 0 of a cross-node instance); the InferServer's
+	// Service selects it.
+	LabelMaster = "infer.mindie.io/master"
+	// AnnotationRestartedAt, set in spec.podMetadata.annotations to a
+	// timestamp, restarts every instance through a rollout (the original
+	// deployer's "update"); kubectl uses the same key for Deployments.
+	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
+	// AnnotationChangeCause is copied from an InferServer to the revision
+	// made from it and shown by rollout history.
+	AnnotationChangeCause = "kubernetes.io/change-cause"
+	// FinalizerCleanup makes the controller delete every child of an
+	// InferServer before the InferServer goes away, so cleanup does not
+	// depend on the garbage collector reaching this aggregated API.
+	FinalizerCleanup = "infer.mindie.io/cleanup"
+)

@@ -473,6 +473,14 @@ type InstanceStatus struct {
 	// initializing or completed.
 	// +optional
 	Ranktable string `json:"ranktable,omitempty"`
+	// Recreations counts how often the controller recreated the whole
+	// instance because one of its pods failed (cross-node instances).
+	// +optional
+	Recreations int32 `json:"recreations,omitempty"`
+	// Message explains an instance that is not ready, such as why it is
+	// being recreated.
+	// +optional
+	Message string `json:"message,omitempty"`
 	// Pods of the instance.
 	// +optional
 	// +listType=map

@@ -737,6 +737,8 @@ func autoConvert_v1alpha1_InstanceStatus_To_infer_InstanceStatus(in *InstanceSta
 	out.Ready = in.Ready
 	out.Master = in.Master
 	out.Ranktable = in.Ranktable
+	out.Recreations = in.Recreations
+	out.Message = in.Message
 	out.Pods = *(*[]infer.InstancePodStatus)(unsafe.Pointer(&in.Pods))
 	return nil
 }
@@ -752,6 +754,8 @@ func autoConvert_infer_InstanceStatus_To_v1alpha1_InstanceStatus(in *infer.Insta
 	out.Ready = in.Ready
 	out.Master = in.Master
 	out.Ranktable = in.Ranktable
+	out.Recreations = in.Recreations
+	out.Message = in.Message
 	out.Pods = *(*[]InstancePodStatus)(unsafe.Pointer(&in.Pods))
 	return nil
 }

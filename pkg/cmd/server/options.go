@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,6 +28,7 @@ import (
 	"mindie.io/deployer/pkg/apiserver"
 	"mindie.io/deployer/pkg/embeddedetcd"
 	generatedopenapi "mindie.io/deployer/pkg/generated/openapi"
+	"mindie.io/deployer/pkg/registry/infer/inferserver"
 )
 
 // etcdPathPrefix is where InferServers live in etcd.
@@ -50,6 +52,9 @@ type Options struct {
 	// AlternateDNS are extra names in a self-signed serving certificate.
 	AlternateDNS []string
 
+	// Controllers configures the workload controllers (not run with --standalone).
+	Controllers apiserver.ControllerConfig
+
 	// embeddedEtcd is set by Complete when the embedded etcd is to be started.
 	embeddedEtcd bool
 
@@ -64,6 +69,18 @@ func NewOptions(out, errOut io.Writer) *Options {
 		DataDir: "/var/lib/mindie-apiserver",
 		AlternateDNS: []string{
 			"mindie-apiserver", "mindie-apiserver.mindie-system", "mindie-apiserver.mindie-system.svc",
+		},
+		Controllers: apiserver.ControllerConfig{
+			Enabled:           true,
+			Workers:           5,
+			LeaderElect:       true,
+			LeaseNamespace:    "mindie-system",
+			LeaseName:         "mindie-controller",
+			LeaseDuration:     15 * time.Second,
+			RenewDeadline:     10 * time.Second,
+			RetryPeriod:       2 * time.Second,
+			ModelInfoInterval: 30 * time.Second,
+			FillRanktables:    true,
 		},
 		Out:    out,
 		ErrOut: errOut,
@@ -106,6 +123,18 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	fs.IntVar(&o.EmbeddedEtcdClientPort, "embedded-etcd-client-port", 0, "Loopback client port of the embedded etcd; 0 picks a free one.")
 	fs.IntVar(&o.EmbeddedEtcdPeerPort, "embedded-etcd-peer-port", 0, "Loopback peer port of the embedded etcd; 0 picks a free one.")
 	fs.BoolVar(&o.Standalone, "standalone", false, "Serve without a kube-apiserver: no delegated authentication, authorization or admission. Client certificates signed by --client-ca-file authenticate, and only the group system:masters (and the server's own loopback client) is authorized. For tests and development only.")
+	c := &o.Controllers
+	fs.BoolVar(&c.Enabled, "controllers", c.Enabled, "Run the workload controllers that turn InferServers into Deployments, pods, Services and ConfigMaps in the cluster of --kubeconfig (or in-cluster). Never with --standalone.")
+	fs.IntVar(&c.Workers, "controller-workers", c.Workers, "InferServers reconciled at once.")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "Take turns with other replicas through a Lease so that only one runs the controllers.")
+	fs.StringVar(&c.LeaseNamespace, "leader-elect-resource-namespace", c.LeaseNamespace, "Namespace of the leader-election Lease.")
+	fs.StringVar(&c.LeaseName, "leader-elect-resource-name", c.LeaseName, "Name of the leader-election Lease.")
+	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", c.LeaseDuration, "How long a replica that stopped renewing keeps the lease before another takes over.")
+	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", c.RenewDeadline, "How long the leader retries renewing before it gives up leading.")
+	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", c.RetryPeriod, "How often replicas try to acquire or renew the lease.")
+	fs.StringVar(&c.Identity, "leader-elect-identity", c.Identity, "This replica's name in the Lease and in Events; empty means <hostname>_<uuid>.")
+	fs.DurationVar(&c.ModelInfoInterval, "model-info-interval", c.ModelInfoInterval, "How often each InferServer's GET /info is read for status.model.")
+	fs.BoolVar(&c.FillRanktables, "fill-ranktables", c.FillRanktables, "Complete cross-node instances' HCCL ranktables from the pods' NPU annotations. Turn off where the Ascend Operator writes them.")
 	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns-names", o.AlternateDNS, "Names put in the self-signed serving certificate made when no --tls-cert-file is given.")
 }
 
@@ -119,6 +148,7 @@ func (o *Options) Complete() error {
 		o.RecommendedOptions.Authentication.RemoteKubeConfigFileOptional = true
 		o.RecommendedOptions.Authentication.SkipInClusterLookup = true
 		o.RecommendedOptions.Authorization.RemoteKubeConfigFileOptional = true
+		o.Controllers.Enabled = false
 	}
 	if len(o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList) == 0 {
 		o.embeddedEtcd = true
@@ -136,6 +166,18 @@ func (o *Options) Validate(args []string) error {
 		errs = append(errs, fmt.Errorf("no arguments are accepted, got %q", strings.Join(args, " ")))
 	}
 	errs = append(errs, o.RecommendedOptions.Validate()...)
+	if c := o.Controllers; c.Enabled {
+		if c.Workers < 1 {
+			errs = append(errs, fmt.Errorf("--controller-workers: %d: must be at least 1", c.Workers))
+		}
+		if c.LeaderElect && !(c.RetryPeriod > 0 && c.RenewDeadline > c.RetryPeriod && c.LeaseDuration > c.RenewDeadline) {
+			errs = append(errs, fmt.Errorf("--leader-elect-*: lease duration %s, renew deadline %s, retry period %s: must satisfy lease duration > renew deadline > retry period > 0",
+				c.LeaseDuration, c.RenewDeadline, c.RetryPeriod))
+		}
+		if c.ModelInfoInterval < time.Second {
+			errs = append(errs, fmt.Errorf("--model-info-interval: %s: must be at least 1s", c.ModelInfoInterval))
+		}
+	}
 	if o.embeddedEtcd && o.DataDir == "" {
 		errs = append(errs, fmt.Errorf("--data-dir: must name a directory when no --etcd-servers are given"))
 	}
@@ -154,6 +196,9 @@ func (o *Options) Config() (*apiserver.Config, error) {
 		return nil, fmt.Errorf("create self-signed certificates: %w", err)
 	}
 	cfg := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	// A proxied generation lasts as long as the model writes; the request
+	// timeout must not cut it.
+	cfg.LongRunningFunc = inferserver.LongRunningRequestCheck(cfg.LongRunningFunc)
 	namer := openapi.NewDefinitionNamer(apiserver.Scheme)
 	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
 	cfg.OpenAPIConfig.Info.Title = "mindie-apiserver"
@@ -166,7 +211,9 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
-	return &apiserver.Config{GenericConfig: cfg}, nil
+	controllers := o.Controllers
+	controllers.KubeConfig = cfg.ClientConfig
+	return &apiserver.Config{GenericConfig: cfg, ExtraConfig: apiserver.ExtraConfig{Controllers: controllers}}, nil
 }
 
 // NewServer starts the embedded etcd if one is needed and builds the

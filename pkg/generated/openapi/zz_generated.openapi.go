@@ -19233,6 +19233,20 @@ func schema_deployer_apis_infer_v1alpha1_InstanceStatus(ref common.ReferenceCall
 							Format:      "",
 						},
 					},
+					"recreations": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Recreations counts how often the controller recreated the whole instance because one of its pods failed (cross-node instances).",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message explains an instance that is not ready, such as why it is being recreated.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
 					"pods": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{

@@ -27,7 +27,8 @@
 // assert on the durations the simulator asked for instead of on wall time.
 //
 //   - Loading: the server is "loading" for Config.LoadTime after [New]; live
-//     answers 200, ready answers 503, and generation requests are refused with
+//     and ready answer 503 (a real server's endpoints are not up before the
+//     backend is initialised), and generation requests are refused with
 //     503 (they do not queue) until the model is loaded.
 //   - Admission: at most Config.MaxConcurrentRequests requests are in flight
 //     (more get 429); of those, Config.TotalSlots run at once and the rest wait

@@ -38,7 +38,10 @@ func (s *Server) ManagementHandler() http.Handler {
 // live: the process runs (and, being past the hang check, is not hung).
 func (s *Server) handleLive(w http.ResponseWriter, _ *http.Request) {
 	switch s.State() {
-	case StateStopped:
+	case StateStopped, StateLoading:
+		// MindIE Server's endpoints answer "live" only once the backend is
+		// initialised, which is why the original deployer gave the startup
+		// probe on /v2/health/live the whole load budget (init_delay).
 		w.WriteHeader(http.StatusServiceUnavailable)
 	default:
 		w.WriteHeader(http.StatusOK)

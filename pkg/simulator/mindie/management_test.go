@@ -15,8 +15,8 @@ func TestReadinessFollowsTheLoadTime(t *testing.T) {
 	cfg.LoadTime = 0 // the default, 5s
 	h := newHarness(t, cfg)
 
-	if r := h.getMgmt("/v2/health/live"); r.status != http.StatusOK || len(r.body) != 0 {
-		t.Errorf("live while loading: %d %q, want 200 and no body", r.status, r.body)
+	if r := h.getMgmt("/v2/health/live"); r.status != http.StatusServiceUnavailable || len(r.body) != 0 {
+		t.Errorf("live while loading: %d %q, want 503 and no body", r.status, r.body)
 	}
 	if r := h.getMgmt("/v2/health/ready"); r.status != http.StatusServiceUnavailable {
 		t.Errorf("ready while loading: %d, want 503", r.status)

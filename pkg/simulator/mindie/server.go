@@ -28,7 +28,7 @@ type State string
 // The states, in the order a server goes through them (or to crashed from
 // any of them).
 const (
-	StateLoading  State = "loading"  // the model is loading: live, not ready
+	StateLoading  State = "loading"  // the model is loading: neither live nor ready
 	StateReady    State = "ready"    // serving
 	StateStopping State = "stopping" // /stopService: draining running requests
 	StateStopped  State = "stopped"  // stopped: no longer live

@@ -1831,6 +1831,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: master
       type:
         scalar: string
+    - name: message
+      type:
+        scalar: string
     - name: name
       type:
         scalar: string
@@ -1849,6 +1852,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: ready
       type:
         scalar: boolean
+    - name: recreations
+      type:
+        scalar: numeric
     - name: revision
       type:
         scalar: string

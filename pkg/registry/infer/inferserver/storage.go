@@ -27,6 +27,7 @@ type Storage struct {
 	InferServer *REST
 	Status      *StatusREST
 	Scale       *ScaleREST
+	Proxy       *ProxyREST
 }
 
 // REST is the main resource, a generic store on etcd.
@@ -40,8 +41,8 @@ func (r *REST) ShortNames() []string { return []string{"isvc"} }
 // Categories puts InferServers in "kubectl get all" and "kubectl get mindie".
 func (r *REST) Categories() []string { return []string{"all", "mindie"} }
 
-// NewStorage builds the stores of inferservers, inferservers/status and
-// inferservers/scale on the given storage options.
+// NewStorage builds the stores of inferservers, inferservers/status,
+// inferservers/scale and inferservers/proxy on the given storage options.
 func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (Storage, error) {
 	s := NewStrategy(scheme)
 	store := &genericregistry.Store{
@@ -72,6 +73,7 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (S
 		InferServer: &REST{store},
 		Status:      &StatusREST{store: &statusStore},
 		Scale:       &ScaleREST{store: store},
+		Proxy:       NewProxyREST(store),
 	}, nil
 }
 

@@ -35,6 +35,12 @@ type InstanceStatusApplyConfiguration struct {
 	// Ranktable is the state of a cross-node instance's HCCL ranktable:
 	// initializing or completed.
 	Ranktable *string `json:"ranktable,omitempty"`
+	// Recreations counts how often the controller recreated the whole
+	// instance because one of its pods failed (cross-node instances).
+	Recreations *int32 `json:"recreations,omitempty"`
+	// Message explains an instance that is not ready, such as why it is
+	// being recreated.
+	Message *string `json:"message,omitempty"`
 	// Pods of the instance.
 	Pods []InstancePodStatusApplyConfiguration `json:"pods,omitempty"`
 }
@@ -82,6 +88,22 @@ func (b *InstanceStatusApplyConfiguration) WithMaster(value string) *InstanceSta
 // If called multiple times, the Ranktable field is set to the value of the last call.
 func (b *InstanceStatusApplyConfiguration) WithRanktable(value string) *InstanceStatusApplyConfiguration {
 	b.Ranktable = &value
+	return b
+}
+
+// WithRecreations sets the Recreations field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Recreations field is set to the value of the last call.
+func (b *InstanceStatusApplyConfiguration) WithRecreations(value int32) *InstanceStatusApplyConfiguration {
+	b.Recreations = &value
+	return b
+}
+
+// WithMessage sets the Message field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Message field is set to the value of the last call.
+func (b *InstanceStatusApplyConfiguration) WithMessage(value string) *InstanceStatusApplyConfiguration {
+	b.Message = &value
 	return b
 }
 

@@ -1,0 +1,157 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/inferserver"
+)
+
+// ControllerConfig configures the workload controllers mindie-apiserver runs.
+type ControllerConfig struct {
+	// Enabled runs the controllers. They need KubeConfig.
+	Enabled bool
+	// KubeConfig reaches the cluster that runs the workloads.
+	KubeConfig *restclient.Config
+	// Workers is how many InferServers are reconciled at once.
+	Workers int
+	// LeaderElect makes replicas take turns through a Lease, so only one
+	// acts at a time.
+	LeaderElect bool
+	// LeaseNamespace and LeaseName name the Lease.
+	LeaseNamespace, LeaseName string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune the election.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Identity of this replica in the Lease and in Events; empty means
+	// hostname_uuid.
+	Identity string
+	// ModelInfoInterval is how often a server's GET /info is read.
+	ModelInfoInterval time.Duration
+	// FillRanktables makes the controller complete cross-node ranktables.
+	FillRanktables bool
+}
+
+// startControllers registers a post-start hook that runs the controllers,
+// under leader election when asked.
+func (s *Server) startControllers(cfg ControllerConfig) error {
+	if !cfg.Enabled {
+		return nil
+	}
+	if cfg.KubeConfig == nil {
+		return fmt.Errorf("controllers need a kubeconfig of the cluster that runs the workloads (--kubeconfig or in-cluster)")
+	}
+	if cfg.Identity == "" {
+		host, _ := os.Hostname()
+		cfg.Identity = host + "_" + string(uuid.NewUUID())
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 5
+	}
+	kubeCfg := restclient.CopyConfig(cfg.KubeConfig)
+	if kubeCfg.QPS == 0 {
+		kubeCfg.QPS, kubeCfg.Burst = 100, 200
+	}
+	kube, err := kubernetes.NewForConfig(kubeCfg)
+	if err != nil {
+		return fmt.Errorf("controllers: kube client: %w", err)
+	}
+	s.ControllerIdentity = cfg.Identity
+
+	eventScheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(eventScheme))
+	utilruntime.Must(v1alpha1.AddToScheme(eventScheme))
+
+	s.GenericAPIServer.AddPostStartHookOrDie("start-mindie-controllers", func(hookCtx genericapiserver.PostStartHookContext) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-hookCtx.Done()
+			cancel()
+		}()
+		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+		recorder := broadcaster.NewRecorder(eventScheme, corev1.EventSource{Component: "mindie-controller", Host: cfg.Identity})
+		run := func(ctx context.Context) {
+			kubeInformers := inferserver.NewKubeInformers(kube, 10*time.Minute)
+			c, err := inferserver.New(inferserver.Config{
+				Kube:              kube,
+				Infer:             s.Client,
+				Servers:           s.Informers.Infer().V1alpha1().InferServers(),
+				KubeInformers:     kubeInformers,
+				Recorder:          recorder,
+				ModelInfoInterval: cfg.ModelInfoInterval,
+				FillRanktables:    cfg.FillRanktables,
+			})
+			if err != nil {
+				klog.ErrorS(err, "Cannot build the InferServer controller")
+				return
+			}
+			kubeInformers.Start(ctx.Done())
+			s.Informers.Start(ctx.Done())
+			if err := c.Run(ctx, cfg.Workers); err != nil {
+				klog.ErrorS(err, "InferServer controller stopped")
+			}
+			kubeInformers.Shutdown()
+		}
+		if !cfg.LeaderElect {
+			go func() {
+				defer broadcaster.Shutdown()
+				run(ctx)
+			}()
+			return nil
+		}
+		lock, err := resourcelock.New(resourcelock.LeasesResourceLock, cfg.LeaseNamespace, cfg.LeaseName,
+			kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: cfg.Identity, EventRecorder: recorder})
+		if err != nil {
+			cancel()
+			return fmt.Errorf("controllers: leader election lock: %w", err)
+		}
+		go func() {
+			defer broadcaster.Shutdown()
+			// A replica that loses the lease stops its controllers and
+			// stands for election again, until the server shuts down.
+			for ctx.Err() == nil {
+				leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+					Lock:            lock,
+					LeaseDuration:   cfg.LeaseDuration,
+					RenewDeadline:   cfg.RenewDeadline,
+					RetryPeriod:     cfg.RetryPeriod,
+					ReleaseOnCancel: true,
+					Name:            cfg.LeaseName,
+					Callbacks: leaderelection.LeaderCallbacks{
+						OnStartedLeading: func(leaderCtx context.Context) {
+							klog.InfoS("Leading: running controllers", "identity", cfg.Identity, "lease", cfg.LeaseNamespace+"/"+cfg.LeaseName)
+							run(leaderCtx)
+						},
+						OnStoppedLeading: func() {
+							klog.InfoS("Not leading: controllers stopped", "identity", cfg.Identity)
+						},
+						OnNewLeader: func(id string) {
+							if id != cfg.Identity {
+								klog.InfoS("Another replica leads the controllers", "leader", id)
+							}
+						},
+					},
+				})
+			}
+		}()
+		return nil
+	})
+	return nil
+}

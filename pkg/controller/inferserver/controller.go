@@ -1,0 +1,637 @@
+// Package inferserver is the workload controller of InferServers. It turns
+// each InferServer into the Kubernetes objects that run it and reports
+// what it observes in the InferServer's status:
+//
+//   - a single-node InferServer (nodesPerInstance 1) becomes a Deployment
+//     with one pod per instance, which rolls out within the spec's maxSurge
+//     and maxUnavailable;
+//   - a cross-node InferServer (2 or 4 nodes per instance) becomes, per
+//     instance, one pod per node (pods of an instance on distinct nodes) and
+//     a ranktable ConfigMap in the Ascend Operator's hccl.json format, filled
+//     by the controller from the pods' NPU annotations; the controller rolls
+//     these out instance by instance and recreates a whole instance when one
+//     of its pods fails;
+//   - both get a Service in front of the serving pods, a ConfigMap for an
+//     inline config.json, and ControllerRevisions recording every template
+//     rolled out, so a rollout can be listed and undone.
+//
+// Children are owned by the InferServer (ownerReferences) and also removed
+// by the controller behind a finalizer, so deletion does not depend on the
+// garbage collector reaching this aggregated API. Children are written with
+// server-side apply; a hand edit to a field the controller owns is reverted.
+package inferserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions/infer/v1alpha1"
+	inferlisters "mindie.io/deployer/pkg/generated/listers/infer/v1alpha1"
+)
+
+// FieldManager is the field manager of everything the controller applies.
+const FieldManager = "mindie-controller"
+
+// Event reasons.
+const (
+	ReasonRevisionCreated    = "RevisionCreated"
+	ReasonRolloutStarted     = "RolloutStarted"
+	ReasonRolloutComplete    = "RolloutComplete"
+	ReasonInstanceCreated    = "InstanceCreated"
+	ReasonInstanceDeleted    = "InstanceDeleted"
+	ReasonInstanceFailed     = "InstanceFailed"
+	ReasonRanktableCompleted = "RanktableCompleted"
+	ReasonScaled             = "Scaled"
+	ReasonReverted           = "Reverted"
+	ReasonFailedCreate       = "FailedCreate"
+	ReasonFailedUpdate       = "FailedUpdate"
+	ReasonFailedDelete       = "FailedDelete"
+	ReasonCleanup            = "DeletingChildren"
+	ReasonInvalidSpec        = "InvalidSpec"
+)
+
+// Config is what the controller needs.
+type Config struct {
+	// Kube talks to the cluster that runs the workloads.
+	Kube kubernetes.Interface
+	// Infer talks to the infer.mindie.io API.
+	Infer clientset.Interface
+	// Servers is the InferServer informer.
+	Servers inferinformers.InferServerInformer
+	// KubeInformers watch the children; NewKubeInformers makes a factory
+	// restricted to objects labelled with v1alpha1.LabelServer.
+	KubeInformers kubeinformers.SharedInformerFactory
+	// Recorder records Events on InferServers.
+	Recorder record.EventRecorder
+	// ModelInfoInterval is how often each server's GET /info is read; 0 means 30s.
+	ModelInfoInterval time.Duration
+	// ModelInfoTimeout bounds one read; 0 means 5s.
+	ModelInfoTimeout time.Duration
+	// FillRanktables makes the controller write cross-node ranktables from
+	// the pods' NPU annotations. Turn it off where an Ascend Operator does.
+	FillRanktables bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewKubeInformers returns an informer factory that sees only the objects
+// the controller makes (those labelled v1alpha1.LabelServer).
+func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
+	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
+		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }))
+}
+
+// Controller reconciles InferServers.
+type Controller struct {
+	kube     kubernetes.Interface
+	infer    clientset.Interface
+	recorder record.EventRecorder
+	now      func() time.Time
+	fill     bool
+
+	servers     inferlisters.InferServerLister
+	deployments appslisters.DeploymentLister
+	pods        corelisters.PodLister
+	services    corelisters.ServiceLister
+	configMaps  corelisters.ConfigMapLister
+	revisions   appslisters.ControllerRevisionLister
+	synced      []cache.InformerSynced
+
+	queue workqueue.TypedRateLimitingInterface[string]
+	info  *modelInfoPoller
+	track *tracker
+
+	// serverInformer is shared with the API server and outlives the
+	// controller: Run removes the handler it registered there.
+	serverInformer     cache.SharedIndexInformer
+	serverRegistration cache.ResourceEventHandlerRegistration
+}
+
+// New builds a controller and registers its event handlers. Start the
+// informers, then call Run.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Kube == nil || cfg.Infer == nil || cfg.Servers == nil || cfg.KubeInformers == nil || cfg.Recorder == nil {
+		return nil, fmt.Errorf("inferserver controller: Kube, Infer, Servers, KubeInformers and Recorder are required")
+	}
+	if cfg.ModelInfoInterval <= 0 {
+		cfg.ModelInfoInterval = 30 * time.Second
+	}
+	if cfg.ModelInfoTimeout <= 0 {
+		cfg.ModelInfoTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Controller{
+		kube:     cfg.Kube,
+		infer:    cfg.Infer,
+		recorder: cfg.Recorder,
+		now:      cfg.Now,
+		fill:     cfg.FillRanktables,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "inferserver"}),
+		track: newTracker(),
+	}
+	c.info = newModelInfoPoller(cfg.ModelInfoTimeout, cfg.ModelInfoInterval, c.queue.Add)
+
+	si := cfg.Servers.Informer()
+	c.servers = cfg.Servers.Lister()
+	c.serverInformer = si
+	var err error
+	if c.serverRegistration, err = si.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueServer,
+		UpdateFunc: func(_, n any) { c.enqueueServer(n) },
+		DeleteFunc: c.enqueueServer,
+	}); err != nil {
+		return nil, err
+	}
+	children := cache.ResourceEventHandlerFuncs{
+		AddFunc: c.enqueueOwner,
+		UpdateFunc: func(o, n any) {
+			if o.(metav1.Object).GetResourceVersion() != n.(metav1.Object).GetResourceVersion() {
+				c.enqueueOwner(n)
+			}
+		},
+		DeleteFunc: c.enqueueOwner,
+	}
+	f := cfg.KubeInformers
+	informers := []cache.SharedIndexInformer{
+		f.Apps().V1().Deployments().Informer(),
+		f.Core().V1().Pods().Informer(),
+		f.Core().V1().Services().Informer(),
+		f.Core().V1().ConfigMaps().Informer(),
+		f.Apps().V1().ControllerRevisions().Informer(),
+	}
+	for _, inf := range informers {
+		if _, err := inf.AddEventHandler(children); err != nil {
+			return nil, err
+		}
+		c.synced = append(c.synced, inf.HasSynced)
+	}
+	c.synced = append(c.synced, si.HasSynced)
+	c.deployments = f.Apps().V1().Deployments().Lister()
+	c.pods = f.Core().V1().Pods().Lister()
+	c.services = f.Core().V1().Services().Lister()
+	c.configMaps = f.Core().V1().ConfigMaps().Lister()
+	c.revisions = f.Apps().V1().ControllerRevisions().Lister()
+	return c, nil
+}
+
+func (c *Controller) enqueueServer(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// enqueueOwner queues the InferServer a child belongs to, by its label.
+func (c *Controller) enqueueOwner(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return
+	}
+	if name := m.GetLabels()[v1alpha1.LabelServer]; name != "" {
+		c.queue.Add(m.GetNamespace() + "/" + name)
+	}
+}
+
+// Run works until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	defer func() { _ = c.serverInformer.RemoveEventHandler(c.serverRegistration) }()
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting InferServer controller")
+	defer logger.Info("Stopped InferServer controller")
+	if !cache.WaitForNamedCacheSync("inferserver", ctx.Done(), c.synced...) {
+		return fmt.Errorf("inferserver controller: caches did not sync")
+	}
+	go c.info.run(ctx, 4)
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.next(ctx) {
+	}
+}
+
+func (c *Controller) next(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	requeue, err := c.sync(ctx, key)
+	switch {
+	case err != nil:
+		utilruntime.HandleErrorWithContext(ctx, err, "Syncing InferServer failed", "inferserver", key)
+		c.queue.AddRateLimited(key)
+	case requeue > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, requeue)
+	default:
+		c.queue.Forget(key)
+	}
+	return true
+}
+
+// sync reconciles one InferServer. It returns how soon to look again when
+// something is expected to change without an event (0: on events only).
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, nil
+	}
+	cached, err := c.servers.InferServers(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.info.want(key, nil)
+		c.track.forget(key)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	s := cached.DeepCopy()
+	if s.DeletionTimestamp != nil {
+		return c.finalize(ctx, s)
+	}
+	if !hasFinalizer(s) {
+		s.Finalizers = append(s.Finalizers, v1alpha1.FinalizerCleanup)
+		updated, err := c.infer.InferV1alpha1().InferServers(ns).Update(ctx, s, metav1.UpdateOptions{FieldManager: FieldManager})
+		if err != nil {
+			return 0, fmt.Errorf("add finalizer: %w", err)
+		}
+		s = updated
+	}
+
+	st := &syncState{server: s, key: key}
+	if err := c.syncRevisions(ctx, st); err != nil {
+		return 0, err
+	}
+	var errs []error
+	if s.Spec.ServerConfig.Inline != "" {
+		if err := c.applyConfigMap(ctx, s, inlineConfig(s)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if crossNode(s) {
+		if err := c.syncInstances(ctx, st); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := c.syncDeployment(ctx, st); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.applyService(ctx, s, service(s)); err != nil {
+		errs = append(errs, err)
+	}
+	for _, e := range errs {
+		st.failures = append(st.failures, e.Error())
+	}
+	if err := c.updateStatus(ctx, st); err != nil {
+		errs = append(errs, err)
+	}
+	if st.rolloutDone {
+		if err := c.pruneRevisions(ctx, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return 0, errs[0]
+	}
+	return st.requeue, nil
+}
+
+// syncState carries what one sync learns from step to step.
+type syncState struct {
+	server *v1alpha1.InferServer
+	key    string
+
+	// revisions of the server, oldest first, and the one being rolled out.
+	revisions []*appsv1.ControllerRevision
+	update    *appsv1.ControllerRevision
+	// target is the revision new instances get: update, unless paused
+	// mid-rollout.
+	target string
+
+	pods      []*corev1.Pod
+	instances []v1alpha1.InstanceStatus
+	// counts of instances
+	total, updated, ready int32
+	// recreated are the instances this sync found broken and deleted.
+	recreated []string
+	// failures are errors of this sync worth a Degraded condition.
+	failures []string
+	// degraded is the most telling problem seen on the pods.
+	degradedReason, degradedMessage string
+	rolloutDone                     bool
+	requeue                         time.Duration
+}
+
+func (st *syncState) requeueAfter(d time.Duration) {
+	if st.requeue == 0 || d < st.requeue {
+		st.requeue = d
+	}
+}
+
+func hasFinalizer(s *v1alpha1.InferServer) bool {
+	for _, f := range s.Finalizers {
+		if f == v1alpha1.FinalizerCleanup {
+			return true
+		}
+	}
+	return false
+}
+
+// owned keeps the objects whose controller is s.
+func owned[T metav1.Object](s *v1alpha1.InferServer, objs []T) []T {
+	var out []T
+	for _, o := range objs {
+		if ref := metav1.GetControllerOfNoCopy(o); ref != nil && ref.UID == s.UID {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func serverSelector(s *v1alpha1.InferServer) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelServer: s.Name})
+}
+
+// finalize deletes every child, then lets the InferServer go.
+func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (time.Duration, error) {
+	key := s.Namespace + "/" + s.Name
+	c.info.want(key, nil)
+	if !hasFinalizer(s) {
+		return 0, nil
+	}
+	sel := serverSelector(s)
+	remaining := 0
+	del := func(kind, name string, fn func() error) error {
+		remaining++
+		if err := fn(); err != nil && !apierrors.IsNotFound(err) {
+			c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedDelete, "Deleting %s %s: %v", kind, name, err)
+			return fmt.Errorf("delete %s %s: %w", kind, name, err)
+		}
+		return nil
+	}
+	bg := metav1.DeletePropagationBackground
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	ns := s.Namespace
+	deps, _ := c.deployments.Deployments(ns).List(sel)
+	for _, d := range owned(s, deps) {
+		if err := del("deployment", d.Name, func() error { return c.kube.AppsV1().Deployments(ns).Delete(ctx, d.Name, opts) }); err != nil {
+			return 0, err
+		}
+	}
+	pods, _ := c.pods.Pods(ns).List(sel)
+	for _, p := range owned(s, pods) {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if err := del("pod", p.Name, func() error { return c.kube.CoreV1().Pods(ns).Delete(ctx, p.Name, opts) }); err != nil {
+			return 0, err
+		}
+	}
+	svcs, _ := c.services.Services(ns).List(sel)
+	for _, o := range owned(s, svcs) {
+		if err := del("service", o.Name, func() error { return c.kube.CoreV1().Services(ns).Delete(ctx, o.Name, opts) }); err != nil {
+			return 0, err
+		}
+	}
+	cms, _ := c.configMaps.ConfigMaps(ns).List(sel)
+	for _, o := range owned(s, cms) {
+		if err := del("configmap", o.Name, func() error { return c.kube.CoreV1().ConfigMaps(ns).Delete(ctx, o.Name, opts) }); err != nil {
+			return 0, err
+		}
+	}
+	revs, _ := c.revisions.ControllerRevisions(ns).List(sel)
+	for _, o := range owned(s, revs) {
+		if err := del("controllerrevision", o.Name, func() error {
+			return c.kube.AppsV1().ControllerRevisions(ns).Delete(ctx, o.Name, opts)
+		}); err != nil {
+			return 0, err
+		}
+	}
+	if remaining > 0 {
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonCleanup, "Deleting %d objects of the InferServer", remaining)
+		// The informers report the deletions, which queue the server again.
+		return 2 * time.Second, nil
+	}
+	var keep []string
+	for _, f := range s.Finalizers {
+		if f != v1alpha1.FinalizerCleanup {
+			keep = append(keep, f)
+		}
+	}
+	s.Finalizers = keep
+	if _, err := c.infer.InferV1alpha1().InferServers(ns).Update(ctx, s, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsNotFound(err) {
+		return 0, fmt.Errorf("remove finalizer: %w", err)
+	}
+	c.track.forget(key)
+	return 0, nil
+}
+
+// applyNeeded says whether applying desired would change what the field
+// manager owns in live: it compares desired with the fields extracted
+// from live's managed fields, so a field someone else took over by a
+// hand edit counts as a change (and the apply takes it back).
+func applyNeeded(extracted any, desired runtime.Object) bool {
+	a, err := normalize(extracted)
+	if err != nil {
+		return true
+	}
+	b, err := normalize(desired)
+	if err != nil {
+		return true
+	}
+	return !reflect.DeepEqual(a, b)
+}
+
+// normalize is the JSON form of v without empty objects, empty lists and
+// nulls, without status and creationTimestamp, so that a typed object
+// (which spells out empty structs) compares equal to an apply configuration.
+func normalize(v any) (any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	if obj, ok := m.(map[string]any); ok {
+		delete(obj, "status")
+	}
+	return prune(m), nil
+}
+
+func prune(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			if k == "creationTimestamp" {
+				delete(t, k)
+				continue
+			}
+			if p := prune(x); p == nil {
+				delete(t, k)
+			} else {
+				t[k] = p
+			}
+		}
+		if len(t) == 0 {
+			return nil
+		}
+		return t
+	case []any:
+		out := make([]any, 0, len(t))
+		for _, x := range t {
+			if p := prune(x); p != nil {
+				out = append(out, p)
+			} else {
+				out = append(out, map[string]any{})
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+func applyPatch(obj runtime.Object) ([]byte, error) {
+	return json.Marshal(obj)
+}
+
+var force = true
+
+// applyDeployment applies d unless live already has it; it says whether it wrote.
+func (c *Controller) applyDeployment(ctx context.Context, s *v1alpha1.InferServer, d *appsv1.Deployment, live *appsv1.Deployment) (bool, error) {
+	if live != nil {
+		ex, err := appsv1ac.ExtractDeployment(live, FieldManager)
+		if err == nil && !applyNeeded(ex, d) {
+			return false, nil
+		}
+	}
+	data, err := applyPatch(d)
+	if err != nil {
+		return false, err
+	}
+	_, err = c.kube.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, types.ApplyPatchType, data,
+		metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	if err != nil {
+		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedUpdate, "Applying deployment %s: %v", d.Name, err)
+		return false, fmt.Errorf("apply deployment %s: %w", d.Name, err)
+	}
+	if live != nil && live.Generation > 0 {
+		c.noteRevert(s, "deployment", d.Name, live.ManagedFields)
+	}
+	return true, nil
+}
+
+// noteRevert records an event when a write undid someone else's change.
+func (c *Controller) noteRevert(s *v1alpha1.InferServer, kind, name string, mf []metav1.ManagedFieldsEntry) {
+	for _, e := range mf {
+		if e.Manager != FieldManager && e.Operation == metav1.ManagedFieldsOperationUpdate &&
+			e.Manager != "kube-controller-manager" && e.Subresource == "" {
+			c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonReverted,
+				"Reverted a change to %s %s made by %q: children follow the InferServer's spec", kind, name, e.Manager)
+			return
+		}
+	}
+}
+
+func (c *Controller) applyService(ctx context.Context, s *v1alpha1.InferServer, svc *corev1.Service) error {
+	live, err := c.services.Services(s.Namespace).Get(svc.Name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err == nil {
+		if ref := metav1.GetControllerOfNoCopy(live); ref == nil || ref.UID != s.UID {
+			msg := fmt.Sprintf("service %s exists and is not owned by this InferServer", svc.Name)
+			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
+			return fmt.Errorf("%s", msg)
+		}
+		ex, err := corev1ac.ExtractService(live, FieldManager)
+		if err == nil && !applyNeeded(ex, svc) {
+			return nil
+		}
+	}
+	data, err := applyPatch(svc)
+	if err != nil {
+		return err
+	}
+	if _, err := c.kube.CoreV1().Services(s.Namespace).Patch(ctx, svc.Name, types.ApplyPatchType, data,
+		metav1.PatchOptions{FieldManager: FieldManager, Force: &force}); err != nil {
+		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Applying service %s: %v", svc.Name, err)
+		return fmt.Errorf("apply service %s: %w", svc.Name, err)
+	}
+	if live != nil {
+		c.noteRevert(s, "service", svc.Name, live.ManagedFields)
+	}
+	return nil
+}
+
+func (c *Controller) applyConfigMap(ctx context.Context, s *v1alpha1.InferServer, cm *corev1.ConfigMap) error {
+	live, err := c.configMaps.ConfigMaps(s.Namespace).Get(cm.Name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err == nil {
+		if ref := metav1.GetControllerOfNoCopy(live); ref == nil || ref.UID != s.UID {
+			msg := fmt.Sprintf("configmap %s exists and is not owned by this InferServer", cm.Name)
+			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
+			return fmt.Errorf("%s", msg)
+		}
+		ex, err := corev1ac.ExtractConfigMap(live, FieldManager)
+		if err == nil && !applyNeeded(ex, cm) {
+			return nil
+		}
+	}
+	data, err := applyPatch(cm)
+	if err != nil {
+		return err
+	}
+	if _, err := c.kube.CoreV1().ConfigMaps(s.Namespace).Patch(ctx, cm.Name, types.ApplyPatchType, data,
+		metav1.PatchOptions{FieldManager: FieldManager, Force: &force}); err != nil {
+		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Applying configmap %s: %v", cm.Name, err)
+		return fmt.Errorf("apply configmap %s: %w", cm.Name, err)
+	}
+	return nil
+}
