@@ -161,7 +161,7 @@ start kube-scheduler "$BIN/kube-scheduler" \
 # --- simulated Ascend nodes -------------------------------------------------------
 if [ "$SIM_NODES" -gt 0 ]; then
   start ascend-sim "$OUT/bin/ascend-sim" --kubeconfig="$OUT/kubeconfig" \
-    --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --control-addr-file="$OUT/ascend-sim.control"
+    --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --crash-loop-backoff=2s --control-addr-file="$OUT/ascend-sim.control"
 fi
 
 # --- mindie-apiserver ----------------------------------------------------------

@@ -3,8 +3,14 @@
 // mindie.io/deployer/pkg/simulator/kubelet): it registers --nodes Node
 // objects with huawei.com/<type> capacity, keeps their leases, and plays
 // kubelet and device plugin for the pods bound to them, running a MindIE
-// Server simulator per container on the pod's loopback IP. It dials only
-// loopback addresses and stops on SIGTERM or SIGINT.
+// Server simulator per container on the pod's loopback IP. Exited
+// containers are restarted as the pod's restartPolicy says, after a
+// CrashLoopBackOff delay (--crash-loop-backoff, doubling up to 5 minutes);
+// pods whose containers will not run again end Failed or Succeeded. Pods
+// with NPUs get the device plugin's huawei.com/<type> and
+// ascend.kubectl.kubernetes.io/ascend-910-configuration annotations, with
+// device IPs from --device-ip-cidr. It dials only loopback addresses and
+// stops on SIGTERM or SIGINT.
 //
 // It also serves the kubelet API for `kubectl logs` (--kubelet-port, on
 // 127.0.0.1) and a fault-injection control API (--control-addr, written to
@@ -29,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -66,6 +73,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	npus := fs.Int("npus-per-node", kubelet.DefaultNPUsPerNode, "NPU chips per node")
 	npuType := fs.String("npu-type", kubelet.DefaultNPUType, "NPU type: resource huawei.com/<type>")
 	podCIDR := fs.String("pod-cidr", kubelet.DefaultPodCIDR, "loopback range pod IPs come from")
+	deviceCIDR := fs.String("device-ip-cidr", kubelet.DefaultDeviceIPCIDR, "loopback range the NPUs' device IPs (ascend-910-configuration pod annotation; never dialled) come from")
+	crashBackOff := fs.Duration("crash-loop-backoff", kubelet.DefaultCrashLoopBackOffSeconds*time.Second,
+		"CrashLoopBackOff: delay before a container's first restart, doubling on each further restart up to 5m")
 	lease := fs.Duration("lease-interval", kubelet.DefaultLeaseInterval, "lease renewal and node heartbeat interval")
 	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server, shared by every simulated node and pod (a real kubelet has its own budget per node)")
 	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
@@ -73,6 +83,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	controlAddr := fs.String("control-addr", "127.0.0.1:0", "loopback address of the fault-injection control API (empty: none)")
 	controlFile := fs.String("control-addr-file", "", "file the control API's chosen address is written to")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *crashBackOff <= 0 {
+		fmt.Fprintln(stderr, "ascend-sim: --crash-loop-backoff must be positive")
 		return 2
 	}
 	if *kubeconfig == "" {
@@ -97,7 +111,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: *nodes, NodePrefix: *prefix, NPUsPerNode: *npus,
-		NPUType: *npuType, PodCIDR: *podCIDR, LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort})
+		NPUType: *npuType, PodCIDR: *podCIDR, DeviceIPCIDR: *deviceCIDR, CrashLoopBackOff: *crashBackOff,
+		LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort})
 	if err != nil {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
 		return 2

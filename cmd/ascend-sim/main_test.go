@@ -44,7 +44,9 @@ func TestFaultCLI(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{}); err == nil {
+		// The lease comes after the device info ConfigMap, which the
+		// registration would otherwise overwrite after a fault below.
+		if _, err := client.CoordinationV1().Leases(kubelet.LeaseNamespace).Get(ctx, "ascend-0", metav1.GetOptions{}); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -90,6 +92,34 @@ func TestFaultCLI(t *testing.T) {
 		code, msg := cli(tc.args...)
 		if code != tc.code || !strings.Contains(msg, tc.msg) {
 			t.Errorf("fault %v: %d %q, want %d and %q", tc.args, code, msg, tc.code, tc.msg)
+		}
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--crash-loop-backoff=0s"}, "--crash-loop-backoff must be positive"},
+		{[]string{"--crash-loop-backoff=-2s"}, "--crash-loop-backoff must be positive"},
+		{[]string{"--crash-loop-backoff=2s", "--device-ip-cidr=10.0.0.0/16"}, "device IP CIDR 10.0.0.0/16 is not an IPv4 loopback range"},
+		{[]string{"--device-ip-cidr=127.1.0.0/24"}, "overlaps the pod CIDR"},
+	} {
+		var stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"serve", "--kubeconfig=" + kubeconfig, "--control-addr="}, tc.args...), &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.msg) {
+			t.Errorf("ascend-sim %v: exit %d, %q; want 2 and %q", tc.args, code, stderr.String(), tc.msg)
 		}
 	}
 }

@@ -27,8 +27,10 @@ func TestKubectlGet(t *testing.T) {
 	if !ok {
 		t.Fatalf("kubectl get inferservers -n default: no row %s in %v", a, tb.rows)
 	}
-	if r["READY"] != "0/2" || r["UP-TO-DATE"] != "0" || r["AVAILABLE"] != "0" || r["NPUS"] != "8xAscend910" || r["NODES"] != "1" {
-		t.Errorf("kubectl get inferservers: row %v, want READY 0/2, UP-TO-DATE 0, AVAILABLE 0, NPUS 8xAscend910 (the default), NODES 1", r)
+	// Its pods wait for a Volcano scheduler that this cluster does not run:
+	// none is ever ready; the controller may have counted them as up to date.
+	if r["READY"] != "0/2" || !strings.Contains("0 1 2", r["UP-TO-DATE"]) || r["AVAILABLE"] != "0" || r["NPUS"] != "8xAscend910" || r["NODES"] != "1" {
+		t.Errorf("kubectl get inferservers: row %v, want READY 0/2, UP-TO-DATE 0 to 2, AVAILABLE 0, NPUS 8xAscend910 (the default), NODES 1", r)
 	}
 	if _, ok := tb.row("NAME", b); ok {
 		t.Errorf("kubectl get inferservers -n default lists %s of team-b", b)
@@ -56,8 +58,15 @@ func TestKubectlGet(t *testing.T) {
 	if !ok {
 		t.Fatalf("kubectl get isvc -o wide: no row %s in %v", a, tb.rows)
 	}
-	if r["MODEL"] != "<none>" || r["IMAGE"] != "mindie:e2e-get" || r["SCHEDULER"] != "volcano" || r["CONDITIONS"] != "<none>" {
-		t.Errorf("kubectl get isvc -o wide: row %v, want MODEL <none>, IMAGE mindie:e2e-get, SCHEDULER volcano, CONDITIONS <none>", r)
+	if r["MODEL"] != "<none>" || r["IMAGE"] != "mindie:e2e-get" || r["SCHEDULER"] != "volcano" {
+		t.Errorf("kubectl get isvc -o wide: row %v, want MODEL <none>, IMAGE mindie:e2e-get, SCHEDULER volcano", r)
+	}
+	if c := r["CONDITIONS"]; c != "<none>" {
+		for _, cond := range strings.Split(c, ",") {
+			if cond != "Available" && cond != "Progressing" && cond != "Degraded" {
+				t.Errorf("kubectl get isvc -o wide: CONDITIONS %q lists %q", c, cond)
+			}
+		}
 	}
 
 	// -A lists every namespace, with a NAMESPACE column.
@@ -195,11 +204,15 @@ func TestKubectlExplain(t *testing.T) {
 }
 
 // fieldOwners returns the managers (with operation and subresource) whose
-// fieldsV1 contain field, e.g. `"f:image"`.
+// fieldsV1 contain field under spec, e.g. `"f:image"`.
 func fieldOwners(obj inferServer, field string) []string {
 	var owners []string
 	for _, m := range obj.Metadata.ManagedFields {
-		if strings.Contains(string(m.FieldsV1), `"`+field+`"`) {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(m.FieldsV1, &fields); err != nil {
+			continue
+		}
+		if strings.Contains(string(fields["f:spec"]), `"`+field+`"`) {
 			owners = append(owners, strings.TrimSuffix(m.Manager+"/"+m.Operation+"/"+m.Subresource, "/"))
 		}
 	}
@@ -238,7 +251,8 @@ func TestKubectlServerSideApply(t *testing.T) {
 		t.Errorf("owners of spec.replicas: %v, want [kubectl/Apply]", got)
 	}
 	for _, m := range obj.Metadata.ManagedFields {
-		if strings.Contains(string(m.FieldsV1), `"f:status"`) {
+		// The workload controller writes status through its subresource.
+		if strings.Contains(string(m.FieldsV1), `"f:status"`) && m.Subresource != "status" {
 			t.Errorf("apply of spec made %s own status fields: %s", m.Manager, m.FieldsV1)
 		}
 	}

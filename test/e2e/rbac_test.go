@@ -48,9 +48,20 @@ func editorCanManage(t *testing.T, user, own, other string) {
 	}
 	// Update (patch and replace) and scale.
 	mustKubectl(t, user, "patch", "inferserver", name, "-n", own, "--type=merge", "-p", `{"spec":{"image":"mindie:patched"}}`)
-	obj := mustKubectl(t, user, "get", "inferserver", name, "-n", own, "-o", "json")
-	obj = strings.Replace(obj, `"mindie:patched"`, `"mindie:replaced"`, 1)
-	mustKubectlIn(t, user, obj, "replace", "-f", "-")
+	// The controller writes status (and its finalizer) meanwhile: a replace
+	// of a copy read just before may conflict, and is retried like any
+	// read-modify-write.
+	for attempt := 1; ; attempt++ {
+		obj := mustKubectl(t, user, "get", "inferserver", name, "-n", own, "-o", "json")
+		obj = strings.Replace(obj, `"mindie:patched"`, `"mindie:replaced"`, 1)
+		r := kubectlIn(t, user, obj, "replace", "-f", "-")
+		if r.err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(r.stderr, "the object has been modified") {
+			t.Fatalf("kubectl replace (as %s): %v\n%s%s", user, r.err, r.stdout, r.stderr)
+		}
+	}
 	mustKubectl(t, user, "scale", "inferserver", name, "-n", own, "--replicas=3")
 	if got := mustKubectl(t, user, "get", "inferserver", name, "-n", own, "-o", "jsonpath={.spec.image} {.spec.replicas}"); got != "mindie:replaced 3" {
 		t.Errorf("%s: after patch, replace and scale: %q, want %q", user, got, "mindie:replaced 3")

@@ -21,6 +21,18 @@ const (
 	DefaultNPUsPerNode   = 8
 	DefaultPodCIDR       = "127.1.0.0/16"
 	DefaultLeaseInterval = 10 * time.Second
+	// DefaultDeviceIPCIDR is the loopback range NPU device IPs come from.
+	DefaultDeviceIPCIDR = "127.254.0.0/16"
+	// DefaultCrashLoopBackOffSeconds is the default first CrashLoopBackOff
+	// delay, in ProbeSeconds (the kubelet's 10s).
+	DefaultCrashLoopBackOffSeconds = 10
+	// CrashLoopBackOffMaxSeconds caps the CrashLoopBackOff delay, in
+	// ProbeSeconds (the kubelet's 5 minutes).
+	CrashLoopBackOffMaxSeconds = 300
+	// CrashLoopBackOffResetSeconds is how long, in ProbeSeconds, a container
+	// must run without exiting for its back-off to start again from the base
+	// (the kubelet's 10 minutes).
+	CrashLoopBackOffResetSeconds = 600
 
 	// NodeIP is every simulated node's InternalIP and every pod's hostIP.
 	NodeIP = "127.0.0.1"
@@ -28,6 +40,10 @@ const (
 	SimulatedLabel = "mindie.io/simulated"
 	// ResourcePrefix prefixes the NPU extended resource and annotation.
 	ResourcePrefix = "huawei.com/"
+	// AscendConfigurationAnnotation is the device plugin's pod annotation
+	// with the allocated chips' device IDs and IPs (see AscendConfiguration),
+	// from which HCCL ranktables are filled.
+	AscendConfigurationAnnotation = "ascend.kubectl.kubernetes.io/ascend-910-configuration"
 	// DeviceInfoNamespace holds the device plugin's per-node ConfigMaps.
 	DeviceInfoNamespace = "kube-system"
 	// DeviceInfoPrefix prefixes those ConfigMaps' names.
@@ -56,6 +72,19 @@ type Config struct {
 	ExtraLabels map[string]string
 	// PodCIDR is the loopback range pod IPs come from. Default 127.1.0.0/16.
 	PodCIDR string
+	// DeviceIPCIDR is the loopback range the NPUs' device IPs (published in
+	// the AscendConfigurationAnnotation; never dialled) come from: chip c of
+	// the i-th node has address i*256+c of the range (127.254.i.c with the
+	// default 127.254.0.0/16), or i*s+c, s the chip count rounded up to a
+	// power of two, when the range is too small for that. It must not
+	// overlap PodCIDR. Default 127.254.0.0/16.
+	DeviceIPCIDR string
+	// CrashLoopBackOff is the delay before a container that exited is
+	// restarted the first time; each further restart doubles it, up to
+	// CrashLoopBackOffMaxSeconds ProbeSeconds, and a container that ran
+	// CrashLoopBackOffResetSeconds ProbeSeconds before exiting starts again
+	// from this base. Default DefaultCrashLoopBackOffSeconds ProbeSeconds.
+	CrashLoopBackOff time.Duration
 	// LeaseInterval is how often leases and node heartbeats are renewed.
 	// Default 10s.
 	LeaseInterval time.Duration
@@ -95,6 +124,13 @@ type Workload interface {
 	Done() <-chan struct{}
 	// Stop stops the workload, gracefully until ctx ends and then at once.
 	Stop(ctx context.Context) error
+}
+
+// ExitCoder is implemented by workloads that know the exit code they
+// exited with on their own (once Done is closed). The exit of a workload
+// that does not implement it is a crash: exit code 1.
+type ExitCoder interface {
+	ExitCode() int32
 }
 
 // WorkloadStarter starts the workload of one container. ctx ends when the
@@ -139,6 +175,12 @@ func (c Config) withDefaults() (Config, error) {
 	if !ip.IsLoopback() || ip.To4() == nil {
 		return c, fmt.Errorf("kubelet simulator: pod CIDR %s is not an IPv4 loopback range (only 127.0.0.0/8 is allowed)", c.PodCIDR)
 	}
+	if c.DeviceIPCIDR == "" {
+		c.DeviceIPCIDR = DefaultDeviceIPCIDR
+	}
+	if err := checkDeviceIPCIDR(c.DeviceIPCIDR, c.PodCIDR); err != nil {
+		return c, err
+	}
 	if c.LeaseInterval <= 0 {
 		c.LeaseInterval = DefaultLeaseInterval
 	}
@@ -147,6 +189,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ProbeSecond <= 0 {
 		c.ProbeSecond = time.Second
+	}
+	if c.CrashLoopBackOff <= 0 {
+		c.CrashLoopBackOff = DefaultCrashLoopBackOffSeconds * c.ProbeSecond
 	}
 	if c.KubeletPort < 0 || c.KubeletPort > 65535 {
 		return c, fmt.Errorf("kubelet simulator: invalid kubelet port %d", c.KubeletPort)

@@ -45,9 +45,10 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // SetPodFault injects a fault into the running workloads of every
 // container of pod namespace/name: hang (requests block; liveness probes
-// fail and the container is restarted), unhang, crash (the workload exits
-// and the container restarts), slow (every modelled duration is multiplied
-// by factor; 1 resets it).
+// fail and the container is killed, exit code 137), unhang, crash (the
+// workload exits, exit code 1), slow (every modelled duration is
+// multiplied by factor; 1 resets it). A killed or crashed container is
+// restarted or terminated as the pod's restartPolicy says.
 func (s *Simulator) SetPodFault(namespace, name, action string, factor float64) error {
 	switch action {
 	case PodFaultHang, PodFaultUnhang, PodFaultCrash:

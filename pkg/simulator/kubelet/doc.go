@@ -7,15 +7,53 @@
 // Ascend device plugin and Volcano expect, node leases renewed on a
 // heartbeat), and for every pod bound to one of those nodes it plays the
 // kubelet's part: it gives the pod its own loopback IP (127.1.0.0/16 by
-// default), allocates NPU chips and writes the huawei.com/Ascend910 pod
-// annotation, starts one simulated workload per container (by default a
-// MindIE Server simulator from package mindie serving podIP:<first
-// containerPort> and podIP:<second containerPort>), runs the startup,
-// readiness and liveness probes against the pod IP, restarts containers
-// whose liveness probe fails, and on deletion runs preStop hooks, stops the
-// workloads and removes the pod. Per node it publishes the device plugin's
-// ConfigMap kube-system/mindx-dl-deviceinfo-<node>, where NPU faults can be
-// injected with [Simulator.SetNPUFault].
+// default), allocates NPU chips, starts one simulated workload per container
+// (by default a MindIE Server simulator from package mindie serving
+// podIP:<first containerPort> and podIP:<second containerPort>), runs the
+// startup, readiness and liveness probes against the pod IP, and on deletion
+// runs preStop hooks, stops the workloads and removes the pod. Per node it
+// publishes the device plugin's ConfigMap
+// kube-system/mindx-dl-deviceinfo-<node>, where NPU faults can be injected
+// with [Simulator.SetNPUFault].
+//
+// # Device plugin annotations
+//
+// A pod that gets NPUs is annotated, before any status shows it Running with
+// its IP, with huawei.com/Ascend910 ("Ascend910-0,Ascend910-1") and
+// [AscendConfigurationAnnotation], the JSON [AscendConfiguration]
+// {"pod_name", "server_id" and "host_ip" (the node's InternalIP, the pod's
+// hostIP), "devices": [{"device_id": chip index, "device_ip"}]} in chip
+// order, from which HCCL ranktables are filled. Device IPs are data only
+// (nothing dials them) from Config.DeviceIPCIDR (127.254.0.0/16 by default:
+// chip c of the i-th node is 127.254.i.c).
+//
+// # Container exits and restartPolicy
+//
+// A container ends when its workload exits on its own (exit code 1, a crash,
+// unless the workload implements [ExitCoder]; reason Completed for code 0,
+// else Error), when its liveness or startup probe fails (killed: exit code
+// 137, reason Error) or when its workload cannot start (128, StartError).
+// The pod's restartPolicy decides what follows: Always restarts it,
+// OnFailure restarts it after a non-zero exit code only, Never does not.
+// A restart waits a CrashLoopBackOff delay, during which the container is
+// waiting with reason CrashLoopBackOff and a message such as "back-off 20s
+// restarting failed container=server pod=p_default(uid)": the first waits
+// Config.CrashLoopBackOff (10 ProbeSeconds by default), each further one
+// twice the last, up to 300 ProbeSeconds; a container that ran 600
+// ProbeSeconds before exiting starts again from the base.
+//
+// A container that will not run again is shown terminated (exit code,
+// reason, startedAt, finishedAt) and not ready. Once no container of a pod
+// will run again, the pod's phase is Failed if any of them ended with a
+// non-zero exit code, else Succeeded, its Ready and ContainersReady
+// conditions are False, and its IP and NPUs are released (the scheduler,
+// which ignores terminated pods, may place another pod on them); the pod
+// stays in the API, keeping its podIP in its status as with a real kubelet,
+// until it is deleted.
+//
+// Pod status writes are retried with a back-off until they succeed (a
+// conflict re-reads the pod), so a transient API error never leaves a pod's
+// status stale.
 //
 // Only loopback addresses are ever listened on or dialled: pod IPs must be
 // loopback, and probes or hooks that name another host fail.

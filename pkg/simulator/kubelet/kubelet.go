@@ -22,16 +22,20 @@ import (
 type Simulator struct {
 	cfg Config
 
-	mu    sync.Mutex
-	nodes map[string]*nodeState
-	ips   *ipPool
-	pods  map[string]*podState // by namespace/name
+	mu     sync.Mutex
+	nodes  map[string]*nodeState
+	ips    *ipPool
+	devIPs deviceIPs
+	pods   map[string]*podState // by namespace/name
+
+	writers sync.WaitGroup // pod status writers
 
 	kubeletAddr *net.TCPAddr // of the kubelet API, once started
 }
 
 type nodeState struct {
 	name   string
+	index  int // in Config.NodeNames
 	down   bool
 	chips  []chip
 	uidRef types.UID
@@ -52,9 +56,13 @@ func New(cfg Config) (*Simulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Simulator{cfg: cfg, nodes: map[string]*nodeState{}, ips: ips, pods: map[string]*podState{}}
-	for _, n := range cfg.NodeNames {
-		s.nodes[n] = &nodeState{name: n, chips: make([]chip, cfg.NPUsPerNode)}
+	devIPs, err := newDeviceIPs(cfg.DeviceIPCIDR, len(cfg.NodeNames), cfg.NPUsPerNode)
+	if err != nil {
+		return nil, err
+	}
+	s := &Simulator{cfg: cfg, nodes: map[string]*nodeState{}, ips: ips, devIPs: devIPs, pods: map[string]*podState{}}
+	for i, n := range cfg.NodeNames {
+		s.nodes[n] = &nodeState{name: n, index: i, chips: make([]chip, cfg.NPUsPerNode)}
 	}
 	return s, nil
 }

@@ -28,18 +28,48 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// fakeApp is the state of one pod's fake workload, shared by its restarts.
+// fakeApp is the state of one container's fake workload, shared by its
+// restarts.
 type fakeApp struct {
 	ready   atomic.Bool   // /ready answers 200 when true, 503 otherwise
 	live    atomic.Bool   // /live answers 200 when true; every start sets it
 	starts  atomic.Int32  // workload starts
 	preStop atomic.Int32  // /prestop hits
 	slow    atomic.Uint64 // math.Float64bits of the last SetSlowdown
+
+	mu       sync.Mutex
+	cur      *fakeWorkload // the last started
+	startsAt []time.Time   // when each start began
+	exitsAt  []time.Time   // when each exit was asked for
+}
+
+// exit makes the running workload exit on its own with code.
+func (a *fakeApp) exit(t *testing.T, code int32) {
+	t.Helper()
+	a.mu.Lock()
+	w := a.cur
+	a.cur = nil
+	if w != nil {
+		a.exitsAt = append(a.exitsAt, time.Now())
+	}
+	a.mu.Unlock()
+	if w == nil {
+		t.Fatal("exit: no running fake workload")
+	}
+	w.code.Store(code)
+	_ = w.srv.Close()
+}
+
+// times returns the start and exit times so far.
+func (a *fakeApp) times() (starts, exits []time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.startsAt...), append([]time.Time(nil), a.exitsAt...)
 }
 
 type fakeWorkloads struct {
 	mu   sync.Mutex
-	apps map[string]*fakeApp // by pod name
+	apps map[string]*fakeApp // by pod name for container "mindie", else "<pod>/<container>"
 }
 
 func (f *fakeWorkloads) app(pod string) *fakeApp {
@@ -56,9 +86,11 @@ type fakeWorkload struct {
 	done chan struct{}
 	app  *fakeApp
 	log  io.Writer
+	code atomic.Int32 // exit code when it exits on its own; 1 (a crash) unless set by exit
 }
 
 func (w *fakeWorkload) Done() <-chan struct{} { return w.done }
+func (w *fakeWorkload) ExitCode() int32       { return w.code.Load() }
 func (w *fakeWorkload) Stop(ctx context.Context) error {
 	err := w.srv.Shutdown(ctx)
 	<-w.done
@@ -67,7 +99,14 @@ func (w *fakeWorkload) Stop(ctx context.Context) error {
 
 // start is a WorkloadStarter: a tiny HTTP server on podIP:<first port>.
 func (f *fakeWorkloads) start(_ context.Context, spec WorkloadSpec) (Workload, error) {
-	app := f.app(spec.Pod.Name)
+	key := spec.Pod.Name
+	if spec.Container.Name != "mindie" {
+		key += "/" + spec.Container.Name
+	}
+	app := f.app(key)
+	app.mu.Lock()
+	app.startsAt = append(app.startsAt, time.Now())
+	app.mu.Unlock()
 	app.starts.Add(1)
 	app.live.Store(true)
 	ln, err := net.Listen("tcp", net.JoinHostPort(spec.PodIP, strconv.Itoa(int(spec.Container.Ports[0].ContainerPort))))
@@ -89,6 +128,10 @@ func (f *fakeWorkloads) start(_ context.Context, spec WorkloadSpec) (Workload, e
 	mux.HandleFunc("/prestop", func(http.ResponseWriter, *http.Request) { app.preStop.Add(1) })
 	mux.HandleFunc("/work", func(http.ResponseWriter, *http.Request) { fmt.Fprintf(spec.Log, "fake workload: handled /work\n") })
 	w := &fakeWorkload{srv: &http.Server{Handler: mux}, done: make(chan struct{}), app: app, log: spec.Log}
+	w.code.Store(1)
+	app.mu.Lock()
+	app.cur = w
+	app.mu.Unlock()
 	fmt.Fprintf(spec.Log, "fake workload: serving on %s\n", ln.Addr())
 	go func() {
 		_ = w.srv.Serve(ln)
@@ -103,11 +146,36 @@ func testCIDR() string { return fmt.Sprintf("127.1.%d.0/24", 100+rand.IntN(150))
 
 func startSim(t *testing.T, nodes int) (*Simulator, *fake.Clientset, *fakeWorkloads) {
 	t.Helper()
-	client := fake.NewClientset()
+	return startSimConfig(t, Config{NodeCount: nodes})
+}
+
+// startSimConfig runs a simulator with cfg, whose zero Client, PodCIDR,
+// LeaseInterval, StartWorkload, ProbeSecond and Log get test values (a new
+// fake clientset, fake workloads, 50ms ProbeSeconds).
+func startSimConfig(t *testing.T, cfg Config) (*Simulator, *fake.Clientset, *fakeWorkloads) {
+	t.Helper()
+	if cfg.Client == nil {
+		cfg.Client = fake.NewClientset()
+	}
+	client := cfg.Client.(*fake.Clientset)
 	fw := &fakeWorkloads{apps: map[string]*fakeApp{}}
 	var logs syncBuffer
-	sim, err := New(Config{Client: client, NodeCount: nodes, PodCIDR: testCIDR(), LeaseInterval: 100 * time.Millisecond,
-		StartWorkload: fw.start, ProbeSecond: 50 * time.Millisecond, Log: &logs})
+	if cfg.PodCIDR == "" {
+		cfg.PodCIDR = testCIDR()
+	}
+	if cfg.LeaseInterval == 0 {
+		cfg.LeaseInterval = 100 * time.Millisecond
+	}
+	if cfg.StartWorkload == nil {
+		cfg.StartWorkload = fw.start
+	}
+	if cfg.ProbeSecond == 0 {
+		cfg.ProbeSecond = 50 * time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = &logs
+	}
+	sim, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +192,8 @@ func startSim(t *testing.T, nodes int) (*Simulator, *fake.Clientset, *fakeWorklo
 		case <-time.After(10 * time.Second):
 			t.Errorf("Run did not return after cancel")
 		}
-		if t.Failed() {
-			t.Logf("simulator log:\n%s", logs.String())
+		if b, ok := cfg.Log.(*syncBuffer); ok && t.Failed() {
+			t.Logf("simulator log:\n%s", b.String())
 		}
 	})
 	return sim, client, fw
@@ -354,7 +422,8 @@ func TestPodLifecycle(t *testing.T) {
 		return cs.RestartCount == 1 && cs.Ready && cs.State.Running != nil, fmt.Sprintf("%+v", cs)
 	})
 	cs = pod.Status.ContainerStatuses[0]
-	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 137 {
+	if cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 137 ||
+		cs.LastTerminationState.Terminated.Reason != "Error" {
 		t.Errorf("lastState = %+v", cs.LastTerminationState)
 	}
 	if n := app.starts.Load(); n != 2 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,8 +42,12 @@ type podState struct {
 	stopCtx     context.Context // bounds workload stops once terminating
 	released    bool
 	containers  []*containerState
+	// phase is Succeeded or Failed once no container will run again, ""
+	// before (the pod is Running).
+	phase corev1.PodPhase
 
-	statusMu sync.Mutex // serialises status writes
+	kick       chan struct{}      // capacity 1: the pod's status changed
+	stopWriter context.CancelFunc // ends the pod's status writer
 }
 
 type containerState struct {
@@ -52,12 +57,16 @@ type containerState struct {
 	started   bool
 	ready     bool
 	restarts  int32
-	last      *corev1.ContainerStateTerminated
-	waiting   string // reason when not running
-	message   string
-	log       *containerLog // of the current (or last) run, nil before the first
-	prevLog   *containerLog // of the run before
-	workload  Workload      // running, nil when not
+	last      *corev1.ContainerStateTerminated // the previous run's end: lastState
+	// terminated is the end of the last run once the container will not
+	// run again (restartPolicy): its state.
+	terminated *corev1.ContainerStateTerminated
+	waiting    string        // reason when neither running nor terminated
+	message    string        // of the waiting reason
+	backoff    time.Duration // the next CrashLoopBackOff delay; 0: the base
+	log        *containerLog // of the current (or last) run, nil before the first
+	prevLog    *containerLog // of the run before
+	workload   Workload      // running, nil when not
 }
 
 func (s *Simulator) runPods(ctx context.Context) {
@@ -114,6 +123,7 @@ func (s *Simulator) runPods(ctx context.Context) {
 	}
 	factory.Shutdown()
 	s.stopAll()
+	s.writers.Wait()
 }
 
 // stopAll stops every workload, leaving the pods in the API.
@@ -152,6 +162,7 @@ func (s *Simulator) syncPod(ctx context.Context, key string, lister corelisters.
 		go func() {
 			ps.wg.Wait()
 			s.release(ps)
+			ps.stopWriter()
 		}()
 		s.mu.Lock()
 		ps = nil
@@ -232,6 +243,7 @@ func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error
 	} else if ip, err = s.ips.allocate(); err != nil {
 		return "", nil, err
 	}
+	slices.Sort(chips)
 	for _, i := range chips {
 		node.chips[i].owner = pod.UID
 	}
@@ -277,9 +289,15 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 		ps.startTime = *pod.Status.StartTime
 	}
 	if len(chips) > 0 {
-		value := strings.Join(s.chipNames(chips), ",")
-		if pod.Annotations[string(s.resourceName())] != value {
-			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{string(s.resourceName()): value}}})
+		// The device plugin's annotations, before any status write: whoever
+		// sees the pod Running with its IP also sees its devices.
+		want := map[string]string{
+			string(s.resourceName()):      strings.Join(s.chipNames(chips), ","),
+			AscendConfigurationAnnotation: s.ascendConfiguration(pod.Name, pod.Spec.NodeName, chips),
+		}
+		if pod.Annotations[string(s.resourceName())] != want[string(s.resourceName())] ||
+			pod.Annotations[AscendConfigurationAnnotation] != want[AscendConfigurationAnnotation] {
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
 			if _, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 				s.release(ps)
 				return fmt.Errorf("annotate NPUs: %w", err)
@@ -287,13 +305,17 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 			if pod.Annotations == nil {
 				pod.Annotations = map[string]string{}
 			}
-			pod.Annotations[string(s.resourceName())] = value
+			maps.Copy(pod.Annotations, want)
 		}
 	}
 	for _, c := range pod.Spec.Containers {
 		ps.containers = append(ps.containers, &containerState{spec: c, waiting: "ContainerCreating"})
 	}
 	ps.ctx, ps.cancel = context.WithCancel(ctx)
+	ps.kick = make(chan struct{}, 1)
+	writerCtx, stopWriter := context.WithCancel(ctx)
+	ps.stopWriter = stopWriter
+	s.writers.Go(func() { s.statusWriter(writerCtx, ps) })
 	s.mu.Lock()
 	s.pods[key] = ps
 	s.mu.Unlock()
@@ -301,9 +323,7 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 	if len(pod.Spec.InitContainers) > 0 {
 		s.logf("pod %s: init containers are not simulated: treated as completed", key)
 	}
-	if err := s.pushStatus(ps); err != nil {
-		s.logf("pod %s: status: %v", key, err)
-	}
+	s.pushStatus(ps)
 	for i := range ps.containers {
 		ps.wg.Go(func() { s.runContainer(ps, i, pod) })
 	}
@@ -334,11 +354,56 @@ func ignoreNotFound(err error) error {
 	return err
 }
 
-// pushStatus writes the pod's status as the simulator sees it.
-func (s *Simulator) pushStatus(ps *podState) error {
-	ps.statusMu.Lock()
-	defer ps.statusMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// Status writes are retried with a back-off from statusRetryMin to
+// statusRetryMax until they succeed.
+const (
+	statusRetryMin = 50 * time.Millisecond
+	statusRetryMax = 5 * time.Second
+)
+
+// pushStatus asks the pod's status writer to write the pod's status as the
+// simulator sees it. It does not wait: the writer writes the latest state,
+// retrying until the write succeeds.
+func (s *Simulator) pushStatus(ps *podState) {
+	select {
+	case ps.kick <- struct{}{}:
+	default: // a write is already due; it will read the latest state
+	}
+}
+
+// statusWriter writes the pod's status whenever pushStatus asks, retrying
+// a failed write with a back-off (conflicts re-read the pod at once), so
+// that the pod's status never stays stale. It returns when ctx ends.
+func (s *Simulator) statusWriter(ctx context.Context, ps *podState) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ps.kick:
+		}
+		for delay := statusRetryMin; ; delay = min(2*delay, statusRetryMax) {
+			select {
+			case <-ps.kick: // this write covers that request too
+			default:
+			}
+			err := s.writeStatus(ctx, ps)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			s.logf("pod %s: status: %v (retrying in %s)", ps.key, err, delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+		}
+	}
+}
+
+// writeStatus writes the pod's status once, re-reading the pod on a
+// conflict. A pod that is gone or replaced needs no write.
+func (s *Simulator) writeStatus(ctx context.Context, ps *podState) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pods := s.cfg.Client.CoreV1().Pods(ps.namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -360,30 +425,41 @@ func (s *Simulator) fillPodStatus(ps *podState, pod *corev1.Pod) {
 	defer s.mu.Unlock()
 	st := &pod.Status
 	st.Phase = corev1.PodRunning
+	if ps.phase != "" {
+		st.Phase = ps.phase
+	}
 	st.Reason, st.Message = "", ""
 	st.HostIP = NodeIP
 	st.HostIPs = []corev1.HostIP{{IP: NodeIP}}
+	// A terminated pod keeps its IP in its status, as with a real kubelet,
+	// though the simulator has released it.
 	st.PodIP = ps.ip
 	st.PodIPs = []corev1.PodIP{{IP: ps.ip}}
 	st.StartTime = ptr.To(ps.startTime)
 	st.QOSClass = qosClass(pod)
-	allReady := true
+	var unready []string
 	var statuses []corev1.ContainerStatus
 	for _, c := range ps.containers {
 		cs := corev1.ContainerStatus{
 			Name: c.spec.Name, Image: c.spec.Image, ImageID: "simulated://" + c.spec.Image,
-			Ready: c.ready, Started: ptr.To(c.started), RestartCount: c.restarts,
+			Ready: c.running && c.ready, Started: ptr.To(c.running && c.started), RestartCount: c.restarts,
 		}
-		if c.running {
+		switch {
+		case c.running:
 			cs.ContainerID = fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.spec.Name, c.restarts)
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: c.startedAt}
-		} else {
+		case c.terminated != nil:
+			cs.ContainerID = c.terminated.ContainerID
+			cs.State.Terminated = c.terminated.DeepCopy()
+		default:
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: c.waiting, Message: c.message}
 		}
 		if c.last != nil {
 			cs.LastTerminationState.Terminated = c.last.DeepCopy()
 		}
-		allReady = allReady && c.ready
+		if !cs.Ready {
+			unready = append(unready, c.spec.Name)
+		}
 		statuses = append(statuses, cs)
 	}
 	st.ContainerStatuses = statuses
@@ -393,10 +469,10 @@ func (s *Simulator) fillPodStatus(ps *podState, pod *corev1.Pod) {
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: ps.startTime, FinishedAt: ps.startTime}}})
 	}
 	st.InitContainerStatuses = initStatuses
-	cond := func(t corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
-		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, LastTransitionTime: metav1.Now()}
+	cond := func(t corev1.PodConditionType, ok bool, reason, message string) corev1.PodCondition {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: message, LastTransitionTime: metav1.Now()}
 		if ok {
-			c.Status, c.Reason = corev1.ConditionTrue, ""
+			c.Status, c.Reason, c.Message = corev1.ConditionTrue, "", ""
 		}
 		for _, old := range st.Conditions {
 			if old.Type == t && old.Status == c.Status {
@@ -405,12 +481,16 @@ func (s *Simulator) fillPodStatus(ps *podState, pod *corev1.Pod) {
 		}
 		return c
 	}
+	notReady, notReadyMsg := "ContainersNotReady", fmt.Sprintf("containers with unready status: %v", unready)
+	if ps.phase == corev1.PodSucceeded {
+		notReady, notReadyMsg = "PodCompleted", ""
+	}
 	want := []corev1.PodCondition{
-		cond(corev1.PodReadyToStartContainers, true, ""),
-		cond(corev1.PodInitialized, true, ""),
-		cond(corev1.PodReady, allReady, "ContainersNotReady"),
-		cond(corev1.ContainersReady, allReady, "ContainersNotReady"),
-		cond(corev1.PodScheduled, true, ""),
+		cond(corev1.PodReadyToStartContainers, ps.phase == "", "", ""), // a terminated pod's sandbox is gone
+		cond(corev1.PodInitialized, true, "", ""),
+		cond(corev1.PodReady, len(unready) == 0, notReady, notReadyMsg),
+		cond(corev1.ContainersReady, len(unready) == 0, notReady, notReadyMsg),
+		cond(corev1.PodScheduled, true, "", ""),
 	}
 	// Keep conditions set by others (readiness gates, disruption target).
 	for _, old := range st.Conditions {
@@ -463,9 +543,15 @@ func (s *Simulator) terminate(ctx context.Context, ps *podState, pod *corev1.Pod
 	s.logf("pod %s: terminating (grace %ds)", ps.key, grace)
 	graceCtx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
+	running := map[string]bool{} // preStop hooks run in running containers only
+	s.mu.Lock()
+	for _, cs := range ps.containers {
+		running[cs.spec.Name] = cs.running
+	}
+	s.mu.Unlock()
 	var hooks sync.WaitGroup
 	for _, c := range pod.Spec.Containers {
-		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || !running[c.Name] {
 			continue
 		}
 		hooks.Go(func() {
@@ -499,6 +585,7 @@ func (s *Simulator) terminate(ctx context.Context, ps *podState, pod *corev1.Pod
 		delete(s.pods, ps.key)
 	}
 	s.mu.Unlock()
+	ps.stopWriter()
 	if ctx.Err() != nil {
 		return
 	}

@@ -185,9 +185,7 @@ func (s *Simulator) supervise(ps *podState, cs *containerState, w Workload) (rea
 			f()
 		}
 		s.mu.Unlock()
-		if err := s.pushStatus(ps); err != nil && ctx.Err() == nil {
-			s.logf("pod %s: status: %v", ps.key, err)
-		}
+		s.pushStatus(ps)
 	}
 	afterStartup := func() {
 		if c.ReadinessProbe != nil {
@@ -231,93 +229,194 @@ func (s *Simulator) supervise(ps *podState, cs *containerState, w Workload) (rea
 	case <-ctx.Done():
 		return "Completed", 0, true
 	case <-w.Done():
-		s.logf("pod %s container %s: workload exited", ps.key, c.Name)
-		return "Error", 1, false
+		exitCode = 1 // a crash
+		if ec, ok := w.(ExitCoder); ok {
+			exitCode = ec.ExitCode()
+		}
+		s.logf("pod %s container %s: workload exited with code %d", ps.key, c.Name, exitCode)
+		return exitReason(exitCode), exitCode, false
 	case probe := <-kill:
-		s.logf("pod %s container %s: %s probe failed: restarting the container", ps.key, c.Name, probe)
-		return "Error", 137, false
+		s.logf("pod %s container %s: %s probe failed: killing the container", ps.key, c.Name, probe)
+		return "Error", 137, false // SIGKILL, as the kubelet reports it
 	}
 }
 
-// runContainer starts the container's workload and restarts it when it
-// exits or fails its liveness/startup probe, until the pod goes away.
+func exitReason(exitCode int32) string {
+	if exitCode == 0 {
+		return "Completed"
+	}
+	return "Error"
+}
+
+// restartPolicy returns the pod's restart policy (default Always).
+func restartPolicy(pod *corev1.Pod) corev1.RestartPolicy {
+	if pod.Spec.RestartPolicy == "" {
+		return corev1.RestartPolicyAlways
+	}
+	return pod.Spec.RestartPolicy
+}
+
+// runContainer runs the container and, as the pod's restartPolicy says,
+// restarts it after a CrashLoopBackOff delay when it exits or fails its
+// liveness/startup probe, until the pod goes away or the container is
+// terminated for good.
 func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 	cs := ps.containers[i]
 	c := cs.spec
-	backoff := s.cfg.ProbeSecond
+	policy := restartPolicy(pod)
 	for ps.ctx.Err() == nil {
-		clog := newContainerLog(s.cfg.LogLines)
-		s.mu.Lock()
-		if cs.log != nil {
-			cs.prevLog = cs.log
-		}
-		cs.log = clog
-		restarts := cs.restarts
-		s.mu.Unlock()
-		clog.printf("starting container %s (image %s, restart %d) on pod IP %s", c.Name, c.Image, restarts, ps.ip)
-		w, err := s.cfg.StartWorkload(ps.ctx, WorkloadSpec{Pod: pod, Container: c, PodIP: ps.ip,
-			NPUs: s.chipNames(ps.chips), Log: io.MultiWriter(&prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}, clog)})
-		if err != nil {
-			s.logf("pod %s container %s: start workload: %v (retry in %s)", ps.key, c.Name, err, backoff)
-			clog.printf("container %s failed to start: %v", c.Name, err)
-			clog.close()
-			s.mu.Lock()
-			cs.waiting, cs.message = "CrashLoopBackOff", err.Error()
-			s.mu.Unlock()
-			_ = s.pushStatus(ps)
-			select {
-			case <-ps.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*s.cfg.ProbeSecond)
-			continue
-		}
-		clog.printf("container %s started", c.Name)
-		s.mu.Lock()
-		cs.workload = w
-		cs.running, cs.startedAt, cs.waiting, cs.message = true, metav1.Now(), "", ""
-		cs.started = c.StartupProbe == nil
-		cs.ready = cs.started && c.ReadinessProbe == nil
-		s.mu.Unlock()
-		if err := s.pushStatus(ps); err != nil {
-			s.logf("pod %s: status: %v", ps.key, err)
-		}
-		reason, exitCode, stopping := s.supervise(ps, cs, w)
-
-		s.mu.Lock()
-		stopCtx := ps.stopCtx
-		s.mu.Unlock()
-		cancel := func() {}
-		if stopCtx == nil {
-			grace := int64(30)
-			if pod.Spec.TerminationGracePeriodSeconds != nil {
-				grace = *pod.Spec.TerminationGracePeriodSeconds
-			}
-			stopCtx, cancel = context.WithTimeout(context.Background(), time.Duration(grace)*s.cfg.ProbeSecond)
-		}
-		if err := w.Stop(stopCtx); err != nil {
-			s.logf("pod %s container %s: stop workload: %v", ps.key, c.Name, err)
-		}
-		cancel()
-		s.mu.Lock()
-		cs.workload = nil
-		s.mu.Unlock()
+		term, clog, stopping := s.runOnce(ps, cs, pod)
 		if stopping {
-			clog.printf("container %s stopped (pod terminating)", c.Name)
-			clog.close()
 			return
 		}
-		clog.printf("container %s terminated: reason %s, exit code %d; restarting", c.Name, reason, exitCode)
+		restart := policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && term.ExitCode != 0)
+		if !restart {
+			clog.printf("container %s terminated: reason %s, exit code %d; not restarted (restartPolicy %s)", c.Name, term.Reason, term.ExitCode, policy)
+			clog.close()
+			s.mu.Lock()
+			cs.running, cs.terminated = false, term
+			s.mu.Unlock()
+			s.containerTerminated(ps, policy)
+			return
+		}
+		delay := s.nextBackoff(cs, term.FinishedAt.Sub(term.StartedAt.Time))
+		clog.printf("container %s terminated: reason %s, exit code %d; restarting in %s", c.Name, term.Reason, term.ExitCode, delay)
 		clog.close()
+		s.logf("pod %s container %s: terminated (reason %s, exit code %d): back-off %s before restarting", ps.key, c.Name, term.Reason, term.ExitCode, delay)
 		s.mu.Lock()
-		cs.last = &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason, StartedAt: cs.startedAt, FinishedAt: metav1.Now(),
-			ContainerID: fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.Name, cs.restarts)}
-		cs.restarts++
-		cs.running, cs.started, cs.ready, cs.waiting = false, false, false, "ContainerCreating"
+		cs.running, cs.last = false, term
+		cs.waiting = "CrashLoopBackOff"
+		cs.message = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, ps.name, ps.namespace, ps.uid)
 		s.mu.Unlock()
-		_ = s.pushStatus(ps)
+		s.pushStatus(ps)
+		t := time.NewTimer(delay)
+		select {
+		case <-ps.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		cs.restarts++
+		cs.waiting, cs.message = "ContainerCreating", ""
+		s.mu.Unlock()
 	}
+}
+
+// nextBackoff returns the CrashLoopBackOff delay before the container's
+// next restart, after a run that lasted ran: the base the first time (and
+// after a run of CrashLoopBackOffResetSeconds or more), then doubling up to
+// CrashLoopBackOffMaxSeconds.
+func (s *Simulator) nextBackoff(cs *containerState, ran time.Duration) time.Duration {
+	base, limit := s.cfg.CrashLoopBackOff, max(s.cfg.CrashLoopBackOff, CrashLoopBackOffMaxSeconds*s.cfg.ProbeSecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cs.backoff == 0 || ran >= CrashLoopBackOffResetSeconds*s.cfg.ProbeSecond {
+		cs.backoff = base
+	}
+	delay := cs.backoff
+	cs.backoff = min(2*delay, limit)
+	return delay
+}
+
+// runOnce runs the container once: it starts the workload and supervises
+// it until it exits, is killed by a probe or the pod goes away (stopping).
+// It returns how the run ended and the run's log, still open, unless
+// stopping; the caller records the end (cs.running is still true).
+func (s *Simulator) runOnce(ps *podState, cs *containerState, pod *corev1.Pod) (term *corev1.ContainerStateTerminated, clog *containerLog, stopping bool) {
+	c := cs.spec
+	clog = newContainerLog(s.cfg.LogLines)
+	s.mu.Lock()
+	if cs.log != nil {
+		cs.prevLog = cs.log
+	}
+	cs.log = clog
+	restarts := cs.restarts
+	s.mu.Unlock()
+	containerID := fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.Name, restarts)
+	clog.printf("starting container %s (image %s, restart %d) on pod IP %s", c.Name, c.Image, restarts, ps.ip)
+	startedAt := metav1.Now()
+	w, err := s.cfg.StartWorkload(ps.ctx, WorkloadSpec{Pod: pod, Container: c, PodIP: ps.ip,
+		NPUs: s.chipNames(ps.chips), Log: io.MultiWriter(&prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}, clog)})
+	if err != nil {
+		if ps.ctx.Err() != nil {
+			clog.close()
+			return nil, clog, true
+		}
+		s.logf("pod %s container %s: start workload: %v", ps.key, c.Name, err)
+		clog.printf("container %s failed to start: %v", c.Name, err)
+		return &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: err.Error(),
+			StartedAt: startedAt, FinishedAt: metav1.Now(), ContainerID: containerID}, clog, false
+	}
+	clog.printf("container %s started", c.Name)
+	s.mu.Lock()
+	cs.workload = w
+	cs.running, cs.startedAt, cs.waiting, cs.message = true, metav1.Now(), "", ""
+	cs.started = c.StartupProbe == nil
+	cs.ready = cs.started && c.ReadinessProbe == nil
+	s.mu.Unlock()
+	s.pushStatus(ps)
+	reason, exitCode, stopping := s.supervise(ps, cs, w)
+
+	s.mu.Lock()
+	stopCtx := ps.stopCtx
+	s.mu.Unlock()
+	cancel := func() {}
+	if stopCtx == nil {
+		grace := int64(30)
+		if pod.Spec.TerminationGracePeriodSeconds != nil {
+			grace = *pod.Spec.TerminationGracePeriodSeconds
+		}
+		stopCtx, cancel = context.WithTimeout(context.Background(), time.Duration(grace)*s.cfg.ProbeSecond)
+	}
+	if err := w.Stop(stopCtx); err != nil {
+		s.logf("pod %s container %s: stop workload: %v", ps.key, c.Name, err)
+	}
+	cancel()
+	finishedAt := metav1.Now()
+	s.mu.Lock()
+	cs.workload = nil
+	if !stopping {
+		// running stays true until the caller records how the run ended.
+		cs.started, cs.ready = false, false
+	}
+	startedAt = cs.startedAt
+	s.mu.Unlock()
+	if stopping {
+		clog.printf("container %s stopped (pod terminating)", c.Name)
+		clog.close()
+		return nil, clog, true
+	}
+	return &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason, StartedAt: startedAt, FinishedAt: finishedAt,
+		ContainerID: containerID}, clog, false
+}
+
+// containerTerminated records that a container will not run again. Once
+// no container will, the pod is terminated: Failed if a container ended
+// with a non-zero exit code, else Succeeded; its IP and NPUs are released
+// (it stays in the API until deleted).
+func (s *Simulator) containerTerminated(ps *podState, policy corev1.RestartPolicy) {
+	s.mu.Lock()
+	done := ps.phase == "" // not yet terminated by another container
+	phase := corev1.PodSucceeded
+	for _, c := range ps.containers {
+		if c.terminated == nil {
+			done = false
+		} else if c.terminated.ExitCode != 0 {
+			phase = corev1.PodFailed
+		}
+	}
+	if !done {
+		s.mu.Unlock()
+		s.pushStatus(ps)
+		return
+	}
+	ps.phase = phase
+	s.mu.Unlock()
+	s.release(ps)
+	ps.cancel()
+	s.logf("pod %s: no container will run again (restartPolicy %s): phase %s; IP %s and NPUs %v released", ps.key, policy, phase, ps.ip, s.chipNames(ps.chips))
+	s.pushStatus(ps)
 }
 
 type prefixWriter struct {
