@@ -68,6 +68,8 @@ func startReplica(t *testing.T, identity string) (port string, stop func()) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(args[0], flags...)
+	// Relative flags (the audit policy) are relative to the repository, where local-up runs.
+	cmd.Dir = cluster.root
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -85,6 +87,12 @@ func startReplica(t *testing.T, identity string) (port string, stop func()) {
 	}
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback readiness probe
 	eventually(t, 60*time.Second, 500*time.Millisecond, identity+" ready", func() (bool, string) {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(cluster.out, "logs", identity+".log"))
+			t.Fatalf("%s exited:\n%s", identity, log)
+		default:
+		}
 		resp, err := client.Get("https://127.0.0.1:" + ports[0] + "/readyz")
 		if err != nil {
 			return false, err.Error()
