@@ -19,7 +19,11 @@ The local cluster is up (logs in $OUT/logs, audit log $OUT/logs/audit.log).
 mindie-apiserver serves infer.mindie.io behind kube-apiserver https://127.0.0.1:${KUBE_PORT:-16443}.
 
   export KUBECONFIG=$OUT/kubeconfig PATH=$OUT/bin:\$PATH OUT=$OUT
-  kubectl get inferservers -A -o wide
+  kubectl get inferservers -A -o wide       # the sample becomes Available in a few seconds
+  kubectl get deployment,pods,service,controllerrevisions -l infer.mindie.io/server=llama3-8b
+  kubectl get inferserver llama3-8b -o yaml # status: instances, pods, model info, conditions
+  kubectl mindie status llama3-8b           # the kubectl plugin (built into $OUT/bin)
+  kubectl mindie chat llama3-8b -m "Hello"
   kubectl explain inferserver.spec.strategy
   kubectl scale inferserver llama3-8b --replicas=3
   kubectl auth can-i create inferservers -n team-b --as=tenant-a-editor

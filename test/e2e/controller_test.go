@@ -262,6 +262,25 @@ spec:
 		}
 	}
 
+	// Paused: a change makes a revision but replaces nothing until resumed.
+	mustKubectl(t, "", "patch", "inferserver", name, "-n", ns, "--type=merge", "-p", `{"spec":{"paused":true}}`)
+	mustKubectl(t, "", "patch", "inferserver", name, "-n", ns, "--type=merge", "-p", `{"spec":{"image":"mindie:paused"}}`)
+	s = waitServer(t, ns, name, time.Minute, "the paused change observed", func(s *v1alpha1.InferServer) (bool, string) {
+		p := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionProgressing)
+		return s.Status.ObservedGeneration == s.Generation && p != nil && p.Reason == "RolloutPaused", "Progressing RolloutPaused"
+	})
+	time.Sleep(5 * time.Second)
+	for _, p := range serverPods(t, ns, name) {
+		if p.Spec.Containers[0].Image == "mindie:paused" {
+			t.Errorf("pod %s runs the paused change", p.Name)
+		}
+	}
+	if s := server(t, ns, name); s.Status.UpdatedReplicas != 0 || s.Status.ReadyReplicas != 2 {
+		t.Errorf("paused: %d updated, %d ready; want 0 and 2", s.Status.UpdatedReplicas, s.Status.ReadyReplicas)
+	}
+	mustKubectl(t, "", "patch", "inferserver", name, "-n", ns, "--type=merge", "-p", `{"spec":{"paused":false}}`)
+	waitServer(t, ns, name, 3*time.Minute, "the resumed rollout done", rolledOut(2))
+
 	deleteServerAndWait(t, ns, name)
 }
 
@@ -483,6 +502,32 @@ spec:
 	events := mustKubectl(t, "", "get", "events", "-n", ns, "--field-selector", "involvedObject.name="+name+",reason=InstanceFailed", "-o", "jsonpath={.items[*].message}")
 	if !strings.Contains(events, victim) {
 		t.Errorf("no InstanceFailed event naming %s: %q", victim, events)
+	}
+
+	// A change rolls out instance by instance: with maxSurge 0 and
+	// maxUnavailable 1, never more than 2 instances (4 pods) and never
+	// fewer than 1 ready instance.
+	firstRev := s.Status.UpdateRevision
+	watch := watchPods(t, ns, name)
+	mustKubectl(t, "", "patch", "inferserver", name, "-n", ns, "--type=merge", "-p",
+		`{"spec":{"image":"mindie:v2","strategy":{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1}}}}`)
+	waitServer(t, ns, name, 4*time.Minute, "the cross-node rollout done", func(s *v1alpha1.InferServer) (bool, string) {
+		ok, msg := rolledOut(2)(s)
+		return ok && s.Status.UpdateRevision != firstRev, msg + " at a new revision"
+	})
+	maxPods, minReady, samples := watch()
+	t.Logf("cross-node rollout: %d samples, at most %d pods, at least %d ready pods", samples, maxPods, minReady)
+	if maxPods > 4 || minReady < 2 {
+		t.Errorf("cross-node rollout broke its bounds: at most %d pods (limit 4), at least %d ready pods (limit 2: one instance)", maxPods, minReady)
+	}
+	pods = serverPods(t, ns, name)
+	for _, in := range []string{name + "-0", name + "-1"} {
+		checkCrossNodeInstance(t, ns, in, pods)
+	}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image != "mindie:v2" {
+			t.Errorf("pod %s runs %s after the rollout", p.Name, p.Spec.Containers[0].Image)
+		}
 	}
 
 	deleteServerAndWait(t, ns, name)

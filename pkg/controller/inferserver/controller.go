@@ -343,8 +343,8 @@ type syncState struct {
 	// revisions of the server, oldest first, and the one being rolled out.
 	revisions []*appsv1.ControllerRevision
 	update    *appsv1.ControllerRevision
-	// target is the revision new instances get: update, unless paused
-	// mid-rollout.
+	// target is the revision new instances get: update, unless a
+	// cross-node rollout is paused midway.
 	target string
 
 	pods      []*corev1.Pod

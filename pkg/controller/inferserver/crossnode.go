@@ -9,11 +9,13 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/revision"
 )
 
 // instance is one cross-node instance as observed.
@@ -158,6 +160,17 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	if err != nil {
 		return err
 	}
+	// Paused midway, new instances (scaling) get the newest revision the
+	// instances already run, made from that revision's template.
+	tmpl := s
+	if s.Spec.Paused {
+		if rev := c.newestRunning(st, healthy); rev != nil && rev.Name != st.target {
+			if tmpl, err = serverAt(st, rev.Name); err != nil {
+				return err
+			}
+			st.target = rev.Name
+		}
+	}
 	var fresh, stale []*instance
 	for _, in := range healthy {
 		if in.revision == st.target {
@@ -250,7 +263,7 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 				st.requeueAfter(2 * time.Second)
 				break
 			}
-			in, err := c.createInstance(ctx, s, st.target, idx)
+			in, err := c.createInstance(ctx, tmpl, st.target, idx)
 			if err != nil {
 				return err
 			}
@@ -269,7 +282,11 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 			if p != nil || c.track.pending(s.Namespace+"/"+in.name+"-"+strconv.Itoa(rank), c.now()) {
 				continue
 			}
-			pod := crossNodePod(s, in.revision, in.name, rank)
+			at, err := serverAt(st, in.revision)
+			if err != nil {
+				return err
+			}
+			pod := crossNodePod(at, in.revision, in.name, rank)
 			created, err := c.kube.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
 			if err != nil && !apierrors.IsAlreadyExists(err) {
 				c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Creating pod %s of instance %s: %v", pod.Name, in.name, err)
@@ -286,6 +303,42 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	}
 	c.instanceStatuses(st, healthy, gone, created, byName)
 	return nil
+}
+
+// serverAt is the server with the template of revision name (the server
+// itself for the update revision).
+func serverAt(st *syncState, name string) (*v1alpha1.InferServer, error) {
+	if name == st.update.Name {
+		return st.server, nil
+	}
+	for _, r := range st.revisions {
+		if r.Name == name {
+			spec, err := revision.Decode(r)
+			if err != nil {
+				return nil, err
+			}
+			at := st.server.DeepCopy()
+			revision.Restore(&at.Spec, spec)
+			return at, nil
+		}
+	}
+	return nil, fmt.Errorf("revision %s is gone", name)
+}
+
+// newestRunning is the revision with the highest number that a live
+// instance runs, or nil.
+func (c *Controller) newestRunning(st *syncState, live []*instance) *appsv1.ControllerRevision {
+	running := map[string]bool{}
+	for _, in := range live {
+		running[in.revision] = true
+	}
+	var newest *appsv1.ControllerRevision
+	for _, r := range st.revisions {
+		if running[r.Name] && (newest == nil || r.Revision > newest.Revision) {
+			newest = r
+		}
+	}
+	return newest
 }
 
 // oldPodsRemain says whether pods of another revision still exist.

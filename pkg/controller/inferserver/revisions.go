@@ -21,7 +21,7 @@ import (
 const maxHashCollisions = 10
 
 // syncRevisions finds or makes the ControllerRevision of the current
-// template and decides which revision new instances get.
+// template, which new instances get.
 func (c *Controller) syncRevisions(ctx context.Context, st *syncState) error {
 	s := st.server
 	all, err := c.revisions.ControllerRevisions(s.Namespace).List(serverSelector(s))
@@ -93,15 +93,6 @@ func (c *Controller) syncRevisions(ctx context.Context, st *syncState) error {
 	revision.Sort(revs)
 	st.revisions, st.update = revs, update
 	st.target = update.Name
-	// Paused mid-rollout: new instances (scaling) keep getting the revision
-	// that was being rolled out, and nothing is replaced.
-	if s.Spec.Paused && s.Status.UpdateRevision != "" && s.Status.UpdateRevision != update.Name {
-		for _, r := range revs {
-			if r.Name == s.Status.UpdateRevision {
-				st.target = r.Name
-			}
-		}
-	}
 	return nil
 }
 
