@@ -227,7 +227,7 @@ spec:
 	first := server(t, ns, name).Status.UpdateRevision
 	watch := watchPods(t, ns, name)
 	applyServer(t, ns, manifest(2, "mindie:v2"))
-	s = waitServer(t, ns, name, 3*time.Minute, "mindie:v2 rolled out", func(s *v1alpha1.InferServer) (bool, string) {
+	waitServer(t, ns, name, 3*time.Minute, "mindie:v2 rolled out", func(s *v1alpha1.InferServer) (bool, string) {
 		ok, msg := rolledOut(2)(s)
 		return ok && s.Status.UpdateRevision != first, msg + " at a new revision"
 	})
@@ -265,7 +265,7 @@ spec:
 	// Paused: a change makes a revision but replaces nothing until resumed.
 	mustKubectl(t, "", "patch", "inferserver", name, "-n", ns, "--type=merge", "-p", `{"spec":{"paused":true}}`)
 	mustKubectl(t, "", "patch", "inferserver", name, "-n", ns, "--type=merge", "-p", `{"spec":{"image":"mindie:paused"}}`)
-	s = waitServer(t, ns, name, time.Minute, "the paused change observed", func(s *v1alpha1.InferServer) (bool, string) {
+	waitServer(t, ns, name, time.Minute, "the paused change observed", func(s *v1alpha1.InferServer) (bool, string) {
 		p := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionProgressing)
 		return s.Status.ObservedGeneration == s.Generation && p != nil && p.Reason == "RolloutPaused", "Progressing RolloutPaused"
 	})

@@ -304,8 +304,8 @@ func TestProxyRoundRobin(t *testing.T) {
 		LoadTime: mindie.NoDelay, PrefillPerToken: mindie.NoDelay, DecodePerToken: mindie.NoDelay,
 	}, ips[0], ips[1])
 	// Three instances, two ready: the third (not ready) is never chosen.
-	s := e.create(newServer("rr", replicas(3), func(s *v1alpha1.InferServer) { s.Spec.Ports.Inference = ptr.To(port) }))
-	s = e.get("default", "rr")
+	e.create(newServer("rr", replicas(3), func(s *v1alpha1.InferServer) { s.Spec.Ports.Inference = ptr.To(port) }))
+	s := e.get("default", "rr")
 	s.Status = proxyStatus(s, 3, ips[0], ips[1], ips[2])
 	s.Status.Instances[2].Ready = false
 	s.Status.ReadyReplicas, s.Status.AvailableReplicas = 2, 2
