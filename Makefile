@@ -9,9 +9,10 @@ STATICCHECK_VERSION ?= v0.8.2
 
 all: build
 
-## build: bin/mindie-apiserver
+## build: bin/mindie-apiserver and bin/kubectl-mindie (the kubectl plugin)
 build:
 	$(GO) build -o $(BIN)/mindie-apiserver ./cmd/mindie-apiserver
+	$(GO) build -o $(BIN)/kubectl-mindie ./cmd/kubectl-mindie
 
 ## generate: regenerate deepcopy, conversion, defaults, OpenAPI, clientset, listers, informers, apply configurations
 generate:

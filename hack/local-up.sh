@@ -40,6 +40,7 @@ go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
 go build -o "$OUT/bin/pki" ./hack/pki
 go build -o "$OUT/bin/httpcheck" ./hack/httpcheck
 go build -o "$OUT/bin/ascend-sim" ./cmd/ascend-sim
+go build -o "$OUT/bin/kubectl-mindie" ./cmd/kubectl-mindie
 ln -sf "$BIN/kubectl" "$OUT/bin/kubectl"
 KUBECTL="$OUT/bin/kubectl"
 

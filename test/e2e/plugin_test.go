@@ -132,22 +132,28 @@ func TestPluginLifecycle(t *testing.T) {
 		t.Errorf("completion of status names lacks %s:\n%s", name, out)
 	}
 
-	// status -w follows it until it serves; then the model is shown.
+	// status -w follows it until it serves (Available at its generation,
+	// every instance updated); rollout status until every instance is
+	// available; and once the controller has read /info, status shows the model.
 	out = mustMindie(t, "", "", "status", name, "-n", ns, "-w", "--timeout=4m")
-	model := mustKubectl(t, "", "get", "inferserver", name, "-n", ns, "-o", "jsonpath={.status.model.models[0].id}")
-	if model == "" {
-		t.Fatalf("status -w returned but the InferServer reports no model:\n%s", out)
-	}
 	final := out[strings.LastIndex(out, "Name:"):]
-	for _, want := range []string{"Available", "Server version:", "Read from:", model, "2/2 updated, 2/2 ready, 2/2 available"} {
-		if !strings.Contains(final, want) {
-			t.Errorf("status after -w lacks %q:\n%s", want, final)
+	if !strings.Contains(squashSpaces(final), "Available True") || !strings.Contains(final, "2/2 updated") {
+		t.Errorf("status -w ended before the InferServer was Available with 2 updated instances:\n%s", final)
+	}
+	if out := mustMindie(t, "", "", "rollout", "status", name, "-n", ns, "--timeout=4m"); !strings.Contains(out, `inferserver "`+name+`" successfully rolled out`) {
+		t.Errorf("rollout status:\n%s", out)
+	}
+	var model string
+	eventually(t, 90*time.Second, time.Second, "kubectl mindie status showing the model", func() (bool, string) {
+		model = mustKubectl(t, "", "get", "inferserver", name, "-n", ns, "-o", "jsonpath={.status.model.models[0].id}")
+		out = squashSpaces(mustMindie(t, "", "", "status", name, "-n", ns))
+		for _, want := range []string{"Server version:", "Read from: instance", "2/2 updated, 2/2 ready, 2/2 available; complete", "Pods:", "Running"} {
+			if model == "" || !strings.Contains(out, want) || !strings.Contains(out, model) {
+				return false, fmt.Sprintf("model %q; status lacks %q or the model:\n%s", model, want, out)
+			}
 		}
-	}
-	out = mustMindie(t, "", "", "status", name, "-n", ns)
-	if !strings.Contains(out, "Pods:") || !strings.Contains(out, "Running") || !strings.Contains(out, model) {
-		t.Errorf("status lacks pods or model:\n%s", out)
-	}
+		return true, ""
+	})
 
 	// logs: a line of every pod, prefixed with its instance and name.
 	pods := strings.Fields(mustKubectl(t, "", "get", "pods", "-n", ns, "-l", "infer.mindie.io/server="+name, "-o", "jsonpath={range .items[*]}{.metadata.name}{' '}{end}"))
@@ -265,4 +271,13 @@ func TestPluginErrors(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.stderr, `cannot list resource "inferservers"`) {
 		t.Errorf("get in team-a as tenant-b-editor: %v\n%s", r.err, r.stderr)
 	}
+}
+
+// squashSpaces collapses runs of spaces (tabwriter padding).
+func squashSpaces(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
 }

@@ -1,0 +1,97 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/util/retry"
+)
+
+type scaleOptions struct {
+	f       Factory
+	streams genericiooptions.IOStreams
+
+	replicas        int32
+	currentReplicas int32
+	dryRun          string
+}
+
+func newScaleCommand(f Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &scaleOptions{f: f, streams: streams}
+	c := &cobra.Command{
+		Use:   "scale NAME... --replicas=N",
+		Short: "Set the number of instances of an InferServer",
+		Long: `Set spec.replicas of InferServers through their scale subresource (as kubectl
+scale and HorizontalPodAutoscalers do). With --current-replicas the change
+happens only if the InferServer has that many replicas now.`,
+		Example: `  kubectl mindie scale llama3 --replicas=4
+
+  # Only if nobody changed it meanwhile
+  kubectl mindie scale llama3 --current-replicas=2 --replicas=4`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeInferServers(f, true),
+		RunE:              func(c *cobra.Command, args []string) error { return o.run(c.Context(), args) },
+	}
+	c.Flags().Int32Var(&o.replicas, "replicas", -1, "The new number of instances (required).")
+	c.Flags().Int32Var(&o.currentReplicas, "current-replicas", -1, "Precondition: the current number of replicas; -1 for none.")
+	_ = c.MarkFlagRequired("replicas")
+	addDryRun(c, &o.dryRun)
+	return c
+}
+
+func (o *scaleOptions) run(ctx context.Context, names []string) error {
+	if o.replicas < 0 {
+		return errors.New("the --replicas=N flag is required, and N must be at least 0")
+	}
+	if err := checkDryRun(o.dryRun); err != nil {
+		return err
+	}
+	ns, _, err := o.f.Namespace()
+	if err != nil {
+		return err
+	}
+	client, err := o.f.InferClient()
+	if err != nil {
+		return err
+	}
+	servers := client.InferV1alpha1().InferServers(ns)
+	var errs []error
+	for _, name := range names {
+		suffix := ""
+		// The resourceVersion read with the scale makes the update fail
+		// with a conflict if the InferServer changed meanwhile: then read
+		// it again and check the precondition again.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			scale, err := servers.GetScale(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if o.currentReplicas >= 0 && scale.Spec.Replicas != o.currentReplicas {
+				return fmt.Errorf("expected replicas of InferServer %q to be %d, was %d", name, o.currentReplicas, scale.Spec.Replicas)
+			}
+			if o.dryRun == dryRunClient {
+				suffix = " (dry run)"
+				return nil
+			}
+			opts := metav1.UpdateOptions{FieldManager: fieldManager}
+			if o.dryRun == dryRunServer {
+				opts.DryRun = []string{metav1.DryRunAll}
+				suffix = " (server dry run)"
+			}
+			scale.Spec.Replicas = o.replicas
+			_, err = servers.UpdateScale(ctx, name, scale, opts)
+			return err
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(o.streams.Out, "%s scaled%s\n", resourceName(name), suffix)
+	}
+	return utilerrors.NewAggregate(errs)
+}
