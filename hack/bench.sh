@@ -7,6 +7,12 @@
 #   BENCHTIME  -benchtime of each benchmark run (default 2s)
 #   COUNT      runs of each benchmark; the report takes the median (default 3)
 #   BENCH      -bench pattern (default: all)
+#   RECONCILE_BENCH  0 skips the reconcile benchmark that follows them
+#              (hack/reconcile-bench.sh: 100 and 1,000 InferServers created at
+#              once on a local cluster of its own, against N ConfigMaps; about
+#              7 minutes; docs/reconcile-bench.md). Its summary table is put
+#              into docs/benchmarks.md either way (from the last
+#              docs/reconcile-bench.md when skipped).
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/scale-check.md)
@@ -44,6 +50,13 @@ go run ./hack/benchreport \
   <"${RAW}" >"${REPORT}.tmp"
 mv "${REPORT}.tmp" "${REPORT}"
 echo "wrote ${RAW} and ${REPORT}" >&2
+
+if [ "${RECONCILE_BENCH:-1}" != 0 ]; then
+  echo "+ hack/reconcile-bench.sh (RECONCILE_BENCH=0 skips it)" >&2
+  hack/reconcile-bench.sh
+else
+  hack/reconcile-bench.sh --section-only
+fi
 
 if [ "${SCALE_CHECK:-1}" != 0 ]; then
   echo "+ hack/scale-check.sh (SCALE_CHECK=0 skips it)" >&2

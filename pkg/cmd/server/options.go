@@ -199,6 +199,10 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	// A proxied generation lasts as long as the model writes; the request
 	// timeout must not cut it.
 	cfg.LongRunningFunc = inferserver.LongRunningRequestCheck(cfg.LongRunningFunc)
+	// Watches (the aggregator relays the garbage collector's and every
+	// informer's) end when shutdown begins, drained within this period;
+	// with 0 they would hold the server until its 60s shutdown timeout.
+	cfg.ShutdownWatchTerminationGracePeriod = 5 * time.Second
 	namer := openapi.NewDefinitionNamer(apiserver.Scheme)
 	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
 	cfg.OpenAPIConfig.Info.Title = "mindie-apiserver"
