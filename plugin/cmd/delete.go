@@ -71,11 +71,7 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 	case len(names) > 0 && selecting:
 		return errors.New("names cannot be combined with --selector, --all or --all-namespaces")
 	}
-	ns, _, err := o.f.Namespace()
-	if err != nil {
-		return err
-	}
-	client, err := o.f.InferClient()
+	ns, client, err := namespacedClient(o.f)
 	if err != nil {
 		return err
 	}

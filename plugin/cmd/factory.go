@@ -5,16 +5,20 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
+	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/generated/clientset/versioned"
+	inferv1alpha1 "mindie.io/deployer/pkg/generated/clientset/versioned/typed/infer/v1alpha1"
 )
 
 // Factory gives the commands their clients. The real one is built from the
@@ -99,4 +103,32 @@ func (f *configFactory) RESTClient() (*rest.RESTClient, error) {
 		return nil, fmt.Errorf("building the REST client: %w", err)
 	}
 	return rc, nil
+}
+
+// namespacedClient is the command's namespace and the infer.mindie.io client.
+func namespacedClient(f Factory) (string, versioned.Interface, error) {
+	ns, _, err := f.Namespace()
+	if err != nil {
+		return "", nil, err
+	}
+	client, err := f.InferClient()
+	return ns, client, err
+}
+
+// serversIn is the InferServer client of the command's namespace.
+func serversIn(f Factory) (inferv1alpha1.InferServerInterface, error) {
+	ns, client, err := namespacedClient(f)
+	if err != nil {
+		return nil, err
+	}
+	return client.InferV1alpha1().InferServers(ns), nil
+}
+
+// getServer reads the named InferServer of the command's namespace.
+func getServer(ctx context.Context, f Factory, name string) (*v1alpha1.InferServer, error) {
+	servers, err := serversIn(f)
+	if err != nil {
+		return nil, err
+	}
+	return servers.Get(ctx, name, metav1.GetOptions{})
 }

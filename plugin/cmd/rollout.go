@@ -108,11 +108,7 @@ func rolloutStatus(s *v1alpha1.InferServer) (string, bool, error) {
 }
 
 func (o *rolloutStatusOptions) run(ctx context.Context, name string) error {
-	ns, _, err := o.f.Namespace()
-	if err != nil {
-		return err
-	}
-	client, err := o.f.InferClient()
+	ns, client, err := namespacedClient(o.f)
 	if err != nil {
 		return err
 	}
@@ -210,15 +206,7 @@ func (o *rolloutHistoryOptions) run(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	ns, _, err := o.f.Namespace()
-	if err != nil {
-		return err
-	}
-	client, err := o.f.InferClient()
-	if err != nil {
-		return err
-	}
-	s, err := client.InferV1alpha1().InferServers(ns).Get(ctx, name, metav1.GetOptions{})
+	s, err := getServer(ctx, o.f, name)
 	if err != nil {
 		return err
 	}
@@ -323,15 +311,10 @@ func (o *rolloutUndoOptions) run(ctx context.Context, name string) error {
 	if o.toRevision < 0 {
 		return errors.New("--to-revision must not be negative")
 	}
-	ns, _, err := o.f.Namespace()
+	servers, err := serversIn(o.f)
 	if err != nil {
 		return err
 	}
-	client, err := o.f.InferClient()
-	if err != nil {
-		return err
-	}
-	servers := client.InferV1alpha1().InferServers(ns)
 	var result string
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		s, err := servers.Get(ctx, name, metav1.GetOptions{})
@@ -450,15 +433,10 @@ func newRolloutPauseCommand(f Factory, streams genericiooptions.IOStreams, pause
 // each reads every named InferServer, asks change for a merge patch (nil:
 // nothing to do) and what to say, and applies the patch.
 func (o *rolloutPatchOptions) each(ctx context.Context, names []string, change func(*v1alpha1.InferServer) ([]byte, string, error)) error {
-	ns, _, err := o.f.Namespace()
+	servers, err := serversIn(o.f)
 	if err != nil {
 		return err
 	}
-	client, err := o.f.InferClient()
-	if err != nil {
-		return err
-	}
-	servers := client.InferV1alpha1().InferServers(ns)
 	var errs []error
 	for _, name := range names {
 		s, err := servers.Get(ctx, name, metav1.GetOptions{})

@@ -51,15 +51,10 @@ func (o *scaleOptions) run(ctx context.Context, names []string) error {
 	if err := checkDryRun(o.dryRun); err != nil {
 		return err
 	}
-	ns, _, err := o.f.Namespace()
+	servers, err := serversIn(o.f)
 	if err != nil {
 		return err
 	}
-	client, err := o.f.InferClient()
-	if err != nil {
-		return err
-	}
-	servers := client.InferV1alpha1().InferServers(ns)
 	var errs []error
 	for _, name := range names {
 		suffix := ""

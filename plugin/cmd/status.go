@@ -68,11 +68,7 @@ func (o *statusOptions) run(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	ns, _, err := o.f.Namespace()
-	if err != nil {
-		return err
-	}
-	client, err := o.f.InferClient()
+	ns, client, err := namespacedClient(o.f)
 	if err != nil {
 		return err
 	}
