@@ -6,6 +6,9 @@ set -o errexit -o nounset -o pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 cd "$ROOT"
+# On a fresh machine the module cache is empty and 'go list -m' prints no
+# directory for a module it has not downloaded: fetch both first.
+go mod download k8s.io/code-generator k8s.io/api
 CODEGEN_PKG=$(go list -m -f '{{.Dir}}' k8s.io/code-generator)
 source "${CODEGEN_PKG}/kube_codegen.sh"
 

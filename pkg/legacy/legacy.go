@@ -31,17 +31,25 @@ const (
 )
 
 // IsLegacy reports whether data looks like an infer_server.json: a JSON
-// object with "server_name" and at least one of "server_type",
-// "resource_requests" and "mindie_server_config", and without the
-// "apiVersion" and "kind" of a Kubernetes manifest. Only the top-level keys
-// before a JSON syntax error count, so that a legacy file with a typo is
-// still recognised (and Convert can say where the typo is), while YAML is not.
+// object without the "apiVersion" and "kind" of a Kubernetes manifest that
+// has at least two of the legacy file's own top-level keys ("server_name",
+// "server_type", "resource_requests", "mindie_server_config"). Two, not one
+// named key, so that a legacy file missing "server_name" is still recognised
+// and Convert can say that server_name is required. Only the top-level keys
+// before a JSON syntax error count, so that a legacy file with a typo is still
+// recognised (and Convert can say where the typo is), while YAML is not.
 func IsLegacy(data []byte) bool {
 	keys := topLevelKeys(bytes.TrimPrefix(data, utf8BOM))
-	if keys == nil || !keys["server_name"] || keys["apiVersion"] || keys["kind"] {
+	if keys == nil || keys["apiVersion"] || keys["kind"] {
 		return false
 	}
-	return keys["server_type"] || keys[keyResources] || keys[keyServerConfig]
+	found := 0
+	for _, k := range []string{"server_name", "server_type", keyResources, keyServerConfig} {
+		if keys[k] {
+			found++
+		}
+	}
+	return found >= 2
 }
 
 // topLevelKeys returns the keys of the JSON object data, as far as the

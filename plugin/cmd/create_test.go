@@ -3,6 +3,7 @@ package cmd
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -193,5 +194,19 @@ func TestConvert(t *testing.T) {
 	}
 
 	f.failRun(t, "apiVersion: infer.mindie.io/v1alpha1\nkind: InferServer\nmetadata: {name: a}\n", []string{"convert", "-f", "-"}, "stdin is not a legacy infer_server.json")
+	// A legacy file that lacks server_name is still a legacy file: the error names the key.
+	data, err := os.ReadFile(legacyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noName := regexp.MustCompile(`"server_name":\s*"[^"]*",`).ReplaceAllString(string(data), "")
+	if noName == string(data) {
+		t.Fatal("testdata has no server_name to remove")
+	}
+	r := f.failRun(t, noName, []string{"convert", "-f", "-"}, "server_name", "required")
+	if strings.Contains(r.stderr, "is not a legacy") {
+		t.Errorf("a legacy file without server_name is not recognised:\n%s", r.stderr)
+	}
+	f.failRun(t, noName, []string{"create", "-f", "-"}, "server_name", "required")
 	f.failRun(t, "", []string{"convert", "-f", legacyFile, "-o", "table"}, `unable to match a printer suitable for the output format "table"`)
 }
