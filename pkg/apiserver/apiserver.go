@@ -6,8 +6,6 @@ package apiserver
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,15 +15,12 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/apiserver/pkg/server/healthz"
 	restclient "k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 
 	"mindie.io/deployer/apis/infer"
 	"mindie.io/deployer/apis/infer/install"
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
-	informers "mindie.io/deployer/pkg/generated/informers/externalversions"
 	"mindie.io/deployer/pkg/registry/infer/inferserver"
 )
 
@@ -47,18 +42,9 @@ func init() {
 		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
 }
 
-// ExtraConfig is what mindie-apiserver adds to a generic API server's config.
-type ExtraConfig struct {
-	// InformerResync is the resync period of the server's own informers.
-	InformerResync time.Duration
-	// Controllers configures the workload controllers.
-	Controllers ControllerConfig
-}
-
 // Config is the whole configuration of mindie-apiserver.
 type Config struct {
 	GenericConfig *genericapiserver.RecommendedConfig
-	ExtraConfig   ExtraConfig
 }
 
 // Server is a running mindie-apiserver.
@@ -66,16 +52,10 @@ type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 	// Client talks to this server over its loopback connection.
 	Client clientset.Interface
-	// Informers share watches of infer.mindie.io objects among the server's parts.
-	Informers informers.SharedInformerFactory
-	// ControllerIdentity is this replica's name in the controllers' Lease
-	// and Events; empty when the controllers do not run.
-	ControllerIdentity string
 }
 
 type completedConfig struct {
 	GenericConfig genericapiserver.CompletedConfig
-	ExtraConfig   *ExtraConfig
 }
 
 // CompletedConfig is a Config whose defaults are filled in.
@@ -85,10 +65,7 @@ type CompletedConfig struct {
 
 // Complete fills in the fields not set.
 func (cfg *Config) Complete() CompletedConfig {
-	if cfg.ExtraConfig.InformerResync == 0 {
-		cfg.ExtraConfig.InformerResync = 10 * time.Minute
-	}
-	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete(), &cfg.ExtraConfig}}
+	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete()}}
 }
 
 // New builds the server from a completed config.
@@ -108,7 +85,6 @@ func (c completedConfig) New() (*Server, error) {
 	s := &Server{
 		GenericAPIServer: generic,
 		Client:           client,
-		Informers:        informers.NewSharedInformerFactory(client, c.ExtraConfig.InformerResync),
 	}
 
 	storage, err := inferserver.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
@@ -130,29 +106,7 @@ func (c completedConfig) New() (*Server, error) {
 		return nil, fmt.Errorf("install %s: %w", infer.GroupName, err)
 	}
 
-	serverInformer := s.Informers.Infer().V1alpha1().InferServers().Informer()
-	if err := generic.AddReadyzChecks(informerSynced("inferserver-informer-synced", serverInformer.HasSynced)); err != nil {
-		return nil, err
-	}
-	// The informers stop when the hook's context ends, as the server shuts down.
-	generic.AddPostStartHookOrDie("start-mindie-informers", func(ctx genericapiserver.PostStartHookContext) error {
-		s.Informers.Start(ctx.Done())
-		return nil
-	})
-	if err := s.startControllers(c.ExtraConfig.Controllers); err != nil {
-		return nil, err
-	}
 	return s, nil
-}
-
-// informerSynced is a readiness check that passes once an informer has listed.
-func informerSynced(name string, synced cache.InformerSynced) healthz.HealthChecker {
-	return healthz.NamedCheck(name, func(*http.Request) error {
-		if !synced() {
-			return fmt.Errorf("informer has not synced yet")
-		}
-		return nil
-	})
 }
 
 // WithoutProtobuf is a NegotiatedSerializer that does not offer protobuf.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,6 +101,17 @@ func startReplica(t *testing.T, identity string) (port string, stop func()) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
+	// A replica running controllers is ready only once their InferServer
+	// informer has synced (a standalone server has no such check).
+	resp, err := client.Get("https://127.0.0.1:" + ports[0] + "/readyz?verbose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "[+]inferserver-informer-synced ok") {
+		t.Errorf("/readyz of %s lacks the controllers' informer check:\n%s", identity, body)
+	}
 	return ports[0], stop
 }
 

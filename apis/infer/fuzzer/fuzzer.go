@@ -55,6 +55,7 @@ func fuzzInferServerSpec(s *infer.InferServerSpec, c randfill.Continue) {
 		s.TerminationGracePeriodSeconds = ptr.To(c.Int63())
 	}
 	fillInt32(&s.RevisionHistoryLimit, c)
+	fillInt32(&s.ProgressDeadlineSeconds, c)
 }
 
 // fuzzServerConfigSource keeps at least one source so that the default host

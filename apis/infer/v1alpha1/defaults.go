@@ -34,6 +34,9 @@ const (
 	DefaultMaxSurge                            = "50%"
 	DefaultMaxUnavailable                      = "50%"
 	DefaultRevisionHistoryLimit          int32 = 10
+	// ProgressDeadlineMarginSeconds is added to the startup budget to make
+	// the default progress deadline: time to schedule, pull and load.
+	ProgressDeadlineMarginSeconds int32 = 600
 )
 
 // DefaultCommand is the container entrypoint when none is given.
@@ -74,6 +77,11 @@ func SetDefaults_InferServerSpec(s *InferServerSpec) {
 	}
 	if s.RevisionHistoryLimit == nil {
 		s.RevisionHistoryLimit = ptr.To(DefaultRevisionHistoryLimit)
+	}
+	if s.ProgressDeadlineSeconds == nil {
+		// The deadline follows the startup budget, which is defaulted first.
+		SetDefaults_HealthSpec(&s.Health)
+		s.ProgressDeadlineSeconds = ptr.To(*s.Health.StartupSeconds + ProgressDeadlineMarginSeconds)
 	}
 }
 

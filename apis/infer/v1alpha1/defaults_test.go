@@ -93,7 +93,19 @@ func documentedDefaults() InferServerSpec {
 				MaxUnavailable: ptr.To(intstr.FromString("50%")),
 			},
 		},
-		RevisionHistoryLimit: ptr.To[int32](10),
+		RevisionHistoryLimit:    ptr.To[int32](10),
+		ProgressDeadlineSeconds: ptr.To[int32](780),
+	}
+}
+
+// The progress deadline follows the startup budget, given or defaulted,
+// and a given deadline is kept.
+func TestDefaultProgressDeadline(t *testing.T) {
+	if got := *defaulted(InferServerSpec{Health: HealthSpec{StartupSeconds: ptr.To[int32](1800)}}).Spec.ProgressDeadlineSeconds; got != 2400 {
+		t.Errorf("startupSeconds 1800: progressDeadlineSeconds = %d, want 2400", got)
+	}
+	if got := *defaulted(InferServerSpec{ProgressDeadlineSeconds: ptr.To[int32](30)}).Spec.ProgressDeadlineSeconds; got != 30 {
+		t.Errorf("given 30: progressDeadlineSeconds = %d", got)
 	}
 }
 

@@ -169,6 +169,15 @@ type InferServerSpec struct {
 	// 0 to 100. Defaults to 10.
 	// +optional
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// ProgressDeadlineSeconds is how long a rollout or scale may go without
+	// progress (an instance created, updated, deleted or becoming ready)
+	// before the Progressing condition turns False with reason
+	// ProgressDeadlineExceeded. The rollout goes on; the condition is for
+	// people and tools that wait. Between 1 and 86400; keep it above
+	// health.startupSeconds, or a server still loading within its budget
+	// counts as stuck. Defaults to health.startupSeconds + 600.
+	// +optional
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 
 	// PodMetadata adds labels and annotations to every pod.
 	// +optional
@@ -440,6 +449,12 @@ type InferServerStatus struct {
 	// UpdateRevision is the revision being rolled out.
 	// +optional
 	UpdateRevision string `json:"updateRevision,omitempty"`
+	// LastProgressTime is when the rollout last made progress: when the
+	// generation, the revision being rolled out, or the number of existing,
+	// updated or ready instances last changed. The progress deadline counts
+	// from it.
+	// +optional
+	LastProgressTime *metav1.Time `json:"lastProgressTime,omitempty"`
 	// Conditions are Available, Progressing and Degraded.
 	// +optional
 	// +listType=map

@@ -465,6 +465,7 @@ func autoConvert_v1alpha1_InferServerSpec_To_infer_InferServerSpec(in *InferServ
 	}
 	out.Paused = in.Paused
 	out.RevisionHistoryLimit = (*int32)(unsafe.Pointer(in.RevisionHistoryLimit))
+	out.ProgressDeadlineSeconds = (*int32)(unsafe.Pointer(in.ProgressDeadlineSeconds))
 	if err := Convert_v1alpha1_PodMetadata_To_infer_PodMetadata(&in.PodMetadata, &out.PodMetadata, s); err != nil {
 		return err
 	}
@@ -521,6 +522,7 @@ func autoConvert_infer_InferServerSpec_To_v1alpha1_InferServerSpec(in *infer.Inf
 	}
 	out.Paused = in.Paused
 	out.RevisionHistoryLimit = (*int32)(unsafe.Pointer(in.RevisionHistoryLimit))
+	out.ProgressDeadlineSeconds = (*int32)(unsafe.Pointer(in.ProgressDeadlineSeconds))
 	if err := Convert_infer_PodMetadata_To_v1alpha1_PodMetadata(&in.PodMetadata, &out.PodMetadata, s); err != nil {
 		return err
 	}
@@ -549,6 +551,7 @@ func autoConvert_v1alpha1_InferServerStatus_To_infer_InferServerStatus(in *Infer
 	out.Selector = in.Selector
 	out.CurrentRevision = in.CurrentRevision
 	out.UpdateRevision = in.UpdateRevision
+	out.LastProgressTime = (*metav1.Time)(unsafe.Pointer(in.LastProgressTime))
 	out.Conditions = *(*[]metav1.Condition)(unsafe.Pointer(&in.Conditions))
 	out.Instances = *(*[]infer.InstanceStatus)(unsafe.Pointer(&in.Instances))
 	out.Model = (*infer.ModelInfo)(unsafe.Pointer(in.Model))
@@ -570,6 +573,7 @@ func autoConvert_infer_InferServerStatus_To_v1alpha1_InferServerStatus(in *infer
 	out.Selector = in.Selector
 	out.CurrentRevision = in.CurrentRevision
 	out.UpdateRevision = in.UpdateRevision
+	out.LastProgressTime = (*metav1.Time)(unsafe.Pointer(in.LastProgressTime))
 	out.Conditions = *(*[]metav1.Condition)(unsafe.Pointer(&in.Conditions))
 	out.Instances = *(*[]InstanceStatus)(unsafe.Pointer(&in.Instances))
 	out.Model = (*ModelInfo)(unsafe.Pointer(in.Model))

@@ -44,6 +44,7 @@ const (
 	MaxProbePeriodSeconds         = 3600
 	MaxTerminationGracePeriod     = 3600
 	MaxRevisionHistoryLimit       = 100
+	MaxProgressDeadlineSeconds    = 86400
 	ReservedLabelPrefix           = "infer.mindie.io/"
 	ReservedEnvPrefix             = "MIES_"
 	percentSuffix                 = "%"
@@ -185,6 +186,7 @@ func ValidateInferServerSpec(s *infer.InferServerSpec, p *field.Path) field.Erro
 	}
 	allErrs = append(allErrs, validateStrategy(&s.Strategy, p.Child("strategy"))...)
 	allErrs = append(allErrs, int32InRange(s.RevisionHistoryLimit, 0, MaxRevisionHistoryLimit, p.Child("revisionHistoryLimit"))...)
+	allErrs = append(allErrs, int32InRange(s.ProgressDeadlineSeconds, 1, MaxProgressDeadlineSeconds, p.Child("progressDeadlineSeconds"))...)
 	allErrs = append(allErrs, validatePodMetadata(&s.PodMetadata, p.Child("podMetadata"))...)
 	if s.ServiceAccountName != "" {
 		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(s.ServiceAccountName, false) {

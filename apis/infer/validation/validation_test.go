@@ -257,6 +257,7 @@ func TestValidateReplicasAndCounters(t *testing.T) {
 	runCases(t, concat(
 		int32Range("spec.replicas", 1, 256, func(s *infer.InferServerSpec) **int32 { return &s.Replicas }),
 		int32Range("spec.revisionHistoryLimit", 0, 100, func(s *infer.InferServerSpec) **int32 { return &s.RevisionHistoryLimit }),
+		int32Range("spec.progressDeadlineSeconds", 1, 86400, func(s *infer.InferServerSpec) **int32 { return &s.ProgressDeadlineSeconds }),
 	))
 }
 

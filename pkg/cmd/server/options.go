@@ -53,7 +53,7 @@ type Options struct {
 	AlternateDNS []string
 
 	// Controllers configures the workload controllers (not run with --standalone).
-	Controllers apiserver.ControllerConfig
+	Controllers ControllerConfig
 
 	// embeddedEtcd is set by Complete when the embedded etcd is to be started.
 	embeddedEtcd bool
@@ -70,7 +70,7 @@ func NewOptions(out, errOut io.Writer) *Options {
 		AlternateDNS: []string{
 			"mindie-apiserver", "mindie-apiserver.mindie-system", "mindie-apiserver.mindie-system.svc",
 		},
-		Controllers: apiserver.ControllerConfig{
+		Controllers: ControllerConfig{
 			Enabled:           true,
 			Workers:           5,
 			LeaderElect:       true,
@@ -215,9 +215,7 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
-	controllers := o.Controllers
-	controllers.KubeConfig = cfg.ClientConfig
-	return &apiserver.Config{GenericConfig: cfg, ExtraConfig: apiserver.ExtraConfig{Controllers: controllers}}, nil
+	return &apiserver.Config{GenericConfig: cfg}, nil
 }
 
 // NewServer starts the embedded etcd if one is needed and builds the
@@ -246,6 +244,11 @@ func (o *Options) NewServer() (server *apiserver.Server, etcdErr <-chan error, s
 	}
 	server, err = config.Complete().New()
 	if err != nil {
+		return nil, nil, stop, err
+	}
+	controllers := o.Controllers
+	controllers.KubeConfig = config.GenericConfig.ClientConfig
+	if _, err := startControllers(server, controllers); err != nil {
 		return nil, nil, stop, err
 	}
 	return server, etcdErr, stop, nil

@@ -18516,6 +18516,13 @@ func schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref common.ReferenceCal
 							Format:      "int32",
 						},
 					},
+					"progressDeadlineSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ProgressDeadlineSeconds is how long a rollout or scale may go without progress (an instance created, updated, deleted or becoming ready) before the Progressing condition turns False with reason ProgressDeadlineExceeded. The rollout goes on; the condition is for people and tools that wait. Between 1 and 86400; keep it above health.startupSeconds, or a server still loading within its budget counts as stuck. Defaults to health.startupSeconds + 600.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
 					"podMetadata": {
 						SchemaProps: spec.SchemaProps{
 							Description: "PodMetadata adds labels and annotations to every pod.",
@@ -18715,6 +18722,12 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 							Format:      "",
 						},
 					},
+					"lastProgressTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LastProgressTime is when the rollout last made progress: when the generation, the revision being rolled out, or the number of existing, updated or ready instances last changed. The progress deadline counts from it.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
 					"conditions": {
 						VendorExtensible: spec.VendorExtensible{
 							Extensions: spec.Extensions{
@@ -18769,7 +18782,7 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			metav1.Condition{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName()},
+			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName()},
 	}
 }
 

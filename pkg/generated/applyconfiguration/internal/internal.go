@@ -1543,6 +1543,9 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: io.mindie.deployer.apis.infer.v1alpha1.InferPorts
       default: {}
+    - name: progressDeadlineSeconds
+      type:
+        scalar: numeric
     - name: replicas
       type:
         scalar: numeric
@@ -1629,6 +1632,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - name
+    - name: lastProgressTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
     - name: model
       type:
         namedType: io.mindie.deployer.apis.infer.v1alpha1.ModelInfo

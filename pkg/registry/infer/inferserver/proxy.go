@@ -26,10 +26,6 @@ import (
 	"mindie.io/deployer/apis/infer"
 )
 
-// DefaultInferencePort is the inference port of a server whose
-// spec.ports.inference is not set (the API's default).
-const DefaultInferencePort = 1025
-
 // ProxySubresource is the name of the proxy subresource.
 const ProxySubresource = "proxy"
 
@@ -252,21 +248,15 @@ func chooseTarget(s *infer.InferServer, next *atomic.Uint64) (*proxyTarget, erro
 		candidates = append(candidates, proxyTarget{Instance: inst.Name, Pod: pod, URL: &url.URL{Host: ip.String()}})
 	}
 	if len(candidates) == 0 {
-		total := len(s.Status.Instances)
-		if s.Spec.Replicas != nil {
-			total = int(*s.Spec.Replicas)
-		}
-		msg := fmt.Sprintf("inferserver %q has no ready instance (%d of %d ready)", s.Name, ready, total)
+		// Stored objects are defaulted: replicas and ports are set.
+		msg := fmt.Sprintf("inferserver %q has no ready instance (%d of %d ready)", s.Name, ready, *s.Spec.Replicas)
 		if len(skipped) > 0 {
 			msg += ": " + strings.Join(skipped, "; ")
 		}
 		return nil, apierrors.NewServiceUnavailable(msg)
 	}
 	t := candidates[(next.Add(1)-1)%uint64(len(candidates))]
-	port := int32(DefaultInferencePort)
-	if s.Spec.Ports.Inference != nil {
-		port = *s.Spec.Ports.Inference
-	}
+	port := *s.Spec.Ports.Inference
 	t.URL.Scheme = "http"
 	if s.Spec.TLS.Enabled {
 		t.URL.Scheme = "https"

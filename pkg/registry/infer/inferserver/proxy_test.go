@@ -25,19 +25,27 @@ import (
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
 // ---- fixtures ----
 
+// proxyServer is a stored InferServer: defaulted as the API server
+// defaults every object it stores, with the inference port when not 0.
 func proxyServer(name string, port int32, instances ...infer.InstanceStatus) *infer.InferServer {
-	s := &infer.InferServer{
+	ext := &v1alpha1.InferServer{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name)},
-		Spec:       infer.InferServerSpec{Replicas: ptr.To[int32](2)},
-		Status:     infer.InferServerStatus{Instances: instances},
+		Spec:       v1alpha1.InferServerSpec{Replicas: ptr.To[int32](2)},
 	}
 	if port != 0 {
-		s.Spec.Ports.Inference = ptr.To(port)
+		ext.Spec.Ports.Inference = ptr.To(port)
 	}
+	v1alpha1.SetObjectDefaults_InferServer(ext)
+	s := &infer.InferServer{}
+	if err := v1alpha1.Convert_v1alpha1_InferServer_To_infer_InferServer(ext, s, nil); err != nil {
+		panic(err)
+	}
+	s.Status.Instances = instances
 	return s
 }
 

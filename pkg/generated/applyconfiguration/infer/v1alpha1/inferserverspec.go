@@ -87,6 +87,14 @@ type InferServerSpecApplyConfiguration struct {
 	// RevisionHistoryLimit is how many old revisions are kept for rollback.
 	// 0 to 100. Defaults to 10.
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// ProgressDeadlineSeconds is how long a rollout or scale may go without
+	// progress (an instance created, updated, deleted or becoming ready)
+	// before the Progressing condition turns False with reason
+	// ProgressDeadlineExceeded. The rollout goes on; the condition is for
+	// people and tools that wait. Between 1 and 86400; keep it above
+	// health.startupSeconds, or a server still loading within its budget
+	// counts as stuck. Defaults to health.startupSeconds + 600.
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 	// PodMetadata adds labels and annotations to every pod.
 	PodMetadata *PodMetadataApplyConfiguration `json:"podMetadata,omitempty"`
 	// ServiceAccountName the pods run as. Empty means the namespace's default.
@@ -289,6 +297,14 @@ func (b *InferServerSpecApplyConfiguration) WithPaused(value bool) *InferServerS
 // If called multiple times, the RevisionHistoryLimit field is set to the value of the last call.
 func (b *InferServerSpecApplyConfiguration) WithRevisionHistoryLimit(value int32) *InferServerSpecApplyConfiguration {
 	b.RevisionHistoryLimit = &value
+	return b
+}
+
+// WithProgressDeadlineSeconds sets the ProgressDeadlineSeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ProgressDeadlineSeconds field is set to the value of the last call.
+func (b *InferServerSpecApplyConfiguration) WithProgressDeadlineSeconds(value int32) *InferServerSpecApplyConfiguration {
+	b.ProgressDeadlineSeconds = &value
 	return b
 }
 

@@ -19,7 +19,8 @@ limitations under the License.
 package v1alpha1
 
 import (
-	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1 "k8s.io/client-go/applyconfigurations/meta/v1"
 )
 
 // InferServerStatusApplyConfiguration represents a declarative configuration of the InferServerStatus type for use
@@ -46,8 +47,13 @@ type InferServerStatusApplyConfiguration struct {
 	CurrentRevision *string `json:"currentRevision,omitempty"`
 	// UpdateRevision is the revision being rolled out.
 	UpdateRevision *string `json:"updateRevision,omitempty"`
+	// LastProgressTime is when the rollout last made progress: when the
+	// generation, the revision being rolled out, or the number of existing,
+	// updated or ready instances last changed. The progress deadline counts
+	// from it.
+	LastProgressTime *v1.Time `json:"lastProgressTime,omitempty"`
 	// Conditions are Available, Progressing and Degraded.
-	Conditions []v1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// Instances lists every instance and its pods.
 	Instances []InstanceStatusApplyConfiguration `json:"instances,omitempty"`
 	// Model is what the servers report from GET /info on the management port.
@@ -132,10 +138,18 @@ func (b *InferServerStatusApplyConfiguration) WithUpdateRevision(value string) *
 	return b
 }
 
+// WithLastProgressTime sets the LastProgressTime field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastProgressTime field is set to the value of the last call.
+func (b *InferServerStatusApplyConfiguration) WithLastProgressTime(value v1.Time) *InferServerStatusApplyConfiguration {
+	b.LastProgressTime = &value
+	return b
+}
+
 // WithConditions adds the given value to the Conditions field in the declarative configuration
 // and returns the receiver, so that objects can be build by chaining "With" function invocations.
 // If called multiple times, values provided by each call will be appended to the Conditions field.
-func (b *InferServerStatusApplyConfiguration) WithConditions(values ...*v1.ConditionApplyConfiguration) *InferServerStatusApplyConfiguration {
+func (b *InferServerStatusApplyConfiguration) WithConditions(values ...*metav1.ConditionApplyConfiguration) *InferServerStatusApplyConfiguration {
 	for i := range values {
 		if values[i] == nil {
 			panic("nil value passed to WithConditions")

@@ -1,8 +1,9 @@
-package apiserver
+package server
 
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -11,18 +12,25 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	restclient "k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/apiserver"
 	"mindie.io/deployer/pkg/controller/inferserver"
+	informers "mindie.io/deployer/pkg/generated/informers/externalversions"
 )
+
+// informerResync is the resync period of the controllers' informers.
+const informerResync = 10 * time.Minute
 
 // ControllerConfig configures the workload controllers mindie-apiserver runs.
 type ControllerConfig struct {
@@ -48,21 +56,21 @@ type ControllerConfig struct {
 	FillRanktables bool
 }
 
-// startControllers registers a post-start hook that runs the controllers,
-// under leader election when asked.
-func (s *Server) startControllers(cfg ControllerConfig) error {
+// startControllers adds the workload controllers to server: an informer of
+// InferServers (on the server's loopback client) with its readiness check,
+// and a post-start hook that runs the controllers, under leader election
+// when asked. It returns the replica's identity; it does nothing when the
+// controllers are not enabled.
+func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, error) {
 	if !cfg.Enabled {
-		return nil
+		return "", nil
 	}
 	if cfg.KubeConfig == nil {
-		return fmt.Errorf("controllers need a kubeconfig of the cluster that runs the workloads (--kubeconfig or in-cluster)")
+		return "", fmt.Errorf("controllers need a kubeconfig of the cluster that runs the workloads (--kubeconfig or in-cluster)")
 	}
 	if cfg.Identity == "" {
 		host, _ := os.Hostname()
 		cfg.Identity = host + "_" + string(uuid.NewUUID())
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 5
 	}
 	kubeCfg := restclient.CopyConfig(cfg.KubeConfig)
 	if kubeCfg.QPS == 0 {
@@ -70,15 +78,26 @@ func (s *Server) startControllers(cfg ControllerConfig) error {
 	}
 	kube, err := kubernetes.NewForConfig(kubeCfg)
 	if err != nil {
-		return fmt.Errorf("controllers: kube client: %w", err)
+		return "", fmt.Errorf("controllers: kube client: %w", err)
 	}
-	s.ControllerIdentity = cfg.Identity
+	inferInformers := informers.NewSharedInformerFactory(server.Client, informerResync)
+	servers := inferInformers.Infer().V1alpha1().InferServers()
+	// Not ready before the controllers' cache has listed every InferServer;
+	// a readiness check only: a server whose cache is behind is taken out
+	// of rotation, not restarted.
+	if err := server.GenericAPIServer.AddReadyzChecks(informerSynced("inferserver-informer-synced", servers.Informer().HasSynced)); err != nil {
+		return "", err
+	}
+	server.GenericAPIServer.AddPostStartHookOrDie("start-mindie-informers", func(ctx genericapiserver.PostStartHookContext) error {
+		inferInformers.Start(ctx.Done())
+		return nil
+	})
 
 	eventScheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(eventScheme))
 	utilruntime.Must(v1alpha1.AddToScheme(eventScheme))
 
-	s.GenericAPIServer.AddPostStartHookOrDie("start-mindie-controllers", func(hookCtx genericapiserver.PostStartHookContext) error {
+	server.GenericAPIServer.AddPostStartHookOrDie("start-mindie-controllers", func(hookCtx genericapiserver.PostStartHookContext) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			<-hookCtx.Done()
@@ -91,8 +110,8 @@ func (s *Server) startControllers(cfg ControllerConfig) error {
 			kubeInformers := inferserver.NewKubeInformers(kube, 10*time.Minute)
 			c, err := inferserver.New(inferserver.Config{
 				Kube:              kube,
-				Infer:             s.Client,
-				Servers:           s.Informers.Infer().V1alpha1().InferServers(),
+				Infer:             server.Client,
+				Servers:           servers,
 				KubeInformers:     kubeInformers,
 				Recorder:          recorder,
 				ModelInfoInterval: cfg.ModelInfoInterval,
@@ -103,7 +122,7 @@ func (s *Server) startControllers(cfg ControllerConfig) error {
 				return
 			}
 			kubeInformers.Start(ctx.Done())
-			s.Informers.Start(ctx.Done())
+			inferInformers.Start(ctx.Done())
 			if err := c.Run(ctx, cfg.Workers); err != nil {
 				klog.ErrorS(err, "InferServer controller stopped")
 			}
@@ -153,5 +172,15 @@ func (s *Server) startControllers(cfg ControllerConfig) error {
 		}()
 		return nil
 	})
-	return nil
+	return cfg.Identity, nil
+}
+
+// informerSynced is a readiness check that passes once an informer has listed.
+func informerSynced(name string, synced cache.InformerSynced) healthz.HealthChecker {
+	return healthz.NamedCheck(name, func(*http.Request) error {
+		if !synced() {
+			return fmt.Errorf("informer has not synced yet")
+		}
+		return nil
+	})
 }
