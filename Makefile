@@ -5,7 +5,7 @@ BIN   := bin
 # staticcheck runs from the module proxy at this version; generated code is not linted.
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build generate verify verify-codegen verify-gofmt vet lint test test-unit test-integration test-e2e bench run down testbin clean
+.PHONY: all build generate verify verify-codegen verify-gofmt vet lint test test-unit test-integration test-e2e bench bench-report run down testbin clean
 
 all: build
 
@@ -43,9 +43,13 @@ test-unit:
 test-integration:
 	$(GO) test -count=1 -timeout 30m ./test/...
 
-## bench: benchmarks against baselines measured in the same run; writes docs/benchmarks.md
+## bench: benchmarks against baselines measured in the same run, with goals; keeps the results in docs/bench/ and renders docs/benchmarks.md and docs/reconcile-bench.md
 bench:
 	hack/bench.sh
+
+## bench-report: render docs/benchmarks.md and docs/reconcile-bench.md again from the results in docs/bench/
+bench-report:
+	$(GO) run ./test/bench/report
 
 ## run: a local cluster (etcd, kube-apiserver, controller-manager, scheduler) with mindie-apiserver registered and a sample applied
 run:

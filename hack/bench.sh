@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of test/bench (an in-process mindie-apiserver on an
-# embedded etcd, each benchmark beside a baseline measured in the same run),
-# keeps the raw output in _output/bench.txt and writes docs/benchmarks.md with
-# the medians and the ratios of each benchmark to its baseline.
+# embedded etcd, each benchmark beside a baseline measured in the same run)
+# and keeps their output in docs/bench/apiserver.txt, after lines that say
+# when, where and how they ran (the full output, with the embedded etcd's
+# log lines, in _output/bench.txt). test/bench/report then renders
+# docs/benchmarks.md (the medians and the ratio of each benchmark to its
+# baseline, with its goal, and the reconcile benchmark's summary) and
+# docs/reconcile-bench.md from the results in docs/bench/.
 #
 #   BENCHTIME  -benchtime of each benchmark run (default 2s)
 #   COUNT      runs of each benchmark; the report takes the median (default 3)
@@ -10,15 +14,17 @@
 #   RECONCILE_BENCH  0 skips the reconcile benchmark that follows them
 #              (hack/reconcile-bench.sh: 100 and 1,000 InferServers created at
 #              once on a local cluster of its own, against N ConfigMaps; about
-#              7 minutes; docs/reconcile-bench.md). Its summary table is put
-#              into docs/benchmarks.md either way (from the last
-#              docs/reconcile-bench.md when skipped).
+#              7 minutes; docs/bench/reconcile.json). When skipped, the
+#              documents show the last run's results from
+#              docs/bench/reconcile.json.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/scale-check.md)
 #
-# The defaults take about a minute and a half on two cores. To see the
-# in-process server's logs while debugging a benchmark:
+# The defaults take about a minute and a half on two cores. To render the
+# documents again from docs/bench/ without running anything:
+#   go run ./test/bench/report
+# To see the in-process server's logs while debugging a benchmark:
 #   go test ./test/bench/ -run '^$' -bench Create -args -server-logs
 set -o errexit -o nounset -o pipefail
 
@@ -29,33 +35,36 @@ BENCHTIME=${BENCHTIME:-2s}
 COUNT=${COUNT:-3}
 BENCH=${BENCH:-.}
 RAW=_output/bench.txt
-REPORT=docs/benchmarks.md
+RESULTS=docs/bench/apiserver.txt
 
-mkdir -p _output docs
+mkdir -p _output docs/bench
 
 cmd=(go test ./test/bench/ -run '^$' -bench "${BENCH}" -benchmem -count "${COUNT}" -benchtime "${BENCHTIME}" -timeout 30m)
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 || true)
+# Configuration lines of the Go benchmark format, which test/bench/report
+# reads (and benchstat keeps).
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "go-version: $(go version)"
+  echo "cpu-model: ${cpu:-unknown}"
+  echo "command: go test ./test/bench/ -run '^\$' -bench '${BENCH}' -benchmem -count ${COUNT} -benchtime ${BENCHTIME}"
+} >"${RAW}"
 echo "+ ${cmd[*]}" >&2
 # go test prints the test binary's stderr with its results; the server's
 # klog output is discarded by the benchmarks, but the embedded etcd still
 # logs errors as JSON lines (it does when it shuts down). They stay in the
-# raw output and are kept off the terminal.
-"${cmd[@]}" 2>&1 | tee "${RAW}" | sed -u '/^{"level":/d'
-
-cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 || true)
-go run ./hack/benchreport \
-  -date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
-  -go "$(go version)" \
-  -cpu "${cpu:-unknown}" \
-  -command "go test ./test/bench/ -run '^\$' -bench '${BENCH}' -benchmem -count ${COUNT} -benchtime ${BENCHTIME}" \
-  <"${RAW}" >"${REPORT}.tmp"
-mv "${REPORT}.tmp" "${REPORT}"
-echo "wrote ${RAW} and ${REPORT}" >&2
+# raw output and are kept off the terminal and out of the results.
+"${cmd[@]}" 2>&1 | tee -a "${RAW}" | sed -u '/^{"level":/d'
+sed '/^{"level":/d' "${RAW}" >"${RESULTS}.tmp"
+mv "${RESULTS}.tmp" "${RESULTS}"
+echo "wrote ${RAW} and ${RESULTS}" >&2
+# Rendered now, with the reconcile benchmark's last results, so that the
+# documents show these benchmarks even if what follows fails.
+go run ./test/bench/report
 
 if [ "${RECONCILE_BENCH:-1}" != 0 ]; then
   echo "+ hack/reconcile-bench.sh (RECONCILE_BENCH=0 skips it)" >&2
   hack/reconcile-bench.sh
-else
-  hack/reconcile-bench.sh --section-only
 fi
 
 if [ "${SCALE_CHECK:-1}" != 0 ]; then

@@ -2,36 +2,33 @@
 # Reconcile benchmark: brings up a separate local cluster (hack/local-up.sh)
 # on free loopback ports with no simulated nodes (the pods stay Pending, so
 # what is measured is the InferServer controller and the API servers, not
-# the simulator). For each size N it creates N single-node InferServers at
-# once and measures, with hack/reconcilebench, the time until every one has
-# its children (Deployment, Service, ControllerRevision) and until every
-# status is observed, mindie-apiserver's peak resident memory, and beside
-# them a baseline of the same run: N ConfigMaps written with the same client
-# and concurrency. mindie-apiserver is restarted before each N (after the
-# previous N's servers are deleted), so each starts from a fresh process.
-# It tears the cluster down (hack/local-down.sh --purge, also on failure),
-# writes docs/reconcile-bench.md and puts its summary table into
-# docs/benchmarks.md.
+# the simulator). For each size N it runs test/bench/reconcile, which
+# creates N single-node InferServers at once and measures the time until
+# every one has its children (Deployment, Service, ControllerRevision) and
+# until every status is observed, mindie-apiserver's peak resident memory,
+# and beside them a baseline of the same run: N ConfigMaps written with the
+# same client and concurrency. mindie-apiserver is restarted before each N
+# (after the previous N's servers are deleted), so each starts from a fresh
+# process. It tears the cluster down (hack/local-down.sh --purge, also on
+# failure). When every N has been measured, the results (JSON, the format of
+# test/bench/results) go to docs/bench/reconcile.json and test/bench/report
+# renders docs/reconcile-bench.md and docs/benchmarks.md from them.
 #
 #   RECONCILE_SIZES       the N to measure (default "100 1000")
 #   RECONCILE_WORKERS     goroutines creating at once (default 20)
 #   RECONCILE_TIMEOUT     seconds to wait for every status of one N (default 300)
-#   RECONCILE_REPORT      where the report goes (default docs/reconcile-bench.md)
-#   RECONCILE_BENCHMARKS  the report the summary goes into (default
-#                         docs/benchmarks.md; empty: none)
+#   RECONCILE_RESULTS     where the results go (default docs/bench/reconcile.json,
+#                         from which the documents are rendered; elsewhere,
+#                         only the reconcile report is rendered, next to the
+#                         results as <name>.md)
 #
-#   hack/reconcile-bench.sh --section-only
-#       only puts the summary of the existing report into
-#       $RECONCILE_BENCHMARKS (hack/bench.sh does this with RECONCILE_BENCH=0,
-#       after it has rewritten docs/benchmarks.md).
 #   hack/reconcile-bench.sh --report-only
-#       rewrites the report from the last run's results in
-#       _output/reconcile-bench/ without running anything.
+#       renders the documents from $RECONCILE_RESULTS without running anything.
 #
-# Results, progress and the cluster's logs are kept in
-# _output/reconcile-bench/. Everything listens on and dials loopback
-# addresses only. About 7 minutes on two cores, most of it the 1,000
-# servers and their deletion.
+# Progress, the results of the current run (as each N is measured) and the
+# cluster's logs are kept in _output/reconcile-bench/. Everything listens on
+# and dials loopback addresses only. About 7 minutes on two cores, most of
+# it the 1,000 servers and their deletion.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -40,10 +37,10 @@ cd "${ROOT}"
 SIZES=${RECONCILE_SIZES:-100 1000}
 WORKERS=${RECONCILE_WORKERS:-20}
 TIMEOUT=${RECONCILE_TIMEOUT:-300}
-REPORT=${RECONCILE_REPORT:-docs/reconcile-bench.md}
-BENCHMARKS=${RECONCILE_BENCHMARKS-docs/benchmarks.md}
+DEFAULT_RESULTS=docs/bench/reconcile.json
+RESULTS=${RECONCILE_RESULTS:-${DEFAULT_RESULTS}}
 WORK=_output/reconcile-bench
-BIN=${WORK}/bin/reconcilebench
+BIN=${WORK}/bin/reconcile
 
 log() { echo "reconcile-bench: $*" >&2; }
 
@@ -52,46 +49,25 @@ if [ "${SIZES}" != "100 1000" ] || [ "${WORKERS}" != 20 ] || [ "${TIMEOUT}" != 3
   COMMAND="RECONCILE_SIZES='${SIZES}' RECONCILE_WORKERS=${WORKERS} RECONCILE_TIMEOUT=${TIMEOUT} ${COMMAND}"
 fi
 
-mkdir -p "${WORK}/bin" "$(dirname "${REPORT}")"
-go build -o "${BIN}" ./hack/reconcilebench
-
-section() {
-  if [ -n "${BENCHMARKS}" ] && [ -f "${BENCHMARKS}" ] && [ -f "${REPORT}" ]; then
-    "${BIN}" section -from "${REPORT}" -into "${BENCHMARKS}"
-    log "put the summary of ${REPORT} into ${BENCHMARKS}"
+# render: the documents from $RESULTS.
+render() {
+  if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
+    go run ./test/bench/report
+  else
+    go run ./test/bench/report -reconcile "${RESULTS}" -benchmarks-out '' -reconcile-out "${RESULTS%.json}.md"
   fi
-}
-# report: writes $REPORT from the results in $WORK and puts its summary
-# into $BENCHMARKS.
-report() {
-  local cpu command f results=()
-  for f in "${WORK}"/result-*.json; do
-    [ -e "${f}" ] && results+=("${f}")
-  done
-  if [ "${#results[@]}" -eq 0 ]; then
-    log "no results in ${WORK}"; exit 1
-  fi
-  cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1 || true)
-  command=$(cat "${WORK}/command" 2>/dev/null || echo "${COMMAND}")
-  "${BIN}" report -out "${REPORT}" \
-    -cpu "${cpu:-unknown}" -nproc "$(nproc)" \
-    -mem "$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)" \
-    -go "$(go version)" -command "${command}" \
-    "${results[@]}"
-  cat "${REPORT}"
-  log "wrote ${REPORT}; results and logs are in ${WORK}/"
-  section
 }
 case "${1:-}" in
-  --section-only) section; exit 0 ;;
-  --report-only) report; exit 0 ;;
+  --report-only) render; exit 0 ;;
   "") ;;
-  *) log "unknown argument ${1}: want --section-only, --report-only or none"; exit 2 ;;
+  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
 esac
 
-rm -rf "${WORK:?}/logs" "${WORK}"/result-*.json "${WORK}/local-up.out"
+mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
+go build -o "${BIN}" ./test/bench/reconcile
+
+rm -rf "${WORK:?}/logs" "${WORK}/reconcile.json" "${WORK}/local-up.out"
 mkdir -p "${WORK}/logs"
-echo "${COMMAND}" >"${WORK}/command"
 
 read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/reconcile-bench.XXXXXX")
@@ -159,8 +135,11 @@ for n in ${SIZES}; do
   "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -n "${n}" -workers "${WORKERS}" \
     -pids "${OUT}/pids" -log "${OUT}/logs/mindie-apiserver.log" -clk-tck "${clk_tck}" \
     -metrics-url "https://127.0.0.1:${MINDIE_PORT}/metrics" -metrics-ca "${OUT}/pki/mindie-ca.crt" \
-    -timeout "${TIMEOUT}s" -out "${WORK}/result-${n}.json"
+    -timeout "${TIMEOUT}s" -command "${COMMAND}" -results "${WORK}/reconcile.json"
 done
 keep_logs
 
-report
+cp "${WORK}/reconcile.json" "${RESULTS}.tmp"
+mv "${RESULTS}.tmp" "${RESULTS}"
+log "wrote ${RESULTS}; logs are in ${WORK}/"
+render

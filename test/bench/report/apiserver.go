@@ -1,45 +1,51 @@
-// Command benchreport reads the output of `go test -bench -benchmem` on
-// stdin and writes docs/benchmarks.md on stdout: the median of each
-// benchmark over its runs, and each measured benchmark as a ratio of the
-// baseline it was measured beside. hack/bench.sh runs it.
 package main
+
+// This file reads the output of `go test -bench -benchmem` of test/bench and
+// renders docs/benchmarks.md: the median of each benchmark over its runs,
+// each measured benchmark as a ratio of the baseline it was measured beside
+// with its goal, and the summary of the reconcile benchmark.
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"mindie.io/deployer/test/bench/results"
 )
 
-// pair is a measured benchmark, the baseline it is read against, and what
-// their ratio says.
+// pair is a measured benchmark, the baseline it is read against, the
+// goal for their time/op ratio, and what their ratio says.
 type pair struct {
-	measured, baseline, meaning string
+	measured, baseline string
+	// goal is the highest time/op ratio that meets the goal: a ceiling a
+	// little above what two shared cores measured, so that a regression
+	// shows as a missed goal.
+	goal    float64
+	meaning string
 }
 
 var pairs = []pair{
-	{"CreateInferServer", "BaselineEtcdPut",
+	{"CreateInferServer", "BaselineEtcdPut", 8,
 		"What a create through the API costs over the etcd write under it: HTTP/2 and TLS on loopback, " +
 			"JSON decoding, defaulting, managed fields, validation, the transaction that checks the name is free, " +
 			"and the watch cache and informer that see every new object. Both sides write with GOMAXPROCS × 4 goroutines, " +
 			"the baseline the very value the server stored for the same object, so etcd batches its fsyncs alike on both; " +
 			"their time/op is wall-clock time per write with all goroutines busy (the inverse of throughput), not the latency of one write."},
-	{"GetInferServer", "BaselineEtcdGet",
+	{"GetInferServer", "BaselineEtcdGet", 10,
 		"What a read of one object through the API costs over the linearizable etcd read that serves it " +
 			"(a Get without resourceVersion goes to etcd, not to the watch cache): HTTP and TLS at both ends, " +
 			"decoding the stored JSON, conversion to and from the internal version, encoding the answer and decoding it in the client. " +
 			"Both sides read one at a time, so time/op is the latency of one read."},
-	{"ListInferServers", "BaselineEtcdRangePrefix",
+	{"ListInferServers", "BaselineEtcdRangePrefix", 12,
 		"What listing a namespace of 1000 InferServers costs over one range read of the same 1000 stored values. " +
 			"The server answers a list without resourceVersion from its watch cache, after checking with etcd that the cache is current, " +
 			"so the ratio is mostly the price of encoding 1000 objects as JSON, sending them over TLS and decoding them into typed objects " +
 			"in the client, where the baseline moves the same stored bytes as opaque values."},
-	{"ValidateInferServer", "BaselineJSONDecode",
+	{"ValidateInferServer", "BaselineJSONDecode", 1,
 		"What validating an object costs next to decoding its JSON, a step every write takes anyway. " +
 			"Both run in memory on the same defaulted object; below 1, validating costs less than decoding."},
 }
@@ -54,12 +60,30 @@ type bench struct {
 
 // report is everything parsed from one `go test -bench` output.
 type report struct {
-	header  map[string]string // goos, goarch, pkg, cpu
+	// header holds the configuration lines ("key: value"): those go test
+	// writes (goos, goarch, pkg, cpu) and those hack/bench.sh puts before
+	// them (see the keys below).
+	header  map[string]string
 	order   []string
 	benches map[string]*bench
 }
 
-var procsSuffix = regexp.MustCompile(`-(\d+)$`)
+// The configuration lines hack/bench.sh writes before go test's output, so
+// that the saved output says how and where it ran.
+const (
+	keyDate    = "date"       // when the benchmarks ran
+	keyGo      = "go-version" // output of `go version`
+	keyCPU     = "cpu-model"  // the model name of /proc/cpuinfo
+	keyCommand = "command"    // the command that ran the benchmarks
+	keyNote    = "note"       // anything a reader of the numbers should know
+)
+
+var (
+	procsSuffix = regexp.MustCompile(`-(\d+)$`)
+	// configLine is a configuration line of the Go benchmark format: a key
+	// of lower-case letters, digits and dashes, a colon, a space, a value.
+	configLine = regexp.MustCompile(`^([a-z][a-z0-9-]*): (.*)$`)
+)
 
 func parse(r io.Reader) (*report, error) {
 	rep := &report{header: map[string]string{}, benches: map[string]*bench{}}
@@ -67,10 +91,9 @@ func parse(r io.Reader) (*report, error) {
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Text()
-		for _, key := range []string{"goos", "goarch", "pkg", "cpu"} {
-			if v, ok := strings.CutPrefix(line, key+": "); ok {
-				rep.header[key] = strings.TrimSpace(v)
-			}
+		if m := configLine.FindStringSubmatch(line); m != nil {
+			rep.header[m[1]] = strings.TrimSpace(m[2])
+			continue
 		}
 		fields := strings.Fields(line)
 		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
@@ -127,11 +150,6 @@ func (r *report) median(name, unit string) (float64, bool) {
 	return median(b.units[unit])
 }
 
-// meta is what the caller knows about the run and the parser does not.
-type meta struct {
-	date, goVersion, cpu, command string
-}
-
 var columns = []struct {
 	unit, title string
 	format      func(float64) string
@@ -141,51 +159,69 @@ var columns = []struct {
 	{"allocs/op", "allocs/op", formatCount},
 }
 
-func render(w io.Writer, r *report, m meta) error {
+// renderBenchmarks writes docs/benchmarks.md: the benchmarks of r and, when
+// rc is not nil, the summary of the reconcile benchmark.
+func renderBenchmarks(w io.Writer, r *report, rc *results.Reconcile) error {
 	var sb strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
 	p("# Benchmarks\n\n")
-	p("Generated by `hack/bench.sh` (`make bench`); do not edit by hand. Each measured benchmark is read as a ratio of a baseline measured in the same run, on the same machine, so the ratios carry over between machines better than the absolute numbers. Values are medians over the runs; raw output is in `_output/bench.txt`.\n\n")
+	p("Generated by `test/bench/report` (run by `hack/bench.sh`, `make bench`) from the last run's results in `docs/bench/`; do not edit by hand. " +
+		"Each measured benchmark is read as a ratio of a baseline measured in the same run, on the same machine, so the ratios carry over between machines better than the absolute numbers, " +
+		"and each ratio is held to a goal. Values are medians over the runs; the benchmarks' output is in `docs/bench/apiserver.txt`.\n\n")
 	p("The scale check (simulated nodes and pods on one machine: time to Ready, memory and CPU of each process) is in [scale-check.md](scale-check.md), written by `hack/scale-check.sh`.\n\n")
-	p("- Date: %s\n", orDash(m.date))
-	p("- Go: %s\n", orDash(m.goVersion))
-	p("- CPU: %s", orDash(m.cpu))
-	if c := r.header["cpu"]; c != "" && c != m.cpu {
+	p("- Date: %s\n", orDash(r.header[keyDate]))
+	p("- Go: %s\n", orDash(r.header[keyGo]))
+	cpu := r.header[keyCPU]
+	p("- CPU: %s", orDash(cpu))
+	if c := r.header["cpu"]; c != "" && c != cpu {
 		p(" (Go reports %q)", c)
 	}
 	p("\n")
 	if procs := r.procs(); procs != "" {
 		p("- GOMAXPROCS: %s\n", procs)
 	}
-	if m.command != "" {
-		p("- Command: `%s`\n", m.command)
+	if c := r.header[keyCommand]; c != "" {
+		p("- Command: `%s`\n", c)
+	}
+	if n := r.header[keyNote]; n != "" {
+		p("- Note: %s\n", n)
 	}
 
 	p("\n## Ratios\n\n")
 	p("| Measured | Baseline |")
-	for _, c := range columns {
+	for i, c := range columns {
 		p(" %s | baseline | ratio |", c.title)
+		if i == 0 {
+			p(" goal |")
+		}
 	}
 	p("\n|---|---|")
-	for range columns {
+	for i := range columns {
 		p("--:|--:|--:|")
+		if i == 0 {
+			p("--:|")
+		}
 	}
 	p("\n")
 	for _, pr := range pairs {
 		p("| %s | %s |", pr.measured, pr.baseline)
-		for _, c := range columns {
+		for i, c := range columns {
 			mv, mok := r.median(pr.measured, c.unit)
 			bv, bok := r.median(pr.baseline, c.unit)
 			p(" %s | %s | %s |", value(mv, mok, c.format), value(bv, bok, c.format), ratio(mv, mok, bv, bok))
+			if i == 0 {
+				p(" %s |", goal(pr.goal, mv, mok, bv, bok))
+			}
 		}
 		p("\n")
 	}
+	p("\n*Goal* is the ceiling on the time/op ratio beside it (set in `test/bench/report`, beside what each ratio means), and whether this run kept under it.\n")
 
 	p("\n## What the ratios mean\n\n")
 	for _, pr := range pairs {
 		mv, mok := r.median(pr.measured, "ns/op")
 		bv, bok := r.median(pr.baseline, "ns/op")
-		p("- **%s / %s = %s.** %s\n", pr.measured, pr.baseline, ratio(mv, mok, bv, bok), pr.meaning)
+		p("- **%s / %s = %s** (goal %s). %s\n", pr.measured, pr.baseline, ratio(mv, mok, bv, bok), goal(pr.goal, mv, mok, bv, bok), pr.meaning)
 	}
 	p("\nThe server, the etcd member it stores into and the clients run in one process, so the B/op and allocs/op of the first three pairs count the allocations of all of them, on both sides of each ratio. " +
 		"A ratio of 3× means the measured operation costs three times its baseline, the baseline included; compare ratios between runs, not absolute times between machines.\n")
@@ -201,6 +237,14 @@ func render(w io.Writer, r *report, m meta) error {
 		}
 		p("| %s | %d | %s | %s | %s | %s |\n", name, len(ns),
 			cell(ns, formatNs), spread, cell(b.units["B/op"], formatBytes), cell(b.units["allocs/op"], formatCount))
+	}
+	if rc != nil && len(rc.Sizes) > 0 {
+		p("\n## Reconcile benchmark\n\n")
+		p("N InferServers created at once on a local cluster: the time until every one has its children and its status observed, " +
+			"against creating as many ConfigMaps (no controller) in the same run, and mindie-apiserver's memory. " +
+			"Method, per-server times, CPU per process and what the server logged are in [reconcile-bench.md](reconcile-bench.md), " +
+			"rendered from `docs/bench/reconcile.json`, which `hack/reconcile-bench.sh` writes.\n\n")
+		p("%s", reconcileSummary(rc))
 	}
 	_, err := io.WriteString(w, sb.String())
 	return err
@@ -237,11 +281,15 @@ func ratio(m float64, mok bool, b float64, bok bool) string {
 	return fmt.Sprintf("%.2f×", m/b)
 }
 
-func orDash(s string) string {
-	if s == "" {
+// goal is the goal for the ratio m/b and whether the ratio meets it.
+func goal(ceiling, m float64, mok bool, b float64, bok bool) string {
+	if ceiling == 0 {
 		return "—"
 	}
-	return s
+	if !mok || !bok || b == 0 {
+		return fmt.Sprintf("≤ %g×: not measured", ceiling)
+	}
+	return fmt.Sprintf("≤ %g×: %s", ceiling, metOrMissed(m/b <= ceiling))
 }
 
 // formatNs writes nanoseconds with three significant digits in a fitting unit.
@@ -277,21 +325,4 @@ func sig3(v float64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-func main() {
-	var m meta
-	flag.StringVar(&m.date, "date", "", "when the benchmarks ran")
-	flag.StringVar(&m.goVersion, "go", "", "output of `go version`")
-	flag.StringVar(&m.cpu, "cpu", "", "CPU model")
-	flag.StringVar(&m.command, "command", "", "the command that ran the benchmarks")
-	flag.Parse()
-	r, err := parse(os.Stdin)
-	if err == nil {
-		err = render(os.Stdout, r, m)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchreport:", err)
-		os.Exit(1)
-	}
 }

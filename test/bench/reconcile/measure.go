@@ -1,0 +1,541 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions"
+	"mindie.io/deployer/test/bench/results"
+)
+
+// ensureNamespace creates ns unless it exists and waits for its default
+// ServiceAccount, which the pods of the InferServers need.
+func ensureNamespace(ctx context.Context, kube kubernetes.Interface, ns string) error {
+	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", ns, err)
+	}
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+}
+
+// serverObject is one single-node InferServer with one instance of one NPU,
+// behind a ClusterIP Service (NodePorts would run out).
+func serverObject(ns, name string) *v1alpha1.InferServer {
+	return &v1alpha1.InferServer{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.InferServerSpec{
+			Replicas:         ptr.To[int32](1),
+			NodesPerInstance: ptr.To[int32](1),
+			Resources: v1alpha1.InferResources{
+				CPU:    ptr.To(resource.MustParse("1")),
+				Memory: ptr.To(resource.MustParse("1000Mi")),
+				NPU:    v1alpha1.NPURequest{Type: v1alpha1.NPUTypeAscend910, Count: ptr.To[int32](1)},
+			},
+			Service: v1alpha1.InferServiceExposure{Type: corev1.ServiceTypeClusterIP},
+		},
+	}
+}
+
+func observed(s *v1alpha1.InferServer) bool {
+	return s.Status.ObservedGeneration > 0 && s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision != ""
+}
+
+// warmup creates one InferServer and waits until its status is observed:
+// the controller runs, holds its Lease and has synced its caches.
+func warmup(ctx context.Context, infer clientset.Interface, ns, name string) (float64, error) {
+	start := time.Now()
+	_, err := infer.InferV1alpha1().InferServers(ns).Create(ctx, serverObject(ns, name), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return 0, fmt.Errorf("create warm-up server: %w", err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		s, err := infer.InferV1alpha1().InferServers(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && observed(s), nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("warm-up server %s/%s not observed within 3m: is the controller running? %w", ns, name, err)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// createAll calls create(i) for i in [0, n) from workers goroutines,
+// retrying a failed call up to five times. It returns when every call has
+// returned, with the number of failed attempts, and calls created(i) as
+// each one succeeds.
+func createAll(ctx context.Context, n, workers int, create func(context.Context, int) error, created func(int)) (errs int, err error) {
+	idx := make(chan int)
+	var mu sync.Mutex
+	var last error
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				for attempt := 0; ; attempt++ {
+					cctx, cancel := context.WithTimeout(ctx, time.Minute)
+					err := create(cctx, i)
+					cancel()
+					if err == nil || apierrors.IsAlreadyExists(err) {
+						created(i)
+						break
+					}
+					mu.Lock()
+					errs++
+					if attempt >= 4 || ctx.Err() != nil {
+						last = err
+						mu.Unlock()
+						break
+					}
+					mu.Unlock()
+					sleep(ctx, time.Second)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	return errs, last
+}
+
+func name(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix, i) }
+
+// baseline creates N ConfigMaps (each holding the JSON of an InferServer's
+// spec, so the bytes are alike) and times until a watch has seen them all;
+// it does so f.baselineRuns times, with new names each time, and keeps the
+// median, as a small N takes only a fraction of a second.
+func baseline(ctx context.Context, kube kubernetes.Interface, f runFlags, pids map[string]int, r *results.Measurement) error {
+	spec, err := json.Marshal(serverObject(f.baselineNS, "x").Spec)
+	if err != nil {
+		return err
+	}
+	var created, seen []float64
+	var cpus []map[string]float64
+	for run := 0; run < f.baselineRuns; run++ {
+		meter := startCPU(pids, f.clkTck)
+		c, s, errs, err := baselineOnce(ctx, kube, f, fmt.Sprintf("cm%d", run), spec)
+		r.Baseline.Errors += errs
+		if err != nil {
+			return err
+		}
+		cpus = append(cpus, meter.stop())
+		created, seen = append(created, c), append(seen, s)
+		sleep(ctx, time.Second)
+	}
+	r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds = medianOf(created), medianOf(seen)
+	r.Baseline.SeenRuns = seen
+	// The CPU of the run whose time is the median goes in the report.
+	r.Baseline.CPU = cpus[slices.Index(seen, r.Baseline.SeenSeconds)]
+	return nil
+}
+
+// medianOf is the median of xs (the lower middle one of an even count,
+// so that it is one of the values).
+func medianOf(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return s[(len(s)-1)/2]
+}
+
+// baselineOnce creates N ConfigMaps named <prefix>-<i> and returns the
+// seconds until every create returned and until the watch saw them all.
+func baselineOnce(ctx context.Context, kube kubernetes.Interface, f runFlags, prefix string, spec []byte) (created, seen float64, errs int, err error) {
+	ns := f.baselineNS
+	factory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithNamespace(ns))
+	inf := factory.Core().V1().ConfigMaps().Informer()
+	var mu sync.Mutex
+	names := map[string]bool{}
+	all := make(chan struct{})
+	var start time.Time
+	var seenAt time.Duration
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok || !strings.HasPrefix(cm.Name, prefix+"-") {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !names[cm.Name] {
+			names[cm.Name] = true
+			if len(names) == f.n {
+				seenAt = time.Since(start)
+				close(all)
+			}
+		}
+	}}); err != nil {
+		return 0, 0, 0, err
+	}
+	stop := make(chan struct{})
+	defer func() { close(stop); factory.Shutdown() }()
+	factory.Start(stop)
+	factory.WaitForCacheSync(stop)
+
+	mu.Lock()
+	start = time.Now()
+	mu.Unlock()
+	errs, err = createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name(prefix, i), Namespace: ns}, Data: map[string]string{"spec.json": string(spec)}}
+		_, err := kube.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+		return err
+	}, func(int) {})
+	created = time.Since(start).Seconds()
+	if err != nil {
+		return created, 0, errs, fmt.Errorf("baseline: create ConfigMaps: %w", err)
+	}
+	select {
+	case <-all:
+	case <-time.After(f.timeout):
+	case <-ctx.Done():
+		return created, 0, errs, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) < f.n {
+		return created, 0, errs, fmt.Errorf("baseline: the watch saw %d of %d ConfigMaps within %s", len(names), f.n, f.timeout)
+	}
+	return created, seenAt.Seconds(), errs, nil
+}
+
+// tracker records when each server was created, got its children and had
+// its status observed.
+type tracker struct {
+	mu    sync.Mutex
+	start time.Time
+	n     int
+	want  map[string]bool // the servers of this run
+
+	created, childrenAt, observedAt map[string]time.Duration
+	dep, svc, rev                   map[string]bool
+	writes                          map[string]int
+	done                            chan struct{}
+	closed                          bool
+}
+
+func newTracker(n int) *tracker {
+	t := &tracker{n: n, want: map[string]bool{}, created: map[string]time.Duration{}, childrenAt: map[string]time.Duration{},
+		observedAt: map[string]time.Duration{}, dep: map[string]bool{}, svc: map[string]bool{}, rev: map[string]bool{},
+		writes: map[string]int{}, done: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		t.want[name("srv", i)] = true
+	}
+	return t
+}
+
+// since is the time from the start; zero before the start.
+func (t *tracker) since() time.Duration {
+	if t.start.IsZero() {
+		return 0
+	}
+	return time.Since(t.start)
+}
+
+func (t *tracker) checkLocked(name string) {
+	if _, ok := t.childrenAt[name]; !ok && t.dep[name] && t.svc[name] && t.rev[name] {
+		t.childrenAt[name] = t.since()
+	}
+	if !t.closed && len(t.childrenAt) == t.n && len(t.observedAt) == t.n {
+		t.closed = true
+		close(t.done)
+	}
+}
+
+// child notes a child of server `name` of one kind.
+func (t *tracker) child(kind string, set map[string]bool, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.writes[kind]++
+	if !t.want[name] {
+		return
+	}
+	set[name] = true
+	t.checkLocked(name)
+}
+
+func (t *tracker) server(s *v1alpha1.InferServer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.writes["InferServer"]++
+	if !t.want[s.Name] {
+		return
+	}
+	if _, ok := t.observedAt[s.Name]; !ok && observed(s) {
+		t.observedAt[s.Name] = t.since()
+	}
+	t.checkLocked(s.Name)
+}
+
+func (t *tracker) progress() results.Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return results.Progress{T: round(t.since().Seconds(), 1), Created: len(t.created), Children: len(t.childrenAt), Observed: len(t.observedAt)}
+}
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for i := 0; i < digits; i++ {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// quantiles of the durations: p50, p90, max (seconds).
+func quantiles(m map[string]time.Duration) map[string]float64 {
+	if len(m) == 0 {
+		return nil
+	}
+	var ds []float64
+	for _, d := range m {
+		ds = append(ds, d.Seconds())
+	}
+	sort.Float64s(ds)
+	q := func(p float64) float64 { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+	return map[string]float64{"p50": q(0.5), "p90": q(0.9), "max": ds[len(ds)-1]}
+}
+
+func maxOf(m map[string]time.Duration) float64 {
+	var out time.Duration
+	for _, d := range m {
+		out = max(out, d)
+	}
+	return out.Seconds()
+}
+
+// reconcile creates N InferServers at once and watches them and their
+// children until every status is observed, sampling mindie-apiserver's
+// memory; then it deletes them.
+func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.Interface,
+	scrape func(context.Context) (map[string]float64, error), f runFlags, pids map[string]int, mindie int, r *results.Measurement) error {
+	ns := f.ns
+	t := newTracker(f.n)
+	kf := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithNamespace(ns),
+		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }))
+	inff := inferinformers.NewSharedInformerFactoryWithOptions(infer, 0, inferinformers.WithNamespace(ns))
+	handler := func(add func(any)) cache.ResourceEventHandlerFuncs {
+		return cache.ResourceEventHandlerFuncs{AddFunc: add, UpdateFunc: func(_, n any) { add(n) }}
+	}
+	deps := kf.Apps().V1().Deployments().Informer()
+	svcs := kf.Core().V1().Services().Informer()
+	revs := kf.Apps().V1().ControllerRevisions().Informer()
+	servers := inff.Infer().V1alpha1().InferServers().Informer()
+	for _, reg := range []struct {
+		inf cache.SharedIndexInformer
+		fn  func(any)
+	}{
+		{deps, func(o any) {
+			if d, ok := o.(*appsv1.Deployment); ok {
+				t.child("Deployment", t.dep, d.Name)
+			}
+		}},
+		{svcs, func(o any) {
+			if s, ok := o.(*corev1.Service); ok {
+				t.child("Service", t.svc, s.Name)
+			}
+		}},
+		{revs, func(o any) {
+			if cr, ok := o.(*appsv1.ControllerRevision); ok {
+				t.child("ControllerRevision", t.rev, cr.Labels[v1alpha1.LabelServer])
+			}
+		}},
+		{servers, func(o any) {
+			if s, ok := o.(*v1alpha1.InferServer); ok {
+				t.server(s)
+			}
+		}},
+	} {
+		if _, err := reg.inf.AddEventHandler(handler(reg.fn)); err != nil {
+			return err
+		}
+	}
+	stop := make(chan struct{})
+	defer func() { close(stop); kf.Shutdown(); inff.Shutdown() }()
+	kf.Start(stop)
+	inff.Start(stop)
+	kf.WaitForCacheSync(stop)
+	inff.WaitForCacheSync(stop)
+	t.mu.Lock()
+	clear(t.writes)
+	t.mu.Unlock()
+
+	mem := sampleMemory(mindie, 200*time.Millisecond)
+	m0, err := scrape(ctx)
+	if err != nil {
+		logf("reading mindie-apiserver's metrics: %v", err)
+	}
+	r.Memory.BeforeKiB, _, _ = memStatus(mindie)
+	cpu := startCPU(pids, f.clkTck)
+	t.mu.Lock()
+	t.start = time.Now()
+	t.mu.Unlock()
+
+	// Progress every second, while the servers are created and reconciled.
+	progDone, progStop := make(chan struct{}), make(chan struct{})
+	var prog []results.Progress
+	go func() {
+		defer close(progDone)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-progStop:
+				prog = append(prog, t.progress())
+				return
+			case <-t.done:
+				prog = append(prog, t.progress())
+				return
+			case <-tick.C:
+				p := t.progress()
+				prog = append(prog, p)
+				if int(p.T)%10 == 0 {
+					logf("t=%.0fs: %d created, %d with children, %d observed", p.T, p.Created, p.Children, p.Observed)
+				}
+			}
+		}
+	}()
+
+	logf("creating %d InferServers in %s with %d workers", f.n, ns, f.workers)
+	errs, err := createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
+		_, err := infer.InferV1alpha1().InferServers(ns).Create(ctx, serverObject(ns, name("srv", i)), metav1.CreateOptions{})
+		return err
+	}, func(i int) {
+		t.mu.Lock()
+		t.created[name("srv", i)] = t.since()
+		t.mu.Unlock()
+	})
+	r.Reconcile.Errors = errs
+	t.mu.Lock()
+	r.Reconcile.CreatedSeconds = maxOf(t.created)
+	t.mu.Unlock()
+	if err != nil {
+		logf("some creates failed (%d attempts failed); the last error: %v", errs, err)
+	}
+	logf("all create calls returned after %.2fs", r.Reconcile.CreatedSeconds)
+
+	timedOut := false
+	select {
+	case <-t.done:
+	case <-time.After(f.timeout - time.Since(t.start)):
+		timedOut = true
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.Reconcile.CPU = cpu.stop()
+	close(progStop)
+	if m1, err := scrape(ctx); err != nil {
+		logf("reading mindie-apiserver's metrics: %v", err)
+	} else if m0 != nil {
+		r.Reconcile.Queue = newQueueStats(m0, m1, time.Since(t.start))
+	}
+	<-progDone
+	t.mu.Lock()
+	r.Reconcile.Children, r.Reconcile.Observed = len(t.childrenAt), len(t.observedAt)
+	r.Reconcile.ChildrenSeconds, r.Reconcile.ObservedSeconds = maxOf(t.childrenAt), maxOf(t.observedAt)
+	r.Reconcile.ChildrenQuantiles, r.Reconcile.ObservedQuantiles = quantiles(t.childrenAt), quantiles(t.observedAt)
+	r.Reconcile.Writes = maps.Clone(t.writes)
+	t.mu.Unlock()
+	r.Reconcile.Progress = prog
+	if timedOut {
+		logf("timed out after %s: %d of %d servers with children, %d observed", f.timeout, r.Reconcile.Children, f.n, r.Reconcile.Observed)
+	} else {
+		logf("every child after %.2fs, every status observed after %.2fs", r.Reconcile.ChildrenSeconds, r.Reconcile.ObservedSeconds)
+	}
+
+	sleep(ctx, f.settle)
+	r.Memory.PeakKiB, r.Memory.EndKiB, r.Memory.Samples = mem.stop()
+	_, r.Memory.HWMKiB, _ = memStatus(mindie)
+	logf("mindie-apiserver VmRSS %d MiB before, %d MiB peak, VmHWM %d MiB", r.Memory.BeforeKiB>>10, r.Memory.PeakKiB>>10, r.Memory.HWMKiB>>10)
+
+	if evs, err := controllerEvents(ctx, kube, ns); err != nil {
+		logf("listing events: %v", err)
+	} else {
+		r.Reconcile.Events = evs
+	}
+
+	if f.del {
+		deleteAll(ctx, infer, f, servers, deps, svcs, revs, r)
+		if evs, err := controllerEvents(ctx, kube, ns); err != nil {
+			logf("listing events: %v", err)
+		} else {
+			r.Reconcile.EventsLater = evs
+		}
+	}
+	return nil
+}
+
+// controllerEvents counts the Events mindie-controller recorded in ns, by
+// type and reason (an Event seen again counts again).
+func controllerEvents(ctx context.Context, kube kubernetes.Interface, ns string) (map[string]int, error) {
+	out := map[string]int{}
+	cont := ""
+	for {
+		list, err := kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{Limit: 500, Continue: cont})
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range list.Items {
+			if e.Source.Component != "mindie-controller" && e.ReportingController != "mindie-controller" {
+				continue
+			}
+			out[e.Type+" "+e.Reason] += int(max(e.Count, 1))
+		}
+		if cont = list.Continue; cont == "" {
+			return out, nil
+		}
+	}
+}
+
+// deleteAll deletes the servers at once and times until they and their
+// children are gone (the controller deletes the children behind its
+// finalizer, then lets the server go).
+func deleteAll(ctx context.Context, infer clientset.Interface, f runFlags, servers, deps, svcs, revs cache.SharedIndexInformer, r *results.Measurement) {
+	logf("deleting the %d InferServers", f.n)
+	start := time.Now()
+	_, err := createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
+		err := infer.InferV1alpha1().InferServers(f.ns).Delete(ctx, name("srv", i), metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}, func(int) {})
+	if err != nil {
+		logf("deleting: %v", err)
+	}
+	left := func() int {
+		return len(servers.GetStore().ListKeys()) + len(deps.GetStore().ListKeys()) + len(svcs.GetStore().ListKeys()) + len(revs.GetStore().ListKeys())
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, f.deleteTimeout, true, func(context.Context) (bool, error) {
+		return left() == 0, nil
+	})
+	r.Delete.Left = left()
+	r.Delete.Done = err == nil
+	r.Delete.Seconds = time.Since(start).Seconds()
+	if r.Delete.Done {
+		logf("servers and children gone after %.1fs", r.Delete.Seconds)
+	} else {
+		logf("after %.0fs, %d servers and children are left", r.Delete.Seconds, r.Delete.Left)
+	}
+}

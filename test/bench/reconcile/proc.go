@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// readPids reads the pid files of a directory: name -> pid.
+func readPids(dir string) (map[string]int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			out[e.Name()] = pid
+		}
+	}
+	return out, nil
+}
+
+// cpuTicks is utime+stime of a process.
+func cpuTicks(pid int) (int64, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return 0, false
+	}
+	// After "pid (comm) ": state is field 0, utime 11, stime 12.
+	fields := strings.Fields(s[i+2:])
+	if len(fields) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(fields[11], 10, 64)
+	st, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return u + st, true
+}
+
+// cpuMeter measures the CPU time of the cluster's processes over a phase.
+type cpuMeter struct {
+	pids  map[string]int
+	start map[string]int64
+	tck   float64
+}
+
+func startCPU(pids map[string]int, clkTck int) *cpuMeter {
+	m := &cpuMeter{pids: pids, start: map[string]int64{}, tck: float64(clkTck)}
+	for name, pid := range pids {
+		if t, ok := cpuTicks(pid); ok {
+			m.start[name] = t
+		}
+	}
+	return m
+}
+
+func (m *cpuMeter) stop() map[string]float64 {
+	out := map[string]float64{}
+	for name, t0 := range m.start {
+		if t, ok := cpuTicks(m.pids[name]); ok {
+			out[name] = float64(t-t0) / m.tck
+		}
+	}
+	return out
+}
+
+// memStatus reads VmRSS and VmHWM (KiB) of a process.
+func memStatus(pid int) (rss, hwm int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			hwm = n
+		}
+	}
+	return rss, hwm, nil
+}
+
+// memSampler samples a process's VmRSS every interval and keeps the peak.
+type memSampler struct {
+	mu        sync.Mutex
+	peak, cur int64
+	n         int
+	stopCh    chan struct{}
+	done      chan struct{}
+}
+
+func sampleMemory(pid int, every time.Duration) *memSampler {
+	s := &memSampler{stopCh: make(chan struct{}), done: make(chan struct{})}
+	tick := func() {
+		rss, _, err := memStatus(pid)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.cur, s.n = rss, s.n+1
+		s.peak = max(s.peak, rss)
+		s.mu.Unlock()
+	}
+	tick()
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopCh:
+				tick()
+				return
+			case <-t.C:
+				tick()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *memSampler) stop() (peak, last int64, n int) {
+	close(s.stopCh)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.cur, s.n
+}
+
+// ensureNamespace creates ns unless it exists and waits for its default
