@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"mindie.io/deployer/pkg/ascend"
 	"mindie.io/deployer/pkg/simulator/kubelet"
 )
 
@@ -87,7 +88,7 @@ func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "npu":
 		node := fs.String("node", "", "simulated node name")
 		chip := fs.Int("chip", -1, "chip index (0-based)")
-		level := fs.String("level", "", `fault level (`+strings.Join(kubelet.FaultLevels, ", ")+`); "" clears`)
+		level := fs.String("level", "", `fault level (`+strings.Join(ascend.FaultLevels, ", ")+`); "" clears`)
 		req := &kubelet.NPUFaultRequest{}
 		body = req
 		check = func() error {

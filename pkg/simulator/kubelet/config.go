@@ -38,18 +38,6 @@ const (
 	NodeIP = "127.0.0.1"
 	// SimulatedLabel marks the nodes this package manages.
 	SimulatedLabel = "mindie.io/simulated"
-	// ResourcePrefix prefixes the NPU extended resource and annotation.
-	ResourcePrefix = "huawei.com/"
-	// AscendConfigurationAnnotation is the device plugin's pod annotation
-	// with the allocated chips' device IDs and IPs (see AscendConfiguration),
-	// from which HCCL ranktables are filled.
-	AscendConfigurationAnnotation = "ascend.kubectl.kubernetes.io/ascend-910-configuration"
-	// DeviceInfoNamespace holds the device plugin's per-node ConfigMaps.
-	DeviceInfoNamespace = "kube-system"
-	// DeviceInfoPrefix prefixes those ConfigMaps' names.
-	DeviceInfoPrefix = "mindx-dl-deviceinfo-"
-	// DeviceInfoKey is the ConfigMap key holding the device info JSON.
-	DeviceInfoKey = "DeviceInfoCfg"
 	// LeaseNamespace holds node leases.
 	LeaseNamespace = "kube-node-lease"
 )
@@ -73,11 +61,11 @@ type Config struct {
 	// PodCIDR is the loopback range pod IPs come from. Default 127.1.0.0/16.
 	PodCIDR string
 	// DeviceIPCIDR is the loopback range the NPUs' device IPs (published in
-	// the AscendConfigurationAnnotation; never dialled) come from: chip c of
-	// the i-th node has address i*256+c of the range (127.254.i.c with the
-	// default 127.254.0.0/16), or i*s+c, s the chip count rounded up to a
-	// power of two, when the range is too small for that. It must not
-	// overlap PodCIDR. Default 127.254.0.0/16.
+	// the pod annotation ascend.AnnotationAscend910Configuration; never
+	// dialled) come from: chip c of the i-th node has address i*256+c of
+	// the range (127.254.i.c with the default 127.254.0.0/16), or i*s+c, s
+	// the chip count rounded up to a power of two, when the range is too
+	// small for that. It must not overlap PodCIDR. Default 127.254.0.0/16.
 	DeviceIPCIDR string
 	// CrashLoopBackOff is the delay before a container that exited is
 	// restarted the first time; each further restart doubles it, up to

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // Pod fault actions of SetPodFault.
@@ -16,10 +18,6 @@ const (
 	PodFaultCrash  = "crash"
 	PodFaultSlow   = "slow"
 )
-
-// FaultLevels are the NPU fault levels SetNPUFault and the control API
-// accept besides "" (healthy).
-var FaultLevels = []string{FaultNotHandle, FaultRestartRequest, FaultRestartBusiness, FaultRestartNPU, FaultSeparateNPU}
 
 // FaultInjectable is implemented by workloads that support pod fault
 // injection (MindIEWorkload does).
@@ -158,8 +156,8 @@ func (s *Simulator) ControlHandler() http.Handler {
 			writeErr(w, &FieldError{Field: "chip", Message: fmt.Sprintf("chip %d out of range 0..%d", *req.Chip, s.cfg.NPUsPerNode-1)})
 			return
 		}
-		if req.Level != "" && !slices.Contains(FaultLevels, req.Level) {
-			writeErr(w, &FieldError{Field: "level", Message: fmt.Sprintf("unknown fault level %q: want one of %s or \"\" to clear", req.Level, strings.Join(FaultLevels, ", "))})
+		if req.Level != "" && !slices.Contains(ascend.FaultLevels, req.Level) {
+			writeErr(w, &FieldError{Field: "level", Message: fmt.Sprintf("unknown fault level %q: want one of %s or \"\" to clear", req.Level, strings.Join(ascend.FaultLevels, ", "))})
 			return
 		}
 		writeResult(w, s.SetNPUFault(req.Node, *req.Chip, req.Level))

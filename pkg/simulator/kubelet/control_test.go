@@ -67,14 +67,14 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("npu fault: %d %+v", code, ce)
 	}
 	cm, _ := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "mindx-dl-deviceinfo-ascend-1", metav1.GetOptions{})
-	if doc := cm.Data[DeviceInfoKey]; !strings.Contains(doc, `"huawei.com/Ascend910-Unhealthy":"Ascend910-3"`) || !strings.Contains(doc, `SeparateNPU`) {
+	if doc := cm.Data["DeviceInfoCfg"]; !strings.Contains(doc, `"huawei.com/Ascend910-Unhealthy":"Ascend910-3"`) || !strings.Contains(doc, `SeparateNPU`) {
 		t.Errorf("device info after fault: %s", doc)
 	}
 	if code, ce := post(t, srv, "/faults/npu", `{"node":"ascend-1","chip":3,"level":""}`); code != 200 {
 		t.Fatalf("npu clear: %d %+v", code, ce)
 	}
 	cm, _ = client.CoreV1().ConfigMaps("kube-system").Get(ctx, "mindx-dl-deviceinfo-ascend-1", metav1.GetOptions{})
-	if doc := cm.Data[DeviceInfoKey]; !strings.Contains(doc, `"huawei.com/Ascend910-Unhealthy":""`) {
+	if doc := cm.Data["DeviceInfoCfg"]; !strings.Contains(doc, `"huawei.com/Ascend910-Unhealthy":""`) {
 		t.Errorf("device info after clearing: %s", doc)
 	}
 

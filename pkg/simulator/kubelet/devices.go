@@ -2,32 +2,13 @@ package kubelet
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math/bits"
 	"net"
 	"strconv"
+
+	"mindie.io/deployer/pkg/ascend"
 )
-
-// AscendDevice is one chip of an AscendConfiguration.
-type AscendDevice struct {
-	// DeviceID is the chip's index on its node ("0" for Ascend910-0).
-	DeviceID string `json:"device_id"`
-	// DeviceIP is the chip's (simulated) device IP: data for the HCCL
-	// ranktable, never dialled.
-	DeviceIP string `json:"device_ip"`
-}
-
-// AscendConfiguration is the JSON value of the AscendConfigurationAnnotation
-// the simulated device plugin writes on every pod that got NPUs.
-type AscendConfiguration struct {
-	PodName string `json:"pod_name"`
-	// ServerID and HostIP are the node's InternalIP (the pod's hostIP).
-	ServerID string `json:"server_id"`
-	HostIP   string `json:"host_ip"`
-	// Devices are the pod's chips in chip order.
-	Devices []AscendDevice `json:"devices"`
-}
 
 // checkDeviceIPCIDR checks that cidr is an IPv4 loopback range that does
 // not overlap the pod CIDR.
@@ -78,14 +59,13 @@ func (d deviceIPs) ip(i, c int) string {
 	return ip.String()
 }
 
-// ascendConfiguration returns the AscendConfigurationAnnotation value of a
-// pod holding chips (in chip order) of node.
+// ascendConfiguration returns the ascend.AnnotationAscend910Configuration
+// value of a pod holding chips (in chip order) of node.
 func (s *Simulator) ascendConfiguration(podName, node string, chips []int) string {
-	cfg := AscendConfiguration{PodName: podName, ServerID: NodeIP, HostIP: NodeIP, Devices: []AscendDevice{}}
+	cfg := ascend.PodConfiguration{PodName: podName, ServerID: NodeIP, HostIP: NodeIP}
 	idx := s.nodes[node].index
 	for _, c := range chips {
-		cfg.Devices = append(cfg.Devices, AscendDevice{DeviceID: strconv.Itoa(c), DeviceIP: s.devIPs.ip(idx, c)})
+		cfg.Devices = append(cfg.Devices, ascend.PodDevice{DeviceID: strconv.Itoa(c), DeviceIP: s.devIPs.ip(idx, c)})
 	}
-	b, _ := json.Marshal(cfg)
-	return string(b)
+	return ascend.FormatPodConfiguration(cfg)
 }

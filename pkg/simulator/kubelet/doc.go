@@ -18,12 +18,16 @@
 //
 // # Device plugin annotations
 //
+// Every name and format the simulated device plugin writes (resources, node
+// labels, pod annotations, the device info ConfigMap) comes from package
+// [mindie.io/deployer/pkg/ascend], which the controller reads them with.
+//
 // A pod that gets NPUs is annotated, before any status shows it Running with
 // its IP, with huawei.com/Ascend910 ("Ascend910-0,Ascend910-1") and
-// [AscendConfigurationAnnotation], the JSON [AscendConfiguration]
-// {"pod_name", "server_id" and "host_ip" (the node's InternalIP, the pod's
-// hostIP), "devices": [{"device_id": chip index, "device_ip"}]} in chip
-// order, from which HCCL ranktables are filled. Device IPs are data only
+// [ascend.AnnotationAscend910Configuration], the JSON
+// [ascend.PodConfiguration] {"pod_name", "server_id" and "host_ip" (the
+// node's InternalIP, the pod's hostIP), "devices": [{"device_id": chip
+// index, "device_ip"}]} in chip order, from which HCCL ranktables are filled. Device IPs are data only
 // (nothing dials them) from Config.DeviceIPCIDR (127.254.0.0/16 by default:
 // chip c of the i-th node is 127.254.i.c).
 //

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // Simulator simulates the kubelets and device plugins of a set of nodes.
@@ -74,11 +76,9 @@ func (s *Simulator) logf(format string, args ...any) {
 	fmt.Fprintf(s.cfg.Log, time.Now().Format("15:04:05.000")+" ascend-sim: "+format+"\n", args...)
 }
 
-func (s *Simulator) resourceName() corev1.ResourceName {
-	return corev1.ResourceName(ResourcePrefix + s.cfg.NPUType)
-}
+func (s *Simulator) resourceName() corev1.ResourceName { return ascend.ResourceName(s.cfg.NPUType) }
 
-func (s *Simulator) chipName(i int) string { return fmt.Sprintf("%s-%d", s.cfg.NPUType, i) }
+func (s *Simulator) chipName(i int) string { return ascend.ChipName(s.cfg.NPUType, i) }
 
 // Run registers the nodes, publishes their device info, keeps their leases
 // and heartbeats and plays the kubelet for their pods until ctx ends. It
@@ -110,15 +110,13 @@ func (s *Simulator) Run(ctx context.Context) error {
 }
 
 func (s *Simulator) nodeLabels(name string) map[string]string {
-	l := map[string]string{
-		"accelerator":                      "huawei-" + s.cfg.NPUType,
-		"node.kubernetes.io/npu.chip.name": s.cfg.NPUType,
-		"workerselector":                   "dls-worker-node",
-		"kubernetes.io/hostname":           name,
-		"kubernetes.io/os":                 "linux",
-		"kubernetes.io/arch":               "arm64",
-		SimulatedLabel:                     "true",
-	}
+	l := ascend.NodeLabels(s.cfg.NPUType)
+	maps.Copy(l, map[string]string{
+		corev1.LabelHostname:   name,
+		corev1.LabelOSStable:   "linux",
+		corev1.LabelArchStable: "arm64",
+		SimulatedLabel:         "true",
+	})
 	maps.Copy(l, s.cfg.ExtraLabels)
 	return l
 }

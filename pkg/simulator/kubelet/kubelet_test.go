@@ -26,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
+
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // fakeApp is the state of one container's fake workload, shared by its
@@ -522,7 +524,7 @@ func TestDeviceInfoAndFault(t *testing.T) {
 		t.Errorf("UpdateTime %d is not now", updated)
 	}
 
-	if err := sim.SetNPUFault("ascend-0", 3, FaultSeparateNPU); err != nil {
+	if err := sim.SetNPUFault("ascend-0", 3, ascend.FaultSeparateNPU); err != nil {
 		t.Fatal(err)
 	}
 	list, _ = read()
@@ -530,9 +532,9 @@ func TestDeviceInfoAndFault(t *testing.T) {
 		list["huawei.com/Ascend910-Unhealthy"] != "Ascend910-3" {
 		t.Errorf("after fault: %v", list)
 	}
-	var faults []FaultInfo
+	var faults []ascend.FaultInfo
 	if err := json.Unmarshal([]byte(list["huawei.com/Ascend910-Fault"]), &faults); err != nil || len(faults) != 1 ||
-		faults[0].NPUName != "Ascend910-3" || faults[0].FaultLevel != FaultSeparateNPU {
+		faults[0].NPUName != "Ascend910-3" || faults[0].FaultLevel != ascend.FaultSeparateNPU {
 		t.Errorf("fault list %q (%v)", list["huawei.com/Ascend910-Fault"], err)
 	}
 	n, _ := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})

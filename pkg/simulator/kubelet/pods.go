@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +19,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // podState is the simulator's record of a pod it runs. Fields other than
@@ -213,11 +213,10 @@ func (s *Simulator) npuRequest(pod *corev1.Pod) int {
 func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error) {
 	node := s.nodes[pod.Spec.NodeName]
 	want := s.npuRequest(pod)
-	annotation := pod.Annotations[string(s.resourceName())]
-	if annotation != "" {
-		for _, name := range strings.Split(annotation, ",") {
-			i, err := strconv.Atoi(strings.TrimPrefix(name, s.cfg.NPUType+"-"))
-			if err == nil && i >= 0 && i < len(node.chips) && (node.chips[i].owner == "" || node.chips[i].owner == pod.UID) {
+	if names := ascend.PodChips(pod, s.cfg.NPUType); names != nil {
+		for _, name := range names {
+			t, i, err := ascend.ParseChipName(name)
+			if err == nil && t == s.cfg.NPUType && i < len(node.chips) && (node.chips[i].owner == "" || node.chips[i].owner == pod.UID) {
 				chips = append(chips, i)
 			}
 		}
@@ -291,12 +290,13 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 	if len(chips) > 0 {
 		// The device plugin's annotations, before any status write: whoever
 		// sees the pod Running with its IP also sees its devices.
+		chipList := ascend.ChipListAnnotation(s.cfg.NPUType)
 		want := map[string]string{
-			string(s.resourceName()):      strings.Join(s.chipNames(chips), ","),
-			AscendConfigurationAnnotation: s.ascendConfiguration(pod.Name, pod.Spec.NodeName, chips),
+			chipList:                                ascend.FormatChipList(s.chipNames(chips)),
+			ascend.AnnotationAscend910Configuration: s.ascendConfiguration(pod.Name, pod.Spec.NodeName, chips),
 		}
-		if pod.Annotations[string(s.resourceName())] != want[string(s.resourceName())] ||
-			pod.Annotations[AscendConfigurationAnnotation] != want[AscendConfigurationAnnotation] {
+		if pod.Annotations[chipList] != want[chipList] ||
+			pod.Annotations[ascend.AnnotationAscend910Configuration] != want[ascend.AnnotationAscend910Configuration] {
 			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
 			if _, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 				s.release(ps)

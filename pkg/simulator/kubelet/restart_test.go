@@ -18,6 +18,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // plainPod is a pod without probes or hooks whose first container
@@ -395,7 +397,7 @@ func TestAscendConfigurationAnnotation(t *testing.T) {
 				if npus := p.Spec.Containers[0].Resources.Limits["huawei.com/Ascend910"]; npus.IsZero() {
 					continue
 				}
-				if p.Annotations["huawei.com/Ascend910"] == "" || p.Annotations[AscendConfigurationAnnotation] == "" {
+				if p.Annotations["huawei.com/Ascend910"] == "" || p.Annotations[ascend.AnnotationAscend910Configuration] == "" {
 					t.Fatalf("pod %s shows IP %q (phase %s) without its NPU annotations: %v", p.Name, p.Status.PodIP, p.Status.Phase, p.Annotations)
 				}
 			}
@@ -417,18 +419,18 @@ func TestAscendConfigurationAnnotation(t *testing.T) {
 	p, _ := pods.Get(ctx, "a2", metav1.GetOptions{})
 	want := `{"pod_name":"a2","server_id":"127.0.0.1","host_ip":"127.0.0.1","devices":[` +
 		`{"device_id":"4","device_ip":"127.254.1.4"},{"device_id":"5","device_ip":"127.254.1.5"}]}`
-	if got := p.Annotations[AscendConfigurationAnnotation]; got != want || p.Annotations["huawei.com/Ascend910"] != "Ascend910-4,Ascend910-5" {
+	if got := p.Annotations[ascend.AnnotationAscend910Configuration]; got != want || p.Annotations["huawei.com/Ascend910"] != "Ascend910-4,Ascend910-5" {
 		t.Errorf("annotations of a2:\n%v\nwant\n%s", p.Annotations, want)
 	}
 	p, _ = pods.Get(ctx, "a4", metav1.GetOptions{})
-	if got := p.Annotations[AscendConfigurationAnnotation]; !strings.Contains(got, `"devices":[{"device_id":"0","device_ip":"127.254.1.0"},`+
+	if got := p.Annotations[ascend.AnnotationAscend910Configuration]; !strings.Contains(got, `"devices":[{"device_id":"0","device_ip":"127.254.1.0"},`+
 		`{"device_id":"1","device_ip":"127.254.1.1"},{"device_id":"2","device_ip":"127.254.1.2"},{"device_id":"3","device_ip":"127.254.1.3"}]`) ||
 		!strings.Contains(got, `"server_id":"`+p.Status.HostIP+`"`) {
 		t.Errorf("annotation of a4 (hostIP %s): %s", p.Status.HostIP, got)
 	}
 	p, _ = pods.Get(ctx, "a0", metav1.GetOptions{})
-	if _, ok := p.Annotations[AscendConfigurationAnnotation]; ok {
-		t.Errorf("a pod without NPUs got %s", AscendConfigurationAnnotation)
+	if _, ok := p.Annotations[ascend.AnnotationAscend910Configuration]; ok {
+		t.Errorf("a pod without NPUs got %s", ascend.AnnotationAscend910Configuration)
 	}
 }
 
