@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // Bounds of the InferServer API. The legacy ranges are inclusive.
@@ -194,8 +195,8 @@ func ValidateInferServerSpec(s *infer.InferServerSpec, p *field.Path) field.Erro
 		}
 	}
 	allErrs = append(allErrs, labelMap(s.NodeSelector, p.Child("nodeSelector"))...)
-	if _, ok := s.NodeSelector["accelerator"]; ok {
-		allErrs = append(allErrs, field.Forbidden(p.Child("nodeSelector").Key("accelerator"), "is set from spec.resources.npu.type"))
+	if _, ok := s.NodeSelector[ascend.LabelAccelerator]; ok {
+		allErrs = append(allErrs, field.Forbidden(p.Child("nodeSelector").Key(ascend.LabelAccelerator), "is set from spec.resources.npu.type"))
 	}
 	allErrs = append(allErrs, validateTolerations(s.Tolerations, p.Child("tolerations"))...)
 	allErrs = append(allErrs, validateEnv(s.Env, p.Child("env"))...)

@@ -23,9 +23,7 @@ package inferserver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -33,8 +31,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -304,7 +300,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	var errs []error
 	if s.Spec.ServerConfig.Inline != "" {
-		if err := c.applyConfigMap(ctx, s, inlineConfig(s)); err != nil {
+		if _, _, err := applyChild(ctx, c, s, c.configMapChild(ns), inlineConfigName(s.Name), inlineConfig(s)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -315,7 +311,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	} else if err := c.syncDeployment(ctx, st); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.applyService(ctx, s, service(s)); err != nil {
+	if _, _, err := applyChild(ctx, c, s, c.serviceChild(ns), s.Name, service(s)); err != nil {
 		errs = append(errs, err)
 	}
 	for _, e := range errs {
@@ -465,173 +461,25 @@ func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (tim
 	return 0, nil
 }
 
-// applyNeeded says whether applying desired would change what the field
-// manager owns in live: it compares desired with the fields extracted
-// from live's managed fields, so a field someone else took over by a
-// hand edit counts as a change (and the apply takes it back).
-func applyNeeded(extracted any, desired runtime.Object) bool {
-	a, err := normalize(extracted)
-	if err != nil {
-		return true
-	}
-	b, err := normalize(desired)
-	if err != nil {
-		return true
-	}
-	return !reflect.DeepEqual(a, b)
-}
+// The children the controller applies, each read from its informer's cache.
 
-// normalize is the JSON form of v without empty objects, empty lists and
-// nulls, without status and creationTimestamp, so that a typed object
-// (which spells out empty structs) compares equal to an apply configuration.
-func normalize(v any) (any, error) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var m any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	if obj, ok := m.(map[string]any); ok {
-		delete(obj, "status")
-	}
-	return prune(m), nil
-}
-
-func prune(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			if k == "creationTimestamp" {
-				delete(t, k)
-				continue
-			}
-			if p := prune(x); p == nil {
-				delete(t, k)
-			} else {
-				t[k] = p
-			}
-		}
-		if len(t) == 0 {
-			return nil
-		}
-		return t
-	case []any:
-		out := make([]any, 0, len(t))
-		for _, x := range t {
-			if p := prune(x); p != nil {
-				out = append(out, p)
-			} else {
-				out = append(out, map[string]any{})
-			}
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		return out
-	default:
-		return v
+func (c *Controller) deploymentChild(ns string) child[appsv1.Deployment, *appsv1.Deployment, *appsv1ac.DeploymentApplyConfiguration] {
+	return child[appsv1.Deployment, *appsv1.Deployment, *appsv1ac.DeploymentApplyConfiguration]{
+		kind: "deployment", get: c.deployments.Deployments(ns).Get,
+		extract: appsv1ac.ExtractDeployment, apply: c.kube.AppsV1().Deployments(ns).Apply,
 	}
 }
 
-func applyPatch(obj runtime.Object) ([]byte, error) {
-	return json.Marshal(obj)
-}
-
-var force = true
-
-// applyDeployment applies d unless live already has it; it says whether it wrote.
-func (c *Controller) applyDeployment(ctx context.Context, s *v1alpha1.InferServer, d *appsv1.Deployment, live *appsv1.Deployment) (bool, error) {
-	if live != nil {
-		ex, err := appsv1ac.ExtractDeployment(live, FieldManager)
-		if err == nil && !applyNeeded(ex, d) {
-			return false, nil
-		}
-	}
-	data, err := applyPatch(d)
-	if err != nil {
-		return false, err
-	}
-	_, err = c.kube.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
-	if err != nil {
-		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedUpdate, "Applying deployment %s: %v", d.Name, err)
-		return false, fmt.Errorf("apply deployment %s: %w", d.Name, err)
-	}
-	if live != nil && live.Generation > 0 {
-		c.noteRevert(s, "deployment", d.Name, live.ManagedFields)
-	}
-	return true, nil
-}
-
-// noteRevert records an event when a write undid someone else's change.
-func (c *Controller) noteRevert(s *v1alpha1.InferServer, kind, name string, mf []metav1.ManagedFieldsEntry) {
-	for _, e := range mf {
-		if e.Manager != FieldManager && e.Operation == metav1.ManagedFieldsOperationUpdate &&
-			e.Manager != "kube-controller-manager" && e.Subresource == "" {
-			c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonReverted,
-				"Reverted a change to %s %s made by %q: children follow the InferServer's spec", kind, name, e.Manager)
-			return
-		}
+func (c *Controller) serviceChild(ns string) child[corev1.Service, *corev1.Service, *corev1ac.ServiceApplyConfiguration] {
+	return child[corev1.Service, *corev1.Service, *corev1ac.ServiceApplyConfiguration]{
+		kind: "service", get: c.services.Services(ns).Get,
+		extract: corev1ac.ExtractService, apply: c.kube.CoreV1().Services(ns).Apply,
 	}
 }
 
-func (c *Controller) applyService(ctx context.Context, s *v1alpha1.InferServer, svc *corev1.Service) error {
-	live, err := c.services.Services(s.Namespace).Get(svc.Name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+func (c *Controller) configMapChild(ns string) child[corev1.ConfigMap, *corev1.ConfigMap, *corev1ac.ConfigMapApplyConfiguration] {
+	return child[corev1.ConfigMap, *corev1.ConfigMap, *corev1ac.ConfigMapApplyConfiguration]{
+		kind: "configmap", get: c.configMaps.ConfigMaps(ns).Get,
+		extract: corev1ac.ExtractConfigMap, apply: c.kube.CoreV1().ConfigMaps(ns).Apply,
 	}
-	if err == nil {
-		if ref := metav1.GetControllerOfNoCopy(live); ref == nil || ref.UID != s.UID {
-			msg := fmt.Sprintf("service %s exists and is not owned by this InferServer", svc.Name)
-			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
-			return fmt.Errorf("%s", msg)
-		}
-		ex, err := corev1ac.ExtractService(live, FieldManager)
-		if err == nil && !applyNeeded(ex, svc) {
-			return nil
-		}
-	}
-	data, err := applyPatch(svc)
-	if err != nil {
-		return err
-	}
-	if _, err := c.kube.CoreV1().Services(s.Namespace).Patch(ctx, svc.Name, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: FieldManager, Force: &force}); err != nil {
-		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Applying service %s: %v", svc.Name, err)
-		return fmt.Errorf("apply service %s: %w", svc.Name, err)
-	}
-	if live != nil {
-		c.noteRevert(s, "service", svc.Name, live.ManagedFields)
-	}
-	return nil
-}
-
-func (c *Controller) applyConfigMap(ctx context.Context, s *v1alpha1.InferServer, cm *corev1.ConfigMap) error {
-	live, err := c.configMaps.ConfigMaps(s.Namespace).Get(cm.Name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	if err == nil {
-		if ref := metav1.GetControllerOfNoCopy(live); ref == nil || ref.UID != s.UID {
-			msg := fmt.Sprintf("configmap %s exists and is not owned by this InferServer", cm.Name)
-			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
-			return fmt.Errorf("%s", msg)
-		}
-		ex, err := corev1ac.ExtractConfigMap(live, FieldManager)
-		if err == nil && !applyNeeded(ex, cm) {
-			return nil
-		}
-	}
-	data, err := applyPatch(cm)
-	if err != nil {
-		return err
-	}
-	if _, err := c.kube.CoreV1().ConfigMaps(s.Namespace).Patch(ctx, cm.Name, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: FieldManager, Force: &force}); err != nil {
-		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Applying configmap %s: %v", cm.Name, err)
-		return fmt.Errorf("apply configmap %s: %w", cm.Name, err)
-	}
-	return nil
 }

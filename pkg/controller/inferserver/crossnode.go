@@ -2,32 +2,30 @@ package inferserver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/ascend"
 	"mindie.io/deployer/pkg/revision"
 )
 
-// instance is one cross-node instance as observed.
+// instance is one cross-node instance as observed: what the planner sees
+// of it, and its pods.
 type instance struct {
-	name     string
-	index    int
-	revision string
+	instanceView
 	// pods by rank; a missing rank is nil.
-	pods        []*corev1.Pod
-	terminating bool // every pod present is being deleted
-	ready       bool
-	broken      string // why the instance must be recreated
+	pods []*corev1.Pod
+	// ranktable is the state of the ranktable this sync wrote, which the
+	// cache does not show yet; empty when it wrote none.
+	ranktable string
 }
 
 func (in *instance) present() []*corev1.Pod {
@@ -40,8 +38,14 @@ func (in *instance) present() []*corev1.Pod {
 	return out
 }
 
+// serverKey is the namespace/name of a server, its work queue key.
+func serverKey(s *v1alpha1.InferServer) string { return s.Namespace + "/" + s.Name }
+
 // observeInstances groups the server's pods by instance and judges each.
-func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Pod) (map[string]*instance, []*instance) {
+// It returns every instance, those whose pods are all terminating
+// included, by index.
+func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Pod) []*instance {
+	key := serverKey(s)
 	n := int(nodesPerInstance(s))
 	byName := map[string]*instance{}
 	for _, p := range pods {
@@ -52,7 +56,7 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 		}
 		in := byName[name]
 		if in == nil {
-			in = &instance{name: name, index: idx, pods: make([]*corev1.Pod, n)}
+			in = &instance{instanceView: instanceView{name: name, index: idx}, pods: make([]*corev1.Pod, n)}
 			byName[name] = in
 		}
 		rank, err := strconv.Atoi(p.Labels[v1alpha1.LabelRank])
@@ -60,12 +64,19 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 			continue
 		}
 		in.pods[rank] = p
-		c.track.observed(p.Namespace + "/" + p.Name)
+		c.track.observed(key, p.Name)
 	}
 	now := c.now()
-	var live []*instance
+	all := make([]*instance, 0, len(byName))
 	for _, in := range byName {
+		all = append(all, in)
 		present := in.present()
+		if len(present) == 0 {
+			// Only pods of ranks beyond nodesPerInstance: nothing to judge.
+			in.terminating = true
+			continue
+		}
+		in.revision = present[0].Labels[v1alpha1.LabelRevision]
 		deleting := 0
 		for _, p := range present {
 			if p.DeletionTimestamp != nil {
@@ -76,7 +87,6 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 			in.terminating = true
 			continue
 		}
-		in.revision = present[0].Labels[v1alpha1.LabelRevision]
 		in.ready = true
 		running := false
 		for rank, p := range in.pods {
@@ -100,18 +110,19 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 		}
 		if in.broken == "" && running {
 			for rank, p := range in.pods {
-				podKey := s.Namespace + "/" + in.name + "-" + strconv.Itoa(rank)
-				if p == nil && !c.track.pending(podKey, now) {
-					in.broken = fmt.Sprintf("pod %s-%d (rank %d) is gone", in.name, rank, rank)
+				if p == nil && !c.track.pending(key, podName(in.name, rank), now) {
+					in.broken = fmt.Sprintf("pod %s (rank %d) is gone", podName(in.name, rank), rank)
 					break
 				}
 			}
 		}
-		live = append(live, in)
 	}
-	sort.Slice(live, func(i, j int) bool { return live[i].index < live[j].index })
-	return byName, live
+	sort.Slice(all, func(i, j int) bool { return all[i].index < all[j].index })
+	return all
 }
+
+// podName is the pod of an instance's rank.
+func podName(instance string, rank int) string { return instance + "-" + strconv.Itoa(rank) }
 
 // failureOf describes how a terminal pod ended.
 func failureOf(s *v1alpha1.InferServer, p *corev1.Pod) string {
@@ -126,160 +137,94 @@ func failureOf(s *v1alpha1.InferServer, p *corev1.Pod) string {
 }
 
 // syncInstances runs a cross-node InferServer: instances of
-// nodesPerInstance pods each, rolled out instance by instance.
+// nodesPerInstance pods each, rolled out instance by instance. It observes
+// the instances, plans (planInstances) and carries the plan out.
 func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	s := st.server
 	all, err := c.pods.Pods(s.Namespace).List(serverSelector(s))
 	if err != nil {
 		return err
 	}
-	pods := owned(s, all)
-	st.pods = pods
-	byName, live := c.observeInstances(s, pods)
+	st.pods = owned(s, all)
+	observed := c.observeInstances(s, st.pods)
+	numbers := map[string]int64{}
+	for _, r := range st.revisions {
+		numbers[r.Name] = r.Revision
+	}
+	goal, err := rolloutGoalOf(s, st.update.Name, numbers)
+	if err != nil {
+		return err
+	}
+	views := make([]instanceView, len(observed))
+	for i, in := range observed {
+		views[i] = in.instanceView
+	}
+	return c.carryOut(ctx, st, observed, planInstances(goal, views))
+}
 
+// carryOut does what the plan says to the observed instances, completes
+// instances whose pods are missing and fills their ranktables, then
+// reports the instances.
+func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*instance, plan instancePlan) error {
+	s := st.server
+	key := serverKey(s)
+	byName := map[string]*instance{}
+	for _, in := range observed {
+		byName[in.name] = in
+	}
 	// A broken instance goes as a whole; it comes back under the same name
 	// once its pods are gone.
-	var healthy []*instance
-	for _, in := range live {
-		if in.broken == "" {
-			healthy = append(healthy, in)
-			continue
-		}
-		why := in.broken
-		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonInstanceFailed, "Recreating instance %s: %s", in.name, why)
-		c.track.setRecreating(s.Namespace+"/"+in.name, why)
+	for _, v := range plan.recreate {
+		in := byName[v.name]
+		c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonInstanceFailed, "Recreating instance %s: %s", in.name, in.broken)
+		c.track.setRecreating(key, in.name, in.broken)
 		st.recreated = append(st.recreated, in.name)
 		if err := c.deleteInstance(ctx, s, in); err != nil {
 			return err
 		}
-		in.terminating = true
 	}
-
-	want := int(replicas(s))
-	surge, unavailable, err := resolveBounds(s)
-	if err != nil {
-		return err
-	}
-	// Paused midway, new instances (scaling) get the newest revision the
-	// instances already run, made from that revision's template.
-	tmpl := s
-	if s.Spec.Paused {
-		if rev := c.newestRunning(st, healthy); rev != nil && rev.Name != st.target {
-			if tmpl, err = serverAt(st, rev.Name); err != nil {
-				return err
-			}
-			st.target = rev.Name
-		}
-	}
-	var fresh, stale []*instance
-	for _, in := range healthy {
-		if in.revision == st.target {
-			fresh = append(fresh, in)
-		} else {
-			stale = append(stale, in)
-		}
-	}
-	readyCount := 0
-	for _, in := range healthy {
-		if in.ready {
-			readyCount++
-		}
-	}
-	toCreate := 0
-	var toDelete []*instance
-	switch {
-	case s.Spec.Paused:
-		if len(healthy) < want {
-			toCreate = want - len(healthy)
-		}
-		toDelete = pickForDeletion(append(append([]*instance{}, stale...), fresh...), len(healthy)-want)
-	case s.Spec.Strategy.Type == v1alpha1.RecreateInferServerStrategyType:
-		if len(stale) > 0 {
-			toDelete = stale
-			break
-		}
-		if oldPodsRemain(byName, st.target) {
-			st.requeueAfter(2 * time.Second)
-			break
-		}
-		toCreate = max(0, want-len(fresh))
-		toDelete = pickForDeletion(fresh, len(fresh)-want)
-	default:
-		total := len(healthy)
-		if len(fresh) < want {
-			toCreate = max(0, min(want-len(fresh), want+int(surge)-total))
-		}
-		// Instances above the count go first, the unready before the ready.
-		minAvailable := want - int(unavailable)
-		freshUnavailable := 0
-		for _, in := range fresh {
-			if !in.ready {
-				freshUnavailable++
-			}
-		}
-		budget := total - minAvailable - freshUnavailable
-		available := readyCount
-		for _, in := range pickForDeletion(stale, len(stale)) {
-			if budget <= 0 {
-				break
-			}
-			if in.ready {
-				if available-1 < minAvailable {
-					continue
-				}
-				available--
-			}
-			toDelete = append(toDelete, in)
-			budget--
-		}
-		if extra := len(fresh) - want; extra > 0 {
-			toDelete = append(toDelete, pickForDeletion(fresh, extra)...)
-		}
-	}
-
 	gone := map[string]bool{}
-	for _, in := range toDelete {
+	for _, v := range plan.remove {
+		in := byName[v.name]
 		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceDeleted, "Deleted instance %s (revision %s)", in.name, in.revision)
 		if err := c.deleteInstance(ctx, s, in); err != nil {
 			return err
 		}
 		gone[in.name] = true
 	}
+	st.target = plan.target
 	var created []*instance
-	if toCreate > 0 {
-		// index -> whether a live instance holds it; a held index whose
-		// pods are all terminating is not reused until they are gone.
-		used := map[int]bool{}
-		for _, in := range byName {
-			used[in.index] = !in.terminating && !gone[in.name]
+	if len(plan.create) > 0 {
+		tmpl, err := serverAt(st, plan.target)
+		if err != nil {
+			return err
 		}
-		for idx := 0; toCreate > 0; idx++ {
-			liveAt, exists := used[idx]
-			if exists && liveAt {
-				continue
-			}
-			if exists {
-				// Its previous pods are still terminating: wait for the name.
-				st.requeueAfter(2 * time.Second)
-				break
-			}
-			in, err := c.createInstance(ctx, tmpl, st.target, idx)
+		for _, idx := range plan.create {
+			in, err := c.createInstance(ctx, tmpl, plan.target, idx)
 			if err != nil {
 				return err
 			}
 			created = append(created, in)
-			toCreate--
 		}
+	}
+	if plan.wait {
+		st.requeueAfter(2 * time.Second)
 	}
 
 	// Complete instances still being created (a pod creation failed), and
 	// fill the ranktables of instances whose pods are all up.
+	var healthy []*instance
+	for _, in := range observed {
+		if !in.terminating && in.broken == "" {
+			healthy = append(healthy, in)
+		}
+	}
 	for _, in := range healthy {
 		if gone[in.name] {
 			continue
 		}
 		for rank, p := range in.pods {
-			if p != nil || c.track.pending(s.Namespace+"/"+in.name+"-"+strconv.Itoa(rank), c.now()) {
+			if p != nil || c.track.pending(key, podName(in.name, rank), c.now()) {
 				continue
 			}
 			at, err := serverAt(st, in.revision)
@@ -287,26 +232,27 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 				return err
 			}
 			pod := crossNodePod(at, in.revision, in.name, rank)
-			created, err := c.kube.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
+			made, err := c.kube.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
 			if err != nil && !apierrors.IsAlreadyExists(err) {
 				c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Creating pod %s of instance %s: %v", pod.Name, in.name, err)
 				return fmt.Errorf("create pod %s: %w", pod.Name, err)
 			}
 			if err == nil {
-				c.track.expectCreated(s.Namespace+"/"+pod.Name, c.now())
-				in.pods[rank] = created
+				c.track.expectCreated(key, pod.Name, c.now())
+				in.pods[rank] = made
 			}
 		}
 		if err := c.syncRanktable(ctx, s, in); err != nil {
 			return err
 		}
 	}
-	c.instanceStatuses(st, healthy, gone, created, byName)
+	c.instanceStatuses(st, healthy, gone, created, observed)
 	return nil
 }
 
 // serverAt is the server with the template of revision name (the server
-// itself for the update revision).
+// itself for the update revision). A stored template is defaulted as the
+// API server defaults what it decodes: it may predate a field.
 func serverAt(st *syncState, name string) (*v1alpha1.InferServer, error) {
 	if name == st.update.Name {
 		return st.server, nil
@@ -319,57 +265,11 @@ func serverAt(st *syncState, name string) (*v1alpha1.InferServer, error) {
 			}
 			at := st.server.DeepCopy()
 			revision.Restore(&at.Spec, spec)
+			v1alpha1.SetObjectDefaults_InferServer(at)
 			return at, nil
 		}
 	}
 	return nil, fmt.Errorf("revision %s is gone", name)
-}
-
-// newestRunning is the revision with the highest number that a live
-// instance runs, or nil.
-func (c *Controller) newestRunning(st *syncState, live []*instance) *appsv1.ControllerRevision {
-	running := map[string]bool{}
-	for _, in := range live {
-		running[in.revision] = true
-	}
-	var newest *appsv1.ControllerRevision
-	for _, r := range st.revisions {
-		if running[r.Name] && (newest == nil || r.Revision > newest.Revision) {
-			newest = r
-		}
-	}
-	return newest
-}
-
-// oldPodsRemain says whether pods of another revision still exist.
-func oldPodsRemain(byName map[string]*instance, target string) bool {
-	for _, in := range byName {
-		for _, p := range in.present() {
-			if p.Labels[v1alpha1.LabelRevision] != target {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// pickForDeletion chooses n instances to remove: unready ones first, then
-// the highest index.
-func pickForDeletion(ins []*instance, n int) []*instance {
-	if n <= 0 {
-		return nil
-	}
-	cp := append([]*instance{}, ins...)
-	sort.SliceStable(cp, func(i, j int) bool {
-		if cp[i].ready != cp[j].ready {
-			return !cp[i].ready
-		}
-		return cp[i].index > cp[j].index
-	})
-	if n > len(cp) {
-		n = len(cp)
-	}
-	return cp[:n]
 }
 
 // deleteInstance deletes an instance's pods and its ranktable.
@@ -406,7 +306,8 @@ func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer
 		}
 	}
 	n := int(nodesPerInstance(s))
-	in := &instance{name: name, index: idx, revision: rev, pods: make([]*corev1.Pod, n)}
+	in := &instance{instanceView: instanceView{name: name, index: idx, revision: rev}, pods: make([]*corev1.Pod, n),
+		ranktable: ascend.RanktableInitializing}
 	for rank := 0; rank < n; rank++ {
 		pod := crossNodePod(s, rev, name, rank)
 		created, err := c.kube.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
@@ -417,7 +318,7 @@ func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer
 			c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Creating pod %s of instance %s: %v", pod.Name, name, err)
 			return nil, fmt.Errorf("create pod %s: %w", pod.Name, err)
 		}
-		c.track.expectCreated(s.Namespace+"/"+pod.Name, c.now())
+		c.track.expectCreated(serverKey(s), pod.Name, c.now())
 		in.pods[rank] = created
 	}
 	c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created instance %s (revision %s): %d pods on distinct nodes", name, rev, n)
@@ -432,6 +333,7 @@ func (c *Controller) syncRanktable(ctx context.Context, s *v1alpha1.InferServer,
 		if _, err := c.kube.CoreV1().ConfigMaps(s.Namespace).Create(ctx, initialRanktable(s, in.name), metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create ranktable %s: %w", ranktableName(in.name), err)
 		}
+		in.ranktable = ascend.RanktableInitializing
 		return nil
 	}
 	if err != nil {
@@ -446,7 +348,7 @@ func (c *Controller) syncRanktable(ctx context.Context, s *v1alpha1.InferServer,
 		return nil
 	}
 	uids := podUIDs(pods)
-	if perr == nil && rt.Status == RanktableCompleted {
+	if perr == nil && rt.Status == ascend.RanktableCompleted {
 		filledFor, ours := cm.Annotations[annotationRanktablePods]
 		if !ours || filledFor == uids {
 			// Written by an Ascend Operator, or already ours for these pods.
@@ -458,12 +360,8 @@ func (c *Controller) syncRanktable(ctx context.Context, s *v1alpha1.InferServer,
 		// Not yet: the pods' updates queue the server again.
 		return nil
 	}
-	data, err := json.Marshal(full)
-	if err != nil {
-		return err
-	}
 	cp := cm.DeepCopy()
-	cp.Data = map[string]string{ranktableKey: string(data)}
+	cp.Data = map[string]string{ascend.RanktableFile: ascend.FormatRanktable(full)}
 	if cp.Annotations == nil {
 		cp.Annotations = map[string]string{}
 	}
@@ -474,6 +372,7 @@ func (c *Controller) syncRanktable(ctx context.Context, s *v1alpha1.InferServer,
 		}
 		return fmt.Errorf("complete ranktable %s: %w", cm.Name, err)
 	}
+	in.ranktable = ascend.RanktableCompleted
 	var ips []string
 	for _, srv := range full.ServerList {
 		ips = append(ips, srv.ContainerIP)
@@ -484,8 +383,9 @@ func (c *Controller) syncRanktable(ctx context.Context, s *v1alpha1.InferServer,
 }
 
 // instanceStatuses reports the instances, including those being recreated.
-func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone map[string]bool, created []*instance, byName map[string]*instance) {
+func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone map[string]bool, created []*instance, observed []*instance) {
 	s := st.server
+	key := serverKey(s)
 	prev := map[string]v1alpha1.InstanceStatus{}
 	for _, is := range s.Status.Instances {
 		prev[is.Name] = is
@@ -495,24 +395,27 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		recreated[n] = true
 	}
 	seen := map[string]bool{}
-	add := func(name, rev string, pods []*corev1.Pod, ready bool) {
+	add := func(in *instance, ready bool) {
+		name, rev, pods := in.name, in.revision, in.pods
 		seen[name] = true
 		is := v1alpha1.InstanceStatus{Name: name, Revision: rev, Ready: ready, Master: name + "-0"}
 		is.Recreations = prev[name].Recreations
 		if recreated[name] {
 			is.Recreations++
 		}
-		key := s.Namespace + "/" + name
-		if why, ok := c.track.recreatingWhy(key); ok {
+		if why, ok := c.track.recreatingWhy(key, name); ok {
 			if ready {
-				c.track.doneRecreating(key)
+				c.track.doneRecreating(key, name)
 			} else {
 				is.Message = "recreating: " + why
 			}
 		}
-		if cm, err := c.configMaps.ConfigMaps(s.Namespace).Get(ranktableName(name)); err == nil {
-			if rt, err := parseRanktable(cm); err == nil {
-				is.Ranktable = rt.Status
+		is.Ranktable = in.ranktable
+		if is.Ranktable == "" {
+			if cm, err := c.configMaps.ConfigMaps(s.Namespace).Get(ranktableName(name)); err == nil {
+				if rt, err := parseRanktable(cm); err == nil {
+					is.Ranktable = rt.Status
+				}
 			}
 		}
 		for _, p := range pods {
@@ -524,7 +427,7 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		}
 		if is.Message == "" && !ready {
 			switch {
-			case is.Ranktable != RanktableCompleted:
+			case is.Ranktable != ascend.RanktableCompleted:
 				is.Message = "waiting for the ranktable"
 			default:
 				is.Message = fmt.Sprintf("%d of %d pods ready", countReady(pods), nodesPerInstance(s))
@@ -543,19 +446,20 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		if gone[in.name] {
 			continue
 		}
-		add(in.name, in.revision, in.pods, in.ready)
+		add(in, in.ready)
 	}
 	for _, in := range created {
 		if !seen[in.name] {
-			add(in.name, in.revision, in.pods, false)
+			add(in, false)
 		}
 	}
 	// Instances being recreated stay listed, with why, until they are back.
-	for name, in := range byName {
+	for _, in := range observed {
+		name := in.name
 		if seen[name] || gone[name] {
 			continue
 		}
-		if why, ok := c.track.recreatingWhy(s.Namespace + "/" + name); ok {
+		if why, ok := c.track.recreatingWhy(key, name); ok {
 			is := v1alpha1.InstanceStatus{Name: name, Revision: in.revision, Master: name + "-0",
 				Recreations: prev[name].Recreations, Message: "recreating: " + why}
 			if recreated[name] {

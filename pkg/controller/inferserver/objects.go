@@ -1,6 +1,7 @@
 package inferserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,9 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/ascend"
 )
 
 // Names and paths of what the controller puts into pods.
@@ -27,58 +32,38 @@ const (
 	volumeRunScript     = "run-script"
 	volumeTLS           = "tls"
 	volumeRanktable     = "ranktable"
-	ranktableMountPath  = "/user/serverid/devindex/config"
-	ranktableKey        = "hccl.json"
 	inlineConfigKey     = "config.json"
 	ranktableFileMode   = int32(0o640)
 	crossNodeFSGroup    = int64(1001)
-	labelRingController = "ring-controller.atlas"
-	labelFaultSchedule  = "fault-scheduling"
-	labelPodReschedule  = "pod-rescheduling"
-	labelAccelerator    = "accelerator"
 	hostnameTopologyKey = "kubernetes.io/hostname"
 )
 
+// The builders below read the InferServer as the API server stores it:
+// defaulted (apis/infer/v1alpha1/defaults.go) in every field they read. A
+// nil pointer here is a bug of the caller, not a value to default again.
+
 // npuResource is the extended resource of the server's NPU type.
 func npuResource(s *v1alpha1.InferServer) corev1.ResourceName {
-	return corev1.ResourceName("huawei.com/" + string(npuType(s)))
+	return ascend.ResourceName(string(npuType(s)))
 }
 
-func npuType(s *v1alpha1.InferServer) v1alpha1.NPUType {
-	if s.Spec.Resources.NPU.Type == "" {
-		return v1alpha1.NPUTypeAscend910
-	}
-	return s.Spec.Resources.NPU.Type
-}
+func npuType(s *v1alpha1.InferServer) v1alpha1.NPUType { return s.Spec.Resources.NPU.Type }
 
-func npuCount(s *v1alpha1.InferServer) int32 {
-	return ptr.Deref(s.Spec.Resources.NPU.Count, v1alpha1.DefaultNPUCount)
-}
+func npuCount(s *v1alpha1.InferServer) int32 { return *s.Spec.Resources.NPU.Count }
 
-func nodesPerInstance(s *v1alpha1.InferServer) int32 {
-	return ptr.Deref(s.Spec.NodesPerInstance, 1)
-}
+func nodesPerInstance(s *v1alpha1.InferServer) int32 { return *s.Spec.NodesPerInstance }
 
 func crossNode(s *v1alpha1.InferServer) bool { return nodesPerInstance(s) > 1 }
 
-func replicas(s *v1alpha1.InferServer) int32 { return ptr.Deref(s.Spec.Replicas, 1) }
+func replicas(s *v1alpha1.InferServer) int32 { return *s.Spec.Replicas }
 
-func inferencePort(s *v1alpha1.InferServer) int32 {
-	return ptr.Deref(s.Spec.Ports.Inference, v1alpha1.DefaultInferencePort)
-}
+func inferencePort(s *v1alpha1.InferServer) int32 { return *s.Spec.Ports.Inference }
 
-func managementPort(s *v1alpha1.InferServer) int32 {
-	return ptr.Deref(s.Spec.Ports.Management, v1alpha1.DefaultManagementPort)
-}
+func managementPort(s *v1alpha1.InferServer) int32 { return *s.Spec.Ports.Management }
 
-func installPath(s *v1alpha1.InferServer) string {
-	if s.Spec.InstallPath == "" {
-		return v1alpha1.DefaultInstallPath
-	}
-	return s.Spec.InstallPath
-}
-
-// configPath is where config.json is mounted and what MIES_CONFIG_JSON_PATH says.
+// configPath is where config.json is mounted and what MIES_CONFIG_JSON_PATH
+// says: the host file itself, or, for a ConfigMap or inline source, the path
+// the original deployer mounted it at.
 func configPath(s *v1alpha1.InferServer) string {
 	if h := s.Spec.ServerConfig.HostPath; h != "" {
 		return h
@@ -91,21 +76,21 @@ func inlineConfigName(server string) string { return server + "-config" }
 
 // ranktableName is the ConfigMap of a cross-node instance's HCCL ranktable,
 // named as the Ascend Operator names it for a workload.
-func ranktableName(instance string) string { return "rings-config-" + instance }
+func ranktableName(instance string) string { return ascend.RanktableConfigMapName(instance) }
 
 // ringController is the ring-controller.atlas label value the Ascend
 // Operator and Volcano use to recognise NPU workloads.
 func ringController(s *v1alpha1.InferServer) string {
 	if crossNode(s) {
-		return "ascend-910b"
+		return ascend.RingControllerAscend910B
 	}
 	if npuType(s) == v1alpha1.NPUTypeAscend310P {
-		return "ascend-310P"
+		return ascend.RingControllerAscend310P
 	}
-	return "ascend-910"
+	return ascend.RingControllerAscend910
 }
 
-// ownerRef makes s the controller of a child.
+// ownerRef makes s the controller of a child the controller creates.
 func ownerRef(s *v1alpha1.InferServer) metav1.OwnerReference {
 	return metav1.OwnerReference{
 		APIVersion: v1alpha1.SchemeGroupVersion.String(),
@@ -116,11 +101,28 @@ func ownerRef(s *v1alpha1.InferServer) metav1.OwnerReference {
 	}
 }
 
+// ownerRefApply makes s the controller of a child the controller applies.
+func ownerRefApply(s *v1alpha1.InferServer) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(v1alpha1.SchemeGroupVersion.String()).
+		WithKind("InferServer").
+		WithName(s.Name).
+		WithUID(s.UID).
+		WithController(true)
+}
+
+// serverLabels are the labels of every child of s.
+func serverLabels(s *v1alpha1.InferServer) map[string]string {
+	return map[string]string{v1alpha1.LabelServer: s.Name}
+}
+
+// childMeta is the metadata of a child the controller creates (pods,
+// ranktables).
 func childMeta(s *v1alpha1.InferServer, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:            name,
 		Namespace:       s.Namespace,
-		Labels:          map[string]string{v1alpha1.LabelServer: s.Name},
+		Labels:          serverLabels(s),
 		OwnerReferences: []metav1.OwnerReference{ownerRef(s)},
 	}
 }
@@ -140,75 +142,68 @@ func probeScheme(s *v1alpha1.InferServer) corev1.URIScheme {
 	return corev1.URISchemeHTTP
 }
 
-func httpProbe(s *v1alpha1.InferServer, path string) corev1.ProbeHandler {
-	return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-		Path:   path,
-		Port:   intstr.FromString(portManagement),
-		Scheme: probeScheme(s),
-	}}
+// managementGet is a GET of path on the management port.
+func managementGet(s *v1alpha1.InferServer, path string) *corev1ac.HTTPGetActionApplyConfiguration {
+	return corev1ac.HTTPGetAction().
+		WithPath(path).
+		WithPort(intstr.FromString(portManagement)).
+		WithScheme(probeScheme(s))
 }
 
 // healthPath is /health/timed-<timeout> with inner-error detection, else plain.
 func healthPath(s *v1alpha1.InferServer, timeout int32, plain string) string {
-	if ptr.Deref(s.Spec.Health.DetectInnerErrors, true) {
+	if *s.Spec.Health.DetectInnerErrors {
 		return "/health/timed-" + strconv.Itoa(int(timeout))
 	}
 	return plain
 }
 
-func probes(s *v1alpha1.InferServer) (startup, readiness, liveness *corev1.Probe) {
+func probes(s *v1alpha1.InferServer) (startup, readiness, liveness *corev1ac.ProbeApplyConfiguration) {
 	h := s.Spec.Health
-	startup = &corev1.Probe{
-		ProbeHandler:     httpProbe(s, "/v2/health/live"),
-		PeriodSeconds:    1,
-		TimeoutSeconds:   1,
-		FailureThreshold: ptr.Deref(h.StartupSeconds, v1alpha1.DefaultStartupSeconds),
+	startup = corev1ac.Probe().
+		WithHTTPGet(managementGet(s, "/v2/health/live")).
+		WithPeriodSeconds(1).
+		WithTimeoutSeconds(1).
+		WithFailureThreshold(*h.StartupSeconds)
+	probe := func(p v1alpha1.ProbeSpec, plain string) *corev1ac.ProbeApplyConfiguration {
+		return corev1ac.Probe().
+			WithHTTPGet(managementGet(s, healthPath(s, *p.TimeoutSeconds, plain))).
+			WithPeriodSeconds(*p.PeriodSeconds).
+			WithTimeoutSeconds(*p.TimeoutSeconds).
+			WithFailureThreshold(*p.FailureThreshold)
 	}
-	rt := ptr.Deref(h.Readiness.TimeoutSeconds, v1alpha1.DefaultProbeTimeoutSeconds)
-	readiness = &corev1.Probe{
-		ProbeHandler:     httpProbe(s, healthPath(s, rt, "/v2/health/ready")),
-		PeriodSeconds:    ptr.Deref(h.Readiness.PeriodSeconds, v1alpha1.DefaultReadinessPeriodSeconds),
-		TimeoutSeconds:   rt,
-		FailureThreshold: ptr.Deref(h.Readiness.FailureThreshold, v1alpha1.DefaultProbeFailureThreshold),
-	}
-	lt := ptr.Deref(h.Liveness.TimeoutSeconds, v1alpha1.DefaultProbeTimeoutSeconds)
-	liveness = &corev1.Probe{
-		ProbeHandler:     httpProbe(s, healthPath(s, lt, "/v2/health/live")),
-		PeriodSeconds:    ptr.Deref(h.Liveness.PeriodSeconds, v1alpha1.DefaultLivenessPeriodSeconds),
-		TimeoutSeconds:   lt,
-		FailureThreshold: ptr.Deref(h.Liveness.FailureThreshold, v1alpha1.DefaultProbeFailureThreshold),
-	}
-	return startup, readiness, liveness
+	return startup, probe(h.Readiness, "/v2/health/ready"), probe(h.Liveness, "/v2/health/live")
 }
 
-func fieldEnv(name, path string) corev1.EnvVar {
-	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+func fieldEnv(name, path string) *corev1ac.EnvVarApplyConfiguration {
+	return corev1ac.EnvVar().WithName(name).
+		WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath(path)))
 }
 
-func env(s *v1alpha1.InferServer) []corev1.EnvVar {
-	https := "false"
-	if s.Spec.TLS.Enabled {
-		https = "true"
-	}
-	out := []corev1.EnvVar{
+func valueEnv(name, value string) *corev1ac.EnvVarApplyConfiguration {
+	return corev1ac.EnvVar().WithName(name).WithValue(value)
+}
+
+func env(s *v1alpha1.InferServer) []*corev1ac.EnvVarApplyConfiguration {
+	out := []*corev1ac.EnvVarApplyConfiguration{
 		fieldEnv("HOST_IP", "status.hostIP"),
 		fieldEnv("POD_IP", "status.podIP"),
 		fieldEnv("MIES_CONTAINER_IP", "status.podIP"),
 		fieldEnv("MIES_CONTAINER_MANAGEMENT_IP", "status.podIP"),
-		{Name: "MIES_CONFIG_JSON_PATH", Value: configPath(s)},
-		{Name: "MIES_INSTALL_PATH", Value: installPath(s)},
-		{Name: "MINDIE_USE_HTTPS", Value: https},
+		valueEnv("MIES_CONFIG_JSON_PATH", configPath(s)),
+		valueEnv("MIES_INSTALL_PATH", s.Spec.InstallPath),
+		valueEnv("MINDIE_USE_HTTPS", strconv.FormatBool(s.Spec.TLS.Enabled)),
 	}
 	if s.Spec.Scheduler == v1alpha1.SchedulerVolcano {
 		out = append(out, fieldEnv("ASCEND_VISIBLE_DEVICES", "metadata.annotations['"+string(npuResource(s))+"']"))
 	}
 	if crossNode(s) {
 		out = append(out,
-			corev1.EnvVar{Name: "MINDIE_SERVER_DISTRIBUTE", Value: "1"},
-			corev1.EnvVar{Name: "RANK_TABLE_FILE", Value: ranktableMountPath + "/" + ranktableKey},
+			valueEnv("MINDIE_SERVER_DISTRIBUTE", "1"),
+			valueEnv("RANK_TABLE_FILE", ascend.RanktableMountPath+"/"+ascend.RanktableFile),
 		)
 	}
-	return append(out, s.Spec.Env...)
+	return append(out, applyConfigsOf[corev1.EnvVar, corev1ac.EnvVarApplyConfiguration](s.Spec.Env)...)
 }
 
 // crossNodeCommand waits, as the original deployer's containers did, until
@@ -221,30 +216,20 @@ func crossNodeCommand(command []string) []string {
 	return append([]string{"/bin/bash", "-c", wait + `exec "$@"`, "--"}, command...)
 }
 
-func resources(s *v1alpha1.InferServer) corev1.ResourceRequirements {
+func resources(s *v1alpha1.InferServer) *corev1ac.ResourceRequirementsApplyConfiguration {
 	r := s.Spec.Resources
-	cpu := quantityOr(r.CPU, v1alpha1.DefaultCPU)
-	mem := quantityOr(r.Memory, v1alpha1.DefaultMemory)
-	cpuLimit := double(cpu)
+	cpu, mem := r.CPU.DeepCopy(), r.Memory.DeepCopy()
+	cpuLimit, memLimit := double(cpu), double(mem)
 	if r.CPULimit != nil {
 		cpuLimit = r.CPULimit.DeepCopy()
 	}
-	memLimit := double(mem)
 	if r.MemoryLimit != nil {
 		memLimit = r.MemoryLimit.DeepCopy()
 	}
 	npus := *resource.NewQuantity(int64(npuCount(s)), resource.DecimalSI)
-	return corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: mem, npuResource(s): npus},
-		Limits:   corev1.ResourceList{corev1.ResourceCPU: cpuLimit, corev1.ResourceMemory: memLimit, npuResource(s): npus.DeepCopy()},
-	}
-}
-
-func quantityOr(q *resource.Quantity, def string) resource.Quantity {
-	if q != nil {
-		return q.DeepCopy()
-	}
-	return resource.MustParse(def)
+	return corev1ac.ResourceRequirements().
+		WithRequests(corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: mem, npuResource(s): npus}).
+		WithLimits(corev1.ResourceList{corev1.ResourceCPU: cpuLimit, corev1.ResourceMemory: memLimit, npuResource(s): npus.DeepCopy()})
 }
 
 func double(q resource.Quantity) resource.Quantity {
@@ -253,71 +238,88 @@ func double(q resource.Quantity) resource.Quantity {
 	return d
 }
 
-// storageVolume turns an InferVolume into a pod volume and its mount.
-func storageVolume(name string, v *v1alpha1.InferVolume, def string, readOnly bool) (corev1.Volume, corev1.VolumeMount) {
-	path := def
-	src := corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: def}}
-	if v != nil {
-		if v.MountPath != "" {
-			path = v.MountPath
-		}
-		src = *v.VolumeSource.DeepCopy()
+// applyConfigOf turns a typed fragment of the spec that the controller
+// passes through (a user's volume source, env var, toleration, affinity)
+// into its apply configuration. Both share one JSON form, and the typed
+// fragment came from JSON; marshalling plain API structs cannot fail.
+func applyConfigOf[AC any](typed any) *AC {
+	data, err := json.Marshal(typed)
+	if err != nil {
+		panic(err)
 	}
-	return corev1.Volume{Name: name, VolumeSource: src}, corev1.VolumeMount{Name: name, MountPath: path, ReadOnly: readOnly}
+	ac := new(AC)
+	if err := json.Unmarshal(data, ac); err != nil {
+		panic(err)
+	}
+	return ac
 }
 
-func volumes(s *v1alpha1.InferServer, id podIdentity) ([]corev1.Volume, []corev1.VolumeMount) {
-	shm := quantityOr(s.Spec.Storage.SharedMemorySize, v1alpha1.DefaultSharedMemory)
-	vols := []corev1.Volume{{Name: volumeSharedMemory, VolumeSource: corev1.VolumeSource{
-		EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &shm}}}}
-	mounts := []corev1.VolumeMount{{Name: volumeSharedMemory, MountPath: "/dev/shm"}}
+func applyConfigsOf[T, AC any](items []T) []*AC {
+	out := make([]*AC, 0, len(items))
+	for i := range items {
+		out = append(out, applyConfigOf[AC](&items[i]))
+	}
+	return out
+}
+
+// storageVolume turns an InferVolume into a pod volume and its mount.
+func storageVolume(name string, v *v1alpha1.InferVolume, readOnly bool) (*corev1ac.VolumeApplyConfiguration, *corev1ac.VolumeMountApplyConfiguration) {
+	vol := applyConfigOf[corev1ac.VolumeApplyConfiguration](v.VolumeSource).WithName(name)
+	mount := corev1ac.VolumeMount().WithName(name).WithMountPath(v.MountPath)
+	if readOnly {
+		// Never false: an omitempty field at its zero value is not in the
+		// object, so it never shows in what the controller owns.
+		mount.WithReadOnly(true)
+	}
+	return vol, mount
+}
+
+func volumes(s *v1alpha1.InferServer, id podIdentity) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+	vols := []*corev1ac.VolumeApplyConfiguration{corev1ac.Volume().WithName(volumeSharedMemory).
+		WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithMedium(corev1.StorageMediumMemory).WithSizeLimit(*s.Spec.Storage.SharedMemorySize))}
+	mounts := []*corev1ac.VolumeMountApplyConfiguration{corev1ac.VolumeMount().WithName(volumeSharedMemory).WithMountPath("/dev/shm")}
 
 	cfg := s.Spec.ServerConfig
+	configMount := corev1ac.VolumeMount().WithName(volumeConfig).WithMountPath(configPath(s)).WithReadOnly(true)
 	switch {
 	case cfg.ConfigMap != nil:
-		key := cfg.ConfigMap.Key
-		if key == "" {
-			key = v1alpha1.DefaultConfigMapKey
-		}
-		vols = append(vols, corev1.Volume{Name: volumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: cfg.ConfigMap.Name},
-			Items:                []corev1.KeyToPath{{Key: key, Path: inlineConfigKey}}}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: volumeConfig, MountPath: configPath(s), SubPath: inlineConfigKey, ReadOnly: true})
+		vols = append(vols, corev1ac.Volume().WithName(volumeConfig).WithConfigMap(corev1ac.ConfigMapVolumeSource().
+			WithName(cfg.ConfigMap.Name).
+			WithItems(corev1ac.KeyToPath().WithKey(cfg.ConfigMap.Key).WithPath(inlineConfigKey))))
+		configMount.WithSubPath(inlineConfigKey)
 	case cfg.Inline != "":
-		vols = append(vols, corev1.Volume{Name: volumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: inlineConfigName(s.Name)}}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: volumeConfig, MountPath: configPath(s), SubPath: inlineConfigKey, ReadOnly: true})
+		vols = append(vols, corev1ac.Volume().WithName(volumeConfig).WithConfigMap(corev1ac.ConfigMapVolumeSource().
+			WithName(inlineConfigName(s.Name))))
+		configMount.WithSubPath(inlineConfigKey)
 	default:
-		vols = append(vols, corev1.Volume{Name: volumeConfig, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
-			Path: configPath(s), Type: ptr.To(corev1.HostPathFile)}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: volumeConfig, MountPath: configPath(s), ReadOnly: true})
+		vols = append(vols, corev1ac.Volume().WithName(volumeConfig).WithHostPath(corev1ac.HostPathVolumeSource().
+			WithPath(configPath(s)).WithType(corev1.HostPathFile)))
 	}
+	mounts = append(mounts, configMount)
 	st := s.Spec.Storage
 	for _, v := range []struct {
 		name     string
 		vol      *v1alpha1.InferVolume
-		def      string
 		readOnly bool
 	}{
-		{volumeModel, st.Model, v1alpha1.DefaultModelPath, true},
-		{volumeRunScript, st.RunScript, v1alpha1.DefaultRunScriptPath, true},
-		{volumeWritable, st.Writable, v1alpha1.DefaultWritablePath, false},
+		{volumeModel, st.Model, true},
+		{volumeRunScript, st.RunScript, true},
+		{volumeWritable, st.Writable, false},
 	} {
-		vol, mount := storageVolume(v.name, v.vol, v.def, v.readOnly)
+		vol, mount := storageVolume(v.name, v.vol, v.readOnly)
 		vols, mounts = append(vols, vol), append(mounts, mount)
 	}
 	if s.Spec.TLS.Enabled && s.Spec.TLS.SecretName != "" {
-		vols = append(vols, corev1.Volume{Name: volumeTLS, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: s.Spec.TLS.SecretName}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: volumeTLS, MountPath: installPath(s) + "/security/certs", ReadOnly: true})
+		vols = append(vols, corev1ac.Volume().WithName(volumeTLS).WithSecret(corev1ac.SecretVolumeSource().WithSecretName(s.Spec.TLS.SecretName)))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName(volumeTLS).WithMountPath(s.Spec.InstallPath+"/security/certs").WithReadOnly(true))
 	}
 	if id.instance != "" {
-		vols = append(vols, corev1.Volume{Name: volumeRanktable, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: ranktableName(id.instance)},
-			DefaultMode:          ptr.To(ranktableFileMode)}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: volumeRanktable, MountPath: ranktableMountPath, ReadOnly: true})
+		vols = append(vols, corev1ac.Volume().WithName(volumeRanktable).WithConfigMap(corev1ac.ConfigMapVolumeSource().
+			WithName(ranktableName(id.instance)).WithDefaultMode(ranktableFileMode)))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName(volumeRanktable).WithMountPath(ascend.RanktableMountPath).WithReadOnly(true))
 	}
-	vols = append(vols, s.Spec.Volumes...)
-	mounts = append(mounts, s.Spec.VolumeMounts...)
+	vols = append(vols, applyConfigsOf[corev1.Volume, corev1ac.VolumeApplyConfiguration](s.Spec.Volumes)...)
+	mounts = append(mounts, applyConfigsOf[corev1.VolumeMount, corev1ac.VolumeMountApplyConfiguration](s.Spec.VolumeMounts)...)
 	return vols, mounts
 }
 
@@ -329,13 +331,12 @@ func podLabels(s *v1alpha1.InferServer, id podIdentity) map[string]string {
 	}
 	l[v1alpha1.LabelServer] = s.Name
 	l[v1alpha1.LabelRevision] = id.revision
-	l[labelRingController] = ringController(s)
+	l[ascend.LabelRingController] = ringController(s)
 	switch s.Spec.FaultRescheduling {
-	case v1alpha1.FaultReschedulingOff:
 	case v1alpha1.FaultReschedulingForce:
-		l[labelFaultSchedule], l[labelPodReschedule] = "force", "on"
-	default:
-		l[labelFaultSchedule], l[labelPodReschedule] = "grace", "on"
+		l[ascend.LabelFaultScheduling], l[ascend.LabelPodRescheduling] = ascend.FaultSchedulingForce, ascend.PodReschedulingOn
+	case v1alpha1.FaultReschedulingGrace:
+		l[ascend.LabelFaultScheduling], l[ascend.LabelPodRescheduling] = ascend.FaultSchedulingGrace, ascend.PodReschedulingOn
 	}
 	if id.instance != "" {
 		l[v1alpha1.LabelInstance] = id.instance
@@ -351,196 +352,151 @@ func podLabels(s *v1alpha1.InferServer, id podIdentity) map[string]string {
 
 // podTemplate is the pod of one instance (single-node) or of one rank of a
 // cross-node instance.
-func podTemplate(s *v1alpha1.InferServer, id podIdentity) corev1.PodTemplateSpec {
+func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateSpecApplyConfiguration {
 	startup, readiness, liveness := probes(s)
 	vols, mounts := volumes(s, id)
 	command := s.Spec.Command
-	if len(command) == 0 {
-		command = v1alpha1.DefaultCommand()
-	}
 	if id.instance != "" {
 		command = crossNodeCommand(command)
 	}
-	var annotations map[string]string
-	if len(s.Spec.PodMetadata.Annotations) > 0 {
-		annotations = map[string]string{}
-		for k, v := range s.Spec.PodMetadata.Annotations {
-			annotations[k] = v
-		}
-	}
-	nodeSelector := map[string]string{labelAccelerator: "huawei-" + string(npuType(s))}
+	nodeSelector := map[string]string{ascend.LabelAccelerator: ascend.AcceleratorValue(string(npuType(s)))}
 	for k, v := range s.Spec.NodeSelector {
 		nodeSelector[k] = v
 	}
-	container := corev1.Container{
-		Name:            containerName,
-		Image:           s.Spec.Image,
-		ImagePullPolicy: s.Spec.ImagePullPolicy,
-		Command:         command,
-		Args:            s.Spec.Args,
-		Ports: []corev1.ContainerPort{
-			{Name: portInference, ContainerPort: inferencePort(s), Protocol: corev1.ProtocolTCP},
-			{Name: portManagement, ContainerPort: managementPort(s), Protocol: corev1.ProtocolTCP},
-		},
-		Env:            env(s),
-		Resources:      resources(s),
-		VolumeMounts:   mounts,
-		StartupProbe:   startup,
-		ReadinessProbe: readiness,
-		LivenessProbe:  liveness,
-		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: "/stopService", Port: intstr.FromString(portManagement), Scheme: probeScheme(s)}}},
-		SecurityContext: &corev1.SecurityContext{
-			AllowPrivilegeEscalation: ptr.To(false),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+	container := corev1ac.Container().
+		WithName(containerName).
+		WithImage(s.Spec.Image).
+		WithImagePullPolicy(s.Spec.ImagePullPolicy).
+		WithCommand(command...).
+		WithArgs(s.Spec.Args...).
+		WithPorts(
+			corev1ac.ContainerPort().WithName(portInference).WithContainerPort(inferencePort(s)).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(portManagement).WithContainerPort(managementPort(s)).WithProtocol(corev1.ProtocolTCP),
+		).
+		WithEnv(env(s)...).
+		WithResources(resources(s)).
+		WithVolumeMounts(mounts...).
+		WithStartupProbe(startup).
+		WithReadinessProbe(readiness).
+		WithLivenessProbe(liveness).
+		WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().WithHTTPGet(managementGet(s, "/stopService")))).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithAllowPrivilegeEscalation(false).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+	spec := corev1ac.PodSpec().
+		WithContainers(container).
+		WithVolumes(vols...).
+		WithNodeSelector(nodeSelector).
+		WithAutomountServiceAccountToken(false).
+		WithTerminationGracePeriodSeconds(*s.Spec.TerminationGracePeriodSeconds).
+		WithImagePullSecrets(applyConfigsOf[corev1.LocalObjectReference, corev1ac.LocalObjectReferenceApplyConfiguration](s.Spec.ImagePullSecrets)...).
+		WithTolerations(applyConfigsOf[corev1.Toleration, corev1ac.TolerationApplyConfiguration](s.Spec.Tolerations)...).
+		WithRestartPolicy(corev1.RestartPolicyAlways)
+	if s.Spec.ServiceAccountName != "" {
+		spec.WithServiceAccountName(s.Spec.ServiceAccountName)
 	}
-	spec := corev1.PodSpec{
-		Containers:                    []corev1.Container{container},
-		Volumes:                       vols,
-		NodeSelector:                  nodeSelector,
-		ServiceAccountName:            s.Spec.ServiceAccountName,
-		AutomountServiceAccountToken:  ptr.To(false),
-		TerminationGracePeriodSeconds: ptr.To(ptr.Deref(s.Spec.TerminationGracePeriodSeconds, v1alpha1.DefaultTerminationGracePeriodSeconds)),
-		ImagePullSecrets:              s.Spec.ImagePullSecrets,
-		Tolerations:                   s.Spec.Tolerations,
-		Affinity:                      s.Spec.Affinity.DeepCopy(),
-		RestartPolicy:                 corev1.RestartPolicyAlways,
+	if s.Spec.Affinity != nil {
+		spec.WithAffinity(applyConfigOf[corev1ac.AffinityApplyConfiguration](s.Spec.Affinity))
 	}
 	if s.Spec.Scheduler == v1alpha1.SchedulerVolcano {
-		spec.SchedulerName = "volcano"
+		spec.WithSchedulerName("volcano")
 	}
 	if id.instance != "" {
 		// A restarted rank cannot rejoin its HCCL group: a failed container
 		// fails the pod, and the controller recreates the whole instance.
-		spec.RestartPolicy = corev1.RestartPolicyNever
-		spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To(crossNodeFSGroup)}
+		spec.WithRestartPolicy(corev1.RestartPolicyNever).
+			WithSecurityContext(corev1ac.PodSecurityContext().WithFSGroup(crossNodeFSGroup))
 		if spec.Affinity == nil {
-			spec.Affinity = &corev1.Affinity{}
+			spec.WithAffinity(corev1ac.Affinity())
 		}
 		if spec.Affinity.PodAntiAffinity == nil {
-			spec.Affinity.PodAntiAffinity = &corev1.PodAntiAffinity{}
+			spec.Affinity.WithPodAntiAffinity(corev1ac.PodAntiAffinity())
 		}
-		spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution = append(
-			spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution,
-			corev1.PodAffinityTerm{
-				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
-					v1alpha1.LabelServer: s.Name, v1alpha1.LabelInstance: id.instance}},
-				TopologyKey: hostnameTopologyKey,
-			})
+		spec.Affinity.PodAntiAffinity.WithRequiredDuringSchedulingIgnoredDuringExecution(corev1ac.PodAffinityTerm().
+			WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{
+				v1alpha1.LabelServer: s.Name, v1alpha1.LabelInstance: id.instance})).
+			WithTopologyKey(hostnameTopologyKey))
 	}
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: podLabels(s, id), Annotations: annotations},
-		Spec:       spec,
-	}
+	return corev1ac.PodTemplateSpec().
+		WithLabels(podLabels(s, id)).
+		WithAnnotations(s.Spec.PodMetadata.Annotations).
+		WithSpec(spec)
 }
 
 // deployment is the workload of a single-node InferServer: one pod per instance.
-func deployment(s *v1alpha1.InferServer, rev string) *appsv1.Deployment {
-	d := &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: childMeta(s, s.Name),
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas(s)),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.LabelServer: s.Name}},
-			Template: podTemplate(s, podIdentity{revision: rev}),
-			Paused:   s.Spec.Paused,
+func deployment(s *v1alpha1.InferServer, rev string) *appsv1ac.DeploymentApplyConfiguration {
+	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	if s.Spec.Strategy.Type != v1alpha1.RecreateInferServerStrategyType {
+		surge, unavailable := rollingBounds(s)
+		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().WithMaxSurge(surge).WithMaxUnavailable(unavailable))
+	}
+	spec := appsv1ac.DeploymentSpec()
+	if s.Spec.Paused {
+		// Never paused: false: an omitempty field at its zero value is not in
+		// the object, so it would never show in what the controller owns and
+		// every sync would apply again. Unpausing drops the field.
+		spec.WithPaused(true)
+	}
+	return appsv1ac.Deployment(s.Name, s.Namespace).
+		WithLabels(serverLabels(s)).
+		WithOwnerReferences(ownerRefApply(s)).
+		WithSpec(spec.
+			WithReplicas(replicas(s)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(serverLabels(s))).
+			WithTemplate(podTemplate(s, podIdentity{revision: rev})).
+			WithStrategy(strategy).
 			// The InferServer's revisions are the history; the Deployment
 			// keeps the same number of old ReplicaSets so an undo reuses one.
-			RevisionHistoryLimit: ptr.To(ptr.Deref(s.Spec.RevisionHistoryLimit, v1alpha1.DefaultRevisionHistoryLimit)),
-			ProgressDeadlineSeconds: ptr.To(max(int32(600),
-				2*ptr.Deref(s.Spec.Health.StartupSeconds, v1alpha1.DefaultStartupSeconds))),
-		},
-	}
-	if s.Spec.Strategy.Type == v1alpha1.RecreateInferServerStrategyType {
-		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
-	} else {
-		surge, unavailable := rollingBounds(s)
-		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
-			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable}}
-	}
-	return d
-}
-
-// rollingBounds are the spec's maxSurge and maxUnavailable, defaulted.
-func rollingBounds(s *v1alpha1.InferServer) (surge, unavailable intstr.IntOrString) {
-	surge, unavailable = intstr.FromString(v1alpha1.DefaultMaxSurge), intstr.FromString(v1alpha1.DefaultMaxUnavailable)
-	if ru := s.Spec.Strategy.RollingUpdate; ru != nil {
-		if ru.MaxSurge != nil {
-			surge = *ru.MaxSurge
-		}
-		if ru.MaxUnavailable != nil {
-			unavailable = *ru.MaxUnavailable
-		}
-	}
-	return surge, unavailable
-}
-
-// resolveBounds turns maxSurge and maxUnavailable into instance counts, as
-// Deployments do: surge rounds up, unavailability down, and when both come
-// out 0 one instance may be unavailable so that the rollout can progress.
-func resolveBounds(s *v1alpha1.InferServer) (surge, unavailable int32, err error) {
-	if s.Spec.Strategy.Type == v1alpha1.RecreateInferServerStrategyType {
-		return 0, replicas(s), nil
-	}
-	su, un := rollingBounds(s)
-	n := int(replicas(s))
-	sv, err := intstr.GetScaledValueFromIntOrPercent(&su, n, true)
-	if err != nil {
-		return 0, 0, fmt.Errorf("spec.strategy.rollingUpdate.maxSurge: %w", err)
-	}
-	uv, err := intstr.GetScaledValueFromIntOrPercent(&un, n, false)
-	if err != nil {
-		return 0, 0, fmt.Errorf("spec.strategy.rollingUpdate.maxUnavailable: %w", err)
-	}
-	if sv == 0 && uv == 0 {
-		uv = 1
-	}
-	if uv > n {
-		uv = n
-	}
-	return int32(sv), int32(uv), nil
+			WithRevisionHistoryLimit(*s.Spec.RevisionHistoryLimit).
+			WithProgressDeadlineSeconds(*s.Spec.ProgressDeadlineSeconds))
 }
 
 // service exposes the inference port of every serving pod (the master of
 // each instance).
-func service(s *v1alpha1.InferServer) *corev1.Service {
-	typ := s.Spec.Service.Type
-	if typ == "" {
-		typ = corev1.ServiceTypeNodePort
+func service(s *v1alpha1.InferServer) *corev1ac.ServiceApplyConfiguration {
+	port := corev1ac.ServicePort().
+		WithName(portInference).
+		WithProtocol(corev1.ProtocolTCP).
+		WithPort(inferencePort(s)).
+		WithTargetPort(intstr.FromString(portInference))
+	if s.Spec.Service.Type == corev1.ServiceTypeNodePort && s.Spec.Service.NodePort != 0 {
+		port.WithNodePort(s.Spec.Service.NodePort)
 	}
-	port := corev1.ServicePort{Name: portInference, Protocol: corev1.ProtocolTCP, Port: inferencePort(s),
-		TargetPort: intstr.FromString(portInference)}
-	if typ == corev1.ServiceTypeNodePort {
-		port.NodePort = s.Spec.Service.NodePort
-	}
-	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: childMeta(s, s.Name),
-		Spec: corev1.ServiceSpec{
-			Type:     typ,
-			Selector: map[string]string{v1alpha1.LabelServer: s.Name, v1alpha1.LabelMaster: "true"},
-			Ports:    []corev1.ServicePort{port},
-		},
-	}
+	return corev1ac.Service(s.Name, s.Namespace).
+		WithLabels(serverLabels(s)).
+		WithOwnerReferences(ownerRefApply(s)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(s.Spec.Service.Type).
+			WithSelector(map[string]string{v1alpha1.LabelServer: s.Name, v1alpha1.LabelMaster: "true"}).
+			WithPorts(port))
 }
 
 // inlineConfig is the ConfigMap of spec.serverConfig.inline.
-func inlineConfig(s *v1alpha1.InferServer) *corev1.ConfigMap {
-	return &corev1.ConfigMap{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: childMeta(s, inlineConfigName(s.Name)),
-		Data:       map[string]string{inlineConfigKey: s.Spec.ServerConfig.Inline},
-	}
+func inlineConfig(s *v1alpha1.InferServer) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(inlineConfigName(s.Name), s.Namespace).
+		WithLabels(serverLabels(s)).
+		WithOwnerReferences(ownerRefApply(s)).
+		WithData(map[string]string{inlineConfigKey: s.Spec.ServerConfig.Inline})
 }
 
-// crossNodePod is rank `rank` of a cross-node instance.
+// crossNodePod is rank `rank` of a cross-node instance. Pods are created,
+// not applied (an instance lives and dies whole), so the pod template is
+// turned into a typed pod.
 func crossNodePod(s *v1alpha1.InferServer, rev, instance string, rank int) *corev1.Pod {
 	t := podTemplate(s, podIdentity{revision: rev, instance: instance, rank: rank})
-	meta := childMeta(s, instance+"-"+strconv.Itoa(rank))
-	meta.Labels, meta.Annotations = t.Labels, t.Annotations
-	return &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta, Spec: t.Spec}
+	pod := &corev1.Pod{ObjectMeta: childMeta(s, instance+"-"+strconv.Itoa(rank))}
+	pod.Labels, pod.Annotations = t.Labels, t.Annotations
+	data, err := json.Marshal(t.Spec)
+	if err == nil {
+		err = json.Unmarshal(data, &pod.Spec)
+	}
+	if err != nil {
+		// An apply configuration and its type share one JSON form.
+		panic(fmt.Sprintf("pod %s: %v", pod.Name, err))
+	}
+	return pod
 }
 
 // instanceIndex parses "<server>-<i>" into i.

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -35,7 +36,7 @@ func TestDeploymentCarriesTheSpec(t *testing.T) {
 		s.Spec.Resources.NPU.Count = ptr.To[int32](2)
 		s.Spec.Resources.CPU = ptr.To(resource.MustParse("4"))
 	})
-	d := deployment(s, "llama-abc")
+	d := typed[appsv1.Deployment](t, deployment(s, "llama-abc"))
 	if *d.Spec.Replicas != 3 || d.Spec.Selector.MatchLabels[v1alpha1.LabelServer] != "llama" {
 		t.Errorf("replicas/selector: %+v", d.Spec)
 	}
@@ -44,10 +45,10 @@ func TestDeploymentCarriesTheSpec(t *testing.T) {
 	}
 	pod := d.Spec.Template
 	if pod.Labels[v1alpha1.LabelRevision] != "llama-abc" || pod.Labels[v1alpha1.LabelMaster] != "true" ||
-		pod.Labels[labelFaultSchedule] != "grace" || pod.Labels[labelPodReschedule] != "on" || pod.Labels[labelRingController] != "ascend-910" {
+		pod.Labels["fault-scheduling"] != "grace" || pod.Labels["pod-rescheduling"] != "on" || pod.Labels["ring-controller.atlas"] != "ascend-910" {
 		t.Errorf("pod labels: %v", pod.Labels)
 	}
-	if pod.Spec.SchedulerName != "volcano" || pod.Spec.NodeSelector[labelAccelerator] != "huawei-Ascend910" ||
+	if pod.Spec.SchedulerName != "volcano" || pod.Spec.NodeSelector["accelerator"] != "huawei-Ascend910" ||
 		*pod.Spec.AutomountServiceAccountToken || *pod.Spec.TerminationGracePeriodSeconds != v1alpha1.DefaultTerminationGracePeriodSeconds {
 		t.Errorf("pod spec: %+v", pod.Spec)
 	}
@@ -85,7 +86,8 @@ func TestDetectInnerErrorsProbesTimedHealth(t *testing.T) {
 		s.Spec.Health.Readiness.TimeoutSeconds = ptr.To[int32](7)
 		s.Spec.Health.Liveness.TimeoutSeconds = ptr.To[int32](9)
 	})
-	_, r, l := probes(s)
+	_, ra, la := probes(s)
+	r, l := typed[corev1.Probe](t, ra), typed[corev1.Probe](t, la)
 	if r.HTTPGet.Path != "/health/timed-7" || r.TimeoutSeconds != 7 || l.HTTPGet.Path != "/health/timed-9" || l.TimeoutSeconds != 9 {
 		t.Errorf("readiness %+v liveness %+v", r, l)
 	}
@@ -98,7 +100,7 @@ func TestCrossNodePod(t *testing.T) {
 	})
 	p0, p1 := crossNodePod(s, "rev", "llama-3", 0), crossNodePod(s, "rev", "llama-3", 1)
 	if p0.Name != "llama-3-0" || p1.Name != "llama-3-1" || p0.Labels[v1alpha1.LabelMaster] != "true" || p1.Labels[v1alpha1.LabelMaster] != "" ||
-		p1.Labels[v1alpha1.LabelRank] != "1" || p0.Labels[v1alpha1.LabelInstance] != "llama-3" || p0.Labels[labelFaultSchedule] != "" {
+		p1.Labels[v1alpha1.LabelRank] != "1" || p0.Labels[v1alpha1.LabelInstance] != "llama-3" || p0.Labels["fault-scheduling"] != "" {
 		t.Errorf("labels: %v / %v", p0.Labels, p1.Labels)
 	}
 	if p0.Spec.RestartPolicy != corev1.RestartPolicyNever || *p0.Spec.SecurityContext.FSGroup != crossNodeFSGroup {
@@ -157,7 +159,7 @@ func TestResolveBounds(t *testing.T) {
 }
 
 func TestPickForDeletion(t *testing.T) {
-	ins := []*instance{{name: "a", index: 0, ready: true}, {name: "b", index: 1, ready: false}, {name: "c", index: 2, ready: true}}
+	ins := []instanceView{{name: "a", index: 0, ready: true}, {name: "b", index: 1, ready: false}, {name: "c", index: 2, ready: true}}
 	got := pickForDeletion(ins, 2)
 	if len(got) != 2 || got[0].name != "b" || got[1].name != "c" {
 		t.Errorf("picked %v %v, want the unready b then the highest index c", got[0].name, got[1].name)
@@ -171,7 +173,7 @@ func TestBuildRanktable(t *testing.T) {
 	s := defaulted(func(s *v1alpha1.InferServer) { s.Spec.NodesPerInstance = ptr.To[int32](2) })
 	pod := func(name, ip, host, chips, devs string) *corev1.Pod {
 		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"huawei.com/Ascend910": chips, annotationDeviceConfig: devs}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"huawei.com/Ascend910": chips, "ascend.kubectl.kubernetes.io/ascend-910-configuration": devs}},
 			Status:     corev1.PodStatus{PodIP: ip, HostIP: host},
 		}
 	}
@@ -196,32 +198,50 @@ func TestBuildRanktable(t *testing.T) {
 	}
 }
 
-// TestApplyNeeded: what the API server returns for an applied object (as
-// extracted from its managed fields) compares equal to the desired typed
-// object, and a field taken over by someone else does not.
-func TestApplyNeeded(t *testing.T) {
+// TestDesiredComparesAsExtracted: the desired apply configuration, read
+// back as an extraction reads it (from JSON), compares equal, and a field
+// taken over by someone else or a changed value does not.
+func TestDesiredComparesAsExtracted(t *testing.T) {
 	s := defaulted(nil)
 	d := deployment(s, "llama-abc")
-	// Round-trip the desired object as the extraction would: an apply
-	// configuration decoded from the object's JSON.
-	data, _ := json.Marshal(d)
-	var ac appsv1ac.DeploymentApplyConfiguration
-	if err := json.Unmarshal(data, &ac); err != nil {
+	roundTrip := func() *appsv1ac.DeploymentApplyConfiguration {
+		data, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ac appsv1ac.DeploymentApplyConfiguration
+		if err := json.Unmarshal(data, &ac); err != nil {
+			t.Fatal(err)
+		}
+		return &ac
+	}
+	if ac := roundTrip(); !equality.Semantic.DeepEqual(ac, d) {
+		t.Error("an identical apply configuration compares unequal")
+	}
+	ac := roundTrip()
+	ac.Spec.Template.Spec.Containers[0].Image = nil // owned by a hand edit now
+	if equality.Semantic.DeepEqual(ac, d) {
+		t.Error("a field lost to another manager compares equal")
+	}
+	ac = roundTrip()
+	ac.Spec.Replicas = ptr.To[int32](9)
+	if equality.Semantic.DeepEqual(ac, d) {
+		t.Error("a changed replica count compares equal")
+	}
+}
+
+// typed reads an apply configuration as the object it configures.
+func typed[T any](t *testing.T, ac any) T {
+	t.Helper()
+	var out T
+	data, err := json.Marshal(ac)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if applyNeeded(&ac, d) {
-		t.Error("an identical apply configuration needs an apply")
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
 	}
-	ac.Spec.Template.Spec.Containers[0].Image = nil // owned by a hand edit now
-	if !applyNeeded(&ac, d) {
-		t.Error("a field lost to another manager does not need an apply")
-	}
-	var other appsv1.Deployment
-	_ = json.Unmarshal(data, &other)
-	other.Spec.Replicas = ptr.To[int32](9)
-	if !applyNeeded(&other, d) {
-		t.Error("a changed replica count does not need an apply")
-	}
+	return out
 }
 
 func TestStatusEqualIgnoresTimes(t *testing.T) {

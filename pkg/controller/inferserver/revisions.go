@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/revision"
@@ -100,7 +99,7 @@ func (c *Controller) syncRevisions(ctx context.Context, st *syncState) error {
 // that no instance runs.
 func (c *Controller) pruneRevisions(ctx context.Context, st *syncState) error {
 	s := st.server
-	limit := int(ptr.Deref(s.Spec.RevisionHistoryLimit, v1alpha1.DefaultRevisionHistoryLimit))
+	limit := int(*s.Spec.RevisionHistoryLimit)
 	inUse := map[string]bool{st.update.Name: true, st.target: true}
 	for _, p := range st.pods {
 		inUse[p.Labels[v1alpha1.LabelRevision]] = true
@@ -121,76 +120,95 @@ func (c *Controller) pruneRevisions(ctx context.Context, st *syncState) error {
 }
 
 // tracker is what the controller remembers between syncs and cannot read
-// from the cluster: pods it created that the cache does not show yet, and
-// instances it is recreating and why.
+// from the cluster, per server (namespace/name): pods it created that the
+// cache does not show yet, and instances it is recreating and why. Keying
+// by server makes forgetting one server exact: "ns/llama" and
+// "ns/llama-2" are different entries.
 type tracker struct {
-	mu         sync.Mutex
-	created    map[string]time.Time // namespace/pod
-	recreating map[string]string    // namespace/instance -> why
+	mu      sync.Mutex
+	servers map[string]*serverMemory
+}
+
+// serverMemory is what the tracker holds for one server.
+type serverMemory struct {
+	created    map[string]time.Time // pod name -> when it was created
+	recreating map[string]string    // instance name -> why
 }
 
 func newTracker() *tracker {
-	return &tracker{created: map[string]time.Time{}, recreating: map[string]string{}}
+	return &tracker{servers: map[string]*serverMemory{}}
 }
 
-// expectCreated notes a pod created now.
-func (t *tracker) expectCreated(key string, now time.Time) {
+// server returns the memory of a server, made on first use; t.mu is held.
+func (t *tracker) server(key string) *serverMemory {
+	m := t.servers[key]
+	if m == nil {
+		m = &serverMemory{created: map[string]time.Time{}, recreating: map[string]string{}}
+		t.servers[key] = m
+	}
+	return m
+}
+
+// expectCreated notes a pod of the server created now.
+func (t *tracker) expectCreated(serverKey, pod string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.created[key] = now
+	t.server(serverKey).created[pod] = now
 }
 
 // pending says whether a pod missing from the cache was created recently.
-func (t *tracker) pending(key string, now time.Time) bool {
+func (t *tracker) pending(serverKey, pod string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	at, ok := t.created[key]
+	m := t.servers[serverKey]
+	if m == nil {
+		return false
+	}
+	at, ok := m.created[pod]
 	if ok && now.Sub(at) > time.Minute {
-		delete(t.created, key)
+		delete(m.created, pod)
 		return false
 	}
 	return ok
 }
 
 // observed forgets a pod the cache now shows.
-func (t *tracker) observed(key string) {
+func (t *tracker) observed(serverKey, pod string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.created, key)
+	if m := t.servers[serverKey]; m != nil {
+		delete(m.created, pod)
+	}
 }
 
-func (t *tracker) setRecreating(key, why string) {
+func (t *tracker) setRecreating(serverKey, instance, why string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.recreating[key] = why
+	t.server(serverKey).recreating[instance] = why
 }
 
-func (t *tracker) recreatingWhy(key string) (string, bool) {
+func (t *tracker) recreatingWhy(serverKey, instance string) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	why, ok := t.recreating[key]
+	m := t.servers[serverKey]
+	if m == nil {
+		return "", false
+	}
+	why, ok := m.recreating[instance]
 	return why, ok
 }
 
-func (t *tracker) doneRecreating(key string) {
+func (t *tracker) doneRecreating(serverKey, instance string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.recreating, key)
+	if m := t.servers[serverKey]; m != nil {
+		delete(m.recreating, instance)
+	}
 }
 
-// forget drops what is known of a server's pods and instances.
+// forget drops everything known of one server, and of no other.
 func (t *tracker) forget(serverKey string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	prefix := serverKey + "-"
-	for k := range t.created {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			delete(t.created, k)
-		}
-	}
-	for k := range t.recreating {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			delete(t.recreating, k)
-		}
-	}
+	delete(t.servers, serverKey)
 }

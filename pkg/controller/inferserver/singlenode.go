@@ -2,12 +2,10 @@ package inferserver
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
@@ -17,29 +15,16 @@ import (
 // its instances (one pod each) back.
 func (c *Controller) syncDeployment(ctx context.Context, st *syncState) error {
 	s := st.server
-	live, err := c.deployments.Deployments(s.Namespace).Get(s.Name)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
-	}
-	if err == nil {
-		if ref := metav1.GetControllerOfNoCopy(live); ref == nil || ref.UID != s.UID {
-			msg := fmt.Sprintf("deployment %s exists and is not owned by this InferServer", s.Name)
-			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
-			return fmt.Errorf("%s", msg)
-		}
-	} else {
-		live = nil
-	}
 	desired := deployment(s, st.target)
-	wrote, err := c.applyDeployment(ctx, s, desired, live)
+	live, wrote, err := applyChild(ctx, c, s, c.deploymentChild(s.Namespace), s.Name, desired)
 	if err != nil {
 		return err
 	}
-	if wrote && live != nil && live.Spec.Replicas != nil && *live.Spec.Replicas != *desired.Spec.Replicas {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonScaled, "Scaled from %d to %d instances", *live.Spec.Replicas, *desired.Spec.Replicas)
-	}
-	if wrote && live == nil {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created deployment %s for %d instances", s.Name, *desired.Spec.Replicas)
+	switch {
+	case wrote && live == nil:
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created deployment %s for %d instances", s.Name, replicas(s))
+	case wrote && live.Spec.Replicas != nil && *live.Spec.Replicas != replicas(s):
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonScaled, "Scaled from %d to %d instances", *live.Spec.Replicas, replicas(s))
 	}
 
 	pods, err := c.pods.Pods(s.Namespace).List(serverSelector(s))

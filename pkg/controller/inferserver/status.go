@@ -14,24 +14,13 @@ import (
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/ascend"
+	"mindie.io/deployer/pkg/inferstatus"
 )
 
-// Condition reasons.
-const (
-	ReasonMinimumAvailable    = "MinimumInstancesAvailable"
-	ReasonMinimumUnavailable  = "MinimumInstancesUnavailable"
-	ReasonRolloutInProgress   = "RolloutInProgress"
-	ReasonRolloutCompleteCond = "RolloutComplete"
-	ReasonRolloutPaused       = "RolloutPaused"
-	ReasonAsExpected          = "AsExpected"
-	ReasonInsufficientNPU     = "InsufficientNPU"
-	ReasonUnschedulable       = "Unschedulable"
-	ReasonStartupBudget       = "StartupBudgetExceeded"
-	ReasonCrashLoop           = "CrashLoopBackOff"
-	ReasonImagePull           = "ImagePullFailed"
-	ReasonInstanceRecreating  = "InstanceRecreating"
-	ReasonReconcileError      = "ReconcileError"
-)
+// ReasonInstanceRecreating is the Degraded reason while an instance is
+// being recreated (an alias kept for the cross-node code).
+const ReasonInstanceRecreating = inferstatus.ReasonInstanceRecreating
 
 // podStatus is what the status says about one pod.
 func (c *Controller) podStatus(s *v1alpha1.InferServer, p *corev1.Pod) v1alpha1.InstancePodStatus {
@@ -96,9 +85,10 @@ func (c *Controller) podMessage(s *v1alpha1.InferServer, p *corev1.Pod, cs *core
 		t := cs.State.Terminated
 		return fmt.Sprintf("terminated: %s, exit code %d%s", t.Reason, t.ExitCode, startupNote(s, cs, t))
 	case cs.State.Running != nil && !ptr.Deref(cs.Started, true):
-		budget := ptr.Deref(s.Spec.Health.StartupSeconds, v1alpha1.DefaultStartupSeconds)
-		return fmt.Sprintf("starting up (running %s of a %ds startup budget)",
-			c.now().Sub(cs.State.Running.StartedAt.Time).Truncate(time.Second), budget)
+		// A timestamp, not a duration: a status that changes with the
+		// clock would be rewritten on every sync.
+		return fmt.Sprintf("starting up since %s (startup budget %ds)",
+			cs.State.Running.StartedAt.UTC().Format(time.RFC3339), *s.Spec.Health.StartupSeconds)
 	case !cs.Ready:
 		return "not ready: readiness probe failing"
 	}
@@ -109,7 +99,7 @@ func (c *Controller) podMessage(s *v1alpha1.InferServer, p *corev1.Pod, cs *core
 // startup probe within the budget.
 func startupNote(s *v1alpha1.InferServer, cs *corev1.ContainerStatus, t *corev1.ContainerStateTerminated) string {
 	if startupExceeded(s, cs, t) {
-		return fmt.Sprintf(" (did not start within the %ds startup budget)", ptr.Deref(s.Spec.Health.StartupSeconds, v1alpha1.DefaultStartupSeconds))
+		return fmt.Sprintf(" (did not start within the %ds startup budget)", *s.Spec.Health.StartupSeconds)
 	}
 	return ""
 }
@@ -118,7 +108,7 @@ func startupExceeded(s *v1alpha1.InferServer, cs *corev1.ContainerStatus, t *cor
 	if t == nil || ptr.Deref(cs.Started, false) || t.StartedAt.IsZero() || t.FinishedAt.IsZero() {
 		return false
 	}
-	budget := time.Duration(ptr.Deref(s.Spec.Health.StartupSeconds, v1alpha1.DefaultStartupSeconds)) * time.Second
+	budget := time.Duration(*s.Spec.Health.StartupSeconds) * time.Second
 	return t.FinishedAt.Sub(t.StartedAt.Time) >= budget-time.Second
 }
 
@@ -132,11 +122,11 @@ func (c *Controller) notePodProblem(s *v1alpha1.InferServer, st *syncState, p *c
 		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Reason == corev1.PodReasonUnschedulable {
 			res := npuResource(s)
 			if strings.Contains(cond.Message, "Insufficient "+string(res)) {
-				st.degradedReason = ReasonInsufficientNPU
-				st.degradedMessage = fmt.Sprintf("pod %s needs %d %s on a node with accelerator=huawei-%s and cannot be scheduled: %s",
-					p.Name, npuCount(s), res, npuType(s), cond.Message)
+				st.degradedReason = inferstatus.ReasonInsufficientNPU
+				st.degradedMessage = fmt.Sprintf("pod %s needs %d %s on a node with %s=%s and cannot be scheduled: %s",
+					p.Name, npuCount(s), res, ascend.LabelAccelerator, ascend.AcceleratorValue(string(npuType(s))), cond.Message)
 			} else {
-				st.degradedReason = ReasonUnschedulable
+				st.degradedReason = inferstatus.ReasonUnschedulable
 				st.degradedMessage = fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, cond.Message)
 			}
 			return
@@ -149,13 +139,13 @@ func (c *Controller) notePodProblem(s *v1alpha1.InferServer, st *syncState, p *c
 	if w := cs.State.Waiting; w != nil {
 		switch w.Reason {
 		case "CrashLoopBackOff":
-			st.degradedReason = ReasonCrashLoop
+			st.degradedReason = inferstatus.ReasonCrashLoop
 			if startupExceeded(s, cs, cs.LastTerminationState.Terminated) {
-				st.degradedReason = ReasonStartupBudget
+				st.degradedReason = inferstatus.ReasonStartupBudget
 			}
 			st.degradedMessage = fmt.Sprintf("pod %s: %s%s", p.Name, w.Message, startupNote(s, cs, cs.LastTerminationState.Terminated))
 		case "ImagePullBackOff", "ErrImagePull", "InvalidImageName":
-			st.degradedReason = ReasonImagePull
+			st.degradedReason = inferstatus.ReasonImagePull
 			st.degradedMessage = fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message)
 		}
 		if st.degradedReason != "" {
@@ -163,18 +153,19 @@ func (c *Controller) notePodProblem(s *v1alpha1.InferServer, st *syncState, p *c
 		}
 	}
 	if cs.RestartCount > 0 && !ptr.Deref(cs.Started, false) && startupExceeded(s, cs, cs.LastTerminationState.Terminated) {
-		st.degradedReason = ReasonStartupBudget
+		st.degradedReason = inferstatus.ReasonStartupBudget
 		st.degradedMessage = fmt.Sprintf("pod %s restarted %d times without starting within the %ds startup budget",
-			p.Name, cs.RestartCount, ptr.Deref(s.Spec.Health.StartupSeconds, v1alpha1.DefaultStartupSeconds))
+			p.Name, cs.RestartCount, *s.Spec.Health.StartupSeconds)
 		return
 	}
 	if cs.State.Running != nil && !ptr.Deref(cs.Started, true) {
-		budget := time.Duration(ptr.Deref(s.Spec.Health.StartupSeconds, v1alpha1.DefaultStartupSeconds)) * time.Second
-		running := c.now().Sub(cs.State.Running.StartedAt.Time)
+		budget := time.Duration(*s.Spec.Health.StartupSeconds) * time.Second
+		since := cs.State.Running.StartedAt.Time
+		running := c.now().Sub(since)
 		if running > budget {
-			st.degradedReason = ReasonStartupBudget
-			st.degradedMessage = fmt.Sprintf("pod %s has not started after %s, beyond its %s startup budget",
-				p.Name, running.Truncate(time.Second), budget)
+			st.degradedReason = inferstatus.ReasonStartupBudget
+			st.degradedMessage = fmt.Sprintf("pod %s has been starting since %s, beyond its %s startup budget",
+				p.Name, since.UTC().Format(time.RFC3339), budget)
 		} else {
 			// Look again when the budget runs out.
 			st.requeueAfter(budget - running + time.Second)
@@ -186,7 +177,7 @@ func (c *Controller) notePodProblem(s *v1alpha1.InferServer, st *syncState, p *c
 func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 	s := st.server
 	old := s.Status.DeepCopy()
-	want := int32(replicas(s))
+	want := *s.Spec.Replicas
 	status := v1alpha1.InferServerStatus{
 		ObservedGeneration: s.Generation,
 		Replicas:           st.total,
@@ -196,13 +187,19 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 		Selector:           serverSelector(s).String(),
 		UpdateRevision:     st.update.Name,
 		CurrentRevision:    s.Status.CurrentRevision,
+		LastProgressTime:   s.Status.LastProgressTime,
 		Conditions:         s.Status.Conditions,
 		Instances:          st.instances,
 	}
 	status.UnavailableReplicas = max(0, want-status.AvailableReplicas)
-	complete := st.updated == want && st.total == want && st.ready == want
+	counts := inferstatus.Counts{Desired: want, Existing: st.total, Updated: st.updated, Available: status.AvailableReplicas}
+	complete := inferstatus.Complete(counts)
 	if complete || status.CurrentRevision == "" {
 		status.CurrentRevision = st.update.Name
+	}
+	now := metav1.NewTime(c.now())
+	if status.LastProgressTime == nil || inferstatus.Progressed(old, &status) {
+		status.LastProgressTime = &now
 	}
 	st.rolloutDone = complete
 
@@ -238,7 +235,6 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 		st.failures = append(st.failures, err.Error())
 	}
 	minAvailable := want - unavailable
-	now := metav1.NewTime(c.now())
 	setCond := func(t string, ok bool, reason, msg string) {
 		cs := metav1.ConditionFalse
 		if ok {
@@ -248,30 +244,38 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 			ObservedGeneration: s.Generation, LastTransitionTime: now})
 	}
 	availMsg := fmt.Sprintf("%d of %d instances available, at least %d required", status.AvailableReplicas, want, minAvailable)
-	if status.AvailableReplicas >= minAvailable && (want == 0 || status.AvailableReplicas > 0) {
-		setCond(v1alpha1.ConditionAvailable, true, ReasonMinimumAvailable, availMsg)
+	if inferstatus.Available(counts, unavailable) {
+		setCond(v1alpha1.ConditionAvailable, true, inferstatus.ReasonMinimumAvailable, availMsg)
 	} else {
-		setCond(v1alpha1.ConditionAvailable, false, ReasonMinimumUnavailable, availMsg)
+		setCond(v1alpha1.ConditionAvailable, false, inferstatus.ReasonMinimumUnavailable, availMsg)
 	}
+	progress := fmt.Sprintf("%d of %d instances updated, %d ready, %d in total", st.updated, want, st.ready, st.total)
+	exceeded, left := inferstatus.DeadlineExceeded(status.LastProgressTime.Time, *s.Spec.ProgressDeadlineSeconds, now.Time)
 	switch {
 	case s.Spec.Paused && !complete:
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionUnknown,
-			Reason: ReasonRolloutPaused, Message: fmt.Sprintf("rollout of %s paused: %d of %d instances updated", st.update.Name, st.updated, want),
+			Reason: inferstatus.ReasonRolloutPaused, Message: fmt.Sprintf("rollout of %s paused: %d of %d instances updated", st.update.Name, st.updated, want),
 			ObservedGeneration: s.Generation, LastTransitionTime: now})
 	case complete:
-		setCond(v1alpha1.ConditionProgressing, true, ReasonRolloutCompleteCond,
+		setCond(v1alpha1.ConditionProgressing, true, inferstatus.ReasonRolloutComplete,
 			fmt.Sprintf("revision %s is rolled out to all %d instances", st.update.Name, want))
+	case exceeded:
+		setCond(v1alpha1.ConditionProgressing, false, inferstatus.ReasonProgressDeadlineExceeded,
+			fmt.Sprintf("rollout of %s made no progress since %s, beyond its progress deadline of %ds: %s",
+				st.update.Name, status.LastProgressTime.UTC().Format(time.RFC3339), *s.Spec.ProgressDeadlineSeconds, progress))
 	default:
-		setCond(v1alpha1.ConditionProgressing, true, ReasonRolloutInProgress,
-			fmt.Sprintf("rolling out %s: %d of %d instances updated, %d ready, %d in total", st.update.Name, st.updated, want, st.ready, st.total))
+		setCond(v1alpha1.ConditionProgressing, true, inferstatus.ReasonRolloutInProgress,
+			fmt.Sprintf("rolling out %s: %s", st.update.Name, progress))
+		// Look again when the deadline would pass without progress.
+		st.requeueAfter(left + time.Second)
 	}
 	switch {
 	case st.degradedReason != "":
 		setCond(v1alpha1.ConditionDegraded, true, st.degradedReason, st.degradedMessage)
 	case len(st.failures) > 0:
-		setCond(v1alpha1.ConditionDegraded, true, ReasonReconcileError, strings.Join(st.failures, "; "))
+		setCond(v1alpha1.ConditionDegraded, true, inferstatus.ReasonReconcileError, strings.Join(st.failures, "; "))
 	default:
-		setCond(v1alpha1.ConditionDegraded, false, ReasonAsExpected, "no problem observed")
+		setCond(v1alpha1.ConditionDegraded, false, inferstatus.ReasonAsExpected, "no problem observed")
 	}
 
 	if statusEqual(old, &status) {
@@ -318,10 +322,13 @@ func (c *Controller) recordTransitions(s *v1alpha1.InferServer, old, cur *v1alph
 	}
 	if p := meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionProgressing); p != nil {
 		w := was(v1alpha1.ConditionProgressing)
-		if p.Reason == ReasonRolloutCompleteCond && (w == nil || w.Reason != ReasonRolloutCompleteCond || old.UpdateRevision != cur.UpdateRevision) {
+		if p.Reason == inferstatus.ReasonRolloutComplete && (w == nil || w.Reason != inferstatus.ReasonRolloutComplete || old.UpdateRevision != cur.UpdateRevision) {
 			c.recorder.Event(s, corev1.EventTypeNormal, ReasonRolloutComplete, p.Message)
 		}
-		if p.Reason == ReasonRolloutInProgress && old.UpdateRevision != "" && old.UpdateRevision != cur.UpdateRevision {
+		if p.Reason == inferstatus.ReasonProgressDeadlineExceeded && (w == nil || w.Reason != p.Reason) {
+			c.recorder.Event(s, corev1.EventTypeWarning, p.Reason, p.Message)
+		}
+		if p.Reason == inferstatus.ReasonRolloutInProgress && old.UpdateRevision != "" && old.UpdateRevision != cur.UpdateRevision {
 			c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonRolloutStarted, "Rolling out %s (was %s)", cur.UpdateRevision, old.UpdateRevision)
 		}
 	}
