@@ -11,19 +11,18 @@ import (
 	"os/signal"
 	"syscall"
 
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
 
 	"mindie.io/deployer/plugin/cmd"
+	"mindie.io/deployer/plugin/options"
 )
 
 func main() {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	// Server warnings are printed as kubectl prints them.
 	rest.SetDefaultWarningHandler(rest.NewWarningWriter(os.Stderr, rest.WarningWriterOptions{Deduplicate: true}))
-	flags := genericclioptions.NewConfigFlags(true)
-	root := cmd.NewRootCommand(cmd.NewFactory(flags), flags, streams)
+	root := cmd.NewCmdMindie(options.New(streams))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	root.SetContext(ctx)

@@ -1,0 +1,101 @@
+package fake
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/inferstatus"
+)
+
+// InferServer returns an InferServer as the API server holds it: created
+// an hour ago, at generation 1, changed by mutate and then defaulted.
+func InferServer(ns, name string, mutate ...func(*v1alpha1.InferServer)) *v1alpha1.InferServer {
+	s := &v1alpha1.InferServer{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: types.UID("uid-" + name), Generation: 1,
+			CreationTimestamp: metav1.NewTime(time.Now().Add(-time.Hour))},
+		Spec: v1alpha1.InferServerSpec{
+			Replicas:         ptr.To(int32(2)),
+			NodesPerInstance: ptr.To(int32(1)),
+			Image:            "mindie:server",
+			Resources:        v1alpha1.InferResources{NPU: v1alpha1.NPURequest{Type: v1alpha1.NPUTypeAscend910, Count: ptr.To(int32(8))}},
+		},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	v1alpha1.SetObjectDefaults_InferServer(s)
+	return s
+}
+
+// Available makes s a fully rolled out, available InferServer.
+func Available(s *v1alpha1.InferServer) {
+	n := *s.Spec.Replicas
+	s.Status.ObservedGeneration = s.Generation
+	s.Status.Replicas, s.Status.UpdatedReplicas, s.Status.ReadyReplicas, s.Status.AvailableReplicas = n, n, n, n
+	s.Status.Conditions = []metav1.Condition{
+		{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: inferstatus.ReasonMinimumAvailable},
+		{Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: inferstatus.ReasonRolloutComplete},
+		{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionFalse, Reason: inferstatus.ReasonAsExpected},
+	}
+}
+
+// ControllerRevision returns revision number of s, named name, with the
+// instance template tmpl and the change cause (none if empty).
+func ControllerRevision(s *v1alpha1.InferServer, name string, number int64, cause string, tmpl v1alpha1.InferServerSpec) *appsv1.ControllerRevision {
+	data, err := json.Marshal(map[string]any{"spec": tmpl})
+	if err != nil {
+		panic(err)
+	}
+	cr := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: map[string]string{v1alpha1.LabelServer: s.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "infer.mindie.io/v1alpha1", Kind: "InferServer", Name: s.Name, UID: s.UID, Controller: ptr.To(true)}}},
+		Revision: number,
+		Data:     runtime.RawExtension{Raw: data},
+	}
+	if cause != "" {
+		cr.Annotations = map[string]string{v1alpha1.AnnotationChangeCause: cause}
+	}
+	return cr
+}
+
+// JSONResponse is an HTTP response of code with v as JSON.
+func JSONResponse(code int, v any) *http.Response {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(data))}
+}
+
+// TextResponse is an HTTP response of code with body of contentType.
+func TextResponse(code int, contentType, body string) *http.Response {
+	return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {contentType}}, Body: io.NopCloser(strings.NewReader(body))}
+}
+
+// StatusResponse is the API server's failure Status response.
+func StatusResponse(code int, reason metav1.StatusReason, msg string) *http.Response {
+	return JSONResponse(code, metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status: metav1.StatusFailure, Reason: reason, Code: int32(code), Message: msg})
+}
+
+// Columns splits printed rows into whitespace-separated fields.
+func Columns(out string) [][]string {
+	var rows [][]string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			rows = append(rows, f)
+		}
+	}
+	return rows
+}
