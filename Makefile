@@ -47,7 +47,7 @@ test-integration:
 bench:
 	hack/bench.sh
 
-## bench-report: render docs/benchmarks.md and docs/reconcile-bench.md again from the results in docs/bench/
+## bench-report: render docs/benchmarks.md, docs/reconcile-bench.md and docs/scale-check.md again from the results in docs/bench/
 bench-report:
 	$(GO) run ./test/bench/report
 

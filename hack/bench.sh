@@ -19,7 +19,9 @@
 #              docs/bench/reconcile.json.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
-#              cluster of its own; about 5 to 20 minutes; docs/scale-check.md)
+#              cluster of its own; about 5 to 20 minutes; docs/bench/scale-check.json,
+#              rendered as docs/scale-check.md). When skipped, the document
+#              shows the last run's results from docs/bench/scale-check.json.
 #
 # The defaults take about a minute and a half on two cores. To render the
 # documents again from docs/bench/ without running anything:

@@ -5,209 +5,82 @@
 # readinessProbe on the MindIE Server simulator's management port), waits
 # until every pod is Ready (at most SCALE_READY_TIMEOUT seconds), samples the
 # resident memory and CPU time of ascend-sim and of every control-plane
-# process from /proc while it runs, tears the cluster down
-# (hack/local-down.sh --purge, also on failure) and writes docs/scale-check.md.
+# process from /proc while it runs and tears the cluster down
+# (hack/local-down.sh --purge, also on failure). test/bench/scalecheck then
+# turns what it measured into the results (JSON, the format of
+# test/bench/results), which go to docs/bench/scale-check.json, and
+# test/bench/report renders docs/scale-check.md (and the other benchmark
+# documents) from them.
 #
 #   SCALE_NODES          simulated nodes (default 100)
 #   SCALE_DEPLOYMENTS    Deployments (default 10)
 #   SCALE_REPLICAS       replicas of each (default 100)
 #   SCALE_NODE_TIMEOUT   seconds to wait for the nodes to be Ready (default 600)
 #   SCALE_READY_TIMEOUT  seconds to wait for the pods to be Ready (default 900)
-#   SCALE_REPORT         where the report goes (default docs/scale-check.md)
+#   SCALE_RESULTS        where the results go (default docs/bench/scale-check.json,
+#                        from which the documents are rendered; elsewhere, only
+#                        the scale check's document is rendered, next to the
+#                        results as <name>.md)
 #
-# Samples, progress and the cluster's logs are kept in _output/scale-check/.
+#   hack/scale-check.sh --report-only
+#       renders the documents from $SCALE_RESULTS without running anything.
+#
+# Samples, progress and the cluster's logs are kept in _output/scale-check/
+# (what each file holds is in test/bench/scalecheck); to make the results
+# again from them: go run ./test/bench/scalecheck -results <file>.
 # Everything listens on and dials loopback addresses only.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "${ROOT}"
 
-# The report and the port picking are written in Python.
-if ! command -v python3 >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq python3 >/dev/null
-fi
 NODES=${SCALE_NODES:-100}
 DEPLOYMENTS=${SCALE_DEPLOYMENTS:-10}
 REPLICAS=${SCALE_REPLICAS:-100}
 NODE_TIMEOUT=${SCALE_NODE_TIMEOUT:-600}
 READY_TIMEOUT=${SCALE_READY_TIMEOUT:-900}
-REPORT=${SCALE_REPORT:-docs/scale-check.md}
+DEFAULT_RESULTS=docs/bench/scale-check.json
+RESULTS=${SCALE_RESULTS:-${DEFAULT_RESULTS}}
 PODS=$((DEPLOYMENTS * REPLICAS))
 NS=scale-check
 SAMPLE_EVERY=2 # seconds between /proc samples
 POLL_EVERY=10  # seconds between readiness polls
+# The processes sampled, in the order the document lists them.
 COMPONENTS=(ascend-sim etcd kube-apiserver kube-controller-manager kube-scheduler mindie-apiserver)
 
 WORK=_output/scale-check
+BIN=${WORK}/bin
 SAMPLES=${WORK}/samples.tsv   # epoch, component, pid, VmRSS KiB, utime+stime ticks
 PROGRESS=${WORK}/progress.tsv # elapsed s, Ready nodes, pods created, pods Ready
 MARKS=${WORK}/marks.tsv       # phase name, epoch
+PARAMS=${WORK}/run.tsv        # key, value: the run's parameters, machine and outcome
 
 log() { echo "scale-check: $*" >&2; }
 mark() { printf '%s\t%s\n' "$1" "$(date +%s.%N)" >>"${MARKS}"; }
+param() { printf '%s\t%s\n' "$1" "$2"; }
 
-# report: writes $REPORT from $WORK (samples, marks, progress, result.env)
-# and prints it. `hack/scale-check.sh --report-only` rewrites the report
-# from the last run's $WORK without running anything.
-report() {
-  # shellcheck disable=SC1091
-  set -o allexport
-  . "${WORK}/result.env"
-  set +o allexport
-  export SAMPLES MARKS PROGRESS CLK_TCK NPROC CPU_MODEL MEM_TOTAL SIM_STARTED SIM_READY SIM_LOST
-  # What ascend-sim did, from its log (kept in $WORK/logs): pods it started,
-  # containers it saw turn Ready, status writes its rate limiter timed out.
-  SIM_STARTED=$(grep -c ': started on node ' "${WORK}/logs/ascend-sim.log" 2>/dev/null || true)
-  SIM_READY=$(grep -c ': ready=true' "${WORK}/logs/ascend-sim.log" 2>/dev/null || true)
-  SIM_LOST=$(grep -c 'rate limiter Wait returned an error' "${WORK}/logs/ascend-sim.log" 2>/dev/null || true)
-  CLK_TCK=$(getconf CLK_TCK) NPROC=$(nproc)
-  CPU_MODEL=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)
-  MEM_TOTAL=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-  python3 - >"${REPORT}.tmp" <<'EOF'
-import os
-e = os.environ
-tck = float(e["CLK_TCK"])
-marks = {}
-for line in open(e["MARKS"]):
-    k, v = line.rstrip("\n").split("\t")
-    marks[k] = float(v)
-order = ["ascend-sim", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "mindie-apiserver"]
-peak, last, at_start, rss_at_start, rss_at_end = {}, {}, {}, {}, {}
-for line in open(e["SAMPLES"]):
-    t, name, pid, rss, ticks = line.rstrip("\n").split("\t")
-    t, rss, ticks = float(t), int(rss), int(ticks)
-    peak[name] = max(peak.get(name, 0), rss)
-    last[name] = ticks
-    if t <= marks.get("pods-start", 0):
-        at_start[name] = ticks
-        rss_at_start[name] = rss
-    if t <= marks.get("pods-end", float("inf")):
-        rss_at_end[name] = rss
-pods = int(e["PODS"])
-ready = int(e.get("FINAL_READY") or 0)
-all_ready = e.get("ALL_READY_SECONDS", "")
-mib = lambda kib: kib / 1024.0
-p = print
-p("# Scale check")
-p()
-p("Generated by `hack/scale-check.sh` (run by `hack/bench.sh`, `make bench`, unless `SCALE_CHECK=0`); do not edit by hand. "
-  "A separate local cluster (`hack/local-up.sh`) on loopback with %s simulated Ascend nodes (`cmd/ascend-sim`, one process for all of them) "
-  "and %s Deployments of %s replicas each: %d pods that ask for no NPU, each running a MindIE Server simulator on its own loopback IP "
-  "with a readinessProbe (httpGet :1026/v2/health/ready every 10 s). Memory is the peak VmRSS and CPU the utime+stime of each process, "
-  "sampled from /proc every 2 s; raw samples, progress and logs are kept in `_output/scale-check/`." % (e["NODES"], e["DEPLOYMENTS"], e["REPLICAS"], pods))
-p()
-p("- Date: %s" % e["DATE"])
-p("- Machine: %s CPUs (%s), %s RAM, shared with other work while it ran" % (e["NPROC"], e["CPU_MODEL"], e["MEM_TOTAL"]))
-if int(e.get("LOCALUP_NODE_TIMEOUTS") or 0):
-    p("- `hack/local-up.sh` gave up waiting (its `kubectl wait --timeout=60s`) for %s of the %s nodes to be Ready; the check went on"
-      % (e["LOCALUP_NODE_TIMEOUTS"], e["NODES"]))
-if e.get("NODES_SECONDS"):
-    p("- Nodes: %s, all Ready %s s after `hack/local-up.sh` returned; %s Ready at the end" % (e["NODES"], e["NODES_SECONDS"], e["FINAL_NODES"]))
-else:
-    p("- Nodes: %s, **never all Ready at once**: at most %s within %s s after `hack/local-up.sh` returned and while the pods were awaited; %s Ready at the end"
-      % (e["NODES"], e.get("MAX_READY_NODES", "?"), e.get("NODE_TIMEOUT_HIT", "?"), e["FINAL_NODES"]))
-p("- Pods: %d" % pods)
-if all_ready:
-    p("- Time to all Ready: **%s s** after `kubectl apply` of the Deployments" % all_ready)
-else:
-    p("- Time to all Ready: **not reached**: %d of %d pods were Ready when the %s s bound ran out" % (ready, pods, e["READY_TIMEOUT"]))
-p("- Pods at the end (phase, Ready condition): %s" % e["POD_SUMMARY"])
-p("- ascend-sim log lines reporting a failed or retried API call: %s; requests its client held back over 1 s for client-side throttling: %s (longest %s s)"
-  % (e.get("SIM_ERRORS") or "0", e.get("THROTTLED") or "0", e.get("MAX_THROTTLE") or "0"))
-p()
-p("| Process | Peak RSS (MiB) | CPU s, whole run | CPU s, apply to end | CPU s per pod |")
-p("|---|--:|--:|--:|--:|")
-tot_rss = tot_cpu = tot_phase = 0.0
-phases = {}
-for name in order:
-    if name not in peak:
-        continue
-    cpu = last[name] / tck
-    phase = (last[name] - at_start.get(name, 0)) / tck
-    phases[name] = phase
-    tot_rss += mib(peak[name]); tot_cpu += cpu; tot_phase += phase
-    per = "%.3f" % (phase / pods) if name == "ascend-sim" else ""
-    p("| %s | %.0f | %.1f | %.1f | %s |" % (name, mib(peak[name]), cpu, phase, per))
-p("| all | %.0f | %.1f | %.1f | %.3f |" % (tot_rss, tot_cpu, tot_phase, tot_phase / pods))
-p()
-rows = [l.rstrip("\n").split("\t") for l in open(e["PROGRESS"])][1:]
-wall = float(rows[-1][0]) if rows else 0.0
-p("\"Whole run\" counts from each process's start (bring-up included) to the end of the wait; \"apply to end\" only the %.0f s "
-  "from `kubectl apply` to the end of the wait, which is what the per-pod figure divides by the %d pods (it includes the nodes' "
-  "heartbeats and the probes of pods already Ready). The sum of the peaks overstates the peak of the sum." % (wall, pods))
-p()
-p("## What it shows")
-p()
-if "ascend-sim" in peak:
-    sim_kib = rss_at_end.get("ascend-sim", 0) - rss_at_start.get("ascend-sim", 0)
-    started = int(e.get("SIM_STARTED") or 0)
-    busiest = max(phases, key=phases.get) if phases else ""
-    cores = tot_phase / wall if wall else 0.0
-    text = []
-    if all_ready:
-        text.append("%d pods on %s simulated nodes became Ready %s s after they were created, on %s CPUs." % (pods, e["NODES"], all_ready, e["NPROC"]))
-    else:
-        text.append("On %s CPUs, %d of %d pods on %s simulated nodes became Ready within the %s s bound." % (e["NPROC"], ready, pods, e["NODES"], e["READY_TIMEOUT"]))
-    text.append("From `kubectl apply` to the end the processes used %.1f CPU s in %.0f s, %.2f cores on average (of %s), "
-                "most of it in %s (%.1f s)." % (tot_phase, wall, cores, e["NPROC"], busiest, phases.get(busiest, 0)))
-    text.append("ascend-sim, which plays kubelet for every node and runs every pod's MindIE Server simulator in one process, "
-                "started %d pods (%s of their containers passed the readiness probe), peaked at %.0f MiB RSS, grew by about %.0f KiB "
-                "per pod it started (its informer caches every pod, started or not), and spent %.3f CPU s per pod created." % (
-                    started, e.get("SIM_READY") or "0", mib(peak["ascend-sim"]), sim_kib / max(started, 1), phases.get("ascend-sim", 0) / pods))
-    throttled = int(e.get("THROTTLED") or 0)
-    if throttled:
-        text.append("ascend-sim held back %d requests for over a second (up to %s s) to keep to client-go's default client-side "
-                    "limit of 5 requests/s with bursts of 10, which `cmd/ascend-sim` does not raise, and %s of its status writes gave up "
-                    "when that wait passed their 30 s deadline. Every node's lease and status and every pod's status go through that one "
-                    "limiter: a node's heartbeat is four requests (a GET and an update of its Lease, the same for its status) every 10 s, "
-                    "so %s nodes alone ask for %s requests/s, %s; registering a node takes seven, one node after "
-                    "another, before any heartbeat starts; and a pod's status is written (a GET and an UpdateStatus) when it starts, "
-                    "when its container runs and when it turns Ready, from the simulator's one pod worker."
-                    % (throttled, e.get("MAX_THROTTLE") or "?", e.get("SIM_LOST") or "0", e["NODES"], "%g" % (int(e["NODES"]) * 0.4),
-                       ("%.0f times the limit" % (int(e["NODES"]) * 0.4 / 5)) if int(e["NODES"]) * 0.4 > 5 else "within the limit"))
-        if not all_ready:
-            text.append("These processes kept %s CPUs only %.0f%% busy on average meanwhile, so the limiter, not CPU or memory, is what "
-                        "bounds this check; the per-pod memory and CPU above are the part that would grow with the pods."
-                        % (e["NPROC"], 100 * cores / max(float(e["NPROC"]), 1)))
-    p(" ".join(text))
-    p()
-p("Progress (seconds after `kubectl apply`; the full series, every 10 s, is in `_output/scale-check/progress.tsv`):")
-p()
-p("| s | Ready nodes | pods created | pods Ready |")
-p("|--:|--:|--:|--:|")
-step = max(1, len(rows) // 12)
-shown = rows[::step]
-if rows and shown[-1] is not rows[-1]:
-    shown.append(rows[-1])
-for r in shown:
-    p("| %s | %s | %s | %s |" % tuple(r))
-EOF
-  mv "${REPORT}.tmp" "${REPORT}"
-  cat "${REPORT}"
-  log "wrote ${REPORT}; samples, progress and logs are in ${WORK}/"
+# render: the documents from $RESULTS.
+render() {
+  if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
+    go run ./test/bench/report
+  else
+    go run ./test/bench/report -reconcile '' -benchmarks-out '' -scale-check "${RESULTS}" -scale-check-out "${RESULTS%.json}.md"
+  fi
 }
-
-if [ "${1:-}" = "--report-only" ]; then
-  report
-  exit 0
-fi
+case "${1:-}" in
+  --report-only) render; exit 0 ;;
+  "") ;;
+  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
+esac
 rm -rf "${WORK}"
-mkdir -p "${WORK}" "$(dirname "${REPORT}")"
+mkdir -p "${BIN}" "$(dirname "${RESULTS}")"
+# Built before the cluster comes up, so that a build error stops the check
+# before it costs anything: the reconcile benchmark's program picks the free
+# ports, scalecheck makes the results.
+go build -o "${BIN}/reconcile" ./test/bench/reconcile
+go build -o "${BIN}/scalecheck" ./test/bench/scalecheck
 
-# Four distinct free loopback ports, found by binding port 0 on 127.0.0.1
-# (all four sockets are held open until each has its port).
-read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <(python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(4):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-)
+read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}/reconcile" ports -n 4)
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/scale-check.XXXXXX")
 export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
 export SIM_NODES=${NODES} SIM_POD_CIDR=127.77.0.0/16
@@ -372,25 +245,39 @@ fi
 kubectl -n "${NS}" get pods --no-headers \
   -o 'custom-columns=PHASE:.status.phase,NODE:.spec.nodeName,READY:.status.conditions[?(@.type=="Ready")].status' \
   >"${WORK}/pods.txt" 2>/dev/null || true
-POD_SUMMARY=$(awk '{k = $1 " Ready=" $3; n[k]++} $2 == "<none>" {u++} END {for (k in n) printf "%s: %d; ", k, n[k]; printf "unscheduled: %d", u + 0}' "${WORK}/pods.txt")
 FINAL_NODES=$(ready_nodes)
 kubectl get events -A --no-headers 2>/dev/null | awk '{print $3, $4}' | sort | uniq -c | sort -rn | head -15 >"${WORK}/events.txt" || true
 sleep "${SAMPLE_EVERY}" # one more sample after the end mark
 
-# --- report ------------------------------------------------------------------------
+# --- results -----------------------------------------------------------------------
 touch "${WORK}/stop"
 wait "${SAMPLER}" 2>/dev/null || true
 SAMPLER=
-SIM_ERRORS=$(grep -c 'will retry\|heartbeat:\|renew lease:\|status:' "${OUT}/logs/ascend-sim.log" 2>/dev/null || true)
-# client-go logs a request it held back for its client-side rate limit
-# (QPS 5, burst 10 unless the client sets them) when the wait exceeds 1 s.
-THROTTLED=$(grep -c 'client-side throttling' "${OUT}/logs/ascend-sim.log" 2>/dev/null || true)
-MAX_THROTTLE=$(grep 'client-side throttling' "${OUT}/logs/ascend-sim.log" 2>/dev/null |
-  sed -n 's/.*delay="\([0-9.]*\)\(m\?s\)".*/\1 \2/p' | awk '{v = ($2 == "ms") ? $1 / 1000 : $1; if (v > m) m = v} END {printf "%.1f", m + 0}' || true)
-NODE_TIMEOUT_HIT=$([ -z "${NODES_SECONDS}" ] && echo "${NODE_TIMEOUT}" || true)
-for v in LOCALUP_NODE_TIMEOUTS NODES PODS DEPLOYMENTS REPLICAS READY_TIMEOUT NODES_SECONDS NODE_TIMEOUT_HIT MAX_READY_NODES ALL_READY_SECONDS FINAL_READY FINAL_NODES POD_SUMMARY SIM_ERRORS THROTTLED MAX_THROTTLE; do
-  printf '%s=%q\n' "${v}" "${!v}"
-done >"${WORK}/result.env"
-printf '%s=%q\n' DATE "$(date -u '+%Y-%m-%d %H:%M UTC')" >>"${WORK}/result.env"
+# The keys are those of test/bench/scalecheck; an empty nodes-seconds or
+# all-ready-seconds is a wait that ran out.
+{
+  param date "$(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+  param cpu-model "$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)"
+  param cpus "$(nproc)"
+  param mem-total-kib "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+  param clk-tck "$(getconf CLK_TCK)"
+  param components "${COMPONENTS[*]}"
+  param nodes "${NODES}"
+  param deployments "${DEPLOYMENTS}"
+  param replicas "${REPLICAS}"
+  param node-timeout "${NODE_TIMEOUT}"
+  param ready-timeout "${READY_TIMEOUT}"
+  param sample-every "${SAMPLE_EVERY}"
+  param poll-every "${POLL_EVERY}"
+  param localup-node-timeouts "${LOCALUP_NODE_TIMEOUTS}"
+  param nodes-seconds "${NODES_SECONDS}"
+  param max-ready-nodes "${MAX_READY_NODES}"
+  param final-nodes "${FINAL_NODES}"
+  param all-ready-seconds "${ALL_READY_SECONDS}"
+  param final-ready "${FINAL_READY}"
+} >"${PARAMS}"
+# ascend-sim's log is read from here (what it logged is counted in the results).
 keep_logs
-report
+"${BIN}/scalecheck" -work "${WORK}" -results "${RESULTS}"
+log "wrote ${RESULTS}; samples, progress and logs are in ${WORK}/"
+render

@@ -49,7 +49,7 @@ spec:
 		return ok && inferstatus.IsComplete(s) && s.Status.Model != nil, msg + ", complete, with model information"
 	})
 	// rollout status agrees with the controller on a complete rollout.
-	if out := mustMindie(t, "", "rollout", "status", settled, "-n", ns, "--timeout=30s"); !strings.Contains(out, "successfully rolled out") {
+	if out := mustMindie(t, "", "", "rollout", "status", settled, "-n", ns, "--timeout=30s"); !strings.Contains(out, "successfully rolled out") {
 		t.Errorf("rollout status of %s:\n%s", settled, out)
 	}
 	before := server(t, ns, settled)

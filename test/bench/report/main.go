@@ -1,17 +1,19 @@
 // Command report renders every benchmark document from the results of the
-// last run, which hack/bench.sh and hack/reconcile-bench.sh keep in
-// docs/bench/:
+// last run, which hack/bench.sh, hack/reconcile-bench.sh and
+// hack/scale-check.sh keep in docs/bench/:
 //
 //   - apiserver.txt, the output of `go test -bench -benchmem` of test/bench,
 //     after the configuration lines hack/bench.sh puts before it (date,
 //     go-version, cpu-model, command);
-//   - reconcile.json, the reconcile benchmark's results (test/bench/results).
+//   - reconcile.json, the reconcile benchmark's results (test/bench/results);
+//   - scale-check.json, the scale check's results (test/bench/results).
 //
 // It writes docs/benchmarks.md (the benchmarks' ratios to their baselines
-// and goals, and the reconcile benchmark's summary) and
-// docs/reconcile-bench.md. Every figure is read as a ratio to a baseline
-// measured in the same run, with its goal beside it. Run from the
-// repository's root, with no flags, it renders both documents again:
+// and goals, and the reconcile benchmark's summary),
+// docs/reconcile-bench.md and docs/scale-check.md. Every figure of the
+// benchmarks is read as a ratio to a baseline measured in the same run,
+// with its goal beside it. Run from the repository's root, with no flags,
+// it renders all three documents again:
 //
 //	go run ./test/bench/report
 package main
@@ -25,53 +27,72 @@ import (
 	"mindie.io/deployer/test/bench/results"
 )
 
+// paths are what the renderer reads and writes; an empty one is not read
+// or not written.
+type paths struct {
+	apiserverIn, reconcileIn, scaleCheckIn     string
+	benchmarksOut, reconcileOut, scaleCheckOut string
+}
+
 func main() {
-	var apiserverIn, reconcileIn, benchmarksOut, reconcileOut string
-	flag.StringVar(&apiserverIn, "apiserver", "docs/bench/apiserver.txt", "output of the benchmarks of test/bench (go test -bench -benchmem)")
-	flag.StringVar(&reconcileIn, "reconcile", "docs/bench/reconcile.json", "the reconcile benchmark's results; empty: none")
-	flag.StringVar(&benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
-	flag.StringVar(&reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
+	var ps paths
+	flag.StringVar(&ps.apiserverIn, "apiserver", "docs/bench/apiserver.txt", "output of the benchmarks of test/bench (go test -bench -benchmem)")
+	flag.StringVar(&ps.reconcileIn, "reconcile", "docs/bench/reconcile.json", "the reconcile benchmark's results; empty: none")
+	flag.StringVar(&ps.scaleCheckIn, "scale-check", "docs/bench/scale-check.json", "the scale check's results; empty: none")
+	flag.StringVar(&ps.benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
+	flag.StringVar(&ps.reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
+	flag.StringVar(&ps.scaleCheckOut, "scale-check-out", "docs/scale-check.md", "where the scale check's document goes; empty: not written")
 	flag.Parse()
-	if err := run(apiserverIn, reconcileIn, benchmarksOut, reconcileOut); err != nil {
+	if err := run(ps); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
 }
 
-func run(apiserverIn, reconcileIn, benchmarksOut, reconcileOut string) error {
+func run(ps paths) error {
 	var rc *results.Reconcile
-	if reconcileIn != "" {
+	if ps.reconcileIn != "" {
 		var err error
-		if rc, err = results.LoadReconcile(reconcileIn, false); err != nil {
+		if rc, err = results.LoadReconcile(ps.reconcileIn, false); err != nil {
 			return err
 		}
 		if len(rc.Sizes) == 0 {
-			return fmt.Errorf("%s: no measurements", reconcileIn)
+			return fmt.Errorf("%s: no measurements", ps.reconcileIn)
 		}
 	}
-	if benchmarksOut != "" {
-		data, err := os.ReadFile(apiserverIn)
+	var sc *results.ScaleCheck
+	if ps.scaleCheckIn != "" && ps.scaleCheckOut != "" {
+		var err error
+		if sc, err = results.LoadScaleCheck(ps.scaleCheckIn); err != nil {
+			return err
+		}
+	}
+	if ps.benchmarksOut != "" {
+		data, err := os.ReadFile(ps.apiserverIn)
 		if err != nil {
 			return err
 		}
 		r, err := parse(bytes.NewReader(data))
 		if err != nil {
-			return fmt.Errorf("%s: %w", apiserverIn, err)
+			return fmt.Errorf("%s: %w", ps.apiserverIn, err)
 		}
 		var doc bytes.Buffer
 		if err := renderBenchmarks(&doc, r, rc); err != nil {
 			return err
 		}
-		if err := write(benchmarksOut, doc.Bytes()); err != nil {
+		if err := write(ps.benchmarksOut, doc.Bytes()); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "report: wrote %s\n", benchmarksOut)
 	}
-	if rc != nil && reconcileOut != "" {
-		if err := write(reconcileOut, []byte(renderReconcile(rc))); err != nil {
+	if rc != nil && ps.reconcileOut != "" {
+		if err := write(ps.reconcileOut, []byte(renderReconcile(rc))); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "report: wrote %s\n", reconcileOut)
+	}
+	if sc != nil {
+		if err := write(ps.scaleCheckOut, []byte(renderScaleCheck(sc))); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -82,7 +103,11 @@ func write(path string, data []byte) error {
 	if err := os.WriteFile(path+".tmp", data, 0o644); err != nil {
 		return err
 	}
-	return os.Rename(path+".tmp", path)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "report: wrote %s\n", path)
+	return nil
 }
 
 func orDash(s string) string {

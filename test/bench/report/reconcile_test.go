@@ -154,12 +154,18 @@ func slicesIndex(rc *results.Reconcile, n int) int {
 func TestCommittedDocumentsAreCurrent(t *testing.T) {
 	root := filepath.Join("..", "..", "..")
 	dir := t.TempDir()
-	err := run(filepath.Join(root, "docs/bench/apiserver.txt"), filepath.Join(root, "docs/bench/reconcile.json"),
-		filepath.Join(dir, "benchmarks.md"), filepath.Join(dir, "reconcile-bench.md"))
+	err := run(paths{
+		apiserverIn:   filepath.Join(root, "docs/bench/apiserver.txt"),
+		reconcileIn:   filepath.Join(root, "docs/bench/reconcile.json"),
+		scaleCheckIn:  filepath.Join(root, "docs/bench/scale-check.json"),
+		benchmarksOut: filepath.Join(dir, "benchmarks.md"),
+		reconcileOut:  filepath.Join(dir, "reconcile-bench.md"),
+		scaleCheckOut: filepath.Join(dir, "scale-check.md"),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"benchmarks.md", "reconcile-bench.md"} {
+	for _, name := range []string{"benchmarks.md", "reconcile-bench.md", "scale-check.md"} {
 		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -1,9 +1,12 @@
-// Package results is the JSON format of the reconcile benchmark's results:
-// test/bench/reconcile writes it, one measurement per number of
-// InferServers, and test/bench/report renders docs/reconcile-bench.md and
-// docs/benchmarks.md from it. The results of the last run are committed as
-// docs/bench/reconcile.json, so the documents can be rendered again without
-// running anything.
+// Package results is the JSON format of the results of the reconcile
+// benchmark and of the scale check. test/bench/reconcile writes the
+// reconcile benchmark's (Reconcile), one measurement per number of
+// InferServers, and test/bench/scalecheck the scale check's (ScaleCheck)
+// from what hack/scale-check.sh sampled; test/bench/report renders
+// docs/reconcile-bench.md, docs/benchmarks.md and docs/scale-check.md from
+// them. The results of the last runs are committed as docs/bench/reconcile.json
+// and docs/bench/scale-check.json, so the documents can be rendered again
+// without running anything.
 package results
 
 import (
@@ -306,8 +309,12 @@ func LoadReconcile(path string, missingOK bool) (*Reconcile, error) {
 
 // Save writes the results to path, through a temporary file so that a
 // reader never sees half of them.
-func (r *Reconcile) Save(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
+func (r *Reconcile) Save(path string) error { return saveJSON(path, r) }
+
+// saveJSON writes v to path as indented JSON, through a temporary file so
+// that a reader never sees half of it.
+func saveJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
