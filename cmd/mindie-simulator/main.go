@@ -1,8 +1,11 @@
 // Command mindie-simulator runs a SIMULATOR of MindIE Server's HTTP API (see
 // package mindie.io/deployer/pkg/simulator/mindie): the management and
-// inference ports of a MindIE Server, with modelled load, prefill and decode
-// times and a prefix cache, but no model and no NPU. It listens on loopback
-// addresses only, logs to stderr, and stops gracefully on SIGTERM or SIGINT.
+// inference ports of a MindIE Server, with a modelled engine (a shared
+// prefill queue, batch-dependent decode steps, a finite KV cache with prefix
+// caching; see docs/simulator.md) but no model and no NPU. Every figure
+// measured against it is simulated and must be labelled so. It listens on
+// loopback addresses only, logs to stderr, and stops gracefully on SIGTERM
+// or SIGINT.
 package main
 
 import (
@@ -34,13 +37,15 @@ const (
 
 // options are the command's flags.
 type options struct {
-	inferenceAddr   string
-	managementAddr  string
-	configPath      string
-	model           string
-	loadTime        time.Duration
-	decodePerToken  time.Duration
-	prefillPerToken time.Duration
+	inferenceAddr           string
+	managementAddr          string
+	configPath              string
+	model                   string
+	loadTime                time.Duration
+	decodePerToken          time.Duration
+	decodePerBatchedRequest time.Duration
+	prefillPerToken         time.Duration
+	cacheBlocks             int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, map[string]bool, error) {
@@ -58,8 +63,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, map[string]bool, err
 	fs.StringVar(&o.configPath, "config", "", "MindIE Server config.json to take the model name and limits from (optional)")
 	fs.StringVar(&o.model, "model", "", "served model name (default \""+mindie.DefaultModelID+"\", or the config's modelName)")
 	fs.DurationVar(&o.loadTime, "load-time", mindie.DefaultLoadTime, "simulated model load time before the server is ready (0: ready at once)")
-	fs.DurationVar(&o.decodePerToken, "decode-per-token", mindie.DefaultDecodePerToken, "simulated time per generated token")
-	fs.DurationVar(&o.prefillPerToken, "prefill-per-token", mindie.DefaultPrefillPerToken, "simulated prefill time per uncached prompt token")
+	fs.DurationVar(&o.decodePerToken, "decode-per-token", mindie.DefaultDecodePerToken, "simulated decode step with one request in the batch: the time per generated token of a request running alone")
+	fs.DurationVar(&o.decodePerBatchedRequest, "decode-per-batched-request", mindie.DefaultDecodePerBatchedRequest, "simulated time each further request in the batch adds to a decode step")
+	fs.DurationVar(&o.prefillPerToken, "prefill-per-token", mindie.DefaultPrefillPerToken, "simulated prefill time per uncached prompt token: 1 / the instance's prefill throughput (prefills run one at a time)")
+	fs.IntVar(&o.cacheBlocks, "cache-blocks", 0, fmt.Sprintf("KV cache blocks of the instance (default %d, or the config's npuMemSize worth)", mindie.DefaultCacheBlocks))
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -87,6 +94,12 @@ func (o *options) config(set map[string]bool) (mindie.Config, error) {
 	if set["model"] {
 		cfg.ModelID = o.model
 	}
+	if set["cache-blocks"] {
+		if o.cacheBlocks < 1 {
+			return cfg, fmt.Errorf("--cache-blocks must be at least 1, got %d", o.cacheBlocks)
+		}
+		cfg.CacheBlocks = o.cacheBlocks
+	}
 	durations := []struct {
 		flag  string
 		value time.Duration
@@ -94,6 +107,7 @@ func (o *options) config(set map[string]bool) (mindie.Config, error) {
 	}{
 		{"load-time", o.loadTime, &cfg.LoadTime},
 		{"decode-per-token", o.decodePerToken, &cfg.DecodePerToken},
+		{"decode-per-batched-request", o.decodePerBatchedRequest, &cfg.DecodePerBatchedRequest},
 		{"prefill-per-token", o.prefillPerToken, &cfg.PrefillPerToken},
 	}
 	for _, d := range durations {

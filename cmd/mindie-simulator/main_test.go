@@ -57,6 +57,8 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		{"unknown flag", []string{"--port", "1"}, "flag provided but not defined: -port"},
 		{"stray argument", []string{"serve"}, "takes only flags"},
 		{"negative duration", []string{"--decode-per-token", "-1s"}, "--decode-per-token must not be negative"},
+		{"negative batch cost", []string{"--decode-per-batched-request", "-1ms"}, "--decode-per-batched-request must not be negative"},
+		{"no cache blocks", []string{"--cache-blocks", "0"}, "--cache-blocks must be at least 1, got 0"},
 		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "absent.json")}, "--config: open"},
 		{"invalid config", []string{"--config", badConfig}, "BackendConfig.ModelDeployConfig.maxSeqLen: expected an integer, got a JSON string"},
 	}
@@ -78,7 +80,7 @@ func TestRunHelp(t *testing.T) {
 	if code := run(t.Context(), []string{"--help"}, &stderr); code != exitOK {
 		t.Errorf("--help exit code %d", code)
 	}
-	for _, want := range []string{"SIMULATED MindIE Server", "-inference-addr", "-management-addr", "-config", "-model", "-load-time", "-decode-per-token", "-prefill-per-token"} {
+	for _, want := range []string{"SIMULATED MindIE Server", "-inference-addr", "-management-addr", "-config", "-model", "-load-time", "-decode-per-token", "-decode-per-batched-request", "-prefill-per-token", "-cache-blocks"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, stderr.String())
 		}
@@ -104,12 +106,21 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.ModelID != "from-config" || cfg.MaxTotalTokens != 4096 || cfg.BlockSize != 64 {
 		t.Errorf("config.json values not used: %+v", cfg)
 	}
-	if cfg.LoadTime != mindie.DefaultLoadTime || cfg.DecodePerToken != mindie.DefaultDecodePerToken {
+	if cfg.LoadTime != mindie.DefaultLoadTime || cfg.DecodePerToken != mindie.DefaultDecodePerToken ||
+		cfg.DecodePerBatchedRequest != mindie.DefaultDecodePerBatchedRequest || cfg.PrefillPerToken != mindie.DefaultPrefillPerToken {
 		t.Errorf("durations not given should be the defaults: %+v", cfg)
 	}
-	cfg = parse("--config", cfgPath, "--model", "from-flag", "--load-time", "0", "--decode-per-token", "5ms")
+	// The default KV memory, in config.json's blocks of 64 tokens.
+	if cfg.CacheBlocks != mindie.DefaultCacheBlocks*mindie.DefaultBlockSize/64 {
+		t.Errorf("CacheBlocks %d, want the default memory's worth", cfg.CacheBlocks)
+	}
+	cfg = parse("--config", cfgPath, "--model", "from-flag", "--load-time", "0", "--decode-per-token", "5ms",
+		"--decode-per-batched-request", "0", "--cache-blocks", "300")
 	if cfg.ModelID != "from-flag" {
 		t.Errorf("--model should override config.json: %q", cfg.ModelID)
+	}
+	if cfg.DecodePerBatchedRequest != mindie.NoDelay || cfg.CacheBlocks != 300 {
+		t.Errorf("--decode-per-batched-request 0 should mean none, --cache-blocks 300: %+v", cfg)
 	}
 	if cfg.LoadTime != mindie.NoDelay || cfg.DecodePerToken != 5*time.Millisecond {
 		t.Errorf("--load-time 0 should mean no load time, --decode-per-token 5ms: %+v", cfg)

@@ -20,11 +20,33 @@ const (
 	DefaultMaxConcurrentRequests = 200  // MindIE's maxBatchSize default
 	DefaultVersion               = "0.1.0" + SimulatorSuffix
 	DefaultLoadTime              = 5 * time.Second
-	DefaultPrefillPerToken       = 200 * time.Microsecond
-	DefaultDecodePerToken        = 20 * time.Millisecond
-	DefaultBlockSize             = 16
-	DefaultCacheBlocks           = 1024
 	DefaultWorldSize             = 1
+
+	// The timing model's defaults, for an 8B model in float16 on one
+	// Ascend 910B. docs/simulator.md says where each comes from.
+
+	// DefaultPrefillTokensPerSecond is the instance's prefill throughput:
+	// 16 GFLOP per token (2 x 8e9 parameters) at about a quarter of a
+	// 910B's roughly 300 dense float16 TFLOPS.
+	DefaultPrefillTokensPerSecond = 5000
+	DefaultPrefillPerToken        = time.Second / DefaultPrefillTokensPerSecond // 200µs
+	// DefaultDecodePerToken is a decode step with one request in the batch:
+	// reading 16 GB of weights from HBM, plus overheads.
+	DefaultDecodePerToken = 20 * time.Millisecond
+	// DefaultDecodePerBatchedRequest is what each further request in the
+	// batch adds to a decode step: its KV reads and its share of compute.
+	DefaultDecodePerBatchedRequest = 250 * time.Microsecond
+	DefaultBlockSize               = 16
+	// DefaultKVBytesPerToken is a Llama-3-8B-shaped model's KV cache per
+	// token: K and V x 32 layers x 8 KV heads x 128 dimensions x 2 bytes.
+	DefaultKVBytesPerToken = 2 * 32 * 8 * 128 * 2 // 128 KiB
+	// DefaultKVCacheBytes is the NPU memory given to the KV cache: 32 GiB of
+	// a 910B's 64 GB, the rest holding the 16 GB of weights and workspace.
+	DefaultKVCacheBytes = 32 << 30
+	// DefaultCacheBlocks is DefaultKVCacheBytes in blocks of
+	// DefaultBlockSize tokens: 16,384 blocks, 262,144 tokens. Larger blocks
+	// make fewer of them: the memory is the default, not the count.
+	DefaultCacheBlocks = DefaultKVCacheBytes / (DefaultKVBytesPerToken * DefaultBlockSize)
 
 	// SimulatorSuffix ends every version the simulator reports, so /info
 	// always says that this is not a real MindIE Server.
@@ -90,16 +112,29 @@ type Config struct {
 	// LoadTime is how long after New the model is loaded and the server ready.
 	LoadTime time.Duration
 	// PrefillPerToken is the prefill cost of each prompt token not found in
-	// the prefix cache.
+	// the prefix cache: the inverse of the instance's prefill throughput.
+	// The instance prefills one request at a time, first come first served.
 	PrefillPerToken time.Duration
-	// DecodePerToken is the cost of each generated token.
+	// DecodePerToken is the time of a decode step with one request in the
+	// batch: the time between two tokens of a request that runs alone.
 	DecodePerToken time.Duration
-	// BlockSize is the prefix cache's (and KV cache's) block size in tokens
-	// (cacheBlockSize).
+	// DecodePerBatchedRequest is what each further request in the batch
+	// adds to a decode step: a step of b requests takes DecodePerToken +
+	// (b-1) x DecodePerBatchedRequest.
+	DecodePerBatchedRequest time.Duration
+	// BlockSize is the KV cache's block size in tokens (cacheBlockSize),
+	// also the prefix cache's unit.
 	BlockSize int
-	// CacheBlocks is the number of KV cache blocks: the prefix cache's LRU
-	// capacity and the total blocks /v1/status reports.
+	// CacheBlocks is the number of KV cache blocks of the instance: running
+	// requests hold blocks, unreferenced blocks stay as prefix cache until
+	// evicted. Zero takes NPUMemSize's worth, or DefaultKVCacheBytes' worth
+	// (DefaultCacheBlocks at the default BlockSize).
 	CacheBlocks int
+	// NPUMemSize is the KV cache memory per NPU in GiB (config.json
+	// npuMemSize); when set and CacheBlocks is not, CacheBlocks is
+	// NPUMemSize x WorldSize GiB / (DefaultKVBytesPerToken x BlockSize).
+	// Zero or negative: unset (MindIE's -1, "work it out").
+	NPUMemSize int
 	// DisablePrefixCache turns prefix caching off (enablePrefixCache: false):
 	// every prompt token is prefilled.
 	DisablePrefixCache bool
@@ -147,11 +182,22 @@ func (c Config) WithDefaults() Config {
 		c.TotalSlots = c.MaxConcurrentRequests
 	}
 	setInt(&c.BlockSize, DefaultBlockSize)
-	setInt(&c.CacheBlocks, DefaultCacheBlocks)
 	setInt(&c.WorldSize, DefaultWorldSize)
+	if c.NPUMemSize < 0 {
+		c.NPUMemSize = 0
+	}
+	if c.CacheBlocks == 0 && c.BlockSize > 0 {
+		// The same memory holds fewer blocks when they are larger.
+		kvBytes := DefaultKVCacheBytes
+		if c.NPUMemSize > 0 && c.WorldSize > 0 {
+			kvBytes = c.NPUMemSize * c.WorldSize << 30
+		}
+		c.CacheBlocks = max(kvBytes/(DefaultKVBytesPerToken*c.BlockSize), 1)
+	}
 	setDuration(&c.LoadTime, DefaultLoadTime)
 	setDuration(&c.PrefillPerToken, DefaultPrefillPerToken)
 	setDuration(&c.DecodePerToken, DefaultDecodePerToken)
+	setDuration(&c.DecodePerBatchedRequest, DefaultDecodePerBatchedRequest)
 	return c
 }
 
@@ -205,8 +251,9 @@ type serverConfigFile struct {
 			MaxSeqLen        *int `json:"maxSeqLen"`
 			MaxInputTokenLen *int `json:"maxInputTokenLen"`
 			ModelConfig      []struct {
-				ModelName *string `json:"modelName"`
-				WorldSize *int    `json:"worldSize"`
+				ModelName  *string `json:"modelName"`
+				WorldSize  *int    `json:"worldSize"`
+				NPUMemSize *int    `json:"npuMemSize"`
 			} `json:"ModelConfig"`
 		} `json:"ModelDeployConfig"`
 		ScheduleConfig *struct {
@@ -223,6 +270,7 @@ type serverConfigFile struct {
 //
 //	BackendConfig.ModelDeployConfig.ModelConfig[0].modelName -> ModelID
 //	BackendConfig.ModelDeployConfig.ModelConfig[0].worldSize -> WorldSize
+//	BackendConfig.ModelDeployConfig.ModelConfig[0].npuMemSize -> NPUMemSize (so CacheBlocks; -1: default)
 //	BackendConfig.ModelDeployConfig.maxSeqLen                -> MaxTotalTokens
 //	BackendConfig.ModelDeployConfig.maxInputTokenLen         -> MaxInputLength
 //	BackendConfig.ScheduleConfig.maxBatchSize                -> TotalSlots (and MaxConcurrentRequests)
@@ -234,9 +282,10 @@ type serverConfigFile struct {
 //
 // Absent keys take the simulator's defaults (so an absent enablePrefixCache
 // leaves the prefix cache on), as do the timing fields, which config.json
-// has no equivalent for; the result has every default filled in. Unknown
-// keys are ignored. Invalid JSON, a value of the wrong type and a
-// non-positive count are errors that name the key.
+// has no equivalent for (maxPrefillTokens is reported, not modelled); the
+// result has every default filled in. Unknown keys are ignored. Invalid
+// JSON, a value of the wrong type and a non-positive count are errors that
+// name the key.
 func ConfigFromServerConfig(configJSON []byte) (Config, error) {
 	var file serverConfigFile
 	if len(bytes.TrimSpace(configJSON)) == 0 {
@@ -275,6 +324,10 @@ func ConfigFromServerConfig(configJSON []byte) (Config, error) {
 					cfg.ModelID = *mc.ModelName
 				}
 				count("BackendConfig.ModelDeployConfig.ModelConfig[0].worldSize", mc.WorldSize, &cfg.WorldSize)
+				// -1 (MindIE's default) means "work it out": the simulator's default.
+				if mc.NPUMemSize != nil && *mc.NPUMemSize != -1 {
+					count("BackendConfig.ModelDeployConfig.ModelConfig[0].npuMemSize", mc.NPUMemSize, &cfg.NPUMemSize)
+				}
 			}
 		}
 		if sc := bc.ScheduleConfig; sc != nil {

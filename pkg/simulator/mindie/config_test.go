@@ -14,21 +14,24 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		ModelID:               "llama3-8b-sim",
-		ModelDType:            "float16",
-		MaxInputLength:        2048,
-		MaxTotalTokens:        2560,
-		MaxOutputLength:       512,
-		MaxBatchTotalTokens:   8192,
-		MaxConcurrentRequests: 200,
-		TotalSlots:            200,
-		Version:               "0.1.0-simulator",
-		LoadTime:              5 * time.Second,
-		PrefillPerToken:       200 * time.Microsecond,
-		DecodePerToken:        20 * time.Millisecond,
-		BlockSize:             16,
-		CacheBlocks:           1024,
-		WorldSize:             1,
+		ModelID:                 "llama3-8b-sim",
+		ModelDType:              "float16",
+		MaxInputLength:          2048,
+		MaxTotalTokens:          2560,
+		MaxOutputLength:         512,
+		MaxBatchTotalTokens:     8192,
+		MaxConcurrentRequests:   200,
+		TotalSlots:              200,
+		Version:                 "0.1.0-simulator",
+		LoadTime:                5 * time.Second,
+		PrefillPerToken:         200 * time.Microsecond,
+		DecodePerToken:          20 * time.Millisecond,
+		DecodePerBatchedRequest: 250 * time.Microsecond,
+		BlockSize:               16,
+		// 32 GiB of float16 KV of a 32-layer, 8-KV-head model (128 KiB a
+		// token), in blocks of 16 tokens.
+		CacheBlocks: 16384,
+		WorldSize:   1,
 	}
 	if diff := cmp.Diff(want, srv.Config()); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -125,21 +128,22 @@ func TestConfigFromServerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		ModelID:               "qwen2.5-7b",
-		ModelDType:            DefaultModelDType,
-		WorldSize:             4,
-		MaxTotalTokens:        4096,
-		MaxInputLength:        3072,
-		MaxConcurrentRequests: 1000,
-		TotalSlots:            64,
-		MaxBatchTotalTokens:   16384,
-		MaxOutputLength:       1024,
-		BlockSize:             128,
-		CacheBlocks:           DefaultCacheBlocks,
-		Version:               DefaultVersion,
-		LoadTime:              DefaultLoadTime,
-		PrefillPerToken:       DefaultPrefillPerToken,
-		DecodePerToken:        DefaultDecodePerToken,
+		ModelID:                 "qwen2.5-7b",
+		ModelDType:              DefaultModelDType,
+		WorldSize:               4,
+		MaxTotalTokens:          4096,
+		MaxInputLength:          3072,
+		MaxConcurrentRequests:   1000,
+		TotalSlots:              64,
+		MaxBatchTotalTokens:     16384,
+		MaxOutputLength:         1024,
+		BlockSize:               128,
+		CacheBlocks:             2048, // the default 32 GiB of KV in blocks of 128 tokens
+		Version:                 DefaultVersion,
+		LoadTime:                DefaultLoadTime,
+		PrefillPerToken:         DefaultPrefillPerToken,
+		DecodePerToken:          DefaultDecodePerToken,
+		DecodePerBatchedRequest: DefaultDecodePerBatchedRequest,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -163,6 +167,10 @@ func TestConfigFromServerConfigAbsentKeys(t *testing.T) {
 		"empty model list":      {`{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": []}}}`, Config{}},
 		"batch size, no links":  {`{"BackendConfig": {"ScheduleConfig": {"maxBatchSize": 16}}}`, Config{TotalSlots: 16, MaxConcurrentRequests: 16}},
 		"prefix cache disabled": {`{"BackendConfig": {"ScheduleConfig": {"enablePrefixCache": false}}}`, Config{DisablePrefixCache: true}},
+		"npuMemSize -1":         {`{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": [{"npuMemSize": -1}]}}}`, Config{}},
+		// 8 GiB on each of 2 NPUs at 128 KiB a token: 131,072 tokens, 1,024 blocks of 128.
+		"npuMemSize": {`{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": [{"npuMemSize": 8, "worldSize": 2}]}, "ScheduleConfig": {"cacheBlockSize": 128}}}`,
+			Config{NPUMemSize: 8, WorldSize: 2, BlockSize: 128, CacheBlocks: 1024}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -190,6 +198,7 @@ func TestConfigFromServerConfigErrors(t *testing.T) {
 		"fraction":        {`{"BackendConfig": {"ScheduleConfig": {"maxBatchSize": 1.5}}}`, []string{"BackendConfig.ScheduleConfig.maxBatchSize: expected an integer"}},
 		"model list type": {`{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": {"modelName": "x"}}}}`, []string{"BackendConfig.ModelDeployConfig.ModelConfig: expected an array, got a JSON object"}},
 		"zero":            {`{"BackendConfig": {"ScheduleConfig": {"maxBatchSize": 0, "cacheBlockSize": -4}}}`, []string{"BackendConfig.ScheduleConfig.maxBatchSize must be a positive integer, got 0", "BackendConfig.ScheduleConfig.cacheBlockSize must be a positive integer, got -4"}},
+		"npuMemSize zero": {`{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": [{"npuMemSize": 0}]}}}`, []string{"ModelConfig[0].npuMemSize must be a positive integer, got 0"}},
 		"empty model":     {`{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": [{"modelName": " "}]}}}`, []string{"ModelConfig[0].modelName must not be empty"}},
 		"input > seq":     {`{"BackendConfig": {"ModelDeployConfig": {"maxSeqLen": 1024, "maxInputTokenLen": 2048}}}`, []string{"maxInputTokenLen (2048) must not exceed maxSeqLen (1024)"}},
 		"input > default": {`{"BackendConfig": {"ModelDeployConfig": {"maxInputTokenLen": 9999}}}`, []string{"maxInputTokenLen (9999) must not exceed maxSeqLen (2560)"}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -66,11 +67,15 @@ func (s *Server) newJob(prompt []string, requested *int, field string, defaultMa
 		maxTokens = *requested
 	}
 	maxTokens = min(maxTokens, s.cfg.MaxOutputLength, s.cfg.MaxTotalTokens-len(prompt))
-	return &job{
-		prompt:       prompt,
-		leadingSpace: leadingSpace,
-		out:          generate(s.cfg.ModelID, prompt, maxTokens),
-	}, nil
+	out := generate(s.cfg.ModelID, prompt, maxTokens)
+	// At its longest a request holds the KV of its prompt and of every
+	// generated token but the last. One that would not fit in the whole
+	// cache could never finish.
+	if need := (len(prompt) + len(out.tokens) - 1 + s.cfg.BlockSize - 1) / s.cfg.BlockSize; need > s.cfg.CacheBlocks {
+		return nil, badRequest("the prompt (%d tokens) and its answer (%d tokens) need %d KV cache blocks of %d tokens; this instance has %d in all",
+			len(prompt), len(out.tokens), need, s.cfg.BlockSize, s.cfg.CacheBlocks)
+	}
+	return &job{prompt: prompt, leadingSpace: leadingSpace, out: out}, nil
 }
 
 // generation is a finished job's result.
@@ -79,6 +84,10 @@ type generation struct {
 	pieces       []string
 	promptTokens int
 	cachedTokens int // prompt tokens found in the prefix cache
+	// By the model's time: when the request arrived and when each token
+	// was generated.
+	arrived    time.Time
+	tokenTimes []time.Time
 }
 
 func (g *generation) text() string {
@@ -93,14 +102,12 @@ func (g *generation) text() string {
 	return string(b)
 }
 
-// admission is an admitted request's claim on the server.
-type admission struct {
-	id     uint64
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-}
-
-func (s *Server) admit(parent context.Context) (*admission, error) {
+// admit queues j in the engine, or refuses it.
+func (s *Server) admit(parent context.Context, j *job) (*engineRequest, error) {
+	var hashes []uint64
+	if !s.cfg.DisablePrefixCache {
+		hashes = blockHashes(j.prompt, s.cfg.BlockSize)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.phase {
@@ -113,24 +120,27 @@ func (s *Server) admit(parent context.Context) (*admission, error) {
 		remaining := s.loadTime - s.clock.Now().Sub(s.start)
 		return nil, unavailable("the model %s is still loading (about %s left); retry when /v2/health/ready answers 200", s.cfg.ModelID, remaining.Round(time.Millisecond))
 	}
-	if s.running+s.waiting >= s.cfg.MaxConcurrentRequests {
+	if len(s.batch)+len(s.queue) >= s.cfg.MaxConcurrentRequests {
 		return nil, &apiError{status: http.StatusTooManyRequests, kind: kindOverloaded,
 			msg: fmt.Sprintf("too many requests in flight: the limit is %d (max_concurrent_requests)", s.cfg.MaxConcurrentRequests)}
 	}
 	s.nextID++
 	ctx, cancel := context.WithCancelCause(parent)
-	a := &admission{id: s.nextID, ctx: ctx, cancel: cancel}
-	s.active[a.id] = cancel
-	s.waiting++
+	r := &engineRequest{
+		id: s.nextID, ctx: ctx, cancel: cancel, job: j, hashes: hashes,
+		total: len(j.out.tokens), arrived: s.modelNow(), notify: make(chan struct{}, 1),
+	}
+	s.active[r.id] = cancel
+	s.queue = append(s.queue, r)
 	s.inflight.Add(1)
-	return a, nil
+	s.kickEngine()
+	return r, nil
 }
 
-// execute runs a job through the simulated engine: admission, a slot,
-// prefill of the uncached prompt tokens, then one decode step per token,
-// calling onToken (if not nil) with each token's text as it is generated.
-// Its errors are *apiError, ErrCrashed, errClosing or errClientGone. It
-// counts the request as succeeded or failed.
+// execute runs a job through the simulated engine (see scheduler.go),
+// calling onToken (if not nil) with each token's text once it is
+// generated. Its errors are *apiError, ErrCrashed, errClosing or
+// errClientGone. It counts the request as succeeded or failed.
 func (s *Server) execute(ctx context.Context, j *job, onToken func(i int, piece string) error) (*generation, error) {
 	g, err := s.run(ctx, j, onToken)
 	if err != nil {
@@ -142,99 +152,59 @@ func (s *Server) execute(ctx context.Context, j *job, onToken func(i int, piece 
 }
 
 func (s *Server) run(parent context.Context, j *job, onToken func(i int, piece string) error) (*generation, error) {
-	a, err := s.admit(parent)
+	r, err := s.admit(parent, j)
 	if err != nil {
 		return nil, err
 	}
-	ctx := a.ctx
-	running, blocks := false, 0
 	defer func() {
 		s.mu.Lock()
-		delete(s.active, a.id)
-		if running {
-			s.running--
-			s.usedBlocks -= blocks
-		} else {
-			s.waiting--
-		}
+		delete(s.active, r.id)
+		s.withdraw(r)
 		s.mu.Unlock()
-		a.cancel(nil)
+		r.cancel(nil)
 		s.inflight.Done()
 	}()
 
-	select {
-	case s.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, s.abortReason(ctx, ctx.Err())
-	}
-	defer func() { <-s.slots }()
-	s.mu.Lock()
-	s.waiting--
-	s.running++
-	running = true
-	s.mu.Unlock()
-
-	if err := s.waitWhileHung(ctx, nil); err != nil {
-		return nil, s.abortReason(ctx, err)
-	}
-
-	// Prefill: only the tokens after the cached prefix cost time.
-	var hashes []uint64
-	cached := 0
-	if !s.cfg.DisablePrefixCache {
-		hashes = blockHashes(j.prompt, s.cfg.BlockSize)
-		cached = min(s.cache.lookup(hashes)*s.cfg.BlockSize, len(j.prompt))
-	}
-	s.promptTokens.Add(uint64(len(j.prompt)))
-	blocks = s.holdBlocks(blocks, len(j.prompt))
-	prefill := s.scale(time.Duration(len(j.prompt)-cached) * s.prefillPerToken)
-	if err := s.clock.Sleep(ctx, prefill); err != nil {
-		return nil, s.abortReason(ctx, err)
-	}
-	if hashes != nil {
-		s.cache.insert(hashes)
-	}
-
-	// Decode, one token at a time.
 	pieces := j.out.pieces(j.leadingSpace)
-	var ttft, decoding time.Duration
-	for i, piece := range pieces {
-		if err := s.waitWhileHung(ctx, nil); err != nil {
-			return nil, s.abortReason(ctx, err)
-		}
-		step := s.scale(s.decodePerToken)
-		if err := s.clock.Sleep(ctx, step); err != nil {
-			return nil, s.abortReason(ctx, err)
-		}
-		s.generationTokens.Add(1)
-		blocks = s.holdBlocks(blocks, len(j.prompt)+i+1)
-		if i == 0 {
-			ttft = prefill + step
-		} else {
-			decoding += step
-		}
-		if onToken != nil {
-			if err := onToken(i, piece); err != nil {
-				return nil, s.abortReason(ctx, errClientGone)
+	sent := 0
+	for {
+		s.mu.Lock()
+		generated, state := r.generated, r.state
+		s.mu.Unlock()
+		for ; sent < generated; sent++ {
+			if onToken == nil {
+				continue
+			}
+			if err := onToken(sent, pieces[sent]); err != nil {
+				return nil, s.abortReason(r.ctx, errClientGone)
 			}
 		}
+		if state == stateDone {
+			break
+		}
+		select {
+		case <-r.notify:
+		case <-r.ctx.Done():
+			return nil, s.abortReason(r.ctx, r.ctx.Err())
+		case <-s.closing:
+			return nil, errClosing
+		}
 	}
+
+	s.mu.Lock()
+	times := slices.Clone(r.tokenTimes)
+	cached := r.cachedTokens
+	s.mu.Unlock()
+	ttft := times[0].Sub(r.arrived)
 	var tbt time.Duration
-	if len(pieces) > 1 {
-		tbt = decoding / time.Duration(len(pieces)-1)
+	if n := len(times); n > 1 {
+		tbt = times[n-1].Sub(times[0]) / time.Duration(n-1)
 	}
 	s.latency.record(ttft, tbt)
-	return &generation{completion: j.out, pieces: pieces, promptTokens: len(j.prompt), cachedTokens: cached}, nil
-}
-
-// holdBlocks updates the KV blocks a running request holds to cover tokens,
-// returning the new count.
-func (s *Server) holdBlocks(held, tokens int) int {
-	need := (tokens + s.cfg.BlockSize - 1) / s.cfg.BlockSize
-	s.mu.Lock()
-	s.usedBlocks += need - held
-	s.mu.Unlock()
-	return need
+	return &generation{
+		completion: j.out, pieces: pieces, promptTokens: len(j.prompt), cachedTokens: cached,
+		arrived: r.arrived, tokenTimes: times,
+	}, nil
 }
 
 // abortReason tells why an admitted request stopped early.

@@ -117,10 +117,11 @@ func TestHangPausesRunningRequests(t *testing.T) {
 	done := h.async(t.Context(), http.MethodPost, h.inf.URL+"/v1/completions", `{"prompt": "hi", "max_tokens": 3}`)
 	waitUntil(t, "the request prefills", func() bool { return h.clock.sleepers() == 1 })
 	h.srv.SetHung(true)
-	h.clock.Advance(time.Hour) // prefill ends; the first decode step waits for the hang
+	h.clock.Advance(time.Hour) // the prefill ends with the first token; the first decode step waits for the hang
 	waitUntil(t, "decoding stalls", func() bool { return h.srv.hungWaiters.Load() == 1 })
-	if got := h.srv.Stats().GenerationTokens; got != 0 {
-		t.Errorf("%d tokens generated while hung", got)
+	h.clock.Advance(time.Hour)
+	if got, sleepers := h.srv.Stats().GenerationTokens, h.clock.sleepers(); got != 1 || sleepers != 0 {
+		t.Errorf("while hung: %d tokens generated (want the prefill's 1) and %d iterations running (want 0)", got, sleepers)
 	}
 	h.srv.SetHung(false)
 	if r := advanceUntilDone(t, h, done); r.err != nil || r.resp.status != http.StatusOK {
@@ -134,10 +135,10 @@ func TestCrashDropsEverything(t *testing.T) {
 	stream := h.async(t.Context(), http.MethodPost, h.inf.URL+"/v1/chat/completions",
 		chatBody(t, conversation, map[string]any{"stream": true, "max_tokens": 50}))
 	waitUntil(t, "the stream prefills", func() bool { return h.clock.sleepers() == 1 })
-	h.clock.Advance(time.Hour)
-	waitUntil(t, "the stream decodes", func() bool { return h.clock.sleepers() == 1 && h.srv.Stats().GenerationTokens == 0 })
-	h.clock.Advance(time.Hour) // one token out
-	waitUntil(t, "the stream sends a token", func() bool { return h.srv.Stats().GenerationTokens == 1 && h.clock.sleepers() == 1 })
+	h.clock.Advance(time.Hour) // the prefill's token out
+	waitUntil(t, "the stream decodes", func() bool { return h.clock.sleepers() == 1 && h.srv.Stats().GenerationTokens == 1 })
+	h.clock.Advance(time.Hour) // a decode step's token out
+	waitUntil(t, "the stream sends a token", func() bool { return h.srv.Stats().GenerationTokens == 2 && h.clock.sleepers() == 1 })
 
 	h.srv.Crash()
 	r := receive(t, stream)
@@ -213,13 +214,18 @@ func TestStopServiceForceAbortsRunningRequests(t *testing.T) {
 	h := newHarness(t, testConfig())
 	h.clock.setBlocking(true)
 	plain := h.async(t.Context(), http.MethodPost, h.inf.URL+"/v1/completions", `{"prompt": "abort me", "max_tokens": 50}`)
-	waitUntil(t, "the request runs", func() bool { return h.clock.sleepers() == 1 })
+	waitUntil(t, "the request prefills", func() bool { return h.clock.sleepers() == 1 })
 	stream := h.async(t.Context(), http.MethodPost, h.inf.URL+"/generate_stream", `{"inputs": "abort me too", "parameters": {"max_new_tokens": 50}}`)
-	waitUntil(t, "both requests run", func() bool { return h.clock.sleepers() == 2 })
-	h.clock.Advance(time.Hour) // both prefills end
-	waitUntil(t, "both decode", func() bool { return h.clock.sleepers() == 2 && h.srv.Stats().GenerationTokens == 0 })
+	waitUntil(t, "the second request queues", func() bool { return h.srv.Stats().Waiting == 1 })
+	h.clock.Advance(time.Hour) // the first prefill ends; the second starts
+	waitUntil(t, "the second prefills", func() bool {
+		st := h.srv.Stats()
+		return st.Running == 2 && st.GenerationTokens == 1 && h.clock.sleepers() == 1
+	})
+	h.clock.Advance(time.Hour) // the second prefill ends; a decode step of both starts
+	waitUntil(t, "both decode", func() bool { return h.srv.Stats().GenerationTokens == 2 && h.clock.sleepers() == 1 })
 	h.clock.Advance(time.Hour) // one token each
-	waitUntil(t, "both generate", func() bool { return h.srv.Stats().GenerationTokens == 2 && h.clock.sleepers() == 2 })
+	waitUntil(t, "both generate", func() bool { return h.srv.Stats().GenerationTokens == 4 && h.clock.sleepers() == 1 })
 
 	s := h.getMgmt("/stopService?mode=Force")
 	if s.status != http.StatusOK || !strings.Contains(string(s.body), `"aborted_requests":2`) || !strings.Contains(string(s.body), `"mode":"force"`) {

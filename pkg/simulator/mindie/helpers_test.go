@@ -335,3 +335,102 @@ func words(start, n int) string {
 	}
 	return strings.Join(ws, " ")
 }
+
+// step moves the time to the end of the earliest blocked sleep, waking it
+// (and any other that ends then). It reports whether there was one.
+func (c *fakeClock) step() bool {
+	c.mu.Lock()
+	if len(c.waiters) == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	next := c.waiters[0].until
+	for _, w := range c.waiters[1:] {
+		if w.until.Before(next) {
+			next = w.until
+		}
+	}
+	d := next.Sub(c.now)
+	c.mu.Unlock()
+	c.Advance(d)
+	return true
+}
+
+// runUntil drives a blocking fake clock one sleep at a time, each to its
+// exact end, until cond holds: the engine then runs as it would in real
+// time, with no time lost between its iterations.
+func (h *harness) runUntil(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out running the clock until %s", what)
+		}
+		if !h.clock.step() {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
+
+// submitted is a job run with submit.
+type submitted struct {
+	done chan struct{}
+	gen  *generation
+	err  error
+}
+
+func (s *submitted) finished() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ttft is the model's time from the request's arrival to its first token.
+func (s *submitted) ttft() time.Duration { return s.gen.tokenTimes[0].Sub(s.gen.arrived) }
+
+// intervals are the model's times between the request's tokens.
+func (s *submitted) intervals() []time.Duration {
+	var out []time.Duration
+	for i := 1; i < len(s.gen.tokenTimes); i++ {
+		out = append(out, s.gen.tokenTimes[i].Sub(s.gen.tokenTimes[i-1]))
+	}
+	return out
+}
+
+// submit runs a completion-style job of prompt in the background, straight
+// through the engine (no HTTP), for tests that look at its token times.
+func (h *harness) submit(prompt string, maxTokens int) *submitted {
+	h.t.Helper()
+	j, apiErr := h.srv.newJob(Tokenize(prompt), &maxTokens, "max_tokens", defaultCompletionTokens, true)
+	if apiErr != nil {
+		h.t.Fatalf("newJob: %v", apiErr)
+	}
+	s := &submitted{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.gen, s.err = h.srv.execute(context.Background(), j, nil)
+	}()
+	return s
+}
+
+// wait waits for every s to finish (the clock must be running) and fails
+// the test on an error.
+func (h *harness) wait(subs ...*submitted) {
+	h.t.Helper()
+	h.runUntil("the requests finish", func() bool {
+		for _, s := range subs {
+			if !s.finished() {
+				return false
+			}
+		}
+		return true
+	})
+	for i, s := range subs {
+		if s.err != nil {
+			h.t.Fatalf("request %d: %v", i, s.err)
+		}
+	}
+}

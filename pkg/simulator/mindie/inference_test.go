@@ -157,8 +157,8 @@ func TestChatCompletionStreamsOneChunkPerTokenAsDecoded(t *testing.T) {
 		t.Fatalf("want 9 events, got %d: %q", len(events), events)
 	}
 	sleeps := h.clock.takeSleeps()
-	if len(sleeps) != 8 { // prefill + one decode step per token
-		t.Errorf("want 1 prefill and 7 decode sleeps, got %v", sleeps)
+	if len(sleeps) != 7 { // the prefill (the first token), then a decode step per token
+		t.Errorf("want 1 prefill and 6 decode sleeps, got %v", sleeps)
 	}
 }
 

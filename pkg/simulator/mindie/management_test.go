@@ -3,6 +3,7 @@ package mindie
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,8 +285,9 @@ func TestMetricsJSON(t *testing.T) {
 		}
 		values[s.Metric[0]["__name__"]] = s.Value
 	}
-	// TTFT: 3ms prefill + 1s first token; TBT: 1s.
-	want := map[string]string{"TTFT": "1003", "TBT": "1000", "waitingInferRequestNum": "0", "processingInferRequestNum": "0", "remainBlocks": "1024"}
+	// TTFT: the 3ms prefill, which produces the first token; TBT: 1s steps.
+	want := map[string]string{"TTFT": "3", "TBT": "1000", "waitingInferRequestNum": "0", "processingInferRequestNum": "0",
+		"remainBlocks": strconv.Itoa(h.srv.Config().CacheBlocks)}
 	if got.ResultType != "vector" || !cmp.Equal(values, want) {
 		t.Errorf("/metrics-json %s, want %v", r.body, want)
 	}

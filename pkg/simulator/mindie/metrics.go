@@ -31,6 +31,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("num_requests_running", "gauge", "Number of requests currently running on NPU.", i(st.Running))
 	metric("num_requests_waiting", "gauge", "Number of requests waiting to be processed.", i(st.Waiting))
 	metric("num_requests_swapped", "gauge", "Number of requests swapped to CPU.", "0")
+	metric("num_preemptions_total", "counter", "Cumulative number of preemptions (requests sent back to the queue, KV cache full).", u(st.Preemptions))
 	metric("prompt_tokens_total", "counter", "Number of prefill tokens processed.", u(st.PromptTokens))
 	metric("generation_tokens_total", "counter", "Number of generation tokens processed.", u(st.GenerationTokens))
 	metric("prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", u(st.PrefixCacheHits))

@@ -102,7 +102,7 @@ func (s *Server) ServeListeners(ctx context.Context, inference, management net.L
 
 	running := 2 // serving goroutines
 	closeAll := func() {
-		s.closeOnce.Do(func() { close(s.closing) })
+		s.shutDown()
 		infSrv.Close()
 		mgmtSrv.Close()
 		// Close the listeners here too: a Serve goroutine that has not
@@ -137,7 +137,7 @@ func (s *Server) ServeListeners(ctx context.Context, inference, management net.L
 		cancelAbort()
 	}
 	// Requests still blocked (by a hang) are dropped; idle connections close.
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.shutDown()
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShutdown()
 	infSrv.Shutdown(shutdownCtx)
@@ -185,4 +185,13 @@ func trimNewline(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// shutDown tells requests blocked by a hang and the engine that Serve is
+// shutting down.
+func (s *Server) shutDown() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.stopEngine()
+	})
 }

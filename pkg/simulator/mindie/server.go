@@ -66,30 +66,36 @@ type Server struct {
 	cfg   Config
 	clock Clock
 	// The modelled durations, NoDelay resolved to zero.
-	loadTime, prefillPerToken, decodePerToken time.Duration
-	logw                                      io.Writer
-	logMu                                     sync.Mutex
-	drainTimeout                              time.Duration
-	start                                     time.Time
-	cache                                     *prefixCache
-	slots                                     chan struct{} // a semaphore of TotalSlots
-	latency                                   latencyWindow
+	loadTime, prefillPerToken, decodePerToken, decodePerBatchedRequest time.Duration
+	logw                                                               io.Writer
+	logMu                                                              sync.Mutex
+	drainTimeout                                                       time.Duration
+	start                                                              time.Time
+	latency                                                            latencyWindow
+	// engineCtx ends when the server crashes or shuts down: the engine
+	// stops running iterations.
+	engineCtx  context.Context
+	stopEngine context.CancelFunc
 
-	mu         sync.Mutex
-	phase      phase
-	role       Role
-	peers      []uint64 // PD peers given with the role, reported as linked
-	hung       bool
-	unhung     chan struct{} // closed when the current hang is cleared
-	running    int
-	waiting    int
-	usedBlocks int                                // KV blocks held by running requests
-	active     map[uint64]context.CancelCauseFunc // admitted requests
-	nextID     uint64
-	serving    bool
-	infAddr    net.Addr
-	mgmtAddr   net.Addr
-	listening  chan struct{} // closed once Serve has bound its listeners
+	mu        sync.Mutex
+	phase     phase
+	role      Role
+	peers     []uint64 // PD peers given with the role, reported as linked
+	hung      bool
+	unhung    chan struct{}                      // closed when the current hang is cleared
+	active    map[uint64]context.CancelCauseFunc // admitted requests
+	nextID    uint64
+	serving   bool
+	infAddr   net.Addr
+	mgmtAddr  net.Addr
+	listening chan struct{} // closed once Serve has bound its listeners
+	// The engine (scheduler.go).
+	queue        []*engineRequest // waiting for a prefill, first come first served
+	batch        []*engineRequest // running (holding a slot), in the order they started
+	kv           *kvCache
+	engineActive bool      // the engine's loop runs
+	engineTime   time.Time // the end of the engine's last iteration
+	preemptions  uint64
 
 	inflight    sync.WaitGroup // admitted requests, for Stop to wait on
 	crashed     chan struct{}
@@ -115,22 +121,23 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:             cfg,
-		loadTime:        max(cfg.LoadTime, 0),
-		prefillPerToken: max(cfg.PrefillPerToken, 0),
-		decodePerToken:  max(cfg.DecodePerToken, 0),
-		clock:           RealClock{},
-		logw:            io.Discard,
-		drainTimeout:    30 * time.Second,
-		cache:           newPrefixCache(cfg.CacheBlocks),
-		slots:           make(chan struct{}, cfg.TotalSlots),
-		latency:         newLatencyWindow(1000),
-		role:            cfg.Role,
-		active:          make(map[uint64]context.CancelCauseFunc),
-		listening:       make(chan struct{}),
-		crashed:         make(chan struct{}),
-		closing:         make(chan struct{}),
+		cfg:                     cfg,
+		loadTime:                max(cfg.LoadTime, 0),
+		prefillPerToken:         max(cfg.PrefillPerToken, 0),
+		decodePerToken:          max(cfg.DecodePerToken, 0),
+		decodePerBatchedRequest: max(cfg.DecodePerBatchedRequest, 0),
+		clock:                   RealClock{},
+		logw:                    io.Discard,
+		drainTimeout:            30 * time.Second,
+		kv:                      newKVCache(cfg.BlockSize, cfg.CacheBlocks),
+		latency:                 newLatencyWindow(1000),
+		role:                    cfg.Role,
+		active:                  make(map[uint64]context.CancelCauseFunc),
+		listening:               make(chan struct{}),
+		crashed:                 make(chan struct{}),
+		closing:                 make(chan struct{}),
 	}
+	s.engineCtx, s.stopEngine = context.WithCancel(context.Background())
 	for _, opt := range opts {
 		opt(s)
 	}
@@ -139,10 +146,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.slowdown.Store(math.Float64bits(1))
 	s.start = s.clock.Now()
-	s.logf("starting MindIE Server SIMULATOR %s: no model and no NPU, answers are deterministic filler; "+
-		"model=%s load_time=%s prefill_per_token=%s decode_per_token=%s block_size=%d cache_blocks=%d "+
+	s.logf("starting MindIE Server SIMULATOR %s: no model and no NPU, answers are deterministic filler, timings are modelled; "+
+		"model=%s load_time=%s prefill_per_token=%s decode_per_token=%s decode_per_batched_request=%s block_size=%d cache_blocks=%d "+
 		"slots=%d max_concurrent_requests=%d prefix_cache=%t role=%s",
-		cfg.Version, cfg.ModelID, s.loadTime, s.prefillPerToken, s.decodePerToken, cfg.BlockSize,
+		cfg.Version, cfg.ModelID, s.loadTime, s.prefillPerToken, s.decodePerToken, s.decodePerBatchedRequest, cfg.BlockSize,
 		cfg.CacheBlocks, cfg.TotalSlots, cfg.MaxConcurrentRequests, !cfg.DisablePrefixCache, cfg.Role.statusName())
 	s.loaded() // logs "ready" at once when there is nothing to load
 	return s, nil
@@ -229,6 +236,7 @@ func (s *Server) Crash() {
 	}
 	s.phase = phaseCrashed
 	close(s.crashed)
+	s.stopEngine()
 	for _, cancel := range s.active {
 		cancel(ErrCrashed)
 	}
@@ -237,7 +245,8 @@ func (s *Server) Crash() {
 }
 
 // SetSlowdown multiplies every modelled request duration (prefill, decode,
-// the timed health check's inference) by factor, from the next duration on.
+// the timed health check's inference) by factor, from the next iteration
+// of the engine on.
 // A factor that is not a positive number resets it to 1.
 func (s *Server) SetSlowdown(factor float64) {
 	if !(factor > 0) || math.IsInf(factor, 0) {
@@ -291,7 +300,7 @@ func (s *Server) stop(ctx context.Context, force bool) (aborted int, err error) 
 		return 0, ErrCrashed
 	case phaseServing:
 		s.phase = phaseStopping
-		s.logf("stopping (%s): refusing new requests; %d running, %d waiting", mode, s.running, s.waiting)
+		s.logf("stopping (%s): refusing new requests; %d running, %d waiting", mode, len(s.batch), len(s.queue))
 	}
 	if force && s.phase == phaseStopping {
 		for _, cancel := range s.active {
@@ -370,22 +379,31 @@ type Stats struct {
 	// Tokens of the prompts prefilled (cached or not) and tokens generated.
 	PromptTokens     uint64
 	GenerationTokens uint64
-	// Prefix cache lookups, in blocks, and the blocks it holds.
+	// Prefix cache lookups, in blocks (one per prefill, so a preempted
+	// request's second prefill counts again), the blocks it holds
+	// (published blocks, held by requests or not) and the blocks evicted.
 	PrefixCacheHits   uint64
 	PrefixCacheMisses uint64
 	CachedBlocks      int
+	EvictedBlocks     uint64
+	// Preemptions counts running requests sent back to the queue because
+	// the KV cache was full.
+	Preemptions uint64
 
-	Running     int
-	Waiting     int
-	FreeSlots   int
-	TotalSlots  int
+	// Running requests hold a slot (they are being prefilled or decoded);
+	// waiting ones are queued for their prefill.
+	Running    int
+	Waiting    int
+	FreeSlots  int
+	TotalSlots int
+	// FreeBlocks are the KV blocks no running request holds (cached blocks
+	// nobody holds are reclaimable, so they count as free).
 	FreeBlocks  int
 	TotalBlocks int
 }
 
 // Stats returns a snapshot of the server's state and counters.
 func (s *Server) Stats() Stats {
-	hits, misses, cached := s.cache.stats()
 	st := Stats{
 		State:             s.State(),
 		Slowdown:          s.slowdownFactor(),
@@ -394,19 +412,20 @@ func (s *Server) Stats() Stats {
 		RequestsFailed:    s.failed.Load(),
 		PromptTokens:      s.promptTokens.Load(),
 		GenerationTokens:  s.generationTokens.Load(),
-		PrefixCacheHits:   hits,
-		PrefixCacheMisses: misses,
-		CachedBlocks:      cached,
 		TotalSlots:        s.cfg.TotalSlots,
 		TotalBlocks:       s.cfg.CacheBlocks,
 	}
 	s.mu.Lock()
 	st.Hung = s.hung
 	st.Role = s.role
-	st.Running = s.running
-	st.Waiting = s.waiting
-	st.FreeSlots = s.cfg.TotalSlots - s.running
-	st.FreeBlocks = max(s.cfg.CacheBlocks-s.usedBlocks, 0)
+	st.Running = len(s.batch)
+	st.Waiting = len(s.queue)
+	st.FreeSlots = s.cfg.TotalSlots - len(s.batch)
+	st.FreeBlocks = s.kv.total - s.kv.held
+	st.PrefixCacheHits, st.PrefixCacheMisses = s.kv.hits, s.kv.misses
+	st.CachedBlocks = len(s.kv.cached)
+	st.EvictedBlocks = s.kv.evictions
+	st.Preemptions = s.preemptions
 	s.mu.Unlock()
 	return st
 }

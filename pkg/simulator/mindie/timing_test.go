@@ -8,8 +8,8 @@ import (
 )
 
 // completeOnce sends a completion of max_tokens 1 and returns its usage and
-// the sleeps it caused: [prefill, one decode step].
-func completeOnce(t *testing.T, h *harness, prompt string) (openAIUsage, []time.Duration) {
+// the engine's one iteration: the prefill, which produces the only token.
+func completeOnce(t *testing.T, h *harness, prompt string) (openAIUsage, time.Duration) {
 	t.Helper()
 	h.clock.takeSleeps()
 	r := h.post("/v1/completions", jsonBody(t, map[string]any{"prompt": prompt, "max_tokens": 1}))
@@ -18,19 +18,19 @@ func completeOnce(t *testing.T, h *harness, prompt string) (openAIUsage, []time.
 	}
 	c := decode[chatCompletion](t, r)
 	sleeps := h.clock.takeSleeps()
-	if len(sleeps) != 2 {
-		t.Fatalf("want a prefill and a decode sleep, got %v", sleeps)
+	if len(sleeps) != 1 {
+		t.Fatalf("want a single prefill sleep, got %v", sleeps)
 	}
-	return *c.Usage, sleeps
+	return *c.Usage, sleeps[0]
 }
 
 func TestPrefillChargesOnlyUncachedTokens(t *testing.T) {
 	h := newHarness(t, testConfig()) // blocks of 4 tokens, 1ms per prefilled token, 1s per decoded token
 	prompt := words(0, 22)           // blocks: 5 full + 1 of 2 tokens
 
-	usage, sleeps := completeOnce(t, h, prompt)
-	if sleeps[0] != 22*time.Millisecond || sleeps[1] != time.Second {
-		t.Errorf("cold prompt: sleeps %v, want [22ms 1s]", sleeps)
+	usage, prefill := completeOnce(t, h, prompt)
+	if prefill != 22*time.Millisecond {
+		t.Errorf("cold prompt: prefill %v, want 22ms", prefill)
 	}
 	if usage.PromptTokensDetails.CachedTokens != 0 {
 		t.Errorf("cold prompt: %d cached tokens", usage.PromptTokensDetails.CachedTokens)
@@ -40,10 +40,11 @@ func TestPrefillChargesOnlyUncachedTokens(t *testing.T) {
 		t.Errorf("cold prompt: hits %d misses %d cached %d, want 0 6 6", st.PrefixCacheHits, st.PrefixCacheMisses, st.CachedBlocks)
 	}
 
-	// The same prompt again: every block hits, nothing to prefill.
-	usage, sleeps = completeOnce(t, h, prompt)
-	if sleeps[0] != 0 {
-		t.Errorf("repeated prompt: prefill %v, want 0", sleeps[0])
+	// The same prompt again: every block hits; only the last prompt token
+	// is computed, for the logits of the first generated token.
+	usage, prefill = completeOnce(t, h, prompt)
+	if prefill != time.Millisecond {
+		t.Errorf("repeated prompt: prefill %v, want 1ms (one token)", prefill)
 	}
 	if usage.PromptTokensDetails.CachedTokens != 22 {
 		t.Errorf("repeated prompt: %d cached tokens, want 22", usage.PromptTokensDetails.CachedTokens)
@@ -53,9 +54,9 @@ func TestPrefillChargesOnlyUncachedTokens(t *testing.T) {
 	}
 
 	// Sharing the first 3 blocks (12 tokens): only the other 18 are charged.
-	usage, sleeps = completeOnce(t, h, words(0, 12)+" "+words(500, 18))
-	if sleeps[0] != 18*time.Millisecond {
-		t.Errorf("shared prefix: prefill %v, want 18ms", sleeps[0])
+	usage, prefill = completeOnce(t, h, words(0, 12)+" "+words(500, 18))
+	if prefill != 18*time.Millisecond {
+		t.Errorf("shared prefix: prefill %v, want 18ms", prefill)
 	}
 	if usage.PromptTokensDetails.CachedTokens != 12 || usage.PromptTokens != 30 {
 		t.Errorf("shared prefix: usage %+v, want 12 of 30 cached", usage)
@@ -65,18 +66,23 @@ func TestPrefillChargesOnlyUncachedTokens(t *testing.T) {
 	}
 
 	// The same blocks after a different first block do not match.
-	_, sleeps = completeOnce(t, h, "different "+words(1, 21))
-	if sleeps[0] != 22*time.Millisecond {
-		t.Errorf("different first block: prefill %v, want all 22ms", sleeps[0])
+	_, prefill = completeOnce(t, h, "different "+words(1, 21))
+	if prefill != 22*time.Millisecond {
+		t.Errorf("different first block: prefill %v, want all 22ms", prefill)
 	}
 }
 
 func TestDecodeTakesOneStepPerGeneratedToken(t *testing.T) {
 	h := newHarness(t, testConfig())
 	c := decode[chatCompletion](t, h.post("/v1/completions", `{"prompt": "count the steps", "max_tokens": 9}`))
+	if c.Usage.CompletionTokens != 9 {
+		t.Fatalf("%d tokens generated, want 9", c.Usage.CompletionTokens)
+	}
 	sleeps := h.clock.takeSleeps()
+	// The prefill produces the first token, a decode step (of a batch of
+	// one) each of the others.
 	want := []time.Duration{3 * time.Millisecond}
-	for range c.Usage.CompletionTokens {
+	for range c.Usage.CompletionTokens - 1 {
 		want = append(want, time.Second)
 	}
 	if !slices.Equal(sleeps, want) {
@@ -120,15 +126,15 @@ func TestPrefixCacheEvictsAtCapacity(t *testing.T) {
 
 	completeOnce(t, h, a)
 	completeOnce(t, h, b)
-	if _, sleeps := completeOnce(t, h, a); sleeps[0] != 0 {
-		t.Fatalf("a should still be cached (4 blocks fit), prefill %v", sleeps[0])
+	if _, prefill := completeOnce(t, h, a); prefill != time.Millisecond {
+		t.Fatalf("a should still be cached (4 blocks fit), prefill %v", prefill)
 	}
 	completeOnce(t, h, c) // evicts b, the least recently used
-	if _, sleeps := completeOnce(t, h, a); sleeps[0] != 0 {
-		t.Errorf("a was used recently and should be cached, prefill %v", sleeps[0])
+	if _, prefill := completeOnce(t, h, a); prefill != time.Millisecond {
+		t.Errorf("a was used recently and should be cached, prefill %v", prefill)
 	}
-	if _, sleeps := completeOnce(t, h, b); sleeps[0] != 8*time.Millisecond {
-		t.Errorf("b should have been evicted, prefill %v, want 8ms", sleeps[0])
+	if _, prefill := completeOnce(t, h, b); prefill != 8*time.Millisecond {
+		t.Errorf("b should have been evicted, prefill %v, want 8ms", prefill)
 	}
 	if st := h.srv.Stats(); st.CachedBlocks != 4 {
 		t.Errorf("cache holds %d blocks, want 4", st.CachedBlocks)
@@ -140,9 +146,9 @@ func TestDisabledPrefixCacheChargesEveryToken(t *testing.T) {
 	cfg.DisablePrefixCache = true
 	h := newHarness(t, cfg)
 	for range 2 {
-		usage, sleeps := completeOnce(t, h, words(0, 10))
-		if sleeps[0] != 10*time.Millisecond || usage.PromptTokensDetails.CachedTokens != 0 {
-			t.Errorf("prefill %v with %d cached tokens, want 10ms and none", sleeps[0], usage.PromptTokensDetails.CachedTokens)
+		usage, prefill := completeOnce(t, h, words(0, 10))
+		if prefill != 10*time.Millisecond || usage.PromptTokensDetails.CachedTokens != 0 {
+			t.Errorf("prefill %v with %d cached tokens, want 10ms and none", prefill, usage.PromptTokensDetails.CachedTokens)
 		}
 	}
 	if st := h.srv.Stats(); st.PrefixCacheHits != 0 || st.CachedBlocks != 0 {
@@ -153,7 +159,14 @@ func TestDisabledPrefixCacheChargesEveryToken(t *testing.T) {
 func TestSlowdownMultipliesModelledDurations(t *testing.T) {
 	h := newHarness(t, testConfig())
 	h.srv.SetSlowdown(2.5)
-	if _, sleeps := completeOnce(t, h, words(0, 4)); sleeps[0] != 10*time.Millisecond || sleeps[1] != 2500*time.Millisecond {
+	complete2 := func(prompt string) []time.Duration {
+		h.clock.takeSleeps()
+		if r := h.post("/v1/completions", jsonBody(t, map[string]any{"prompt": prompt, "max_tokens": 2})); r.status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		return h.clock.takeSleeps()
+	}
+	if sleeps := complete2(words(0, 4)); !slices.Equal(sleeps, []time.Duration{10 * time.Millisecond, 2500 * time.Millisecond}) {
 		t.Errorf("slowdown 2.5: sleeps %v, want [10ms 2.5s]", sleeps)
 	}
 	if h.srv.Stats().Slowdown != 2.5 {
@@ -165,7 +178,7 @@ func TestSlowdownMultipliesModelledDurations(t *testing.T) {
 			t.Errorf("SetSlowdown(%g) should reset to 1, got %g", bad, got)
 		}
 	}
-	if _, sleeps := completeOnce(t, h, words(100, 4)); sleeps[1] != time.Second {
-		t.Errorf("after reset: decode %v, want 1s", sleeps[1])
+	if sleeps := complete2(words(100, 4)); !slices.Equal(sleeps, []time.Duration{4 * time.Millisecond, time.Second}) {
+		t.Errorf("after reset: sleeps %v, want [4ms 1s]", sleeps)
 	}
 }
