@@ -9,10 +9,11 @@ STATICCHECK_VERSION ?= v0.8.2
 
 all: build
 
-## build: bin/mindie-apiserver and bin/kubectl-mindie (the kubectl plugin)
+## build: bin/mindie-apiserver, bin/kubectl-mindie (the kubectl plugin) and bin/mindie-router
 build:
 	$(GO) build -o $(BIN)/mindie-apiserver ./cmd/mindie-apiserver
 	$(GO) build -o $(BIN)/kubectl-mindie ./cmd/kubectl-mindie
+	$(GO) build -o $(BIN)/mindie-router ./cmd/mindie-router
 
 ## generate: regenerate deepcopy, conversion, defaults, OpenAPI, clientset, listers, informers, apply configurations
 generate:

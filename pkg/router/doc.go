@@ -1,0 +1,17 @@
+// Package router is mindie-router: an HTTP server in front of MindIE Server
+// instances (and OpenAI-compatible engines) that picks an instance for each
+// inference request and streams the answer back as it comes.
+//
+// It replaces MindIE Motor's Coordinator for single-node instances. The
+// Coordinator's round_robin is kept as it behaves there (for compatibility);
+// its cache_affinity is rebuilt on chained hashes of the chat message stream,
+// so a conversation's next turn and a system prompt shared by many users find
+// the instance that holds their prefix, with the affinity released when that
+// instance saturates and given up when the traffic shows no reuse; least_load
+// balances on the router's own count of work in flight.
+//
+// The parts that later plug Kubernetes in are interfaces: a Source yields the
+// set of instances (a static file now, a pod watcher later) and an
+// Authenticator admits requests (none now, TokenReview later). Every flag,
+// default and limit is in config.go.
+package router
