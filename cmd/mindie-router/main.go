@@ -1,9 +1,12 @@
 // Command mindie-router routes inference requests to MindIE Server
 // instances (see package mindie.io/deployer/pkg/router and docs/router.md):
 // round_robin as MindIE's Coordinator does it, cache_affinity on chained
-// prefix hashes of chats, or least_load. It serves plain HTTP, reads its
-// instances from --static-backends, logs to stderr, and on SIGTERM or
-// SIGINT stops accepting and lets the requests in flight finish.
+// prefix hashes of chats, or least_load. It reads its instances from
+// --static-backends or from the pods of an InferServer (--server), serves
+// HTTPS (plain HTTP with --insecure-http), authenticates clients with
+// Kubernetes tokens if asked (--authentication=kubernetes), logs to stderr,
+// and on SIGTERM or SIGINT stops accepting and lets the requests in flight
+// finish.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/pkg/router"
@@ -25,7 +29,18 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], env{stderr: os.Stderr, kubernetesClient: router.KubernetesClient}))
+}
+
+// env is what run needs from outside; tests swap the Kubernetes client.
+type env struct {
+	stderr io.Writer
+	// listening, if not nil, is told the address served (tests listen on
+	// port 0).
+	listening func(net.Addr)
+	// kubernetesClient returns a client and the namespace to use
+	// (router.KubernetesClient).
+	kubernetesClient func(kubeconfig, namespace string) (kubernetes.Interface, string, error)
 }
 
 // Exit codes.
@@ -41,7 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (router.Config, error) {
 	fs := flag.NewFlagSet("mindie-router", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: mindie-router --static-backends FILE [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: mindie-router (--static-backends FILE | --server NAME) [flags]\n\n"+
 			"Routes inference requests (OpenAI, TGI, vLLM, Triton, MindIE) to MindIE Server instances.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -52,15 +67,20 @@ func parseFlags(args []string, stderr io.Writer) (router.Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q: mindie-router takes only flags", fs.Args())
 	}
-	if cfg.StaticBackends == "" {
-		return cfg, errors.New("--static-backends is required: a JSON or YAML list of {name, inference, management} (Kubernetes discovery comes later)")
+	switch {
+	case cfg.StaticBackends == "" && cfg.Server == "":
+		return cfg, errors.New("no instances: expected --static-backends FILE (a JSON or YAML list of {name, inference, management}) or --server NAME (an InferServer's pods)")
+	case cfg.StaticBackends != "" && cfg.Server != "":
+		return cfg, fmt.Errorf("--static-backends=%s and --server=%s: expected one of them, not both", cfg.StaticBackends, cfg.Server)
+	case cfg.Server == "" && (cfg.Namespace != "" || cfg.Kubeconfig != ""):
+		return cfg, fmt.Errorf("--namespace=%q and --kubeconfig=%q: only with --server, they say where its pods are", cfg.Namespace, cfg.Kubeconfig)
 	}
 	return cfg, cfg.Validate()
 }
 
-// run is the command; listening, if not nil, is told the address served
-// (tests listen on port 0).
-func run(ctx context.Context, args []string, stderr io.Writer, listening func(net.Addr)) int {
+// run is the command.
+func run(ctx context.Context, args []string, e env) int {
+	stderr := e.stderr
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -69,12 +89,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, listening func(ne
 		fmt.Fprintf(stderr, "mindie-router: %v\n", err)
 		return exitUsage
 	}
-	src, err := router.LoadStaticBackends(cfg.StaticBackends)
+	src, opts, err := setUp(cfg, e)
 	if err != nil {
 		fmt.Fprintf(stderr, "mindie-router: %v\n", err)
 		return exitUsage
 	}
-	r, err := router.New(cfg, src)
+	r, err := router.New(cfg, src, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "mindie-router: %v\n", err)
 		return exitUsage
@@ -84,9 +104,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, listening func(ne
 		fmt.Fprintf(stderr, "mindie-router: --listen: %v\n", err)
 		return exitError
 	}
-	klog.InfoS("mindie-router serving", "address", ln.Addr().String(), "algorithm", cfg.Algorithm, "instances", len(src))
-	if listening != nil {
-		listening(ln.Addr())
+	klog.InfoS("mindie-router serving", "address", ln.Addr().String(), "https", !cfg.InsecureHTTP,
+		"algorithm", cfg.Algorithm, "authentication", cfg.Authentication)
+	if e.listening != nil {
+		e.listening(ln.Addr())
 	}
 	if err := r.Serve(ctx, ln); err != nil {
 		fmt.Fprintf(stderr, "mindie-router: %v\n", err)
@@ -95,4 +116,28 @@ func run(ctx context.Context, args []string, stderr io.Writer, listening func(ne
 	klog.InfoS("mindie-router stopped")
 	klog.Flush()
 	return exitOK
+}
+
+// setUp makes the instance source and, for Kubernetes authentication, the
+// authenticator.
+func setUp(cfg router.Config, e env) (router.Source, []router.Option, error) {
+	if cfg.StaticBackends != "" {
+		src, err := router.LoadStaticBackends(cfg.StaticBackends)
+		if err != nil {
+			return nil, nil, err
+		}
+		klog.InfoS("instances from a file", "file", cfg.StaticBackends, "instances", len(src))
+		return src, nil, nil
+	}
+	client, namespace, err := e.kubernetesClient(cfg.Kubeconfig, cfg.Namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	klog.InfoS("instances from the pods of an InferServer", "namespace", namespace, "server", cfg.Server)
+	var opts []router.Option
+	if cfg.Authentication == router.AuthKubernetes {
+		opts = append(opts, router.WithAuthenticator(router.NewKubernetesAuthenticator(client, namespace, cfg.Server,
+			cfg.AuthCacheTTL, cfg.AuthCacheDeniedTTL)))
+	}
+	return router.NewPodSource(client, namespace, cfg.Server), opts, nil
 }

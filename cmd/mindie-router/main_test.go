@@ -3,16 +3,30 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
 // syncBuffer collects the command's stderr while it runs.
@@ -49,18 +63,25 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no backends", nil, "--static-backends is required"},
+		{"no instances", nil, "no instances: expected --static-backends FILE"},
+		{"both sources", []string{"--static-backends", backends, "--server", "llama"}, "--server=llama: expected one of them, not both"},
 		{"unknown flag", []string{"--port", "1"}, "flag provided but not defined: -port"},
 		{"stray argument", []string{"serve"}, "takes only flags"},
 		{"unknown algorithm", []string{"--static-backends", backends, "--algorithm", "random"}, "--algorithm=random: expected one of round_robin, cache_affinity, least_load"},
-		{"kubernetes auth", []string{"--static-backends", backends, "--authentication", "kubernetes"}, "kubernetes is not built yet"},
+		{"namespace without a server", []string{"--static-backends", backends, "--namespace", "infer"}, "only with --server"},
+		{"kubernetes auth without a server", []string{"--static-backends", backends, "--authentication", "kubernetes"}, "--authentication=kubernetes: needs --server NAME"},
+		{"tokens in clear", []string{"--server", "llama", "--authentication", "kubernetes", "--insecure-http"}, "--insecure-http=true: not with --authentication=kubernetes"},
+		{"no cluster", []string{"--server", "llama"}, "no cluster here"},
 		{"missing file", []string{"--static-backends", filepath.Join(t.TempDir(), "absent.yaml")}, "--static-backends: open"},
 		{"bad file", []string{"--static-backends", writeFile(t, "bad.yaml", "- {name: a}\n")}, "[0].inference=\"\": required"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var stderr syncBuffer
-			if code := run(context.Background(), c.args, &stderr, nil); code != exitUsage {
+			e := env{stderr: &stderr, kubernetesClient: func(string, string) (kubernetes.Interface, string, error) {
+				return nil, "", errors.New("no cluster here")
+			}}
+			if code := run(context.Background(), c.args, e); code != exitUsage {
 				t.Errorf("exit %d, want %d", code, exitUsage)
 			}
 			if !strings.Contains(stderr.String(), c.want) {
@@ -81,8 +102,8 @@ func TestRunServesAndStops(t *testing.T) {
 	exit := make(chan int, 1)
 	var stderr syncBuffer
 	go func() {
-		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--static-backends", backends, "--algorithm", "round_robin"},
-			&stderr, func(a net.Addr) { addr <- a })
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--static-backends", backends, "--algorithm", "round_robin", "--insecure-http"},
+			env{stderr: &stderr, listening: func(a net.Addr) { addr <- a }})
 	}()
 	var url string
 	select {
@@ -113,6 +134,112 @@ func TestRunServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Mindie-Instance") != "only" || string(body) != `{"generated_text":"hi"}` {
 		t.Errorf("got %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	stop()
+	select {
+	case code := <-exit:
+		if code != exitOK {
+			t.Errorf("exit %d after the signal: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop")
+	}
+}
+
+// TestRunInKubernetes runs the command with --server over a fake cluster:
+// one pod of InferServer infer/llama whose IP and port are a fake
+// instance's on 127.0.0.1, tokens checked by TokenReview and
+// SubjectAccessReview, served over HTTPS with a self-signed certificate.
+func TestRunInKubernetes(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			t.Errorf("the instance got the client's Authorization")
+		}
+		io.WriteString(w, `{"generated_text":"hi"}`)
+	}))
+	defer backend.Close()
+	_, port, _ := net.SplitHostPort(backend.Listener.Addr().String())
+	portNum, _ := strconv.Atoi(port)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "llama-a", Namespace: "infer",
+			Labels: map[string]string{v1alpha1.LabelServer: "llama", v1alpha1.LabelMaster: "true"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "mindie",
+			Ports: []corev1.ContainerPort{{Name: "inference", ContainerPort: int32(portNum)}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+	client := fake.NewClientset(pod)
+	client.PrependReactor("create", "tokenreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		tr := action.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview).DeepCopy()
+		tr.Status.Authenticated = tr.Spec.Token == "good"
+		tr.Status.User.Username = "alice"
+		return true, tr, nil
+	})
+	client.PrependReactor("create", "subjectaccessreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		sar := action.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview).DeepCopy()
+		a := sar.Spec.ResourceAttributes
+		sar.Status.Allowed = sar.Spec.User == "alice" && a.Namespace == "infer" && a.Name == "llama" && a.Subresource == "proxy"
+		return true, sar, nil
+	})
+
+	ctx, stop := context.WithCancel(context.Background())
+	addr := make(chan net.Addr, 1)
+	exit := make(chan int, 1)
+	var stderr syncBuffer
+	e := env{stderr: &stderr, listening: func(a net.Addr) { addr <- a },
+		kubernetesClient: func(kubeconfig, namespace string) (kubernetes.Interface, string, error) {
+			if kubeconfig != "" || namespace != "infer" {
+				t.Errorf("client for --kubeconfig=%q --namespace=%q", kubeconfig, namespace)
+			}
+			return client, namespace, nil
+		}}
+	go func() {
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--server", "llama", "--namespace", "infer",
+			"--authentication", "kubernetes"}, e)
+	}()
+	var url string
+	select {
+	case a := <-addr:
+		url = "https://" + a.String()
+	case code := <-exit:
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	// The self-signed certificate is not what this test checks (the
+	// package's tests do); the wiring is.
+	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := https.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"bad", http.StatusUnauthorized}, {"good", http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodPost, url+"/generate", strings.NewReader(`{"inputs":"x"}`))
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := https.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("token %q: %d, want %d", c.token, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusOK && resp.Header.Get("X-Mindie-Instance") != "llama-a" {
+			t.Errorf("served by %q, want the pod llama-a", resp.Header.Get("X-Mindie-Instance"))
+		}
 	}
 	stop()
 	select {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Algorithm is how the router picks an instance for a request.
@@ -32,21 +34,27 @@ var Algorithms = []Algorithm{RoundRobin, CacheAffinity, LeastLoad}
 type AuthMode string
 
 const (
-	// AuthNone admits every request. The only mode built so far; the
-	// Kubernetes mode (TokenReview and SubjectAccessReview) comes with the
-	// pod watcher.
+	// AuthNone admits every request.
 	AuthNone AuthMode = "none"
+	// AuthKubernetes admits a request whose bearer token the Kubernetes API
+	// accepts (TokenReview) and whose user may create inferservers/proxy of
+	// --server in --namespace (SubjectAccessReview).
+	AuthKubernetes AuthMode = "kubernetes"
 )
 
-// AuthModes lists the authentication modes that are built.
-var AuthModes = []AuthMode{AuthNone}
+// AuthModes lists the authentication modes.
+var AuthModes = []AuthMode{AuthNone, AuthKubernetes}
 
 // The defaults (DefaultConfig, and so the flags' defaults).
 // Where MindIE Motor's Coordinator has the same knob its default is kept.
 const (
-	DefaultListen                 = "127.0.0.1:1025" // the Coordinator's predict port, loopback as its default
-	DefaultAlgorithm              = CacheAffinity
+	DefaultListen    = "127.0.0.1:1025" // the Coordinator's predict port, loopback as its default
+	DefaultAlgorithm = CacheAffinity
+	// DefaultAuthentication stays none: kubernetes needs --server and a
+	// cluster, which a router over --static-backends does not have.
 	DefaultAuthentication         = AuthNone
+	DefaultAuthCacheTTL           = 10 * time.Second
+	DefaultAuthCacheDeniedTTL     = 2 * time.Second
 	DefaultMaxRetries             = 2
 	DefaultMaxBodyBytes           = 8 << 20
 	DefaultMaxInflight            = 10000 // the Coordinator's max_requests
@@ -96,19 +104,49 @@ const (
 	statusPath = "/v1/status"
 	// InstanceHeader names, on every answer, the instance that served it.
 	InstanceHeader = "X-Mindie-Instance"
+	// authCacheSize bounds the tokens whose verdict is remembered.
+	authCacheSize = 4096
+	// authReviewTimeout bounds one TokenReview or SubjectAccessReview.
+	authReviewTimeout = 5 * time.Second
+	// certReloadInterval is how often the --tls-cert-file and --tls-key-file
+	// are checked for a renewed pair (a mounted Secret changes in place).
+	certReloadInterval = 10 * time.Second
+	// serviceAccountNamespaceFile holds the pod's namespace in a cluster.
+	serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
 
 // Config is the router's configuration: DefaultConfig, then the command's
 // flags (AddFlags).
 type Config struct {
-	// Listen is the HOST:PORT the router serves on (plain HTTP).
+	// Listen is the HOST:PORT the router serves on.
 	Listen string
+	// TLSCertFile and TLSKeyFile are the PEM serving certificate (with its
+	// chain) and key, re-read when they change; unset, a self-signed pair
+	// is made at start for the host of Listen.
+	TLSCertFile string
+	TLSKeyFile  string
+	// InsecureHTTP serves plain HTTP instead of HTTPS; only with
+	// Authentication none, so that no token travels in clear.
+	InsecureHTTP bool
 	// Algorithm picks the instance for each request.
 	Algorithm Algorithm
 	// Authentication is how clients are authenticated.
 	Authentication AuthMode
+	// AuthCacheTTL and AuthCacheDeniedTTL are how long a token's verdict
+	// (authentication and authorization together) is remembered when the
+	// request was admitted, and when it was refused.
+	AuthCacheTTL       time.Duration
+	AuthCacheDeniedTTL time.Duration
 	// StaticBackends is a JSON or YAML file listing the instances.
 	StaticBackends string
+	// Server is the InferServer whose pods are the instances (instead of
+	// StaticBackends), in Namespace; empty Namespace is the router's own
+	// (in a cluster) or the kubeconfig context's.
+	Server    string
+	Namespace string
+	// Kubeconfig is the kubeconfig file to reach the API with; empty is the
+	// in-cluster configuration (the pod's service account).
+	Kubeconfig string
 	// MaxRetries is how many other instances a request failing before its
 	// first byte is tried on.
 	MaxRetries int
@@ -180,6 +218,8 @@ func DefaultConfig() Config {
 		Listen:                 DefaultListen,
 		Algorithm:              DefaultAlgorithm,
 		Authentication:         DefaultAuthentication,
+		AuthCacheTTL:           DefaultAuthCacheTTL,
+		AuthCacheDeniedTTL:     DefaultAuthCacheDeniedTTL,
 		MaxRetries:             DefaultMaxRetries,
 		MaxBodyBytes:           DefaultMaxBodyBytes,
 		MaxInflight:            DefaultMaxInflight,
@@ -211,16 +251,24 @@ func DefaultConfig() Config {
 // AddFlags registers the command's flags on fs, writing into c; c's values
 // (normally DefaultConfig()) are the flags' defaults.
 func (c *Config) AddFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", c.Listen, "`HOST:PORT` to serve on (plain HTTP)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "`HOST:PORT` to serve on (HTTPS unless --insecure-http)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM serving certificate `FILE` (with its chain), re-read when it changes; unset, a self-signed one is made at start")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM `FILE` with the key of --tls-cert-file")
+	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "serve plain HTTP instead of HTTPS (only with --authentication=none)")
 	fs.Func("algorithm", fmt.Sprintf("how an instance is picked: %s (default %s)", joinNames(Algorithms), c.Algorithm), func(v string) error {
 		c.Algorithm = Algorithm(v)
 		return nil
 	})
-	fs.Func("authentication", fmt.Sprintf("how clients are authenticated: %s (default %s; kubernetes comes later)", joinNames(AuthModes), c.Authentication), func(v string) error {
+	fs.Func("authentication", fmt.Sprintf("how clients are authenticated: %s (default %s); kubernetes checks the bearer token with TokenReview and create on inferservers/proxy of --server with SubjectAccessReview", joinNames(AuthModes), c.Authentication), func(v string) error {
 		c.Authentication = AuthMode(v)
 		return nil
 	})
-	fs.StringVar(&c.StaticBackends, "static-backends", c.StaticBackends, "JSON or YAML `FILE` listing the instances: [{name, inference, management}]")
+	fs.DurationVar(&c.AuthCacheTTL, "auth-cache-ttl", c.AuthCacheTTL, "kubernetes authentication: how long an admitted token's verdict is remembered")
+	fs.DurationVar(&c.AuthCacheDeniedTTL, "auth-cache-denied-ttl", c.AuthCacheDeniedTTL, "kubernetes authentication: how long a refused token's verdict is remembered")
+	fs.StringVar(&c.StaticBackends, "static-backends", c.StaticBackends, "JSON or YAML `FILE` listing the instances: [{name, inference, management}] (or --server)")
+	fs.StringVar(&c.Server, "server", c.Server, "InferServer `NAME` whose ready master pods are the instances (or --static-backends)")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "`NAMESPACE` of --server; empty is the router's own in a cluster, else the kubeconfig context's")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `FILE` to reach the Kubernetes API; empty is the in-cluster service account")
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "other instances a request failing before its first byte (connect error, 5xx, 429) is retried on")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger ones get 413")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests in flight in total; more get 429")
@@ -270,7 +318,29 @@ func (c Config) Validate() error {
 		bad("algorithm", c.Algorithm, "expected one of "+joinNames(Algorithms))
 	}
 	if !oneOf(c.Authentication, AuthModes) {
-		bad("authentication", c.Authentication, "expected one of "+joinNames(AuthModes)+" (kubernetes is not built yet)")
+		bad("authentication", c.Authentication, "expected one of "+joinNames(AuthModes))
+	}
+	if c.Authentication == AuthKubernetes && c.Server == "" {
+		bad("authentication", c.Authentication, "needs --server NAME, the InferServer whose inferservers/proxy access is checked")
+	}
+	if c.Authentication == AuthKubernetes && c.InsecureHTTP {
+		bad("insecure-http", c.InsecureHTTP, "not with --authentication=kubernetes: bearer tokens must not travel in clear")
+	}
+	if c.InsecureHTTP && (c.TLSCertFile != "" || c.TLSKeyFile != "") {
+		bad("insecure-http", c.InsecureHTTP, "not with --tls-cert-file or --tls-key-file: choose HTTPS or plain HTTP")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("tls-cert-file", c.TLSCertFile, fmt.Sprintf("expected together with --tls-key-file (now %q): both or neither", c.TLSKeyFile))
+	}
+	if c.Server != "" {
+		if msgs := validation.IsDNS1123Label(c.Server); len(msgs) > 0 {
+			bad("server", c.Server, "expected an InferServer name: "+strings.Join(msgs, "; "))
+		}
+	}
+	if c.Namespace != "" {
+		if msgs := validation.IsDNS1123Label(c.Namespace); len(msgs) > 0 {
+			bad("namespace", c.Namespace, "expected a namespace name: "+strings.Join(msgs, "; "))
+		}
 	}
 	positive := []struct {
 		flag  string
@@ -310,6 +380,8 @@ func (c Config) Validate() error {
 		{"breaker-max-backoff", c.BreakerMaxBackoff},
 		{"retry-after", c.RetryAfter},
 		{"shutdown-grace", c.ShutdownGrace},
+		{"auth-cache-ttl", c.AuthCacheTTL},
+		{"auth-cache-denied-ttl", c.AuthCacheDeniedTTL},
 	}
 	for _, d := range durations {
 		if d.value <= 0 {

@@ -10,8 +10,11 @@
 // instance saturates and given up when the traffic shows no reuse; least_load
 // balances on the router's own count of work in flight.
 //
-// The parts that later plug Kubernetes in are interfaces: a Source yields the
-// set of instances (a static file now, a pod watcher later) and an
-// Authenticator admits requests (none now, TokenReview later). Every flag,
-// default and limit is in config.go.
+// Kubernetes plugs in behind two interfaces: a Source yields the set of
+// instances (a static file, or PodSource: an InferServer's pods through an
+// informer) and an Authenticator admits requests (none, or
+// KubernetesAuthenticator: TokenReview and SubjectAccessReview on
+// inferservers/proxy). Serve speaks HTTPS, from a mounted Secret or a
+// self-signed pair, unless told to serve plain HTTP. Every flag, default and
+// limit is in config.go.
 package router

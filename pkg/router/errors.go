@@ -34,6 +34,7 @@ func (e *routerError) Error() string { return e.msg }
 const (
 	kindInvalidRequest = "invalid_request_error"
 	kindAuthentication = "authentication_error"
+	kindPermission     = "permission_error"
 	kindNotFound       = "not_found_error"
 	kindRateLimit      = "rate_limit_error"
 	kindUnavailable    = "service_unavailable_error"

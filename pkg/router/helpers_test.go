@@ -119,6 +119,7 @@ func testConfig(algorithm Algorithm) Config {
 	cfg.Algorithm = algorithm
 	cfg.StatusInterval = 10 * time.Millisecond
 	cfg.ConnectTimeout = time.Second
+	cfg.InsecureHTTP = true
 	return cfg
 }
 
@@ -133,11 +134,17 @@ type testRouter struct {
 // routable.
 func startRouter(t *testing.T, cfg Config, backends ...*fakeBackend) *testRouter {
 	t.Helper()
+	return startRouterWith(t, cfg, nil, backends...)
+}
+
+// startRouterWith is startRouter with more options (an Authenticator).
+func startRouterWith(t *testing.T, cfg Config, opts []Option, backends ...*fakeBackend) *testRouter {
+	t.Helper()
 	src := &fakeSource{}
 	for _, b := range backends {
 		src.current = append(src.current, b.instance())
 	}
-	r, err := New(cfg, src, WithLogger(logr.Discard()), WithRandSeed(1))
+	r, err := New(cfg, src, append([]Option{WithLogger(logr.Discard()), WithRandSeed(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

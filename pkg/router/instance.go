@@ -33,9 +33,8 @@ type Instance struct {
 
 // Source yields the current set of instances. Run calls update with the
 // complete set every time it changes (the first time as soon as it is
-// known) until ctx is done; an instance missing from a set is gone. A
-// Kubernetes pod watcher is the Source of the later step; StaticSource is
-// the one built now.
+// known) until ctx is done; an instance missing from a set is gone.
+// StaticSource and PodSource (an InferServer's pods) are the two built.
 type Source interface {
 	Run(ctx context.Context, update func([]Instance)) error
 }

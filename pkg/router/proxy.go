@@ -110,7 +110,11 @@ func (x *exchange) fail(e *routerError) {
 func (x *exchange) serve() {
 	r := x.r
 	if _, err := r.auth.Authenticate(x.req); err != nil {
-		x.fail(&routerError{status: http.StatusUnauthorized, kind: kindAuthentication, msg: err.Error()})
+		e := authRefusal(err, r.cfg.RetryAfter)
+		if e.status == http.StatusUnauthorized {
+			x.w.Header().Set("WWW-Authenticate", `Bearer realm="mindie-router"`)
+		}
+		x.fail(e)
 		return
 	}
 	if !r.enter() {
@@ -377,6 +381,7 @@ func (x *exchange) upstreamRequest(ctx context.Context, a *attempt) (*http.Reque
 		return nil, fmt.Errorf("request to instance %s: %w", a.b.inst.Name, err)
 	}
 	copyHeader(out.Header, x.req.Header)
+	stripCredentials(out.Header)
 	out.ContentLength = int64(len(x.body))
 	if host, _, err := net.SplitHostPort(x.req.RemoteAddr); err == nil {
 		if prior := x.req.Header.Get("X-Forwarded-For"); prior != "" {
@@ -385,7 +390,11 @@ func (x *exchange) upstreamRequest(ctx context.Context, a *attempt) (*http.Reque
 		out.Header.Set("X-Forwarded-For", host)
 	}
 	out.Header.Set("X-Forwarded-Host", x.req.Host)
-	out.Header.Set("X-Forwarded-Proto", "http")
+	proto := "http"
+	if x.req.TLS != nil {
+		proto = "https"
+	}
+	out.Header.Set("X-Forwarded-Proto", proto)
 	return out, nil
 }
 
@@ -407,6 +416,27 @@ func copyHeader(dst, src http.Header) {
 	for k, vs := range src {
 		if !skip[k] {
 			dst[k] = append([]string(nil), vs...)
+		}
+	}
+}
+
+// credentialHeaders are the client's credentials for the router (a bearer
+// token) and the Kubernetes impersonation headers: an instance never sees
+// them, whatever the authentication mode, so a token cannot be replayed by
+// whoever runs an instance.
+var credentialHeaders = []string{"Authorization", "Impersonate-User", "Impersonate-Group", "Impersonate-Uid"}
+
+// impersonateExtraPrefix starts the Impersonate-Extra-<key> headers.
+const impersonateExtraPrefix = "Impersonate-Extra-"
+
+// stripCredentials removes credentialHeaders from h.
+func stripCredentials(h http.Header) {
+	for _, name := range credentialHeaders {
+		h.Del(name)
+	}
+	for k := range h {
+		if strings.HasPrefix(http.CanonicalHeaderKey(k), impersonateExtraPrefix) {
+			delete(h, k)
 		}
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +62,7 @@ func New(cfg Config, src Source, opts ...Option) (*Router, error) {
 		return nil, err
 	}
 	if src == nil {
-		return nil, errors.New("no instance source: expected --static-backends")
+		return nil, errors.New("no instance source: expected --static-backends or --server")
 	}
 	r := &Router{
 		cfg:      cfg,
@@ -119,17 +121,33 @@ func (r *Router) Run(ctx context.Context) error {
 }
 
 // Serve serves on ln until ctx is done, then stops accepting, lets the
-// requests in flight finish within ShutdownGrace and returns. The Source
-// runs meanwhile (a draining instance must still be seen to drain).
+// requests in flight finish within ShutdownGrace and returns. It serves
+// HTTPS (servingTLS) unless Config.InsecureHTTP. The Source runs meanwhile
+// (a draining instance must still be seen to drain).
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: r.handler, ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog: log.New(serverLog{r.log.V(1)}, "", 0)}
+	if !r.cfg.InsecureHTTP {
+		conf, err := servingTLS(r.cfg, r.log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv.TLSConfig = conf
+	}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(runCtx) }()
 
-	srv := &http.Server{Handler: r.handler, ReadHeaderTimeout: readHeaderTimeout}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-serveErr:
 		return err
@@ -152,6 +170,16 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("requests still in flight after the %s grace period were cut", r.cfg.ShutdownGrace)
 	}
 	return nil
+}
+
+// serverLog takes the http.Server's own messages (failed TLS handshakes,
+// plain HTTP sent to the HTTPS port) into the router's log, verbose: they
+// are the clients' problems.
+type serverLog struct{ log logr.Logger }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	l.log.Info("http server", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // update takes a complete instance set from the Source.
