@@ -17,6 +17,13 @@
 #              7 minutes; docs/bench/reconcile.json). When skipped, the
 #              documents show the last run's results from
 #              docs/bench/reconcile.json.
+#   ROUTER_BENCH  0 skips the router benchmark that follows them
+#              (go run ./test/bench/routerbench: the router's overhead in front
+#              of a backend that answers at once, and its routing quality on
+#              four simulated MindIE Server instances against round_robin;
+#              about 4 minutes; docs/bench/router.json, rendered as the Router
+#              section of docs/benchmarks.md). When skipped, the document
+#              shows the last run's results from docs/bench/router.json.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/bench/scale-check.json,
@@ -63,6 +70,12 @@ echo "wrote ${RAW} and ${RESULTS}" >&2
 # Rendered now, with the reconcile benchmark's last results, so that the
 # documents show these benchmarks even if what follows fails.
 go run ./test/bench/report
+
+if [ "${ROUTER_BENCH:-1}" != 0 ]; then
+  echo "+ go run ./test/bench/routerbench -out docs/bench/router.json (ROUTER_BENCH=0 skips it)" >&2
+  go run ./test/bench/routerbench -out docs/bench/router.json
+  go run ./test/bench/report
+fi
 
 if [ "${RECONCILE_BENCH:-1}" != 0 ]; then
   echo "+ hack/reconcile-bench.sh (RECONCILE_BENCH=0 skips it)" >&2

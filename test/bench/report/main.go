@@ -6,7 +6,9 @@
 //     after the configuration lines hack/bench.sh puts before it (date,
 //     go-version, cpu-model, command);
 //   - reconcile.json, the reconcile benchmark's results (test/bench/results);
-//   - scale-check.json, the scale check's results (test/bench/results).
+//   - scale-check.json, the scale check's results (test/bench/results);
+//   - router.json, the router benchmark's results (test/bench/results),
+//     rendered as the "Router" section of docs/benchmarks.md.
 //
 // It writes docs/benchmarks.md (the benchmarks' ratios to their baselines
 // and goals, and the reconcile benchmark's summary),
@@ -20,9 +22,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"mindie.io/deployer/test/bench/results"
 )
@@ -31,6 +36,7 @@ import (
 // or not written.
 type paths struct {
 	apiserverIn, reconcileIn, scaleCheckIn     string
+	routerIn                                   string
 	benchmarksOut, reconcileOut, scaleCheckOut string
 }
 
@@ -39,6 +45,7 @@ func main() {
 	flag.StringVar(&ps.apiserverIn, "apiserver", "docs/bench/apiserver.txt", "output of the benchmarks of test/bench (go test -bench -benchmem)")
 	flag.StringVar(&ps.reconcileIn, "reconcile", "docs/bench/reconcile.json", "the reconcile benchmark's results; empty: none")
 	flag.StringVar(&ps.scaleCheckIn, "scale-check", "docs/bench/scale-check.json", "the scale check's results; empty: none")
+	flag.StringVar(&ps.routerIn, "router", "", "the router benchmark's results (default: router.json beside -apiserver); missing: no Router section")
 	flag.StringVar(&ps.benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
 	flag.StringVar(&ps.reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
 	flag.StringVar(&ps.scaleCheckOut, "scale-check-out", "docs/scale-check.md", "where the scale check's document goes; empty: not written")
@@ -79,6 +86,19 @@ func run(ps paths) error {
 		var doc bytes.Buffer
 		if err := renderBenchmarks(&doc, r, rc); err != nil {
 			return err
+		}
+		routerIn := ps.routerIn
+		if routerIn == "" {
+			routerIn = filepath.Join(filepath.Dir(ps.apiserverIn), "router.json")
+		}
+		rt, err := results.LoadRouter(routerIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: no Router section\n", routerIn)
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderRouter(rt))
 		}
 		if err := write(ps.benchmarksOut, doc.Bytes()); err != nil {
 			return err
