@@ -98,8 +98,8 @@ func TestParseStaticBackends(t *testing.T) {
 			{Name: "a", Inference: "http://127.0.0.1:1025", Management: "http://127.0.0.1:1026", Ready: true},
 			{Name: "b", Inference: "http://127.0.0.2:1025", Ready: true},
 		}, ""},
-		{"JSON", `[{"name":"a","inference":"https://10.0.0.2:1025","management":"https://10.0.0.2:1026"}]`, []Instance{
-			{Name: "a", Inference: "https://10.0.0.2:1025", Management: "https://10.0.0.2:1026", Ready: true},
+		{"JSON", `[{"name":"a","inference":"https://127.0.0.2:1025","management":"https://127.0.0.2:1026"}]`, []Instance{
+			{Name: "a", Inference: "https://127.0.0.2:1025", Management: "https://127.0.0.2:1026", Ready: true},
 		}, ""},
 		{"empty", `[]`, nil, "no instances"},
 		{"not a list", `{name: a}`, nil, "expected a list"},

@@ -122,14 +122,14 @@ func ParseStaticBackends(data []byte) (StaticSource, error) {
 // checkBaseURL accepts http(s)://host[:port][/path] without query or fragment.
 func checkBaseURL(raw string) error {
 	if raw == "" {
-		return errors.New("required: expected a base URL such as http://10.0.0.2:1025")
+		return errors.New("required: expected a base URL such as http://127.0.0.2:1025")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("expected a base URL such as http://10.0.0.2:1025: %w", err)
+		return fmt.Errorf("expected a base URL such as http://127.0.0.2:1025: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("expected a base URL such as http://10.0.0.2:1025 (http or https, a host, no query)")
+		return errors.New("expected a base URL such as http://127.0.0.2:1025 (http or https, a host, no query)")
 	}
 	return nil
 }
