@@ -34,7 +34,7 @@ func testPod(name string, change ...func(*corev1.Pod)) *corev1.Pod {
 			},
 			Env: []corev1.EnvVar{{Name: "MINDIE_USE_HTTPS", Value: "false"}},
 		}}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.2",
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.9.2",
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
 	for _, c := range change {
@@ -70,28 +70,28 @@ func TestPodInstance(t *testing.T) {
 		why  string // non-empty: not an instance
 	}{
 		{"ready single-node pod", testPod("llama-a"),
-			Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026", Ready: true}, ""},
+			Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
 		{"ports from the spec", testPod("llama-a", func(p *corev1.Pod) {
 			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9000},
 				{Name: "management", ContainerPort: 8001}, {Name: "inference", ContainerPort: 8000}}
-		}), Instance{Name: "llama-a", Inference: "http://10.0.0.2:8000", Management: "http://10.0.0.2:8001", Ready: true}, ""},
+		}), Instance{Name: "llama-a", Inference: "http://127.0.9.2:8000", Management: "http://127.0.9.2:8001", Ready: true}, ""},
 		{"ports in a second container", testPod("llama-a", func(p *corev1.Pod) {
 			p.Spec.Containers = append([]corev1.Container{{Name: "sidecar"}}, p.Spec.Containers...)
-		}), Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026", Ready: true}, ""},
+		}), Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
 		{"https", testPod("llama-a", func(p *corev1.Pod) { p.Spec.Containers[0].Env[0].Value = "true" }),
-			Instance{Name: "llama-a", Inference: "https://10.0.0.2:1025", Management: "https://10.0.0.2:1026", Ready: true}, ""},
+			Instance{Name: "llama-a", Inference: "https://127.0.9.2:1025", Management: "https://127.0.9.2:1026", Ready: true}, ""},
 		{"IPv6", testPod("llama-a", func(p *corev1.Pod) { p.Status.PodIP = "fd00::2" }),
 			Instance{Name: "llama-a", Inference: "http://[fd00::2]:1025", Management: "http://[fd00::2]:1026", Ready: true}, ""},
 		{"no management port", testPod("llama-a", func(p *corev1.Pod) { p.Spec.Containers[0].Ports = p.Spec.Containers[0].Ports[:1] }),
-			Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Ready: true}, ""},
+			Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Ready: true}, ""},
 		{"unready", testPod("llama-a", unready),
-			Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026"}, ""},
+			Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026"}, ""},
 		{"no Ready condition", testPod("llama-a", func(p *corev1.Pod) { p.Status.Conditions = nil }),
-			Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026"}, ""},
+			Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026"}, ""},
 		{"being deleted", testPod("llama-a", deleting),
-			Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026", Ready: true, Draining: true}, ""},
+			Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true, Draining: true}, ""},
 		{"cross-node rank 0", testPod("llama-0-0", crossNodeRank(0)),
-			Instance{Name: "llama-0-0", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026", Ready: true}, ""},
+			Instance{Name: "llama-0-0", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
 		{"cross-node rank 1", testPod("llama-0-1", crossNodeRank(1)), Instance{}, "not the master"},
 		{"another server", testPod("qwen-a", func(p *corev1.Pod) { p.Labels[v1alpha1.LabelServer] = "qwen" }), Instance{}, "not a pod of this server"},
 		{"no IP", testPod("llama-a", func(p *corev1.Pod) { p.Status.PodIP = "" }), Instance{}, "no pod IP"},
@@ -184,7 +184,7 @@ func TestPodSourceFollowsPods(t *testing.T) {
 		t.Fatalf("first set %+v, want none", set)
 	}
 	pods := client.CoreV1().Pods("infer")
-	base := Instance{Name: "llama-a", Inference: "http://10.0.0.2:1025", Management: "http://10.0.0.2:1026"}
+	base := Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026"}
 	step := func(what string, pod *corev1.Pod, want ...Instance) {
 		t.Helper()
 		if _, err := pods.Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
@@ -204,7 +204,7 @@ func TestPodSourceFollowsPods(t *testing.T) {
 	step("the pod is ready again", testPod("llama-a"), ready)
 	// A change of a pod that is no instance reports nothing; were it
 	// reported, the next await would fail on it.
-	if _, err := pods.Update(ctx, testPod("llama-0-1", crossNodeRank(1), func(p *corev1.Pod) { p.Status.PodIP = "10.0.0.9" }), metav1.UpdateOptions{}); err != nil {
+	if _, err := pods.Update(ctx, testPod("llama-0-1", crossNodeRank(1), func(p *corev1.Pod) { p.Status.PodIP = "127.0.9.9" }), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
