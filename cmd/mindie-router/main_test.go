@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,13 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"mindie.io/deployer/test/testutil"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -29,35 +28,8 @@ import (
 	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
-// syncBuffer collects the command's stderr while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestRunRefusesBadInvocations(t *testing.T) {
-	backends := writeFile(t, "backends.yaml", "- {name: a, inference: http://127.0.0.1:1}\n")
+	backends := testutil.WriteFile(t, "backends.yaml", "- {name: a, inference: http://127.0.0.1:1}\n")
 	cases := []struct {
 		name string
 		args []string
@@ -73,11 +45,11 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		{"tokens in clear", []string{"--server", "llama", "--authentication", "kubernetes", "--insecure-http"}, "--insecure-http=true: not with --authentication=kubernetes"},
 		{"no cluster", []string{"--server", "llama"}, "no cluster here"},
 		{"missing file", []string{"--static-backends", filepath.Join(t.TempDir(), "absent.yaml")}, "--static-backends: open"},
-		{"bad file", []string{"--static-backends", writeFile(t, "bad.yaml", "- {name: a}\n")}, "[0].inference=\"\": required"},
+		{"bad file", []string{"--static-backends", testutil.WriteFile(t, "bad.yaml", "- {name: a}\n")}, "[0].inference=\"\": required"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var stderr syncBuffer
+			var stderr testutil.SyncBuffer
 			e := env{stderr: &stderr, kubernetesClient: func(string, string) (kubernetes.Interface, string, error) {
 				return nil, "", errors.New("no cluster here")
 			}}
@@ -96,11 +68,11 @@ func TestRunServesAndStops(t *testing.T) {
 		io.WriteString(w, `{"generated_text":"hi"}`)
 	}))
 	defer backend.Close()
-	backends := writeFile(t, "backends.json", `[{"name":"only","inference":"`+backend.URL+`"}]`)
+	backends := testutil.WriteFile(t, "backends.json", `[{"name":"only","inference":"`+backend.URL+`"}]`)
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	exit := make(chan int, 1)
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	go func() {
 		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--static-backends", backends, "--algorithm", "round_robin", "--insecure-http"},
 			env{stderr: &stderr, listening: func(a net.Addr) { addr <- a }})
@@ -185,7 +157,7 @@ func TestRunInKubernetes(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	exit := make(chan int, 1)
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	e := env{stderr: &stderr, listening: func(a net.Addr) { addr <- a },
 		kubernetesClient: func(kubeconfig, namespace string) (kubernetes.Interface, string, error) {
 			if kubeconfig != "" || namespace != "infer" {

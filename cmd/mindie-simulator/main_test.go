@@ -1,51 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"mindie.io/deployer/test/testutil"
 
 	"mindie.io/deployer/pkg/simulator/mindie"
 )
 
-// syncBuffer collects the command's stderr while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestRunRefusesBadInvocations(t *testing.T) {
-	badConfig := writeFile(t, "config.json", `{"BackendConfig": {"ModelDeployConfig": {"maxSeqLen": "long"}}}`)
+	badConfig := testutil.WriteFile(t, "config.json", `{"BackendConfig": {"ModelDeployConfig": {"maxSeqLen": "long"}}}`)
 	cases := []struct {
 		name string
 		args []string
@@ -64,7 +36,7 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var stderr syncBuffer
+			var stderr testutil.SyncBuffer
 			if code := run(t.Context(), tc.args, &stderr); code != exitUsage {
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
 			}
@@ -76,7 +48,7 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 }
 
 func TestRunHelp(t *testing.T) {
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	if code := run(t.Context(), []string{"--help"}, &stderr); code != exitOK {
 		t.Errorf("--help exit code %d", code)
 	}
@@ -88,7 +60,7 @@ func TestRunHelp(t *testing.T) {
 }
 
 func TestConfigPrecedence(t *testing.T) {
-	cfgPath := writeFile(t, "config.json", `{"BackendConfig": {"ModelDeployConfig": {"maxSeqLen": 4096,
+	cfgPath := testutil.WriteFile(t, "config.json", `{"BackendConfig": {"ModelDeployConfig": {"maxSeqLen": 4096,
 		"ModelConfig": [{"modelName": "from-config"}]}, "ScheduleConfig": {"cacheBlockSize": 64}}}`)
 	parse := func(args ...string) mindie.Config {
 		t.Helper()
@@ -130,10 +102,10 @@ func TestConfigPrecedence(t *testing.T) {
 var listeningLine = regexp.MustCompile(`listening: inference=(http://\S+) management=(http://\S+)`)
 
 func TestRunServesUntilCancelled(t *testing.T) {
-	cfgPath := writeFile(t, "config.json", `{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": [{"modelName": "from-config"}]}}}`)
+	cfgPath := testutil.WriteFile(t, "config.json", `{"BackendConfig": {"ModelDeployConfig": {"ModelConfig": [{"modelName": "from-config"}]}}}`)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{

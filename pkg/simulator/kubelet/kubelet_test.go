@@ -1,7 +1,6 @@
 package kubelet
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mindie.io/deployer/test/testutil"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -161,7 +162,7 @@ func startSimConfig(t *testing.T, cfg Config) (*Simulator, *fake.Clientset, *fak
 	}
 	client := cfg.Client.(*fake.Clientset)
 	fw := &fakeWorkloads{apps: map[string]*fakeApp{}}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	if cfg.PodCIDR == "" {
 		cfg.PodCIDR = testCIDR()
 	}
@@ -194,28 +195,11 @@ func startSimConfig(t *testing.T, cfg Config) (*Simulator, *fake.Clientset, *fak
 		case <-time.After(10 * time.Second):
 			t.Errorf("Run did not return after cancel")
 		}
-		if b, ok := cfg.Log.(*syncBuffer); ok && t.Failed() {
+		if b, ok := cfg.Log.(*testutil.SyncBuffer); ok && t.Failed() {
 			t.Logf("simulator log:\n%s", b.String())
 		}
 	})
 	return sim, client, fw
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // eventually polls cond every 20ms for up to 10s.
@@ -403,7 +387,7 @@ func TestPodLifecycle(t *testing.T) {
 	app := fw.app("p1")
 	// Not ready until the readiness probe passes: it has been failing.
 	eventually(t, "a failed readiness probe", func() (bool, string) {
-		return strings.Contains(sim.cfg.Log.(*syncBuffer).String(), "p1 container mindie: readiness probe failed"), ""
+		return strings.Contains(sim.cfg.Log.(*testutil.SyncBuffer).String(), "p1 container mindie: readiness probe failed"), ""
 	})
 	pod, _ = pods.Get(ctx, "p1", metav1.GetOptions{})
 	if podCondition(pod, corev1.PodReady) != corev1.ConditionFalse || pod.Status.ContainerStatuses[0].Ready {
@@ -575,7 +559,7 @@ func TestDialLoopbackRefusesOtherHosts(t *testing.T) {
 func TestMindIEWorkloadServesOnPodIP(t *testing.T) {
 	ip := fmt.Sprintf("127.1.%d.%d", 100+rand.IntN(150), 2+rand.IntN(200))
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: "default"}}
-	spec := WorkloadSpec{Pod: pod, PodIP: ip, NPUs: []string{"Ascend910-0"}, Log: &syncBuffer{},
+	spec := WorkloadSpec{Pod: pod, PodIP: ip, NPUs: []string{"Ascend910-0"}, Log: &testutil.SyncBuffer{},
 		Container: corev1.Container{Name: "mindie", Env: []corev1.EnvVar{{Name: ServerConfigEnv, Value: `{}`}}}}
 	w, err := MindIEWorkload(context.Background(), spec)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mindie.io/deployer/test/testutil"
 )
 
 // fakeClock records every requested sleep. By default a sleep returns at
@@ -120,24 +122,6 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is a simulator behind two httptest servers on loopback, with a
 // fake clock.
 type harness struct {
@@ -146,7 +130,7 @@ type harness struct {
 	srv    *Server
 	inf    *httptest.Server
 	mgmt   *httptest.Server
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	client *http.Client
 }
 
@@ -163,7 +147,7 @@ func testConfig() Config {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newFakeClock(), log: &syncBuffer{}, client: &http.Client{Timeout: 20 * time.Second}}
+	h := &harness{t: t, clock: newFakeClock(), log: &testutil.SyncBuffer{}, client: &http.Client{Timeout: 20 * time.Second}}
 	srv, err := New(cfg, WithClock(h.clock), WithLogWriter(h.log))
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mindie.io/deployer/test/testutil"
 )
 
 // serving is a Server run by Serve on real loopback TCP ports.
 type serving struct {
 	srv    *Server
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	inf    string // base URLs
 	mgmt   string
 	cancel context.CancelFunc
@@ -24,7 +26,7 @@ type serving struct {
 
 func startServing(t *testing.T, cfg Config, opts ...Option) *serving {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	srv, err := New(cfg, append([]Option{WithLogWriter(log)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
