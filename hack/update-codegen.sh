@@ -20,7 +20,7 @@ BOILERPLATE="$ROOT/hack/boilerplate.go.txt"
 VOLUME_SOURCES=$(awk '/^type VolumeSource struct/,/^}/' "$(go list -m -f '{{.Dir}}' k8s.io/api)/core/v1/types.go" |
   sed -nE 's/^[[:space:]]+[A-Z][A-Za-z]+ \*([A-Za-z]+) .*/\1/p')
 CORE_APPLYCONFIGS=$(printf 'k8s.io/api/core/v1.%s:k8s.io/client-go/applyconfigurations/core/v1,' \
-  Affinity EnvVar LocalObjectReference Toleration Volume VolumeMount VolumeSource $VOLUME_SOURCES)
+  Affinity EnvVar LocalObjectReference ResourceRequirements Toleration Volume VolumeMount VolumeSource $VOLUME_SOURCES)
 CORE_APPLYCONFIGS=${CORE_APPLYCONFIGS%,}
 
 kube::codegen::gen_helpers --boilerplate "$BOILERPLATE" "$ROOT/apis"

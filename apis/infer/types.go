@@ -136,9 +136,16 @@ type InferServerSpec struct {
 	// TLS says whether the server speaks HTTPS on its ports.
 	// +optional
 	TLS InferTLS `json:"tls,omitempty"`
-	// Service exposes the instances' inference port.
+	// Service exposes the server: the instances' inference port, or the
+	// router's when Router is set (its NodePort then reaches the router).
 	// +optional
 	Service InferServiceExposure `json:"service,omitempty"`
+	// Router puts mindie-router replicas between the Service and the
+	// instances: they pick an instance for each request (round_robin,
+	// cache_affinity or least_load), retry failures and apply limits. Unset,
+	// the Service reaches the instances directly.
+	// +optional
+	Router *RouterSpec `json:"router,omitempty"`
 	// Health configures the startup, readiness and liveness probes.
 	// +optional
 	Health HealthSpec `json:"health,omitempty"`
@@ -336,6 +343,104 @@ type InferServiceExposure struct {
 	NodePort int32 `json:"nodePort,omitempty"`
 }
 
+// RouterAlgorithm is how a router picks the instance of a request.
+// +enum
+type RouterAlgorithm string
+
+const (
+	// RouterRoundRobin takes the instances in turn, skipping those whose free
+	// slots or KV blocks are at or below the thresholds (MindIE Motor's
+	// Coordinator round_robin).
+	RouterRoundRobin RouterAlgorithm = "round_robin"
+	// RouterCacheAffinity sends a chat's next turn to the instance holding
+	// its earlier turns' prefix cache while that instance is not saturated;
+	// other requests go least-loaded.
+	RouterCacheAffinity RouterAlgorithm = "cache_affinity"
+	// RouterLeastLoad picks the instance with the least work in flight.
+	RouterLeastLoad RouterAlgorithm = "least_load"
+)
+
+// RouterAuthentication is how a router authenticates its callers.
+// +enum
+type RouterAuthentication string
+
+const (
+	// RouterAuthenticationKubernetes checks the caller's bearer token with a
+	// TokenReview and requires create on this server's inferservers/proxy
+	// (SubjectAccessReview): the RBAC that lets a tenant chat through the API
+	// lets it call the router.
+	RouterAuthenticationKubernetes RouterAuthentication = "Kubernetes"
+	// RouterAuthenticationNone admits every caller that reaches the router.
+	RouterAuthenticationNone RouterAuthentication = "None"
+)
+
+// RouterSpec configures the mindie-router replicas in front of an
+// InferServer. The router serves HTTPS on the inference port
+// (spec.ports.inference) and reads the instances from the server's pods.
+type RouterSpec struct {
+	// Algorithm picks the instance of each request: round_robin,
+	// cache_affinity or least_load. Defaults to cache_affinity.
+	// +optional
+	Algorithm RouterAlgorithm `json:"algorithm,omitempty"`
+	// Replicas is the number of router pods, all active. Between 1 and 64.
+	// Defaults to 2.
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+	// Image holding the mindie-router binary. Defaults to "mindie:router".
+	// +optional
+	Image string `json:"image,omitempty"`
+	// ImagePullPolicy of the router container. Defaults to IfNotPresent.
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+	// Authentication is Kubernetes (a bearer token allowed to create this
+	// server's inferservers/proxy) or None, which must be asked for.
+	// Defaults to Kubernetes.
+	// +optional
+	Authentication RouterAuthentication `json:"authentication,omitempty"`
+	// TLSSecretName is a kubernetes.io/tls Secret with the router's serving
+	// certificate. Empty: each router pod makes a self-signed one.
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+	// SlotsThresholdPercent: an instance whose free slots are at or below
+	// this share of its slots gets no new request while another has room
+	// (the Coordinator's slots_thresh). Between 0 and 100. Defaults to 5.
+	// +optional
+	SlotsThresholdPercent *int32 `json:"slotsThresholdPercent,omitempty"`
+	// BlocksThresholdPercent: the same for free KV cache blocks (the
+	// Coordinator's block_thresh). Between 0 and 100. Defaults to 5.
+	// +optional
+	BlocksThresholdPercent *int32 `json:"blocksThresholdPercent,omitempty"`
+	// MaxRetries is how many other instances a request that fails before
+	// its first byte is tried on. Between 0 and 10. Defaults to 2.
+	// +optional
+	MaxRetries *int32 `json:"maxRetries,omitempty"`
+	// MaxBodySize is the largest request body; larger ones get 413.
+	// Between 1Ki and 1Gi. Defaults to 8Mi.
+	// +optional
+	MaxBodySize *resource.Quantity `json:"maxBodySize,omitempty"`
+	// MaxInflight is how many requests one router pod has in flight at
+	// most; more get 429. Between 1 and 1000000. Defaults to 10000.
+	// +optional
+	MaxInflight *int32 `json:"maxInflight,omitempty"`
+	// MaxInflightPerInstance is how many requests one router pod has in
+	// flight on one instance at most. Between 1 and 1000000, at most
+	// MaxInflight. Defaults to 1000.
+	// +optional
+	MaxInflightPerInstance *int32 `json:"maxInflightPerInstance,omitempty"`
+	// FirstTokenTimeoutSeconds bounds the wait for an answer's first byte
+	// (504). Between 1 and 86400. Defaults to 600.
+	// +optional
+	FirstTokenTimeoutSeconds *int32 `json:"firstTokenTimeoutSeconds,omitempty"`
+	// RequestTimeoutSeconds bounds a whole request, streaming included.
+	// Between 1 and 86400, at least FirstTokenTimeoutSeconds. Defaults to 600.
+	// +optional
+	RequestTimeoutSeconds *int32 `json:"requestTimeoutSeconds,omitempty"`
+	// Resources of the router container. Defaults to requests of 500m CPU
+	// and 256Mi memory, limits of 2 CPUs and 1Gi.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
 // HealthSpec configures how instance health is probed on the management port.
 type HealthSpec struct {
 	// StartupSeconds is the budget a server has to come up (legacy
@@ -462,9 +567,35 @@ type InferServerStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Instances []InstanceStatus `json:"instances,omitempty"`
+	// Router is the state of the router, when spec.router is set.
+	// +optional
+	Router *RouterStatus `json:"router,omitempty"`
 	// Model is what the servers report from GET /info on the management port.
 	// +optional
 	Model *ModelInfo `json:"model,omitempty"`
+}
+
+// RouterStatus is the observed state of an InferServer's router.
+type RouterStatus struct {
+	// Replicas is the number of router pods that exist.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// UpdatedReplicas is the number of router pods at the current spec.
+	// +optional
+	UpdatedReplicas int32 `json:"updatedReplicas,omitempty"`
+	// ReadyReplicas is the number of router pods that serve.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Algorithm the routers run.
+	// +optional
+	Algorithm RouterAlgorithm `json:"algorithm,omitempty"`
+	// Endpoint is the in-cluster URL of the router's Service.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+	// NodePort is the port on every node that reaches the routers, when the
+	// Service is of type NodePort.
+	// +optional
+	NodePort int32 `json:"nodePort,omitempty"`
 }
 
 // InstanceStatus is the observed state of one instance.

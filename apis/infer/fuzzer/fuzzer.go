@@ -31,6 +31,7 @@ var Funcs = func(_ runtimeserializer.CodecFactory) []interface{} {
 		fuzzInferResources,
 		fuzzInferPorts,
 		fuzzInferServiceExposure,
+		fuzzRouterSpec,
 		fuzzHealthSpec,
 		fuzzProbeSpec,
 		fuzzInferServerStrategy,
@@ -103,6 +104,34 @@ func fuzzInferPorts(p *infer.InferPorts, c randfill.Continue) {
 func fuzzInferServiceExposure(s *infer.InferServiceExposure, c randfill.Continue) {
 	c.FillNoCustom(s)
 	fillString((*string)(&s.Type), c)
+}
+
+// fuzzRouterSpec sets every defaulted field, the cpu and memory of both
+// resource lists included.
+func fuzzRouterSpec(r *infer.RouterSpec, c randfill.Continue) {
+	c.FillNoCustom(r)
+	fillString((*string)(&r.Algorithm), c)
+	fillInt32(&r.Replicas, c)
+	fillString(&r.Image, c)
+	fillString((*string)(&r.ImagePullPolicy), c)
+	fillString((*string)(&r.Authentication), c)
+	for _, p := range []**int32{&r.SlotsThresholdPercent, &r.BlocksThresholdPercent, &r.MaxRetries, &r.MaxInflight,
+		&r.MaxInflightPerInstance, &r.FirstTokenTimeoutSeconds, &r.RequestTimeoutSeconds} {
+		fillInt32(p, c)
+	}
+	fillQuantity(&r.MaxBodySize, c)
+	for _, list := range []*corev1.ResourceList{&r.Resources.Requests, &r.Resources.Limits} {
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if _, ok := (*list)[name]; !ok {
+				var q resource.Quantity
+				c.Fill(&q)
+				(*list)[name] = q
+			}
+		}
+	}
 }
 
 func fuzzHealthSpec(h *infer.HealthSpec, c randfill.Continue) {

@@ -39,6 +39,25 @@ const (
 	ProgressDeadlineMarginSeconds int32 = 600
 )
 
+// The router's defaults; mindie-router's flags default to the same values.
+// Where MindIE Motor's Coordinator has the knob, its default is kept.
+const (
+	DefaultRouterAlgorithm                = RouterCacheAffinity
+	DefaultRouterReplicas           int32 = 2
+	DefaultRouterImage                    = "mindie:router"
+	DefaultRouterAuthentication           = RouterAuthenticationKubernetes
+	DefaultRouterThresholdPercent   int32 = 5 // slots_thresh, block_thresh
+	DefaultRouterMaxRetries         int32 = 2
+	DefaultRouterMaxBodySize              = "8Mi"
+	DefaultRouterMaxInflight        int32 = 10000 // max_requests
+	DefaultRouterMaxInflightPerInst int32 = 1000  // single_node_max_requests
+	DefaultRouterTimeoutSeconds     int32 = 600
+	DefaultRouterCPU                      = "500m"
+	DefaultRouterMemory                   = "256Mi"
+	DefaultRouterCPULimit                 = "2"
+	DefaultRouterMemoryLimit              = "1Gi"
+)
+
 // DefaultCommand is the container entrypoint when none is given.
 func DefaultCommand() []string { return []string{"/bin/bash", "-c", DefaultRunScriptPath} }
 
@@ -82,6 +101,86 @@ func SetDefaults_InferServerSpec(s *InferServerSpec) {
 		// The deadline follows the startup budget, which is defaulted first.
 		SetDefaults_HealthSpec(&s.Health)
 		s.ProgressDeadlineSeconds = ptr.To(*s.Health.StartupSeconds + ProgressDeadlineMarginSeconds)
+	}
+}
+
+// SetDefaults_RouterSpec fills every optional field of the router.
+func SetDefaults_RouterSpec(r *RouterSpec) {
+	if r.Algorithm == "" {
+		r.Algorithm = DefaultRouterAlgorithm
+	}
+	if r.Replicas == nil {
+		r.Replicas = ptr.To(DefaultRouterReplicas)
+	}
+	if r.Image == "" {
+		r.Image = DefaultRouterImage
+	}
+	if r.ImagePullPolicy == "" {
+		r.ImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if r.Authentication == "" {
+		r.Authentication = DefaultRouterAuthentication
+	}
+	for _, p := range []**int32{&r.SlotsThresholdPercent, &r.BlocksThresholdPercent} {
+		if *p == nil {
+			*p = ptr.To(DefaultRouterThresholdPercent)
+		}
+	}
+	if r.MaxRetries == nil {
+		r.MaxRetries = ptr.To(DefaultRouterMaxRetries)
+	}
+	if r.MaxBodySize == nil {
+		r.MaxBodySize = ptr.To(resource.MustParse(DefaultRouterMaxBodySize))
+	}
+	if r.MaxInflight == nil {
+		r.MaxInflight = ptr.To(DefaultRouterMaxInflight)
+	}
+	if r.MaxInflightPerInstance == nil {
+		r.MaxInflightPerInstance = ptr.To(min(DefaultRouterMaxInflightPerInst, *r.MaxInflight))
+	}
+	if r.FirstTokenTimeoutSeconds == nil {
+		r.FirstTokenTimeoutSeconds = ptr.To(DefaultRouterTimeoutSeconds)
+	}
+	if r.RequestTimeoutSeconds == nil {
+		r.RequestTimeoutSeconds = ptr.To(max(DefaultRouterTimeoutSeconds, *r.FirstTokenTimeoutSeconds))
+	}
+	defaultResources(&r.Resources, corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(DefaultRouterCPU),
+		corev1.ResourceMemory: resource.MustParse(DefaultRouterMemory),
+	}, corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(DefaultRouterCPULimit),
+		corev1.ResourceMemory: resource.MustParse(DefaultRouterMemoryLimit),
+	})
+}
+
+// defaultResources sets each request and limit not given, keeping them
+// consistent: a default request is lowered to a limit given below it, and a
+// default limit raised to a request given above it, as Kubernetes refuses a
+// request above its limit.
+func defaultResources(r *corev1.ResourceRequirements, requests, limits corev1.ResourceList) {
+	if r.Requests == nil {
+		r.Requests = corev1.ResourceList{}
+	}
+	if r.Limits == nil {
+		r.Limits = corev1.ResourceList{}
+	}
+	for name, q := range requests {
+		if _, ok := r.Requests[name]; ok {
+			continue
+		}
+		if l, ok := r.Limits[name]; ok && l.Cmp(q) < 0 {
+			q = l
+		}
+		r.Requests[name] = q
+	}
+	for name, q := range limits {
+		if _, ok := r.Limits[name]; ok {
+			continue
+		}
+		if req := r.Requests[name]; req.Cmp(q) > 0 {
+			q = req
+		}
+		r.Limits[name] = q
 	}
 }
 

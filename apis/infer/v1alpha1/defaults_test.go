@@ -369,3 +369,44 @@ func TestDefaultInferServerList(t *testing.T) {
 		t.Run(fmt.Sprintf("item %d", i), func(t *testing.T) { expectSpec(t, item.Spec, want) })
 	}
 }
+
+func TestDefaultRouter(t *testing.T) {
+	r := &RouterSpec{}
+	SetDefaults_RouterSpec(r)
+	if r.Algorithm != RouterCacheAffinity || *r.Replicas != 2 || r.Authentication != RouterAuthenticationKubernetes ||
+		*r.SlotsThresholdPercent != 5 || *r.BlocksThresholdPercent != 5 || *r.MaxRetries != 2 ||
+		r.MaxBodySize.String() != "8Mi" || *r.MaxInflight != 10000 || *r.MaxInflightPerInstance != 1000 ||
+		*r.FirstTokenTimeoutSeconds != 600 || *r.RequestTimeoutSeconds != 600 || r.Image != "mindie:router" {
+		t.Errorf("defaulted router = %+v", r)
+	}
+	cpu := r.Resources.Requests[corev1.ResourceCPU]
+	mem := r.Resources.Limits[corev1.ResourceMemory]
+	if cpu.String() != "500m" || mem.String() != "1Gi" {
+		t.Errorf("resources = %+v", r.Resources)
+	}
+
+	// Values given stay; defaults bend around them so the pair stays valid.
+	r = &RouterSpec{
+		MaxInflight:              ptr.To[int32](10),
+		FirstTokenTimeoutSeconds: ptr.To[int32](900),
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		},
+	}
+	SetDefaults_RouterSpec(r)
+	if *r.MaxInflightPerInstance != 10 || *r.RequestTimeoutSeconds != 900 {
+		t.Errorf("per instance %d, request timeout %d: want 10 and 900", *r.MaxInflightPerInstance, *r.RequestTimeoutSeconds)
+	}
+	cpuLimit, memRequest := r.Resources.Limits[corev1.ResourceCPU], r.Resources.Requests[corev1.ResourceMemory]
+	if cpuLimit.String() != "4" || memRequest.String() != "128Mi" {
+		t.Errorf("cpu limit %s (want 4, the request), memory request %s (want 128Mi, the limit)", cpuLimit.String(), memRequest.String())
+	}
+
+	// A server without a router gets none.
+	s := &InferServer{}
+	SetObjectDefaults_InferServer(s)
+	if s.Spec.Router != nil {
+		t.Errorf("router defaulted on a server without one: %+v", s.Spec.Router)
+	}
+}

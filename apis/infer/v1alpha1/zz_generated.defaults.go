@@ -174,6 +174,9 @@ func SetObjectDefaults_InferServer(in *InferServer) {
 	SetDefaults_InferResources(&in.Spec.Resources)
 	SetDefaults_InferPorts(&in.Spec.Ports)
 	SetDefaults_InferServiceExposure(&in.Spec.Service)
+	if in.Spec.Router != nil {
+		SetDefaults_RouterSpec(in.Spec.Router)
+	}
 	SetDefaults_HealthSpec(&in.Spec.Health)
 	SetDefaults_InferServerStrategy(&in.Spec.Strategy)
 	for i := range in.Spec.Env {

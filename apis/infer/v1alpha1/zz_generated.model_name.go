@@ -127,6 +127,16 @@ func (in RollingUpdateInferServer) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RouterSpec) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.RouterSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RouterStatus) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.RouterStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in ServerConfigSource) OpenAPIModelName() string {
 	return "io.mindie.deployer.apis.infer.v1alpha1.ServerConfigSource"
 }

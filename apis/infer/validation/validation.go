@@ -6,8 +6,10 @@ package validation
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,6 +48,14 @@ const (
 	MaxTerminationGracePeriod     = 3600
 	MaxRevisionHistoryLimit       = 100
 	MaxProgressDeadlineSeconds    = 86400
+	MinRouterReplicas             = 1
+	MaxRouterReplicas             = 64
+	MaxRouterRetries              = 10
+	MaxRouterInflight             = 1000000
+	MaxRouterTimeoutSeconds       = 86400
+	// RouterNameSuffix makes the names of the router's Deployment,
+	// ServiceAccount, Role and RoleBinding from the server's.
+	RouterNameSuffix = "-router"
 	ReservedLabelPrefix           = "infer.mindie.io/"
 	ReservedEnvPrefix             = "MIES_"
 	percentSuffix                 = "%"
@@ -65,6 +75,11 @@ var (
 	validStrategies    = []string{string(infer.RollingUpdateInferServerStrategyType), string(infer.RecreateInferServerStrategyType)}
 	validServiceTypes  = []string{string(corev1.ServiceTypeNodePort), string(corev1.ServiceTypeClusterIP)}
 	validPullPolicies  = []string{string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever)}
+	validAlgorithms    = []string{string(infer.RouterRoundRobin), string(infer.RouterCacheAffinity), string(infer.RouterLeastLoad)}
+	validRouterAuth    = []string{string(infer.RouterAuthenticationKubernetes), string(infer.RouterAuthenticationNone)}
+
+	minRouterBody = resource.MustParse("1Ki")
+	maxRouterBody = resource.MustParse("1Gi")
 )
 
 // ValidateName allows DNS-1123 labels of at most 48 characters, short enough
@@ -89,13 +104,25 @@ func ValidateName(name string, prefix bool) []string {
 func ValidateInferServer(s *infer.InferServer) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMeta(&s.ObjectMeta, true, ValidateName, field.NewPath("metadata"))
 	allErrs = append(allErrs, ValidateInferServerSpec(&s.Spec, field.NewPath("spec"))...)
+	allErrs = append(allErrs, validateRouterName(s)...)
 	return allErrs
+}
+
+// validateRouterName keeps the pods' service account apart from the one
+// the controller makes for the router.
+func validateRouterName(s *infer.InferServer) field.ErrorList {
+	if s.Spec.Router == nil || s.Spec.ServiceAccountName != s.Name+RouterNameSuffix {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(field.NewPath("spec", "serviceAccountName"), s.Spec.ServiceAccountName,
+		"is the router's own service account while spec.router is set; name another one")}
 }
 
 // ValidateInferServerUpdate checks an update of the spec and metadata.
 func ValidateInferServerUpdate(newObj, oldObj *infer.InferServer) field.ErrorList {
 	allErrs := apimachineryvalidation.ValidateObjectMetaUpdate(&newObj.ObjectMeta, &oldObj.ObjectMeta, field.NewPath("metadata"))
 	allErrs = append(allErrs, ValidateInferServerSpec(&newObj.Spec, field.NewPath("spec"))...)
+	allErrs = append(allErrs, validateRouterName(newObj)...)
 	if !reflect.DeepEqual(newObj.Spec.NodesPerInstance, oldObj.Spec.NodesPerInstance) {
 		allErrs = append(allErrs, field.Forbidden(field.NewPath("spec", "nodesPerInstance"), nodesPerInstanceUpdateMessage))
 	}
@@ -156,11 +183,7 @@ func ValidateInferServerSpec(s *infer.InferServerSpec, p *field.Path) field.Erro
 			allErrs = append(allErrs, field.Invalid(p.Child("nodesPerInstance"), *s.NodesPerInstance, "must be 1 (single-node), 2 or 4 (cross-node)"))
 		}
 	}
-	if strings.TrimSpace(s.Image) == "" {
-		allErrs = append(allErrs, field.Required(p.Child("image"), "must name a container image"))
-	} else if s.Image != strings.TrimSpace(s.Image) {
-		allErrs = append(allErrs, field.Invalid(p.Child("image"), s.Image, "must not have leading or trailing whitespace"))
-	}
+	allErrs = append(allErrs, validateImage(s.Image, p.Child("image"))...)
 	allErrs = append(allErrs, oneOf(string(s.ImagePullPolicy), validPullPolicies, p.Child("imagePullPolicy"))...)
 	for i, ref := range s.ImagePullSecrets {
 		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(ref.Name, false) {
@@ -177,6 +200,9 @@ func ValidateInferServerSpec(s *infer.InferServerSpec, p *field.Path) field.Erro
 	allErrs = append(allErrs, validatePorts(&s.Ports, p.Child("ports"))...)
 	allErrs = append(allErrs, validateTLS(&s.TLS, p.Child("tls"))...)
 	allErrs = append(allErrs, validateService(&s.Service, p.Child("service"))...)
+	if s.Router != nil {
+		allErrs = append(allErrs, validateRouter(s.Router, p.Child("router"))...)
+	}
 	allErrs = append(allErrs, validateHealth(&s.Health, p.Child("health"))...)
 	allErrs = append(allErrs, oneOf(string(s.Scheduler), validSchedulers, p.Child("scheduler"))...)
 	allErrs = append(allErrs, oneOf(string(s.FaultRescheduling), validFaultPolicies, p.Child("faultRescheduling"))...)
@@ -334,6 +360,16 @@ func validateResources(r *infer.InferResources, crossNode bool, p *field.Path) f
 	return allErrs
 }
 
+func validateImage(image string, p *field.Path) field.ErrorList {
+	if strings.TrimSpace(image) == "" {
+		return field.ErrorList{field.Required(p, "must name a container image")}
+	}
+	if image != strings.TrimSpace(image) {
+		return field.ErrorList{field.Invalid(p, image, "must not have leading or trailing whitespace")}
+	}
+	return nil
+}
+
 func validatePorts(ports *infer.InferPorts, p *field.Path) field.ErrorList {
 	allErrs := int32InRange(ports.Inference, MinPort, MaxPort, p.Child("inference"))
 	allErrs = append(allErrs, int32InRange(ports.Management, MinPort, MaxPort, p.Child("management"))...)
@@ -367,6 +403,65 @@ func validateService(s *infer.InferServiceExposure, p *field.Path) field.ErrorLi
 	}
 	if s.NodePort < MinNodePort || s.NodePort > MaxNodePort {
 		allErrs = append(allErrs, field.Invalid(p.Child("nodePort"), s.NodePort, rangeMessage(MinNodePort, MaxNodePort)+" (or 0 to let Kubernetes choose)"))
+	}
+	return allErrs
+}
+
+func validateRouter(r *infer.RouterSpec, p *field.Path) field.ErrorList {
+	allErrs := oneOf(string(r.Algorithm), validAlgorithms, p.Child("algorithm"))
+	allErrs = append(allErrs, int32InRange(r.Replicas, MinRouterReplicas, MaxRouterReplicas, p.Child("replicas"))...)
+	allErrs = append(allErrs, validateImage(r.Image, p.Child("image"))...)
+	allErrs = append(allErrs, oneOf(string(r.ImagePullPolicy), validPullPolicies, p.Child("imagePullPolicy"))...)
+	allErrs = append(allErrs, oneOf(string(r.Authentication), validRouterAuth, p.Child("authentication"))...)
+	if r.TLSSecretName != "" {
+		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(r.TLSSecretName, false) {
+			allErrs = append(allErrs, field.Invalid(p.Child("tlsSecretName"), r.TLSSecretName, msg))
+		}
+	}
+	allErrs = append(allErrs, int32InRange(r.SlotsThresholdPercent, 0, 100, p.Child("slotsThresholdPercent"))...)
+	allErrs = append(allErrs, int32InRange(r.BlocksThresholdPercent, 0, 100, p.Child("blocksThresholdPercent"))...)
+	allErrs = append(allErrs, int32InRange(r.MaxRetries, 0, MaxRouterRetries, p.Child("maxRetries"))...)
+	allErrs = append(allErrs, quantityInRange(r.MaxBodySize, minRouterBody, maxRouterBody, "1Ki and 1Gi", p.Child("maxBodySize"))...)
+	allErrs = append(allErrs, int32InRange(r.MaxInflight, 1, MaxRouterInflight, p.Child("maxInflight"))...)
+	allErrs = append(allErrs, int32InRange(r.MaxInflightPerInstance, 1, MaxRouterInflight, p.Child("maxInflightPerInstance"))...)
+	if r.MaxInflight != nil && r.MaxInflightPerInstance != nil && *r.MaxInflightPerInstance > *r.MaxInflight {
+		allErrs = append(allErrs, field.Invalid(p.Child("maxInflightPerInstance"), *r.MaxInflightPerInstance,
+			fmt.Sprintf("must be at most spec.router.maxInflight (%d)", *r.MaxInflight)))
+	}
+	allErrs = append(allErrs, int32InRange(r.FirstTokenTimeoutSeconds, 1, MaxRouterTimeoutSeconds, p.Child("firstTokenTimeoutSeconds"))...)
+	allErrs = append(allErrs, int32InRange(r.RequestTimeoutSeconds, 1, MaxRouterTimeoutSeconds, p.Child("requestTimeoutSeconds"))...)
+	if r.FirstTokenTimeoutSeconds != nil && r.RequestTimeoutSeconds != nil && *r.RequestTimeoutSeconds < *r.FirstTokenTimeoutSeconds {
+		allErrs = append(allErrs, field.Invalid(p.Child("requestTimeoutSeconds"), *r.RequestTimeoutSeconds,
+			fmt.Sprintf("must be at least spec.router.firstTokenTimeoutSeconds (%d)", *r.FirstTokenTimeoutSeconds)))
+	}
+	allErrs = append(allErrs, validateContainerResources(&r.Resources, p.Child("resources"))...)
+	return allErrs
+}
+
+// validateContainerResources allows cpu and memory requests and limits,
+// non-negative, each request at most its limit.
+func validateContainerResources(r *corev1.ResourceRequirements, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	allowed := []string{string(corev1.ResourceCPU), string(corev1.ResourceMemory)}
+	for _, list := range []struct {
+		name string
+		rl   corev1.ResourceList
+	}{{"requests", r.Requests}, {"limits", r.Limits}} {
+		for _, name := range slices.Sorted(maps.Keys(list.rl)) {
+			q := list.rl[name]
+			fp := p.Child(list.name).Key(string(name))
+			if !slices.Contains(allowed, string(name)) {
+				allErrs = append(allErrs, field.NotSupported(fp, name, allowed))
+			} else if q.Sign() < 0 {
+				allErrs = append(allErrs, field.Invalid(fp, q.String(), "must not be negative"))
+			}
+		}
+	}
+	for name, req := range r.Requests {
+		if l, ok := r.Limits[name]; ok && req.Cmp(l) > 0 {
+			allErrs = append(allErrs, field.Invalid(p.Child("requests").Key(string(name)), req.String(),
+				fmt.Sprintf("must be at most the limit %s", l.String())))
+		}
 	}
 	return allErrs
 }

@@ -1012,3 +1012,60 @@ func TestValidateInferServerStatusUpdate(t *testing.T) {
 		expectErrors(t, ValidateInferServerStatusUpdate(newObj, oldObj), nil)
 	})
 }
+
+// routed gives the valid InferServer a defaulted router, then applies mutate.
+func routed(mutate func(*infer.RouterSpec)) func(*infer.InferServer) {
+	return func(s *infer.InferServer) {
+		in := &v1alpha1.RouterSpec{}
+		v1alpha1.SetDefaults_RouterSpec(in)
+		s.Spec.Router = &infer.RouterSpec{}
+		if err := scheme.Convert(in, s.Spec.Router, nil); err != nil {
+			panic(err)
+		}
+		mutate(s.Spec.Router)
+	}
+}
+
+func TestValidateRouter(t *testing.T) {
+	q := resource.MustParse
+	runCases(t, []testCase{
+		valid("defaulted", routed(func(*infer.RouterSpec) {})),
+		valid("least_load, one replica, no auth", routed(func(r *infer.RouterSpec) {
+			r.Algorithm, r.Replicas, r.Authentication = infer.RouterLeastLoad, ptr.To[int32](1), infer.RouterAuthenticationNone
+		})),
+		valid("thresholds 0 and 100", routed(func(r *infer.RouterSpec) {
+			r.SlotsThresholdPercent, r.BlocksThresholdPercent = ptr.To[int32](0), ptr.To[int32](100)
+		})),
+		bad("unknown algorithm", routed(func(r *infer.RouterSpec) { r.Algorithm = "random" }),
+			notSupported("spec.router.algorithm", "random", "round_robin", "cache_affinity", "least_load")),
+		bad("replicas 0", routed(func(r *infer.RouterSpec) { r.Replicas = ptr.To[int32](0) }),
+			invalid("spec.router.replicas", badInt[int32](0), between(1, 64))),
+		bad("authentication lower case", routed(func(r *infer.RouterSpec) { r.Authentication = "none" }),
+			notSupported("spec.router.authentication", "none", "Kubernetes", "None")),
+		bad("image blank", routed(func(r *infer.RouterSpec) { r.Image = " " }), required("spec.router.image", "container image")),
+		bad("secret name", routed(func(r *infer.RouterSpec) { r.TLSSecretName = "Bad_Name" }),
+			invalid("spec.router.tlsSecretName", badString("Bad_Name"))),
+		bad("threshold 101", routed(func(r *infer.RouterSpec) { r.BlocksThresholdPercent = ptr.To[int32](101) }),
+			invalid("spec.router.blocksThresholdPercent", badInt[int32](101), between(0, 100))),
+		bad("retries 11", routed(func(r *infer.RouterSpec) { r.MaxRetries = ptr.To[int32](11) }),
+			invalid("spec.router.maxRetries", badInt[int32](11), between(0, 10))),
+		bad("body 2Gi", routed(func(r *infer.RouterSpec) { r.MaxBodySize = ptr.To(q("2Gi")) }),
+			invalid("spec.router.maxBodySize", `"2Gi"`, "1Ki and 1Gi")),
+		bad("per-instance above total", routed(func(r *infer.RouterSpec) {
+			r.MaxInflight, r.MaxInflightPerInstance = ptr.To[int32](10), ptr.To[int32](11)
+		}), invalid("spec.router.maxInflightPerInstance", badInt[int32](11), "at most spec.router.maxInflight (10)")),
+		bad("request timeout below first token", routed(func(r *infer.RouterSpec) {
+			r.FirstTokenTimeoutSeconds, r.RequestTimeoutSeconds = ptr.To[int32](60), ptr.To[int32](30)
+		}), invalid("spec.router.requestTimeoutSeconds", badInt[int32](30), "at least spec.router.firstTokenTimeoutSeconds (60)")),
+		bad("resources", routed(func(r *infer.RouterSpec) {
+			r.Resources.Requests[corev1.ResourceCPU] = q("4")
+			r.Resources.Limits["nvidia.com/gpu"] = q("1")
+		}), invalid("spec.router.resources.requests[cpu]", `"4"`, "at most the limit 2"),
+			notSupported("spec.router.resources.limits[nvidia.com/gpu]", "nvidia.com/gpu", "cpu", "memory")),
+		bad("pods' account is the router's", func(s *infer.InferServer) {
+			routed(func(*infer.RouterSpec) {})(s)
+			s.Spec.ServiceAccountName = s.Name + "-router"
+		}, invalid("spec.serviceAccountName", badString("llama-router"), "router's own service account")),
+		valid("account named like a router without one", func(s *infer.InferServer) { s.Spec.ServiceAccountName = s.Name + "-router" }),
+	})
+}

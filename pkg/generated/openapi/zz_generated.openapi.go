@@ -374,6 +374,8 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.PodMetadata{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_PodMetadata(ref),
 		v1alpha1.ProbeSpec{}.OpenAPIModelName():                        schema_deployer_apis_infer_v1alpha1_ProbeSpec(ref),
 		v1alpha1.RollingUpdateInferServer{}.OpenAPIModelName():         schema_deployer_apis_infer_v1alpha1_RollingUpdateInferServer(ref),
+		v1alpha1.RouterSpec{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_RouterSpec(ref),
+		v1alpha1.RouterStatus{}.OpenAPIModelName():                     schema_deployer_apis_infer_v1alpha1_RouterStatus(ref),
 		v1alpha1.ServerConfigSource{}.OpenAPIModelName():               schema_deployer_apis_infer_v1alpha1_ServerConfigSource(ref),
 	}
 }
@@ -18460,9 +18462,15 @@ func schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref common.ReferenceCal
 					},
 					"service": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Service exposes the instances' inference port.",
+							Description: "Service exposes the server: the instances' inference port, or the router's when Router is set (its NodePort then reaches the router).",
 							Default:     map[string]interface{}{},
 							Ref:         ref(v1alpha1.InferServiceExposure{}.OpenAPIModelName()),
+						},
+					},
+					"router": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Router puts mindie-router replicas between the Service and the instances: they pick an instance for each request (round_robin, cache_affinity or least_load), retry failures and apply limits. Unset, the Service reaches the instances directly.",
+							Ref:         ref(v1alpha1.RouterSpec{}.OpenAPIModelName()),
 						},
 					},
 					"health": {
@@ -18648,7 +18656,7 @@ func schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref common.ReferenceCal
 			},
 		},
 		Dependencies: []string{
-			corev1.Affinity{}.OpenAPIModelName(), corev1.EnvVar{}.OpenAPIModelName(), corev1.LocalObjectReference{}.OpenAPIModelName(), corev1.Toleration{}.OpenAPIModelName(), corev1.Volume{}.OpenAPIModelName(), corev1.VolumeMount{}.OpenAPIModelName(), v1alpha1.HealthSpec{}.OpenAPIModelName(), v1alpha1.InferPorts{}.OpenAPIModelName(), v1alpha1.InferResources{}.OpenAPIModelName(), v1alpha1.InferServerStrategy{}.OpenAPIModelName(), v1alpha1.InferServiceExposure{}.OpenAPIModelName(), v1alpha1.InferStorage{}.OpenAPIModelName(), v1alpha1.InferTLS{}.OpenAPIModelName(), v1alpha1.PodMetadata{}.OpenAPIModelName(), v1alpha1.ServerConfigSource{}.OpenAPIModelName()},
+			corev1.Affinity{}.OpenAPIModelName(), corev1.EnvVar{}.OpenAPIModelName(), corev1.LocalObjectReference{}.OpenAPIModelName(), corev1.Toleration{}.OpenAPIModelName(), corev1.Volume{}.OpenAPIModelName(), corev1.VolumeMount{}.OpenAPIModelName(), v1alpha1.HealthSpec{}.OpenAPIModelName(), v1alpha1.InferPorts{}.OpenAPIModelName(), v1alpha1.InferResources{}.OpenAPIModelName(), v1alpha1.InferServerStrategy{}.OpenAPIModelName(), v1alpha1.InferServiceExposure{}.OpenAPIModelName(), v1alpha1.InferStorage{}.OpenAPIModelName(), v1alpha1.InferTLS{}.OpenAPIModelName(), v1alpha1.PodMetadata{}.OpenAPIModelName(), v1alpha1.RouterSpec{}.OpenAPIModelName(), v1alpha1.ServerConfigSource{}.OpenAPIModelName()},
 	}
 }
 
@@ -18772,6 +18780,12 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 							},
 						},
 					},
+					"router": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Router is the state of the router, when spec.router is set.",
+							Ref:         ref(v1alpha1.RouterStatus{}.OpenAPIModelName()),
+						},
+					},
 					"model": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Model is what the servers report from GET /info on the management port.",
@@ -18782,7 +18796,7 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName()},
+			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName(), v1alpha1.RouterStatus{}.OpenAPIModelName()},
 	}
 }
 
@@ -19554,6 +19568,184 @@ func schema_deployer_apis_infer_v1alpha1_RollingUpdateInferServer(ref common.Ref
 		},
 		Dependencies: []string{
 			intstr.IntOrString{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_RouterSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RouterSpec configures the mindie-router replicas in front of an InferServer. The router serves HTTPS on the inference port (spec.ports.inference) and reads the instances from the server's pods.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"algorithm": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Algorithm picks the instance of each request: round_robin, cache_affinity or least_load. Defaults to cache_affinity.\n\nPossible enum values:\n - `\"cache_affinity\"` sends a chat's next turn to the instance holding its earlier turns' prefix cache while that instance is not saturated; other requests go least-loaded.\n - `\"least_load\"` picks the instance with the least work in flight.\n - `\"round_robin\"` takes the instances in turn, skipping those whose free slots or KV blocks are at or below the thresholds (MindIE Motor's Coordinator round_robin).",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"cache_affinity", "least_load", "round_robin"},
+						},
+					},
+					"replicas": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Replicas is the number of router pods, all active. Between 1 and 64. Defaults to 2.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"image": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Image holding the mindie-router binary. Defaults to \"mindie:router\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"imagePullPolicy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ImagePullPolicy of the router container. Defaults to IfNotPresent.\n\nPossible enum values:\n - `\"Always\"` means that kubelet always attempts to pull the latest image. Container will fail If the pull fails.\n - `\"IfNotPresent\"` means that kubelet pulls if the image isn't present on disk. Container will fail if the image isn't present and the pull fails.\n - `\"Never\"` means that kubelet never pulls an image, but only uses a local image. Container will fail if the image isn't present",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Always", "IfNotPresent", "Never"},
+						},
+					},
+					"authentication": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Authentication is Kubernetes (a bearer token allowed to create this server's inferservers/proxy) or None, which must be asked for. Defaults to Kubernetes.\n\nPossible enum values:\n - `\"Kubernetes\"` checks the caller's bearer token with a TokenReview and requires create on this server's inferservers/proxy (SubjectAccessReview): the RBAC that lets a tenant chat through the API lets it call the router.\n - `\"None\"` admits every caller that reaches the router.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Kubernetes", "None"},
+						},
+					},
+					"tlsSecretName": {
+						SchemaProps: spec.SchemaProps{
+							Description: "TLSSecretName is a kubernetes.io/tls Secret with the router's serving certificate. Empty: each router pod makes a self-signed one.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"slotsThresholdPercent": {
+						SchemaProps: spec.SchemaProps{
+							Description: "SlotsThresholdPercent: an instance whose free slots are at or below this share of its slots gets no new request while another has room (the Coordinator's slots_thresh). Between 0 and 100. Defaults to 5.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"blocksThresholdPercent": {
+						SchemaProps: spec.SchemaProps{
+							Description: "BlocksThresholdPercent: the same for free KV cache blocks (the Coordinator's block_thresh). Between 0 and 100. Defaults to 5.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"maxRetries": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxRetries is how many other instances a request that fails before its first byte is tried on. Between 0 and 10. Defaults to 2.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"maxBodySize": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxBodySize is the largest request body; larger ones get 413. Between 1Ki and 1Gi. Defaults to 8Mi.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+					"maxInflight": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxInflight is how many requests one router pod has in flight at most; more get 429. Between 1 and 1000000. Defaults to 10000.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"maxInflightPerInstance": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxInflightPerInstance is how many requests one router pod has in flight on one instance at most. Between 1 and 1000000, at most MaxInflight. Defaults to 1000.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"firstTokenTimeoutSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "FirstTokenTimeoutSeconds bounds the wait for an answer's first byte (504). Between 1 and 86400. Defaults to 600.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"requestTimeoutSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RequestTimeoutSeconds bounds a whole request, streaming included. Between 1 and 86400, at least FirstTokenTimeoutSeconds. Defaults to 600.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"resources": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Resources of the router container. Defaults to requests of 500m CPU and 256Mi memory, limits of 2 CPUs and 1Gi.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(corev1.ResourceRequirements{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			corev1.ResourceRequirements{}.OpenAPIModelName(), resource.Quantity{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_RouterStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RouterStatus is the observed state of an InferServer's router.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"replicas": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Replicas is the number of router pods that exist.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"updatedReplicas": {
+						SchemaProps: spec.SchemaProps{
+							Description: "UpdatedReplicas is the number of router pods at the current spec.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"readyReplicas": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ReadyReplicas is the number of router pods that serve.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"algorithm": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Algorithm the routers run.\n\nPossible enum values:\n - `\"cache_affinity\"` sends a chat's next turn to the instance holding its earlier turns' prefix cache while that instance is not saturated; other requests go least-loaded.\n - `\"least_load\"` picks the instance with the least work in flight.\n - `\"round_robin\"` takes the instances in turn, skipping those whose free slots or KV blocks are at or below the thresholds (MindIE Motor's Coordinator round_robin).",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"cache_affinity", "least_load", "round_robin"},
+						},
+					},
+					"endpoint": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Endpoint is the in-cluster URL of the router's Service.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nodePort": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodePort is the port on every node that reaches the routers, when the Service is of type NodePort.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+			},
+		},
 	}
 }
 

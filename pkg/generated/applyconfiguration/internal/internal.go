@@ -847,6 +847,16 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: admin
+- name: io.k8s.api.core.v1.ResourceClaim
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: request
+      type:
+        scalar: string
 - name: io.k8s.api.core.v1.ResourceFieldSelector
   map:
     fields:
@@ -861,6 +871,27 @@ var schemaYAML = typed.YAMLObject(`types:
         scalar: string
       default: ""
     elementRelationship: atomic
+- name: io.k8s.api.core.v1.ResourceRequirements
+  map:
+    fields:
+    - name: claims
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.api.core.v1.ResourceClaim
+          elementRelationship: associative
+          keys:
+          - name
+    - name: limits
+      type:
+        map:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: requests
+      type:
+        map:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
 - name: io.k8s.api.core.v1.ScaleIOVolumeSource
   map:
     fields:
@@ -1556,6 +1587,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: revisionHistoryLimit
       type:
         scalar: numeric
+    - name: router
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.RouterSpec
     - name: scheduler
       type:
         scalar: string
@@ -1647,6 +1681,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: replicas
       type:
         scalar: numeric
+    - name: router
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.RouterStatus
     - name: selector
       type:
         scalar: string
@@ -1956,6 +1993,76 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: maxUnavailable
       type:
         namedType: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+- name: io.mindie.deployer.apis.infer.v1alpha1.RouterSpec
+  map:
+    fields:
+    - name: algorithm
+      type:
+        scalar: string
+    - name: authentication
+      type:
+        scalar: string
+    - name: blocksThresholdPercent
+      type:
+        scalar: numeric
+    - name: firstTokenTimeoutSeconds
+      type:
+        scalar: numeric
+    - name: image
+      type:
+        scalar: string
+    - name: imagePullPolicy
+      type:
+        scalar: string
+    - name: maxBodySize
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: maxInflight
+      type:
+        scalar: numeric
+    - name: maxInflightPerInstance
+      type:
+        scalar: numeric
+    - name: maxRetries
+      type:
+        scalar: numeric
+    - name: replicas
+      type:
+        scalar: numeric
+    - name: requestTimeoutSeconds
+      type:
+        scalar: numeric
+    - name: resources
+      type:
+        namedType: io.k8s.api.core.v1.ResourceRequirements
+      default: {}
+    - name: slotsThresholdPercent
+      type:
+        scalar: numeric
+    - name: tlsSecretName
+      type:
+        scalar: string
+- name: io.mindie.deployer.apis.infer.v1alpha1.RouterStatus
+  map:
+    fields:
+    - name: algorithm
+      type:
+        scalar: string
+    - name: endpoint
+      type:
+        scalar: string
+    - name: nodePort
+      type:
+        scalar: numeric
+    - name: readyReplicas
+      type:
+        scalar: numeric
+    - name: replicas
+      type:
+        scalar: numeric
+    - name: updatedReplicas
+      type:
+        scalar: numeric
 - name: io.mindie.deployer.apis.infer.v1alpha1.ServerConfigSource
   map:
     fields:

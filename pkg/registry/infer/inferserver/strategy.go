@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -76,8 +77,17 @@ func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field
 	return validation.ValidateInferServerUpdate(obj.(*infer.InferServer), old.(*infer.InferServer))
 }
 
-func (strategy) WarningsOnUpdate(_ context.Context, obj, _ runtime.Object) []string {
-	return warnings(&obj.(*infer.InferServer).Spec)
+func (strategy) WarningsOnUpdate(_ context.Context, obj, old runtime.Object) []string {
+	newSpec, oldSpec := &obj.(*infer.InferServer).Spec, &old.(*infer.InferServer).Spec
+	w := warnings(newSpec)
+	if newSpec.Service.Type == corev1.ServiceTypeNodePort && (newSpec.Router == nil) != (oldSpec.Router == nil) {
+		to := "the router"
+		if newSpec.Router == nil {
+			to = "the instances directly"
+		}
+		w = append(w, "spec.router: the Service (its node port included) now reaches "+to)
+	}
+	return w
 }
 
 // warnings points out settings that are valid but do not do what they seem to.
@@ -86,6 +96,9 @@ func warnings(s *infer.InferServerSpec) []string {
 	// Grace is the default, so only an explicit Force is worth a warning.
 	if s.Scheduler != infer.SchedulerVolcano && s.FaultRescheduling == infer.FaultReschedulingForce {
 		w = append(w, fmt.Sprintf("spec.faultRescheduling: %s takes effect only with spec.scheduler \"volcano\"", s.FaultRescheduling))
+	}
+	if r := s.Router; r != nil && r.Authentication == infer.RouterAuthenticationNone && s.Service.Type == corev1.ServiceTypeNodePort {
+		w = append(w, "spec.router.authentication: None with spec.service.type NodePort admits every caller that reaches a node's port")
 	}
 	return w
 }

@@ -67,8 +67,14 @@ type InferServerSpecApplyConfiguration struct {
 	Ports *InferPortsApplyConfiguration `json:"ports,omitempty"`
 	// TLS says whether the server speaks HTTPS on its ports.
 	TLS *InferTLSApplyConfiguration `json:"tls,omitempty"`
-	// Service exposes the instances' inference port.
+	// Service exposes the server: the instances' inference port, or the
+	// router's when Router is set (its NodePort then reaches the router).
 	Service *InferServiceExposureApplyConfiguration `json:"service,omitempty"`
+	// Router puts mindie-router replicas between the Service and the
+	// instances: they pick an instance for each request (round_robin,
+	// cache_affinity or least_load), retry failures and apply limits. Unset,
+	// the Service reaches the instances directly.
+	Router *RouterSpecApplyConfiguration `json:"router,omitempty"`
 	// Health configures the startup, readiness and liveness probes.
 	Health *HealthSpecApplyConfiguration `json:"health,omitempty"`
 	// Scheduler picks the pod scheduler: "default" or "volcano". Defaults to "default".
@@ -241,6 +247,14 @@ func (b *InferServerSpecApplyConfiguration) WithTLS(value *InferTLSApplyConfigur
 // If called multiple times, the Service field is set to the value of the last call.
 func (b *InferServerSpecApplyConfiguration) WithService(value *InferServiceExposureApplyConfiguration) *InferServerSpecApplyConfiguration {
 	b.Service = value
+	return b
+}
+
+// WithRouter sets the Router field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Router field is set to the value of the last call.
+func (b *InferServerSpecApplyConfiguration) WithRouter(value *RouterSpecApplyConfiguration) *InferServerSpecApplyConfiguration {
+	b.Router = value
 	return b
 }
 

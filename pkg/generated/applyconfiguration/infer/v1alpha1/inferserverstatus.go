@@ -56,6 +56,8 @@ type InferServerStatusApplyConfiguration struct {
 	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// Instances lists every instance and its pods.
 	Instances []InstanceStatusApplyConfiguration `json:"instances,omitempty"`
+	// Router is the state of the router, when spec.router is set.
+	Router *RouterStatusApplyConfiguration `json:"router,omitempty"`
 	// Model is what the servers report from GET /info on the management port.
 	Model *ModelInfoApplyConfiguration `json:"model,omitempty"`
 }
@@ -169,6 +171,14 @@ func (b *InferServerStatusApplyConfiguration) WithInstances(values ...*InstanceS
 		}
 		b.Instances = append(b.Instances, *values[i])
 	}
+	return b
+}
+
+// WithRouter sets the Router field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Router field is set to the value of the last call.
+func (b *InferServerStatusApplyConfiguration) WithRouter(value *RouterStatusApplyConfiguration) *InferServerStatusApplyConfiguration {
+	b.Router = value
 	return b
 }
 
