@@ -21,6 +21,9 @@ import (
 const (
 	ReasonMinimumAvailable   = "MinimumInstancesAvailable"
 	ReasonMinimumUnavailable = "MinimumInstancesUnavailable"
+	// ReasonRouterUnavailable: enough instances are ready but no router
+	// replica is, so the Service reaches nothing.
+	ReasonRouterUnavailable = "RouterUnavailable"
 )
 
 // Reasons of the Progressing condition.

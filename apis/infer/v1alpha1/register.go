@@ -56,6 +56,17 @@ const (
 	// single-node pod, rank 0 of a cross-node instance); the InferServer's
 	// Service selects it.
 	LabelMaster = "infer.mindie.io/master"
+	// LabelRouter is on the router pods of an InferServer (spec.router),
+	// with the server's name as value. They do not carry LabelServer, which
+	// selects instances.
+	LabelRouter = "infer.mindie.io/router"
+	// LabelNamespace is on the cluster-scoped objects the controller makes
+	// for an InferServer (the router's ClusterRoleBinding): the server's
+	// namespace, as LabelServer holds its name.
+	LabelNamespace = "infer.mindie.io/namespace"
+	// RouterNameSuffix makes the names of the router's Deployment,
+	// ServiceAccount, Role and RoleBinding from the server's name.
+	RouterNameSuffix = "-router"
 	// AnnotationRestartedAt, set in spec.podMetadata.annotations to a
 	// timestamp, restarts every instance through a rollout (the original
 	// deployer's "update"); kubectl uses the same key for Deployments.

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
 )
 
@@ -111,7 +112,7 @@ func ValidateInferServer(s *infer.InferServer) field.ErrorList {
 // validateRouterName keeps the pods' service account apart from the one
 // the controller makes for the router.
 func validateRouterName(s *infer.InferServer) field.ErrorList {
-	if s.Spec.Router == nil || s.Spec.ServiceAccountName != s.Name+RouterNameSuffix {
+	if s.Spec.Router == nil || s.Spec.ServiceAccountName != s.Name+v1alpha1.RouterNameSuffix {
 		return nil
 	}
 	return field.ErrorList{field.Invalid(field.NewPath("spec", "serviceAccountName"), s.Spec.ServiceAccountName,

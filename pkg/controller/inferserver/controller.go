@@ -39,6 +39,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -69,6 +70,8 @@ const (
 	ReasonFailedDelete       = "FailedDelete"
 	ReasonCleanup            = "DeletingChildren"
 	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonRouterCreated      = "RouterCreated"
+	ReasonRouterDeleted      = "RouterDeleted"
 )
 
 // Config is what the controller needs.
@@ -116,7 +119,12 @@ type Controller struct {
 	services    corelisters.ServiceLister
 	configMaps  corelisters.ConfigMapLister
 	revisions   appslisters.ControllerRevisionLister
-	synced      []cache.InformerSynced
+	// The router's objects (spec.router).
+	serviceAccounts     corelisters.ServiceAccountLister
+	roles               rbaclisters.RoleLister
+	roleBindings        rbaclisters.RoleBindingLister
+	clusterRoleBindings rbaclisters.ClusterRoleBindingLister
+	synced              []cache.InformerSynced
 
 	queue workqueue.TypedRateLimitingInterface[string]
 	info  *modelInfoPoller
@@ -182,6 +190,10 @@ func New(cfg Config) (*Controller, error) {
 		f.Core().V1().Services().Informer(),
 		f.Core().V1().ConfigMaps().Informer(),
 		f.Apps().V1().ControllerRevisions().Informer(),
+		f.Core().V1().ServiceAccounts().Informer(),
+		f.Rbac().V1().Roles().Informer(),
+		f.Rbac().V1().RoleBindings().Informer(),
+		f.Rbac().V1().ClusterRoleBindings().Informer(),
 	}
 	for _, inf := range informers {
 		if _, err := inf.AddEventHandler(children); err != nil {
@@ -195,6 +207,10 @@ func New(cfg Config) (*Controller, error) {
 	c.services = f.Core().V1().Services().Lister()
 	c.configMaps = f.Core().V1().ConfigMaps().Lister()
 	c.revisions = f.Apps().V1().ControllerRevisions().Lister()
+	c.serviceAccounts = f.Core().V1().ServiceAccounts().Lister()
+	c.roles = f.Rbac().V1().Roles().Lister()
+	c.roleBindings = f.Rbac().V1().RoleBindings().Lister()
+	c.clusterRoleBindings = f.Rbac().V1().ClusterRoleBindings().Lister()
 	return c, nil
 }
 
@@ -216,8 +232,13 @@ func (c *Controller) enqueueOwner(obj any) {
 	if !ok {
 		return
 	}
-	if name := m.GetLabels()[v1alpha1.LabelServer]; name != "" {
-		c.queue.Add(m.GetNamespace() + "/" + name)
+	ns := m.GetNamespace()
+	if ns == "" {
+		// A cluster-scoped child names its server's namespace in a label.
+		ns = m.GetLabels()[v1alpha1.LabelNamespace]
+	}
+	if name := m.GetLabels()[v1alpha1.LabelServer]; name != "" && ns != "" {
+		c.queue.Add(ns + "/" + name)
 	}
 }
 
@@ -311,6 +332,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	} else if err := c.syncDeployment(ctx, st); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.syncRouter(ctx, st); err != nil {
+		errs = append(errs, err)
+	}
 	if _, _, err := applyChild(ctx, c, s, c.serviceChild(ns), s.Name, service(s)); err != nil {
 		errs = append(errs, err)
 	}
@@ -351,6 +375,8 @@ type syncState struct {
 	recreated []string
 	// failures are errors of this sync worth a Degraded condition.
 	failures []string
+	// router is the router's state when spec.router is set.
+	router *v1alpha1.RouterStatus
 	// degraded is the most telling problem seen on the pods.
 	degradedReason, degradedMessage string
 	rolloutDone                     bool
@@ -407,6 +433,11 @@ func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (tim
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
 	ns := s.Namespace
+	// The router's objects go first: its cluster-scoped binding has no
+	// owner to be collected with.
+	if err := c.removeRouter(ctx, s); err != nil {
+		return 0, err
+	}
 	deps, _ := c.deployments.Deployments(ns).List(sel)
 	for _, d := range owned(s, deps) {
 		if err := del("deployment", d.Name, func() error { return c.kube.AppsV1().Deployments(ns).Delete(ctx, d.Name, opts) }); err != nil {

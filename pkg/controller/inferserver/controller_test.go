@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kubeinformers "k8s.io/client-go/informers"
@@ -95,38 +96,38 @@ func (f *fixture) refresh() {
 			f.t.Fatal(err)
 		}
 	}
-	deps, _ := f.kube.AppsV1().Deployments(testNS).List(f.ctx, metav1.ListOptions{})
-	pods, _ := f.kube.CoreV1().Pods(testNS).List(f.ctx, metav1.ListOptions{})
-	svcs, _ := f.kube.CoreV1().Services(testNS).List(f.ctx, metav1.ListOptions{})
-	cms, _ := f.kube.CoreV1().ConfigMaps(testNS).List(f.ctx, metav1.ListOptions{})
-	revs, _ := f.kube.AppsV1().ControllerRevisions(testNS).List(f.ctx, metav1.ListOptions{})
+	list := func(resource, ns string) []runtime.Object {
+		kinds := map[string]string{"deployments": "Deployment", "controllerrevisions": "ControllerRevision", "pods": "Pod",
+			"services": "Service", "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role",
+			"rolebindings": "RoleBinding", "clusterrolebindings": "ClusterRoleBinding"}
+		gvr := schema.GroupVersionResource{Version: "v1", Resource: resource}
+		switch resource {
+		case "deployments", "controllerrevisions":
+			gvr.Group = "apps"
+		case "roles", "rolebindings", "clusterrolebindings":
+			gvr.Group = "rbac.authorization.k8s.io"
+		}
+		objs, err := f.kube.Tracker().List(gvr, gvr.GroupVersion().WithKind(kinds[resource]), ns)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		items, err := meta.ExtractList(objs)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return items
+	}
+	fill(f.kubeInf.Apps().V1().Deployments().Informer(), list("deployments", testNS))
+	fill(f.kubeInf.Core().V1().Pods().Informer(), list("pods", testNS))
+	fill(f.kubeInf.Core().V1().Services().Informer(), list("services", testNS))
+	fill(f.kubeInf.Core().V1().ConfigMaps().Informer(), list("configmaps", testNS))
+	fill(f.kubeInf.Apps().V1().ControllerRevisions().Informer(), list("controllerrevisions", testNS))
+	fill(f.kubeInf.Core().V1().ServiceAccounts().Informer(), list("serviceaccounts", testNS))
+	fill(f.kubeInf.Rbac().V1().Roles().Informer(), list("roles", testNS))
+	fill(f.kubeInf.Rbac().V1().RoleBindings().Informer(), list("rolebindings", testNS))
+	fill(f.kubeInf.Rbac().V1().ClusterRoleBindings().Informer(), list("clusterrolebindings", ""))
 	servers, _ := f.infer.InferV1alpha1().InferServers(testNS).List(f.ctx, metav1.ListOptions{})
 	var objs []runtime.Object
-	for i := range deps.Items {
-		objs = append(objs, &deps.Items[i])
-	}
-	fill(f.kubeInf.Apps().V1().Deployments().Informer(), objs)
-	objs = nil
-	for i := range pods.Items {
-		objs = append(objs, &pods.Items[i])
-	}
-	fill(f.kubeInf.Core().V1().Pods().Informer(), objs)
-	objs = nil
-	for i := range svcs.Items {
-		objs = append(objs, &svcs.Items[i])
-	}
-	fill(f.kubeInf.Core().V1().Services().Informer(), objs)
-	objs = nil
-	for i := range cms.Items {
-		objs = append(objs, &cms.Items[i])
-	}
-	fill(f.kubeInf.Core().V1().ConfigMaps().Informer(), objs)
-	objs = nil
-	for i := range revs.Items {
-		objs = append(objs, &revs.Items[i])
-	}
-	fill(f.kubeInf.Apps().V1().ControllerRevisions().Informer(), objs)
-	objs = nil
 	for i := range servers.Items {
 		objs = append(objs, &servers.Items[i])
 	}

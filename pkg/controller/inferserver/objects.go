@@ -453,8 +453,17 @@ func deployment(s *v1alpha1.InferServer, rev string) *appsv1ac.DeploymentApplyCo
 			WithProgressDeadlineSeconds(*s.Spec.ProgressDeadlineSeconds))
 }
 
-// service exposes the inference port of every serving pod (the master of
-// each instance).
+// serviceSelector selects the router pods when the server has a router,
+// else the serving pod (the master) of each instance.
+func serviceSelector(s *v1alpha1.InferServer) map[string]string {
+	if s.Spec.Router != nil {
+		return routerPodLabels(s)
+	}
+	return map[string]string{v1alpha1.LabelServer: s.Name, v1alpha1.LabelMaster: "true"}
+}
+
+// service exposes the inference port of the router pods, or of every
+// serving pod (the master of each instance) when there is no router.
 func service(s *v1alpha1.InferServer) *corev1ac.ServiceApplyConfiguration {
 	port := corev1ac.ServicePort().
 		WithName(portInference).
@@ -469,7 +478,7 @@ func service(s *v1alpha1.InferServer) *corev1ac.ServiceApplyConfiguration {
 		WithOwnerReferences(ownerRefApply(s)).
 		WithSpec(corev1ac.ServiceSpec().
 			WithType(s.Spec.Service.Type).
-			WithSelector(map[string]string{v1alpha1.LabelServer: s.Name, v1alpha1.LabelMaster: "true"}).
+			WithSelector(serviceSelector(s)).
 			WithPorts(port))
 }
 

@@ -190,6 +190,12 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 		LastProgressTime:   s.Status.LastProgressTime,
 		Conditions:         s.Status.Conditions,
 		Instances:          st.instances,
+		Router:             st.router,
+	}
+	if status.Router != nil {
+		if svc, err := c.services.Services(s.Namespace).Get(s.Name); err == nil && svc.Spec.Type == corev1.ServiceTypeNodePort && len(svc.Spec.Ports) > 0 {
+			status.Router.NodePort = svc.Spec.Ports[0].NodePort
+		}
 	}
 	status.UnavailableReplicas = max(0, want-status.AvailableReplicas)
 	counts := inferstatus.Counts{Desired: want, Existing: st.total, Updated: st.updated, Available: status.AvailableReplicas}
@@ -244,10 +250,17 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 			ObservedGeneration: s.Generation, LastTransitionTime: now})
 	}
 	availMsg := fmt.Sprintf("%d of %d instances available, at least %d required", status.AvailableReplicas, want, minAvailable)
-	if inferstatus.Available(counts, unavailable) {
-		setCond(v1alpha1.ConditionAvailable, true, inferstatus.ReasonMinimumAvailable, availMsg)
-	} else {
+	switch {
+	case !inferstatus.Available(counts, unavailable):
 		setCond(v1alpha1.ConditionAvailable, false, inferstatus.ReasonMinimumUnavailable, availMsg)
+	case status.Router != nil && status.Router.ReadyReplicas == 0:
+		setCond(v1alpha1.ConditionAvailable, false, inferstatus.ReasonRouterUnavailable,
+			fmt.Sprintf("%s, but no router replica of %d is ready", availMsg, *s.Spec.Router.Replicas))
+	case status.Router != nil:
+		setCond(v1alpha1.ConditionAvailable, true, inferstatus.ReasonMinimumAvailable,
+			fmt.Sprintf("%s; %d of %d router replicas ready", availMsg, status.Router.ReadyReplicas, *s.Spec.Router.Replicas))
+	default:
+		setCond(v1alpha1.ConditionAvailable, true, inferstatus.ReasonMinimumAvailable, availMsg)
 	}
 	progress := fmt.Sprintf("%d of %d instances updated, %d ready, %d in total", st.updated, want, st.ready, st.total)
 	exceeded, left := inferstatus.DeadlineExceeded(status.LastProgressTime.Time, *s.Spec.ProgressDeadlineSeconds, now.Time)
