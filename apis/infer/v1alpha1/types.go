@@ -599,6 +599,26 @@ type RouterStatus struct {
 	// Service is of type NodePort.
 	// +optional
 	NodePort int32 `json:"nodePort,omitempty"`
+	// Pods are the router pods that are not being deleted.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Pods []RouterPodStatus `json:"pods,omitempty"`
+}
+
+// RouterPodStatus is the observed state of one router pod.
+type RouterPodStatus struct {
+	// Name of the pod.
+	Name string `json:"name"`
+	// Node the pod runs on.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// PodIP of the pod.
+	// +optional
+	PodIP string `json:"podIP,omitempty"`
+	// Ready is true when the pod passes its readiness probe.
+	// +optional
+	Ready bool `json:"ready,omitempty"`
 }
 
 // InstanceStatus is the observed state of one instance.

@@ -127,6 +127,11 @@ func (in RollingUpdateInferServer) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in RouterPodStatus) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.RouterPodStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RouterSpec) OpenAPIModelName() string {
 	return "io.mindie.deployer.apis.infer.v1alpha1.RouterSpec"
 }

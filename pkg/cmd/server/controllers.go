@@ -108,11 +108,13 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 		recorder := broadcaster.NewRecorder(eventScheme, corev1.EventSource{Component: "mindie-controller", Host: cfg.Identity})
 		run := func(ctx context.Context) {
 			kubeInformers := inferserver.NewKubeInformers(kube, 10*time.Minute)
+			routerInformers := inferserver.NewRouterInformers(kube, 10*time.Minute)
 			c, err := inferserver.New(inferserver.Config{
 				Kube:              kube,
 				Infer:             server.Client,
 				Servers:           servers,
 				KubeInformers:     kubeInformers,
+				RouterInformers:   routerInformers,
 				Recorder:          recorder,
 				ModelInfoInterval: cfg.ModelInfoInterval,
 				FillRanktables:    cfg.FillRanktables,
@@ -122,11 +124,13 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 				return
 			}
 			kubeInformers.Start(ctx.Done())
+			routerInformers.Start(ctx.Done())
 			inferInformers.Start(ctx.Done())
 			if err := c.Run(ctx, cfg.Workers); err != nil {
 				klog.ErrorS(err, "InferServer controller stopped")
 			}
 			kubeInformers.Shutdown()
+			routerInformers.Shutdown()
 		}
 		if !cfg.LeaderElect {
 			go func() {

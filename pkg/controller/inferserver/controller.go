@@ -85,6 +85,10 @@ type Config struct {
 	// KubeInformers watch the children; NewKubeInformers makes a factory
 	// restricted to objects labelled with v1alpha1.LabelServer.
 	KubeInformers kubeinformers.SharedInformerFactory
+	// RouterInformers watch the router pods; NewRouterInformers makes a
+	// factory restricted to them (labelled v1alpha1.LabelRouter). Nil: the
+	// router pods are not reported in status.
+	RouterInformers kubeinformers.SharedInformerFactory
 	// Recorder records Events on InferServers.
 	Recorder record.EventRecorder
 	// ModelInfoInterval is how often each server's GET /info is read; 0 means 30s.
@@ -103,6 +107,14 @@ type Config struct {
 func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
 	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
 		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }))
+}
+
+// NewRouterInformers returns an informer factory that sees only router
+// pods (those labelled v1alpha1.LabelRouter), which do not carry
+// v1alpha1.LabelServer.
+func NewRouterInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
+	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
+		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelRouter }))
 }
 
 // Controller reconciles InferServers.
@@ -124,6 +136,7 @@ type Controller struct {
 	roles               rbaclisters.RoleLister
 	roleBindings        rbaclisters.RoleBindingLister
 	clusterRoleBindings rbaclisters.ClusterRoleBindingLister
+	routerPods          corelisters.PodLister // nil without RouterInformers
 	synced              []cache.InformerSynced
 
 	queue workqueue.TypedRateLimitingInterface[string]
@@ -201,6 +214,18 @@ func New(cfg Config) (*Controller, error) {
 		}
 		c.synced = append(c.synced, inf.HasSynced)
 	}
+	if cfg.RouterInformers != nil {
+		inf := cfg.RouterInformers.Core().V1().Pods().Informer()
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueueRouted,
+			UpdateFunc: func(_, n any) { c.enqueueRouted(n) },
+			DeleteFunc: c.enqueueRouted,
+		}); err != nil {
+			return nil, err
+		}
+		c.synced = append(c.synced, inf.HasSynced)
+		c.routerPods = cfg.RouterInformers.Core().V1().Pods().Lister()
+	}
 	c.synced = append(c.synced, si.HasSynced)
 	c.deployments = f.Apps().V1().Deployments().Lister()
 	c.pods = f.Core().V1().Pods().Lister()
@@ -239,6 +264,16 @@ func (c *Controller) enqueueOwner(obj any) {
 	}
 	if name := m.GetLabels()[v1alpha1.LabelServer]; name != "" && ns != "" {
 		c.queue.Add(ns + "/" + name)
+	}
+}
+
+// enqueueRouted queues the InferServer of a router pod.
+func (c *Controller) enqueueRouted(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if m, ok := obj.(metav1.Object); ok && m.GetLabels()[v1alpha1.LabelRouter] != "" {
+		c.queue.Add(m.GetNamespace() + "/" + m.GetLabels()[v1alpha1.LabelRouter])
 	}
 }
 

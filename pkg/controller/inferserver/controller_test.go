@@ -47,6 +47,7 @@ type fixture struct {
 	infer    *inferfake.Clientset
 	recorder *record.FakeRecorder
 	kubeInf  kubeinformers.SharedInformerFactory
+	routeInf kubeinformers.SharedInformerFactory
 	inferInf inferinformers.SharedInformerFactory
 	c        *Controller
 	// now is the controller's clock; tests move it.
@@ -67,13 +68,15 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	f.kube = kubefake.NewClientset(kubeObjs...)
 	f.infer = inferfake.NewClientset(inferObjs...)
 	f.kubeInf = NewKubeInformers(f.kube, 0)
+	f.routeInf = NewRouterInformers(f.kube, 0)
 	f.inferInf = inferinformers.NewSharedInformerFactory(f.infer, 0)
 	c, err := New(Config{
 		Kube: f.kube, Infer: f.infer, Recorder: f.recorder,
-		Servers:        f.inferInf.Infer().V1alpha1().InferServers(),
-		KubeInformers:  f.kubeInf,
-		FillRanktables: true,
-		Now:            func() time.Time { return f.now },
+		Servers:         f.inferInf.Infer().V1alpha1().InferServers(),
+		KubeInformers:   f.kubeInf,
+		RouterInformers: f.routeInf,
+		FillRanktables:  true,
+		Now:             func() time.Time { return f.now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +121,16 @@ func (f *fixture) refresh() {
 		return items
 	}
 	fill(f.kubeInf.Apps().V1().Deployments().Informer(), list("deployments", testNS))
-	fill(f.kubeInf.Core().V1().Pods().Informer(), list("pods", testNS))
+	var instancePods, routerPods []runtime.Object
+	for _, o := range list("pods", testNS) {
+		if o.(metav1.Object).GetLabels()[v1alpha1.LabelRouter] != "" {
+			routerPods = append(routerPods, o)
+		} else {
+			instancePods = append(instancePods, o)
+		}
+	}
+	fill(f.kubeInf.Core().V1().Pods().Informer(), instancePods)
+	fill(f.routeInf.Core().V1().Pods().Informer(), routerPods)
 	fill(f.kubeInf.Core().V1().Services().Informer(), list("services", testNS))
 	fill(f.kubeInf.Core().V1().ConfigMaps().Informer(), list("configmaps", testNS))
 	fill(f.kubeInf.Apps().V1().ControllerRevisions().Informer(), list("controllerrevisions", testNS))
@@ -939,6 +951,7 @@ func TestRunSyncsThroughInformers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f.kubeInf.Start(ctx.Done())
+	f.routeInf.Start(ctx.Done())
 	f.inferInf.Start(ctx.Done())
 	done := make(chan error)
 	go func() { done <- f.c.Run(ctx, 1) }()

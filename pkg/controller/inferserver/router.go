@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -236,7 +238,28 @@ func (c *Controller) syncRouter(ctx context.Context, st *syncState) error {
 		st.router.Replicas = live.Status.Replicas
 		st.router.ReadyReplicas = live.Status.ReadyReplicas
 	}
+	st.router.Pods = c.routerPodStatuses(s)
 	return errors.Join(errs...)
+}
+
+// routerPodStatuses lists the router pods not being deleted, by name.
+func (c *Controller) routerPodStatuses(s *v1alpha1.InferServer) []v1alpha1.RouterPodStatus {
+	if c.routerPods == nil {
+		return nil
+	}
+	pods, err := c.routerPods.Pods(s.Namespace).List(labels.SelectorFromSet(routerPodLabels(s)))
+	if err != nil {
+		return nil
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	var out []v1alpha1.RouterPodStatus
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil || isTerminal(p) {
+			continue
+		}
+		out = append(out, v1alpha1.RouterPodStatus{Name: p.Name, Node: p.Spec.NodeName, PodIP: p.Status.PodIP, Ready: podReady(p)})
+	}
+	return out
 }
 
 // removeRouter deletes the objects of a router that is no longer asked for.

@@ -260,3 +260,31 @@ func TestDeletionRemovesRouterBinding(t *testing.T) {
 		}
 	}
 }
+
+func TestRouterPodsInStatus(t *testing.T) {
+	f := newFixture(t, routedServer("llama", nil))
+	f.sync("llama")
+	for i, name := range []string{"llama-router-b", "llama-router-a", "llama-router-gone"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS, Labels: map[string]string{v1alpha1.LabelRouter: "llama"}}}
+		if i == 0 {
+			runPod(p)
+		}
+		if i == 2 {
+			p.DeletionTimestamp = ptr.To(metav1.NewTime(testNow))
+			p.Finalizers = []string{"x"}
+		}
+		if _, err := f.kube.CoreV1().Pods(testNS).Create(f.ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.refresh()
+	f.sync("llama")
+	pods := f.server("llama").Status.Router.Pods
+	if len(pods) != 2 || pods[0].Name != "llama-router-a" || pods[0].Ready || pods[1].Name != "llama-router-b" || !pods[1].Ready || pods[1].PodIP == "" {
+		t.Errorf("status.router.pods %+v", pods)
+	}
+	// The router pods are not instances.
+	if s := f.server("llama"); s.Status.Replicas != 0 || len(s.Status.Instances) != 0 {
+		t.Errorf("router pods counted as instances: %+v", s.Status)
+	}
+}

@@ -72,6 +72,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &inferv1alpha1.ProbeSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RollingUpdateInferServer"):
 		return &inferv1alpha1.RollingUpdateInferServerApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("RouterPodStatus"):
+		return &inferv1alpha1.RouterPodStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RouterSpec"):
 		return &inferv1alpha1.RouterSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RouterStatus"):

@@ -374,6 +374,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.PodMetadata{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_PodMetadata(ref),
 		v1alpha1.ProbeSpec{}.OpenAPIModelName():                        schema_deployer_apis_infer_v1alpha1_ProbeSpec(ref),
 		v1alpha1.RollingUpdateInferServer{}.OpenAPIModelName():         schema_deployer_apis_infer_v1alpha1_RollingUpdateInferServer(ref),
+		v1alpha1.RouterPodStatus{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_RouterPodStatus(ref),
 		v1alpha1.RouterSpec{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_RouterSpec(ref),
 		v1alpha1.RouterStatus{}.OpenAPIModelName():                     schema_deployer_apis_infer_v1alpha1_RouterStatus(ref),
 		v1alpha1.ServerConfigSource{}.OpenAPIModelName():               schema_deployer_apis_infer_v1alpha1_ServerConfigSource(ref),
@@ -19571,6 +19572,49 @@ func schema_deployer_apis_infer_v1alpha1_RollingUpdateInferServer(ref common.Ref
 	}
 }
 
+func schema_deployer_apis_infer_v1alpha1_RouterPodStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "RouterPodStatus is the observed state of one router pod.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name of the pod.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"node": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Node the pod runs on.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"podIP": {
+						SchemaProps: spec.SchemaProps{
+							Description: "PodIP of the pod.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"ready": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Ready is true when the pod passes its readiness probe.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+	}
+}
+
 func schema_deployer_apis_infer_v1alpha1_RouterSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -19743,9 +19787,33 @@ func schema_deployer_apis_infer_v1alpha1_RouterStatus(ref common.ReferenceCallba
 							Format:      "int32",
 						},
 					},
+					"pods": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Pods are the router pods that are not being deleted.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.RouterPodStatus{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 			},
 		},
+		Dependencies: []string{
+			v1alpha1.RouterPodStatus{}.OpenAPIModelName()},
 	}
 }
 

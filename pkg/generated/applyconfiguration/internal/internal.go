@@ -1993,6 +1993,22 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: maxUnavailable
       type:
         namedType: io.k8s.apimachinery.pkg.util.intstr.IntOrString
+- name: io.mindie.deployer.apis.infer.v1alpha1.RouterPodStatus
+  map:
+    fields:
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: node
+      type:
+        scalar: string
+    - name: podIP
+      type:
+        scalar: string
+    - name: ready
+      type:
+        scalar: boolean
 - name: io.mindie.deployer.apis.infer.v1alpha1.RouterSpec
   map:
     fields:
@@ -2054,6 +2070,14 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: nodePort
       type:
         scalar: numeric
+    - name: pods
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.RouterPodStatus
+          elementRelationship: associative
+          keys:
+          - name
     - name: readyReplicas
       type:
         scalar: numeric

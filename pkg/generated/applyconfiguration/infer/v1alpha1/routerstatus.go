@@ -40,6 +40,8 @@ type RouterStatusApplyConfiguration struct {
 	// NodePort is the port on every node that reaches the routers, when the
 	// Service is of type NodePort.
 	NodePort *int32 `json:"nodePort,omitempty"`
+	// Pods are the router pods that are not being deleted.
+	Pods []RouterPodStatusApplyConfiguration `json:"pods,omitempty"`
 }
 
 // RouterStatusApplyConfiguration constructs a declarative configuration of the RouterStatus type for use with
@@ -93,5 +95,18 @@ func (b *RouterStatusApplyConfiguration) WithEndpoint(value string) *RouterStatu
 // If called multiple times, the NodePort field is set to the value of the last call.
 func (b *RouterStatusApplyConfiguration) WithNodePort(value int32) *RouterStatusApplyConfiguration {
 	b.NodePort = &value
+	return b
+}
+
+// WithPods adds the given value to the Pods field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Pods field.
+func (b *RouterStatusApplyConfiguration) WithPods(values ...*RouterPodStatusApplyConfiguration) *RouterStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithPods")
+		}
+		b.Pods = append(b.Pods, *values[i])
+	}
 	return b
 }
