@@ -40,6 +40,7 @@ go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
 go build -o "$OUT/bin/pki" ./hack/pki
 go build -o "$OUT/bin/httpcheck" ./hack/httpcheck
 go build -o "$OUT/bin/ascend-sim" ./cmd/ascend-sim
+go build -o "$OUT/bin/mindie-router" ./cmd/mindie-router
 go build -o "$OUT/bin/kubectl-mindie" ./cmd/kubectl-mindie
 ln -sf "$BIN/kubectl" "$OUT/bin/kubectl"
 KUBECTL="$OUT/bin/kubectl"
@@ -162,7 +163,8 @@ start kube-scheduler "$BIN/kube-scheduler" \
 # --- simulated Ascend nodes -------------------------------------------------------
 if [ "$SIM_NODES" -gt 0 ]; then
   start ascend-sim "$OUT/bin/ascend-sim" --kubeconfig="$OUT/kubeconfig" \
-    --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --crash-loop-backoff=2s --control-addr-file="$OUT/ascend-sim.control"
+    --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --crash-loop-backoff=2s --control-addr-file="$OUT/ascend-sim.control" \
+    --router-binary="$OUT/bin/mindie-router"
 fi
 
 # --- mindie-apiserver ----------------------------------------------------------

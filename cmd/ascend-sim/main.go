@@ -10,7 +10,14 @@
 // with NPUs get the device plugin's huawei.com/<type> and
 // ascend.kubectl.kubernetes.io/ascend-910-configuration annotations, with
 // device IPs from --device-ip-cidr. It dials only loopback addresses and
-// stops on SIGTERM or SIGINT.
+// stops on SIGTERM or SIGINT, stopping every workload first.
+//
+// Containers whose command[0] has the base name mindie-router run the real
+// router instead of a simulator: --router-binary (by default mindie-router
+// next to this executable, else on PATH) as a process with the container's
+// expanded command[1:] and args and its env, and --kubeconfig= a
+// kubeconfig for this API server holding a token of the pod's service
+// account from the TokenRequest API, refreshed while the process runs.
 //
 // It also serves the kubelet API for `kubectl logs` (--kubelet-port, on
 // 127.0.0.1) and a fault-injection control API (--control-addr, written to
@@ -33,11 +40,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"mindie.io/deployer/pkg/simulator/kubelet"
@@ -82,6 +92,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	kubeletPort := fs.Int("kubelet-port", 0, "port on 127.0.0.1 of the HTTPS kubelet API (kubectl logs) shared by all nodes; 0: any free port")
 	controlAddr := fs.String("control-addr", "127.0.0.1:0", "loopback address of the fault-injection control API (empty: none)")
 	controlFile := fs.String("control-addr-file", "", "file the control API's chosen address is written to")
+	routerBinary := fs.String("router-binary", defaultRouterBinary(),
+		"mindie-router executable run, as a process on the pod IP, for containers whose command[0] is "+kubelet.RouterCommand+" (empty: such containers fail to start)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -102,6 +114,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
 		return 2
 	}
+	apiServerCA, err := caBundle(restCfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
+		return 2
+	}
 	restCfg.Dial = kubelet.DialLoopback
 	restCfg.UserAgent = "ascend-sim"
 	restCfg.QPS, restCfg.Burst = float32(*qps), *burst
@@ -112,7 +129,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: *nodes, NodePrefix: *prefix, NPUsPerNode: *npus,
 		NPUType: *npuType, PodCIDR: *podCIDR, DeviceIPCIDR: *deviceCIDR, CrashLoopBackOff: *crashBackOff,
-		LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort})
+		LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort,
+		RouterBinary: *routerBinary, APIServer: restCfg.Host, APIServerCA: apiServerCA})
 	if err != nil {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
 		return 2
@@ -147,4 +165,35 @@ func checkLoopbackServer(host string) error {
 		return fmt.Errorf("API server %q is not a loopback address: only 127.0.0.0/8, ::1 and localhost may be dialled", host)
 	}
 	return nil
+}
+
+// defaultRouterBinary is --router-binary's default: mindie-router next to
+// this executable (as make build and hack/local-up.sh place them) if it is
+// there, else the one on PATH, else none.
+func defaultRouterBinary() string {
+	if self, err := os.Executable(); err == nil {
+		path := filepath.Join(filepath.Dir(self), kubelet.RouterCommand)
+		if st, err := os.Stat(path); err == nil && !st.IsDir() {
+			return path
+		}
+	}
+	if path, err := exec.LookPath(kubelet.RouterCommand); err == nil {
+		if abs, err := filepath.Abs(path); err == nil {
+			return abs
+		}
+	}
+	return ""
+}
+
+// caBundle is the PEM CA bundle that verifies the API server of cfg: its
+// CA data, else the content of its CA file, else none (the system roots).
+func caBundle(cfg *rest.Config) ([]byte, error) {
+	if len(cfg.CAData) > 0 || cfg.CAFile == "" {
+		return cfg.CAData, nil
+	}
+	data, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("the API server's CA: %w", err)
+	}
+	return data, nil
 }

@@ -42,6 +42,40 @@ const (
 	LeaseNamespace = "kube-node-lease"
 )
 
+// Real processes: containers whose command[0] has the base name
+// RouterCommand run Config.RouterBinary (see the default WorkloadStarter).
+const (
+	// RouterCommand is the base name of command[0] that makes a container
+	// run as a real mindie-router process rather than a MindIE Server
+	// simulator.
+	RouterCommand = "mindie-router"
+	// DefaultServiceAccount is the service account of a pod that names
+	// none, as the API server's admission would set it.
+	DefaultServiceAccount = "default"
+	// ServiceAccountTokenExpirationSeconds is the lifetime asked of the
+	// TokenRequest API for a process's service account token (the
+	// kubelet's projected token default is one hour too).
+	ServiceAccountTokenExpirationSeconds = 3600
+	// TokenRefreshFraction is the part of a token's lifetime after which
+	// it is replaced, as the kubelet does at 80%.
+	TokenRefreshFraction = 0.8
+	// tokenRefreshMin bounds how often a token is refreshed, whatever
+	// lifetime the API server grants.
+	tokenRefreshMin = time.Second
+	// tokenRetryDelay is how long a failed token refresh waits before it is
+	// tried again.
+	tokenRetryDelay = 10 * time.Second
+	// tokenRequestTimeout bounds one TokenRequest call.
+	tokenRequestTimeout = 30 * time.Second
+	// processWaitDelay bounds how long, after a process exits, its output
+	// is still read (a child it left behind may hold the pipe open).
+	processWaitDelay = 2 * time.Second
+)
+
+// inheritedEnv names the only variables of the simulator's own environment
+// a process gets; the rest of its environment is its container's env.
+var inheritedEnv = []string{"PATH", "HOME", "TMPDIR"}
+
 // Config describes the simulated nodes.
 type Config struct {
 	// Client talks to the API server. Required.
@@ -76,9 +110,24 @@ type Config struct {
 	// LeaseInterval is how often leases and node heartbeats are renewed.
 	// Default 10s.
 	LeaseInterval time.Duration
-	// StartWorkload starts a container's workload. Default: a MindIE Server
-	// simulator (see MindIEWorkload).
+	// StartWorkload starts a container's workload. Default: a container
+	// whose command[0] has the base name RouterCommand runs RouterBinary as
+	// a real process (see RouterBinary); every other one runs a MindIE
+	// Server simulator (see MindIEWorkload).
 	StartWorkload WorkloadStarter
+	// RouterBinary is the path of the mindie-router executable that
+	// containers whose command[0] has the base name RouterCommand run, with
+	// their expanded command[1:] and args, their env, on their pod's IP
+	// and with --kubeconfig=<a kubeconfig holding a token of the pod's
+	// service account> appended. When empty, such containers fail to
+	// start (StartError) with a message saying so.
+	RouterBinary string
+	// APIServer is the URL of the API server that the kubeconfigs given to
+	// processes name (the one Client talks to), and APIServerCA the PEM
+	// CA bundle that verifies it (none: the system roots). Processes cannot
+	// start without APIServer.
+	APIServer   string
+	APIServerCA []byte
 	// ProbeSecond is how long one "second" of a probe's or pod's timing
 	// fields (periodSeconds, initialDelaySeconds, timeoutSeconds, grace
 	// periods) lasts. Default time.Second; tests shorten it.
@@ -172,9 +221,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.LeaseInterval <= 0 {
 		c.LeaseInterval = DefaultLeaseInterval
 	}
-	if c.StartWorkload == nil {
-		c.StartWorkload = MindIEWorkload
-	}
 	if c.ProbeSecond <= 0 {
 		c.ProbeSecond = time.Second
 	}
@@ -189,6 +235,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Log == nil {
 		c.Log = log.Writer()
+	}
+	if c.StartWorkload == nil { // last: it keeps a copy of c
+		c.StartWorkload = defaultWorkloadStarter(c)
 	}
 	return c, nil
 }

@@ -1,5 +1,10 @@
 // Package kubelet SIMULATES a kubelet and the Ascend NPU device plugin. It is
-// not a kubelet: it runs no containers and talks to no container runtime.
+// not a kubelet: it runs no container images and talks to no container
+// runtime. A MindIE Server container becomes an in-process simulator; a
+// container whose command is mindie-router runs the project's real router
+// binary as a process on the pod's IP, with the pod's expanded args and a
+// kubeconfig holding a TokenRequest token of the pod's service account, as
+// a kubelet's projected token would.
 //
 // Against any Kubernetes API server (a real local control plane with no
 // kubelets, or client-go's fake clientset) it registers simulated Ascend NPU

@@ -159,10 +159,11 @@ func (s *Simulator) syncPod(ctx context.Context, key string, lister corelisters.
 		s.mu.Unlock()
 		s.logf("pod %s: removed from the API: stopping its workloads", key)
 		ps.cancel()
+		gone := ps // ps is reset below, before the goroutine may run
 		go func() {
-			ps.wg.Wait()
-			s.release(ps)
-			ps.stopWriter()
+			gone.wg.Wait()
+			s.release(gone)
+			gone.stopWriter()
 		}()
 		s.mu.Lock()
 		ps = nil

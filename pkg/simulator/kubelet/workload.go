@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path"
 	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"mindie.io/deployer/pkg/simulator/mindie"
 )
@@ -14,7 +17,29 @@ import (
 // simulator (see mindie.ConfigFromServerConfig).
 const ServerConfigEnv = "MINDIE_SIM_SERVER_CONFIG"
 
-// MindIEWorkload is the default WorkloadStarter: a MindIE Server simulator
+// defaultWorkloadStarter returns the default WorkloadStarter of c: a
+// container whose command[0] has the base name RouterCommand (any
+// directory: "mindie-router", "/usr/local/bin/mindie-router") runs
+// c.RouterBinary as a real process (see processStarter), because the router
+// is the component under test; every other container runs MindIEWorkload.
+func defaultWorkloadStarter(c Config) WorkloadStarter {
+	router := &processStarter{binary: c.RouterBinary, client: c.Client, server: c.APIServer, ca: c.APIServerCA}
+	return func(ctx context.Context, spec WorkloadSpec) (Workload, error) {
+		if isRouterContainer(spec.Container) {
+			return router.start(ctx, spec)
+		}
+		return MindIEWorkload(ctx, spec)
+	}
+}
+
+// isRouterContainer reports whether c runs mindie-router: whether the base
+// name of its command[0] is RouterCommand.
+func isRouterContainer(c corev1.Container) bool {
+	return len(c.Command) > 0 && path.Base(c.Command[0]) == RouterCommand
+}
+
+// MindIEWorkload is the WorkloadStarter of every container but the
+// mindie-router ones by default: a MindIE Server simulator
 // serving inference on podIP:<first containerPort> and management on
 // podIP:<second containerPort> (a free port when the container declares
 // fewer ports).
