@@ -52,6 +52,8 @@ type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 	// Client talks to this server over its loopback connection.
 	Client clientset.Interface
+	// Proxy is the proxy subresource of inferservers.
+	Proxy *inferserver.ProxyREST
 }
 
 type completedConfig struct {
@@ -102,6 +104,7 @@ func (c completedConfig) New() (*Server, error) {
 		"inferservers/scale":  storage.Scale,
 		"inferservers/proxy":  storage.Proxy,
 	}
+	s.Proxy = storage.Proxy
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {
 		return nil, fmt.Errorf("install %s: %w", infer.GroupName, err)
 	}

@@ -21,6 +21,8 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/client-go/kubernetes"
+	restclient "k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	netutils "k8s.io/utils/net"
 
@@ -51,6 +53,10 @@ type Options struct {
 	Standalone bool
 	// AlternateDNS are extra names in a self-signed serving certificate.
 	AlternateDNS []string
+	// RouterClientServiceAccount is the NAMESPACE/NAME of the service account
+	// whose tokens the proxy subresource presents to routers with Kubernetes
+	// authentication: this server's own.
+	RouterClientServiceAccount string
 
 	// Controllers configures the workload controllers (not run with --standalone).
 	Controllers ControllerConfig
@@ -66,7 +72,8 @@ func NewOptions(out, errOut io.Writer) *Options {
 	o := &Options{
 		RecommendedOptions: genericoptions.NewRecommendedOptions(etcdPathPrefix,
 			apiserver.Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)),
-		DataDir: "/var/lib/mindie-apiserver",
+		DataDir:                    "/var/lib/mindie-apiserver",
+		RouterClientServiceAccount: "mindie-system/mindie-apiserver",
 		AlternateDNS: []string{
 			"mindie-apiserver", "mindie-apiserver.mindie-system", "mindie-apiserver.mindie-system.svc",
 		},
@@ -135,6 +142,7 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	fs.StringVar(&c.Identity, "leader-elect-identity", c.Identity, "This replica's name in the Lease and in Events; empty means <hostname>_<uuid>.")
 	fs.DurationVar(&c.ModelInfoInterval, "model-info-interval", c.ModelInfoInterval, "How often each InferServer's GET /info is read for status.model.")
 	fs.BoolVar(&c.FillRanktables, "fill-ranktables", c.FillRanktables, "Complete cross-node instances' HCCL ranktables from the pods' NPU annotations. Turn off where the Ascend Operator writes them.")
+	fs.StringVar(&o.RouterClientServiceAccount, "router-client-service-account", o.RouterClientServiceAccount, "NAMESPACE/NAME of the service account (this server's own) whose TokenRequest tokens the proxy subresource presents to InferServer routers with Kubernetes authentication; RBAC must let it create inferservers/proxy and its own serviceaccounts/token.")
 	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns-names", o.AlternateDNS, "Names put in the self-signed serving certificate made when no --tls-cert-file is given.")
 }
 
@@ -246,12 +254,35 @@ func (o *Options) NewServer() (server *apiserver.Server, etcdErr <-chan error, s
 	if err != nil {
 		return nil, nil, stop, err
 	}
+	if err := o.setRouterToken(server, config.GenericConfig.ClientConfig); err != nil {
+		return nil, nil, stop, err
+	}
 	controllers := o.Controllers
 	controllers.KubeConfig = config.GenericConfig.ClientConfig
 	if _, err := startControllers(server, controllers); err != nil {
 		return nil, nil, stop, err
 	}
 	return server, etcdErr, stop, nil
+}
+
+// setRouterToken gives the proxy subresource tokens of
+// --router-client-service-account to present to routers. Without a
+// cluster (standalone) there are none, and routers with Kubernetes
+// authentication cannot be reached through the proxy.
+func (o *Options) setRouterToken(server *apiserver.Server, kubeConfig *restclient.Config) error {
+	if o.Standalone || kubeConfig == nil {
+		return nil
+	}
+	ns, name, ok := strings.Cut(o.RouterClientServiceAccount, "/")
+	if !ok || ns == "" || name == "" {
+		return fmt.Errorf("--router-client-service-account=%q: expected NAMESPACE/NAME", o.RouterClientServiceAccount)
+	}
+	kube, err := kubernetes.NewForConfig(kubeConfig)
+	if err != nil {
+		return fmt.Errorf("router tokens: kube client: %w", err)
+	}
+	server.Proxy.SetRouterToken(inferserver.NewServiceAccountToken(kube, ns, name).Token)
+	return nil
 }
 
 // Run serves until ctx is done or the embedded etcd fails, then shuts down

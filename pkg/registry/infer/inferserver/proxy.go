@@ -62,9 +62,28 @@ type ProxyREST struct {
 	// plain and secure dial pods over HTTP and HTTPS.
 	plain, secure http.RoundTripper
 
+	// routerToken, when set, gives the bearer token that authenticates the
+	// API server to routers with Kubernetes authentication.
+	routerToken atomic.Pointer[func(context.Context) (string, error)]
+
 	mu sync.Mutex
 	// next is the round-robin counter of each server, by namespace/name.
 	next map[string]*counter
+}
+
+// RouterPodHeader, on a request of the proxy subresource of a server with a
+// router, names the router pod to reach instead of one in turn: tools read
+// each router's own state (kubectl mindie routes) this way. It is not
+// forwarded.
+const RouterPodHeader = "X-Mindie-Router-Pod"
+
+// SetRouterToken sets how the proxy gets the bearer token it presents to
+// routers with Kubernetes authentication: a token of mindie-apiserver's
+// service account, which RBAC allows to create inferservers/proxy. The API
+// server has authorized the caller already; the router checks the API
+// server.
+func (r *ProxyREST) SetRouterToken(token func(context.Context) (string, error)) {
+	r.routerToken.Store(&token)
 }
 
 type counter struct {
@@ -160,6 +179,9 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, _ runtime.Object, 
 		return nil, err
 	}
 	s := obj.(*infer.InferServer)
+	if s.Spec.Router != nil {
+		return r.routerHandler(s, path, subresourcePath(info), responder), nil
+	}
 	target, err := chooseTarget(s, r.counterFor(s))
 	if err != nil {
 		return nil, err
@@ -168,7 +190,65 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, _ runtime.Object, 
 	if target.URL.Scheme == "https" {
 		transport = r.secure
 	}
-	return newProxyHandler(s, target, path, subresourcePath(info), transport, responder), nil
+	return newProxyHandler(s, target, path, subresourcePath(info), transport, nil, responder), nil
+}
+
+// routerHandler forwards to a ready router pod of s: the one the request
+// names in RouterPodHeader, else the next in turn. Routers serve HTTPS.
+func (r *ProxyREST) routerHandler(s *infer.InferServer, path, prefix string, responder rest.Responder) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		target, err := chooseRouter(s, req.Header.Get(RouterPodHeader), r.counterFor(s))
+		if err != nil {
+			responder.Error(err)
+			return
+		}
+		var token string
+		if s.Spec.Router.Authentication == infer.RouterAuthenticationKubernetes {
+			source := r.routerToken.Load()
+			if source == nil {
+				responder.Error(apierrors.NewServiceUnavailable(fmt.Sprintf(
+					"inferserver %q: its router authenticates callers with Kubernetes, and this API server has no service account token to present (run it with a kubeconfig)", s.Name)))
+				return
+			}
+			if token, err = (*source)(req.Context()); err != nil {
+				responder.Error(apierrors.NewServiceUnavailable(fmt.Sprintf("inferserver %q: a token for its router: %v", s.Name, err)))
+				return
+			}
+		}
+		newProxyHandler(s, target, path, prefix, r.secure, func(h http.Header) {
+			h.Del(RouterPodHeader)
+			if token != "" {
+				h.Set("Authorization", "Bearer "+token)
+			}
+		}, responder).ServeHTTP(w, req)
+	})
+}
+
+// chooseRouter picks a ready router pod of s with an IP: the one named pod,
+// or else the next in turn by next.
+func chooseRouter(s *infer.InferServer, pod string, next *atomic.Uint64) (*proxyTarget, error) {
+	var candidates []proxyTarget
+	total := 0
+	if s.Status.Router != nil {
+		total = len(s.Status.Router.Pods)
+		for _, p := range s.Status.Router.Pods {
+			ip := usableIP(p.PodIP)
+			if !p.Ready || ip == nil || (pod != "" && p.Name != pod) {
+				continue
+			}
+			u := &url.URL{Scheme: "https", Host: net.JoinHostPort(ip.String(), strconv.Itoa(int(*s.Spec.Ports.Inference)))}
+			candidates = append(candidates, proxyTarget{URL: u, Instance: "router", Pod: p.Name})
+		}
+	}
+	switch {
+	case len(candidates) == 0 && pod != "":
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("inferserver %q has no ready router pod %q", s.Name, pod))
+	case len(candidates) == 0:
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("inferserver %q has no ready router pod (%d listed in status, %d wanted)",
+			s.Name, total, *s.Spec.Router.Replicas))
+	}
+	t := candidates[(next.Add(1)-1)%uint64(len(candidates))]
+	return &t, nil
 }
 
 // counterFor returns the round-robin counter of s.
@@ -304,13 +384,18 @@ func usableIP(s string) net.IP {
 // newProxyHandler forwards a request to path on target. prefix is the
 // path of the proxy subresource itself, to which same-host redirects of
 // the inference server are rewritten.
-func newProxyHandler(s *infer.InferServer, target *proxyTarget, path, prefix string, transport http.RoundTripper, responder rest.Responder) http.Handler {
+// headers, when not nil, edits the forwarded request's headers last.
+func newProxyHandler(s *infer.InferServer, target *proxyTarget, path, prefix string, transport http.RoundTripper,
+	headers func(http.Header), responder rest.Responder) http.Handler {
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = &url.URL{Scheme: target.URL.Scheme, Host: target.URL.Host, Path: path, RawQuery: pr.In.URL.RawQuery}
 			pr.Out.Host = target.URL.Host
 			stripCredentials(pr.Out.Header)
 			pr.SetXForwarded()
+			if headers != nil {
+				headers(pr.Out.Header)
+			}
 		},
 		Transport: transport,
 		// Write every chunk as it arrives: server-sent events of a
