@@ -157,4 +157,3 @@ func TestChooseRouterRoundRobin(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
