@@ -23,7 +23,9 @@ mindie-apiserver serves infer.mindie.io behind kube-apiserver https://127.0.0.1:
   kubectl get deployment,pods,service,controllerrevisions -l infer.mindie.io/server=llama3-8b
   kubectl get inferserver llama3-8b -o yaml # status: instances, pods, model info, conditions
   kubectl mindie status llama3-8b           # the kubectl plugin (built into $OUT/bin)
-  kubectl mindie chat llama3-8b -m "Hello"
+  kubectl mindie chat llama3-8b -m "Hello"  # through the API server and the router
+  kubectl get pods -l infer.mindie.io/router=llama3-8b -o wide   # the routers: the real mindie-router
+  kubectl mindie routes llama3-8b           # each router's view: in flight, free slots, affinity hits
   kubectl explain inferserver.spec.strategy
   kubectl scale inferserver llama3-8b --replicas=3
   kubectl auth can-i create inferservers -n team-b --as=tenant-a-editor

@@ -335,3 +335,17 @@ func openAIClient(t *testing.T, base, token, caFile string) {
 		t.Errorf("a refused key: %s %d %q, want the SDK's AuthenticationError with 401", got.ErrorType, got.ErrorStatus, got.ErrorMessage)
 	}
 }
+
+// TestSampleValid: the sample make run applies (an InferServer with a
+// router) passes the API server's defaulting and validation.
+func TestSampleValid(t *testing.T) {
+	out := mustKubectl(t, "", "apply", "--dry-run=server", "-o", "json", "-f", filepath.Join(cluster.root, "artifacts", "samples", "inferserver.yaml"))
+	var s v1alpha1.InferServer
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("dry run of the sample: %v\n%s", err, out)
+	}
+	if r := s.Spec.Router; r == nil || r.Algorithm != v1alpha1.RouterCacheAffinity || *r.Replicas != 2 ||
+		r.Authentication != v1alpha1.RouterAuthenticationKubernetes || *r.MaxRetries != v1alpha1.DefaultRouterMaxRetries {
+		t.Errorf("the sample's router, defaulted: %+v", r)
+	}
+}
