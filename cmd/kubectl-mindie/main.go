@@ -1,8 +1,9 @@
 // Command kubectl-mindie is the kubectl plugin for MindIE InferServers
 // (infer.mindie.io/v1alpha1): with it on PATH, "kubectl mindie ..." creates
 // them (also from the legacy infer_server.json), shows their status, logs
-// and rollout history, chats with the model they serve, rolls them back and
-// scales them. It replaces the original deployer's msctl.
+// and rollout history, chats with the model they serve, shows what their
+// routers see (routes), rolls them back and scales them. It replaces the
+// original deployer's msctl.
 package main
 
 import (

@@ -1,7 +1,7 @@
 // Package cmd is the command tree of kubectl-mindie, the kubectl plugin for
 // InferServers (infer.mindie.io/v1alpha1). Each command lives in a package
 // of its own below this one (create, get, delete, status, logs, chat,
-// rollout, scale) and reaches the cluster through options.MindieOptions.
+// routes, rollout, scale) and reaches the cluster through options.MindieOptions.
 package cmd
 
 import (
@@ -14,6 +14,7 @@ import (
 	"mindie.io/deployer/plugin/cmd/get"
 	"mindie.io/deployer/plugin/cmd/logs"
 	"mindie.io/deployer/plugin/cmd/rollout"
+	"mindie.io/deployer/plugin/cmd/routes"
 	"mindie.io/deployer/plugin/cmd/scale"
 	"mindie.io/deployer/plugin/cmd/status"
 	"mindie.io/deployer/plugin/internal/printing"
@@ -28,7 +29,7 @@ func NewCmdMindie(o *options.MindieOptions) *cobra.Command {
 		Long: `kubectl mindie manages InferServers, the MindIE inference services served by
 mindie-apiserver (infer.mindie.io/v1alpha1): create them from manifests or from
 the legacy infer_server.json, watch their rollout, read their logs, chat with
-the model they serve, roll back and scale them.
+the model they serve, see how their routers route, roll back and scale them.
 
 Every standard kubectl flag works: --kubeconfig, --context, -n, --as, ...`,
 		Annotations: map[string]string{
@@ -53,6 +54,7 @@ Every standard kubectl flag works: --kubeconfig, --context, -n, --as, ...`,
 		status.NewCmdStatus(o),
 		logs.NewCmdLogs(o),
 		chat.NewCmdChat(o),
+		routes.NewCmdRoutes(o),
 		rollout.NewCmdRollout(o),
 		scale.NewCmdScale(o),
 	)

@@ -17,6 +17,9 @@ func TestCompletion(t *testing.T) {
 	if out != "llama\nllava\n:4\n" {
 		t.Errorf("completing status ll: %q", out)
 	}
+	if out := mustRun(t, f, "__complete", "routes", "ll"); out != "llama\nllava\n:4\n" {
+		t.Errorf("completing routes ll: %q", out)
+	}
 	// One name for status, several for delete (less those given).
 	if out := mustRun(t, f, "__complete", "status", "llama", ""); out != ":4\n" {
 		t.Errorf("completing a second argument of status: %q", out)
@@ -51,7 +54,8 @@ func TestExecuteErrors(t *testing.T) {
 	if r.Code != 1 || r.Stderr != "error: unknown flag: --bogus\n" {
 		t.Errorf("unknown flag: %+v", r)
 	}
-	if r := run(f, "--help"); r.Code != 0 || !strings.Contains(r.Stdout, "kubectl mindie [command]") || !strings.Contains(r.Stdout, "--kubeconfig") {
+	if r := run(f, "--help"); r.Code != 0 || !strings.Contains(r.Stdout, "kubectl mindie [command]") || !strings.Contains(r.Stdout, "--kubeconfig") ||
+		!strings.Contains(r.Stdout, "routes      Show how each router pod of an InferServer routes to its instances") {
 		t.Errorf("--help: %+v", r)
 	}
 

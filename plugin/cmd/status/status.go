@@ -41,10 +41,12 @@ func NewCmdStatus(mindie *options.MindieOptions) *cobra.Command {
 	o := &statusOptions{MindieOptions: mindie, print: printing.NewPrintFlags("")}
 	c := &cobra.Command{
 		Use:   "status NAME",
-		Short: "Show the whole state of an InferServer: spec, conditions, instances, pods, model, rollout, events",
+		Short: "Show the whole state of an InferServer: spec, conditions, instances, pods, router, model, rollout, events",
 		Long: `Show an InferServer as the legacy "msctl get" did and more: a summary of its spec
 (replicas, nodes per instance, NPUs, image, revision), its conditions, every
-instance and its pods (node, pod IP, NPUs, phase, live, ready, restarts), the
+instance and its pods (node, pod IP, NPUs, phase, live, ready, restarts), its
+router when spec.router is set (algorithm, authentication, replicas, endpoint,
+node port, router pods; "kubectl mindie routes" shows how each routes), the
 model the servers report, the rollout's progress and the recent events.
 
 With -w it follows the InferServer until the controller has observed its
@@ -261,6 +263,11 @@ func describe(out io.Writer, info statusInfo, now time.Time) {
 		w.Flush()
 	}
 
+	if s.Spec.Router != nil {
+		fmt.Fprintln(out)
+		describeRouter(out, s)
+	}
+
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Model:")
 	if m := s.Status.Model; m == nil {
@@ -300,6 +307,65 @@ func describe(out io.Writer, info statusInfo, now time.Time) {
 		}
 		w.Flush()
 	}
+}
+
+// describeRouter renders the Router section: spec.router and what
+// status.router reports of the router pods.
+func describeRouter(out io.Writer, s *v1alpha1.InferServer) {
+	r, st := s.Spec.Router, s.Status.Router
+	fmt.Fprintln(out, "Router:")
+	w := printing.NewTabWriter(out)
+	algorithm := string(r.Algorithm)
+	if st != nil && st.Algorithm != "" && st.Algorithm != r.Algorithm {
+		algorithm += fmt.Sprintf(" (the routers run %s)", st.Algorithm)
+	}
+	w.Row("  Algorithm:", printing.OrNone(algorithm))
+	w.Row("  Authentication:", printing.OrNone(string(r.Authentication)))
+	want := int32Value(r.Replicas)
+	if st == nil {
+		w.Row("  Replicas:", fmt.Sprintf("%d desired", want))
+	} else {
+		line := fmt.Sprintf("%d/%d ready, %d/%d updated", st.ReadyReplicas, want, st.UpdatedReplicas, want)
+		if st.Replicas != want {
+			line += fmt.Sprintf(", %d %s exist", st.Replicas, plural(int(st.Replicas), "pod", "pods"))
+		}
+		w.Row("  Replicas:", line)
+	}
+	w.Row("  Thresholds:", fmt.Sprintf("free slots %d%%, free KV blocks %d%%", int32Value(r.SlotsThresholdPercent), int32Value(r.BlocksThresholdPercent)))
+	w.Row("  Limits:", fmt.Sprintf("%d in flight (%d per instance), %d retries, first token %ds, request %ds",
+		int32Value(r.MaxInflight), int32Value(r.MaxInflightPerInstance), int32Value(r.MaxRetries),
+		int32Value(r.FirstTokenTimeoutSeconds), int32Value(r.RequestTimeoutSeconds)))
+	if st == nil {
+		w.Flush()
+		fmt.Fprintln(out, "  <none> (the controller has not reported the router yet)")
+		return
+	}
+	w.Row("  Endpoint:", printing.OrNone(st.Endpoint))
+	nodePort := "<none>"
+	if st.NodePort != 0 {
+		nodePort = fmt.Sprint(st.NodePort)
+	}
+	w.Row("  Node port:", nodePort)
+	if len(st.Pods) == 0 {
+		w.Row("  Pods:", "<none>")
+		w.Flush()
+		return
+	}
+	w.Flush()
+	w = printing.NewTabWriter(out)
+	w.Row("  POD", "NODE", "POD IP", "READY")
+	for _, p := range st.Pods {
+		w.Row("  "+p.Name, dash(p.Node), dash(p.PodIP), p.Ready)
+	}
+	w.Flush()
+}
+
+// int32Value is *p, or 0 for nil.
+func int32Value(p *int32) int32 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 func plural(n int, one, many string) string {

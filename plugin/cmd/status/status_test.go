@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/inferstatus"
@@ -257,5 +258,69 @@ func TestStatusRolloutComplete(t *testing.T) {
 		if got := strings.Contains(out, "; complete"); got != tc.complete {
 			t.Errorf("%s: summary says complete %v, want %v:\n%s", tc.name, got, tc.complete, out)
 		}
+	}
+}
+
+// TestStatusRouter checks the Router section: shown with spec.router, from
+// what status.router reports, and absent without a router.
+func TestStatusRouter(t *testing.T) {
+	routed := func(s *v1alpha1.InferServer) {
+		fullStatus(s)
+		s.Spec.Router = &v1alpha1.RouterSpec{Algorithm: v1alpha1.RouterLeastLoad, Replicas: ptr.To(int32(3))}
+		s.Status.Router = &v1alpha1.RouterStatus{Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 1, Algorithm: v1alpha1.RouterLeastLoad,
+			Endpoint: "https://llama-router.default.svc:1025", NodePort: 31025, Pods: []v1alpha1.RouterPodStatus{
+				{Name: "llama-router-5d8f-a", Node: "sim-node-0", PodIP: "127.3.0.1", Ready: true},
+				{Name: "llama-router-5d8f-b", Node: "sim-node-1", Ready: false},
+			}}
+		s.Status.Conditions[0] = metav1.Condition{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: inferstatus.ReasonRouterUnavailable, Message: "no router pod is ready"}
+	}
+	f := fake.New(t, NewCmdStatus, fake.InferServer("default", "llama", routed))
+	out := squash(f.MustRun(t, "", "status", "llama"))
+	want := squash(`Router:
+  Algorithm:       least_load
+  Authentication:  Kubernetes
+  Replicas:        1/3 ready, 2/3 updated, 2 pods exist
+  Thresholds:      free slots 5%, free KV blocks 5%
+  Limits:          10000 in flight (1000 per instance), 2 retries, first token 600s, request 600s
+  Endpoint:        https://llama-router.default.svc:1025
+  Node port:       31025
+  POD                  NODE        POD IP     READY
+  llama-router-5d8f-a  sim-node-0  127.3.0.1  true
+  llama-router-5d8f-b  sim-node-1  -          false
+`)
+	if !strings.Contains(out, want) {
+		t.Errorf("status lacks the router section\n%s\n:\n%s", want, out)
+	}
+	if !strings.Contains(out, "Available False RouterUnavailable") {
+		t.Errorf("status lacks the RouterUnavailable condition:\n%s", out)
+	}
+	if i, j, k := strings.Index(out, "Pods:"), strings.Index(out, "Router:"), strings.Index(out, "Model:"); i > j || j > k {
+		t.Errorf("the router section is not between the pods and the model:\n%s", out)
+	}
+
+	// Not reported yet; a routing change under way.
+	f = fake.New(t, NewCmdStatus, fake.InferServer("default", "fresh", func(s *v1alpha1.InferServer) {
+		s.Spec.Router = &v1alpha1.RouterSpec{Authentication: v1alpha1.RouterAuthenticationNone}
+	}), fake.InferServer("default", "switching", routed, func(s *v1alpha1.InferServer) {
+		s.Spec.Router.Algorithm = v1alpha1.RouterRoundRobin
+		s.Status.Router.Pods, s.Status.Router.NodePort = nil, 0
+	}))
+	out = squash(f.MustRun(t, "", "status", "fresh"))
+	for _, w := range []string{"Algorithm: cache_affinity\n", "Authentication: None\n", "Replicas: 2 desired\n",
+		"  <none> (the controller has not reported the router yet)\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("status of a router not reported yet lacks %q:\n%s", w, out)
+		}
+	}
+	out = squash(f.MustRun(t, "", "status", "switching"))
+	for _, w := range []string{"Algorithm: round_robin (the routers run least_load)\n", "Node port: <none>\n", "Pods: <none>\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("status of a router changing algorithm lacks %q:\n%s", w, out)
+		}
+	}
+
+	f = fake.New(t, NewCmdStatus, fake.InferServer("default", "plain", fullStatus))
+	if out := f.MustRun(t, "", "status", "plain"); strings.Contains(out, "Router:") {
+		t.Errorf("status of an InferServer without router shows a router section:\n%s", out)
 	}
 }

@@ -51,7 +51,9 @@ current-context: fake
 // RecordedRequest is one request the fake REST transport received.
 type RecordedRequest struct {
 	Method, Path, Query, Accept, ContentType string
-	Body                                     []byte
+	// Header holds all the request's headers.
+	Header http.Header
+	Body   []byte
 }
 
 // Result is what one run of a command printed, and its exit code.
@@ -137,7 +139,7 @@ func (f *Options) restClient() (*rest.RESTClient, error) {
 		}
 		f.mu.Lock()
 		f.requests = append(f.requests, RecordedRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-			Accept: r.Header.Get("Accept"), ContentType: r.Header.Get("Content-Type"), Body: body})
+			Accept: r.Header.Get("Accept"), ContentType: r.Header.Get("Content-Type"), Header: r.Header.Clone(), Body: body})
 		h := f.handler
 		f.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(body))

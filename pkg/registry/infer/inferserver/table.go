@@ -29,6 +29,7 @@ var columns = []metav1.TableColumnDefinition{
 	{Name: "Image", Type: "string", Priority: 1, Description: "Server image."},
 	{Name: "Scheduler", Type: "string", Priority: 1, Description: "Pod scheduler."},
 	{Name: "Conditions", Type: "string", Priority: 1, Description: "Conditions that are True."},
+	{Name: "Router", Type: "string", Priority: 1, Description: "Ready router replicas out of the desired number, and the algorithm; <none> without spec.router."},
 }
 
 func (tableConvertor) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.Object) (*metav1.Table, error) {
@@ -65,6 +66,7 @@ func (tableConvertor) ConvertToTable(_ context.Context, obj runtime.Object, _ ru
 				s.Spec.Image,
 				string(s.Spec.Scheduler),
 				trueConditions(s.Status.Conditions),
+				router(s),
 			},
 		})
 	}
@@ -94,6 +96,18 @@ func models(m *infer.ModelInfo) string {
 		ids = append(ids, e.ID)
 	}
 	return strings.Join(ids, ",")
+}
+
+func router(s *infer.InferServer) string {
+	r := s.Spec.Router
+	if r == nil {
+		return "<none>"
+	}
+	var ready int32
+	if s.Status.Router != nil {
+		ready = s.Status.Router.ReadyReplicas
+	}
+	return fmt.Sprintf("%d/%d %s", ready, deref(r.Replicas), r.Algorithm)
 }
 
 func trueConditions(cs []metav1.Condition) string {

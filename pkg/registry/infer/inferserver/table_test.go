@@ -41,7 +41,7 @@ func TestTableColumns(t *testing.T) {
 		priority int32
 	}{
 		{"Name", 0}, {"Ready", 0}, {"Up-to-date", 0}, {"Available", 0}, {"NPUs", 0}, {"Nodes", 0}, {"Age", 0},
-		{"Model", 1}, {"Image", 1}, {"Scheduler", 1}, {"Conditions", 1},
+		{"Model", 1}, {"Image", 1}, {"Scheduler", 1}, {"Conditions", 1}, {"Router", 1},
 	}
 	if len(table.ColumnDefinitions) != len(want) {
 		t.Fatalf("got %d columns, want %d: %+v", len(table.ColumnDefinitions), len(want), table.ColumnDefinitions)
@@ -84,7 +84,7 @@ func TestTableSingleObject(t *testing.T) {
 	}
 	want := []any{
 		"foo", "2/3", int64(3), int64(2), "8xAscend910", int64(1), "120m",
-		"llama3-8b,qwen2-7b", "mindie:server", "default", "Available,Progressing",
+		"llama3-8b,qwen2-7b", "mindie:server", "default", "Available,Progressing", "<none>",
 	}
 	if got := table.Rows[0].Cells; !reflect.DeepEqual(got, want) {
 		t.Errorf("cells:\ngot  %#v\nwant %#v", got, want)
@@ -104,7 +104,7 @@ func TestTableEmptyStatus(t *testing.T) {
 	}
 	want := []any{
 		"bare", "0/1", int64(0), int64(0), "16xAscend910", int64(2), "<unknown>",
-		"<none>", "mindie:2.0", "volcano", "<none>",
+		"<none>", "mindie:2.0", "volcano", "<none>", "<none>",
 	}
 	if got := table.Rows[0].Cells; !reflect.DeepEqual(got, want) {
 		t.Errorf("cells:\ngot  %#v\nwant %#v", got, want)
@@ -165,5 +165,19 @@ func TestTableRejectsOtherTypes(t *testing.T) {
 	storage := newStorage(t)
 	if _, err := storage.InferServer.ConvertToTable(context.Background(), &metav1.Status{}, nil); err == nil {
 		t.Error("ConvertToTable accepted a Status")
+	}
+}
+
+func TestTableRouter(t *testing.T) {
+	storage := newStorage(t)
+	s := tableServer("foo")
+	s.Spec.Router = &infer.RouterSpec{Algorithm: infer.RouterLeastLoad, Replicas: ptr.To[int32](3)}
+	s.Status.Router = &infer.RouterStatus{ReadyReplicas: 2}
+	table, err := storage.InferServer.ConvertToTable(context.Background(), s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := table.Rows[0].Cells[11]; got != "2/3 least_load" {
+		t.Errorf("router cell %q, want %q", got, "2/3 least_load")
 	}
 }
