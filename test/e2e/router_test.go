@@ -230,6 +230,18 @@ func TestRouter(t *testing.T) {
 		t.Error("kubectl mindie chat through the router printed nothing")
 	}
 
+	// What the routers see, read through the API server from each of them,
+	// and the router in the status command.
+	routes := mustMindie(t, "tenant-a-editor", "", "routes", name, "-n", routerNS)
+	for _, want := range []string{s.Status.Router.Pods[0].Name, s.Status.Router.Pods[1].Name, s.Status.Instances[0].Master, s.Status.Instances[1].Master, "cache_affinity"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("kubectl mindie routes does not show %q:\n%s", want, routes)
+		}
+	}
+	if status := mustMindie(t, "tenant-a-editor", "", "status", name, "-n", routerNS); !strings.Contains(status, "Router:") || !strings.Contains(status, "2/2 ready") {
+		t.Errorf("kubectl mindie status shows no ready router:\n%s", status)
+	}
+
 	// The official OpenAI Node.js client against the router.
 	t.Run("openai npm client", func(t *testing.T) { openAIClient(t, base+"/v1", chatter, caFile) })
 
