@@ -5,8 +5,9 @@
 // --static-backends or from the pods of an InferServer (--server), serves
 // HTTPS (plain HTTP with --insecure-http), authenticates clients with
 // Kubernetes tokens if asked (--authentication=kubernetes), logs to stderr,
-// and on SIGTERM or SIGINT stops accepting and lets the requests in flight
-// finish.
+// and on SIGTERM or SIGINT turns not ready, goes on serving for
+// --shutdown-delay, then stops accepting and lets the requests in flight
+// finish within --shutdown-grace; a second signal ends it at once.
 package main
 
 import (
@@ -29,6 +30,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// After the first signal, the next one has its default effect: the
+	// process ends at once, without the shutdown delay and grace.
+	context.AfterFunc(ctx, stop)
 	os.Exit(run(ctx, os.Args[1:], env{stderr: os.Stderr, kubernetesClient: router.KubernetesClient}))
 }
 

@@ -46,6 +46,9 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		{"no cluster", []string{"--server", "llama"}, "no cluster here"},
 		{"missing file", []string{"--static-backends", filepath.Join(t.TempDir(), "absent.yaml")}, "--static-backends: open"},
 		{"bad file", []string{"--static-backends", testutil.WriteFile(t, "bad.yaml", "- {name: a}\n")}, "[0].inference=\"\": required"},
+		{"missing instance CA", []string{"--static-backends", backends, "--instance-ca-file", filepath.Join(t.TempDir(), "ca.crt")}, "--instance-ca-file: open"},
+		{"CA and no verification", []string{"--static-backends", backends, "--instance-ca-file", "ca.crt", "--instance-insecure-skip-verify"}, "not with --instance-ca-file"},
+		{"negative shutdown delay", []string{"--static-backends", backends, "--shutdown-delay=-1s"}, "--shutdown-delay=-1s: expected 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -74,7 +77,8 @@ func TestRunServesAndStops(t *testing.T) {
 	exit := make(chan int, 1)
 	var stderr testutil.SyncBuffer
 	go func() {
-		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--static-backends", backends, "--algorithm", "round_robin", "--insecure-http"},
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--static-backends", backends, "--algorithm", "round_robin", "--insecure-http",
+			"--shutdown-delay", "1s"},
 			env{stderr: &stderr, listening: func(a net.Addr) { addr <- a }})
 	}()
 	var url string
@@ -108,6 +112,29 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("got %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 	stop()
+	// The signal: not ready at once, but still serving for --shutdown-delay.
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz after the signal: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("/readyz still 200 after the signal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err = http.Post(url+"/generate", "application/json", strings.NewReader(`{"inputs":"x"}`))
+	if err != nil {
+		t.Fatalf("a request during --shutdown-delay was refused: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a request during --shutdown-delay: %d", resp.StatusCode)
+	}
 	select {
 	case code := <-exit:
 		if code != exitOK {
@@ -167,7 +194,7 @@ func TestRunInKubernetes(t *testing.T) {
 		}}
 	go func() {
 		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--server", "llama", "--namespace", "infer",
-			"--authentication", "kubernetes"}, e)
+			"--authentication", "kubernetes", "--shutdown-delay=0"}, e)
 	}()
 	var url string
 	select {

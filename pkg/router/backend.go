@@ -27,6 +27,7 @@ type backend struct {
 	statusOK    bool // read, and not failed StatusFailures times since
 	statusFails int  // failed reads in a row
 	statusErr   string
+	statusAt    time.Time // of the last successful read
 	// maxSlots and maxBlocks stand for the totals when /v1/status has none
 	// (MindIE's own answer carries only the free counts): the most ever seen
 	// free.
@@ -37,9 +38,16 @@ type backend struct {
 	statusEpoch uint64
 	sincePoll   int
 
-	// The router's own count of work in flight.
+	// The router's own count of work in flight: the requests, those of
+	// them without a first byte yet (waiting for or in their prefill), and
+	// the prompt tokens those still have to prefill (estimated).
 	inflight       int
-	pendingPrefill int // estimated prompt tokens of requests without a first byte yet
+	prefilling     int
+	pendingPrefill int
+
+	// What the instance did with the attempts sent to it: answered
+	// (verdictOK) or failed (verdictFault), since the router started.
+	served, faults uint64
 
 	// The circuit breaker.
 	failures  int       // failures in a row
@@ -102,9 +110,10 @@ func readStatus(ctx context.Context, client *http.Client, management string) (in
 	return st, nil
 }
 
-// setStatus records a successful status read.
-func (b *backend) setStatus(st instanceStatus) {
+// setStatus records a successful status read at now.
+func (b *backend) setStatus(st instanceStatus, now time.Time) {
 	b.status = st
+	b.statusAt = now
 	b.statusOK = true
 	b.statusFails = 0
 	b.statusErr = ""
@@ -156,11 +165,17 @@ func (b *backend) saturated(slotsThreshold, blocksThreshold float64) bool {
 	return blocks <= 0 || float64(b.status.AvailBlocks) <= blocksThreshold*float64(blocks)
 }
 
-// load is the router's own measure of the instance's work: requests in
-// flight plus prompt tokens still to prefill, prefillTokens of them
-// weighing one request.
-func (b *backend) load(prefillTokens int) float64 {
-	return float64(b.inflight) + float64(b.pendingPrefill)/float64(prefillTokens)
+// load is the router's own measure of the work ahead of a new request on
+// the instance, what delays its first token: the prompt tokens still to
+// prefill (LoadPrefillTokens of them make one load unit) and the requests
+// waiting for their first byte (one unit each: a prefill's fixed cost); a
+// request already answering (decoding) weighs LoadDecodeWeight only, since
+// an engine runs the prefills waiting before the next decode step and the
+// decoding batch costs a new request little more than the step under way.
+func (b *backend) load(cfg *Config) float64 {
+	decoding := b.inflight - b.prefilling
+	return float64(b.prefilling) + cfg.LoadDecodeWeight*float64(decoding) +
+		float64(b.pendingPrefill)/float64(cfg.LoadPrefillTokens)
 }
 
 // succeeded closes the breaker.

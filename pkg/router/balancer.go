@@ -37,6 +37,13 @@ const (
 	lookupBalanced = "balanced"
 )
 
+// affinityCounts are cache_affinity's outcomes since the router started
+// (the same counts as the affinity_* series), for the routes report.
+type affinityCounts struct {
+	lookups                 map[string]int64 // by lookupHit, lookupMiss, ...
+	promptBlocks, hitBlocks int64
+}
+
 // choice is a routing decision.
 type choice struct {
 	b      *backend
@@ -97,14 +104,18 @@ func (r *Router) pick(p *prompt, tried map[*backend]bool, first bool) (*attempt,
 	}
 	b := c.b
 	b.inflight++
+	b.prefilling++
 	b.pendingPrefill += c.uncached
 	b.sincePoll++
 	r.metrics.decisions.WithLabelValues(string(r.cfg.Algorithm), c.reason).Inc()
 	if c.lookup != "" {
 		r.metrics.affinityLookups.WithLabelValues(c.lookup).Inc()
+		r.affinity.lookups[c.lookup]++
 		if first {
 			r.metrics.affinityPromptBlocks.Add(float64(len(p.blocks)))
 			r.metrics.affinityHitBlocks.Add(float64(c.hitBlocks))
+			r.affinity.promptBlocks += int64(len(p.blocks))
+			r.affinity.hitBlocks += int64(c.hitBlocks)
 		}
 	}
 	return &attempt{choice: c, epoch: b.statusEpoch}, nil
@@ -161,7 +172,7 @@ func (r *Router) leastLoaded(pool []*backend) *backend {
 	var bestLoad float64
 	ties := 0
 	for _, b := range pool {
-		l := b.load(r.cfg.LoadPrefillTokens)
+		l := b.load(&r.cfg)
 		switch {
 		case best == nil || l < bestLoad:
 			best, bestLoad, ties = b, l, 1
@@ -210,7 +221,7 @@ func (r *Router) pickAffinity(candidates []*backend, p *prompt, first bool) choi
 		c.hitBlocks = depth[c.b.inst.Name]
 		return c
 	}
-	minLoad := r.leastLoaded(pool).load(r.cfg.LoadPrefillTokens)
+	minLoad := r.leastLoaded(pool).load(&r.cfg)
 	limit := minLoad + r.cfg.AffinityMaxImbalance
 	var warm *backend
 	warmDepth := 0
@@ -225,7 +236,7 @@ func (r *Router) pickAffinity(candidates []*backend, p *prompt, first bool) choi
 		if d == 0 || !worthy(d) {
 			continue
 		}
-		l := b.load(r.cfg.LoadPrefillTokens)
+		l := b.load(&r.cfg)
 		if l > limit {
 			continue
 		}
@@ -253,7 +264,7 @@ func (r *Router) pickAffinity(candidates []*backend, p *prompt, first bool) choi
 			home, homeScore = b, s
 		}
 	}
-	if home.load(r.cfg.LoadPrefillTokens) > limit {
+	if home.load(&r.cfg) > limit {
 		c := r.pickLeastLoad(candidates, reasonMissLeastLoad)
 		c.lookup = lookupMiss
 		return c
@@ -275,6 +286,7 @@ func (r *Router) gotFirstByte(a *attempt) {
 	defer r.mu.Unlock()
 	if !a.firstByte {
 		a.firstByte = true
+		a.b.prefilling--
 		a.b.pendingPrefill -= a.uncached
 	}
 }
@@ -296,6 +308,7 @@ func (r *Router) finish(a *attempt, v verdict) {
 	b.inflight--
 	if !a.firstByte {
 		a.firstByte = true
+		b.prefilling--
 		b.pendingPrefill -= a.uncached
 	}
 	if a.epoch == b.statusEpoch && b.sincePoll > 0 {
@@ -303,11 +316,13 @@ func (r *Router) finish(a *attempt, v verdict) {
 	}
 	switch v {
 	case verdictFault:
+		b.faults++
 		if b.failed(time.Now(), r.cfg.BreakerFailures, r.cfg.BreakerBackoff, r.cfg.BreakerMaxBackoff) {
 			r.metrics.breakerTrips.WithLabelValues(b.inst.Name).Inc()
 			r.log.Info("instance taken out after repeated failures", "instance", b.inst.Name, "until", b.openUntil)
 		}
 	case verdictOK:
+		b.served++
 		b.succeeded()
 	}
 }

@@ -52,34 +52,40 @@ const (
 	DefaultAlgorithm = CacheAffinity
 	// DefaultAuthentication stays none: kubernetes needs --server and a
 	// cluster, which a router over --static-backends does not have.
-	DefaultAuthentication         = AuthNone
-	DefaultAuthCacheTTL           = 10 * time.Second
-	DefaultAuthCacheDeniedTTL     = 2 * time.Second
-	DefaultMaxRetries             = 2
-	DefaultMaxBodyBytes           = 8 << 20
-	DefaultMaxInflight            = 10000 // the Coordinator's max_requests
-	DefaultMaxInflightPerInstance = 1000  // the Coordinator's single_node_max_requests
-	DefaultFirstTokenTimeout      = 600 * time.Second
-	DefaultRequestTimeout         = 600 * time.Second
-	DefaultConnectTimeout         = 5 * time.Second
-	DefaultStatusInterval         = time.Second
-	DefaultStatusTimeout          = time.Second
-	DefaultStatusFailures         = 2
-	DefaultSlotsThreshold         = 0.05 // the Coordinator's slots_thresh
-	DefaultBlocksThreshold        = 0.05 // the Coordinator's block_thresh
-	DefaultAffinityBlockChars     = 512  // about 128 tokens: one MindIE KV block (cacheBlockSize 128)
-	DefaultAffinityIndexSize      = 0    // sized from the instances' KV blocks
-	DefaultAffinityFallbackSize   = 65536
-	DefaultAffinityMaxImbalance   = 8.0
-	DefaultAffinityMinMatch       = 0.5
-	DefaultAffinityMinHitRate     = 0.05
-	DefaultAffinityHitWindow      = 200
-	DefaultLoadPrefillTokens      = 2048
-	DefaultBreakerFailures        = 3
-	DefaultBreakerBackoff         = 5 * time.Second
-	DefaultBreakerMaxBackoff      = time.Minute
-	DefaultRetryAfter             = time.Second
-	DefaultShutdownGrace          = 30 * time.Second
+	DefaultAuthentication          = AuthNone
+	DefaultAuthCacheTTL            = 10 * time.Second
+	DefaultAuthCacheDeniedTTL      = 2 * time.Second
+	DefaultMaxRetries              = 2
+	DefaultMaxBodyBytes            = 8 << 20
+	DefaultMaxInflight             = 10000 // the Coordinator's max_requests
+	DefaultMaxInflightPerInstance  = 1000  // the Coordinator's single_node_max_requests
+	DefaultFirstTokenTimeout       = 600 * time.Second
+	DefaultRequestTimeout          = 600 * time.Second
+	DefaultConnectTimeout          = 5 * time.Second
+	DefaultStatusInterval          = time.Second
+	DefaultStatusTimeout           = time.Second
+	DefaultStatusFailures          = 2
+	DefaultSlotsThreshold          = 0.05 // the Coordinator's slots_thresh
+	DefaultBlocksThreshold         = 0.05 // the Coordinator's block_thresh
+	DefaultAffinityBlockChars      = 512  // about 128 tokens: one MindIE KV block (cacheBlockSize 128)
+	DefaultAffinityIndexSize       = 0    // sized from the instances' KV blocks
+	DefaultAffinityFallbackSize    = 65536
+	DefaultAffinityMaxImbalance    = 8.0
+	DefaultAffinityMinMatch        = 0.5
+	DefaultAffinityMinHitRate      = 0.05
+	DefaultAffinityHitWindow       = 200
+	DefaultLoadPrefillTokens       = 2048
+	DefaultLoadDecodeWeight        = 0.1
+	DefaultAffinityNewMaxImbalance = 1.0
+	DefaultBreakerFailures         = 3
+	DefaultBreakerBackoff          = 5 * time.Second
+	DefaultBreakerMaxBackoff       = time.Minute
+	DefaultRetryAfter              = time.Second
+	DefaultShutdownGrace           = 30 * time.Second
+	// DefaultShutdownDelay is how long the router stays up, not ready but
+	// serving, after SIGTERM: the time for the endpoints controller, kube-proxy
+	// and load balancers to stop sending it new connections.
+	DefaultShutdownDelay = 5 * time.Second
 )
 
 // Constants that are not flags.
@@ -147,6 +153,17 @@ type Config struct {
 	// Kubeconfig is the kubeconfig file to reach the API with; empty is the
 	// in-cluster configuration (the pod's service account).
 	Kubeconfig string
+	// InstanceCAFile is a PEM bundle of the CA certificates that sign the
+	// instances' serving certificates, for instances that serve HTTPS (an
+	// InferServer with spec.tls.enabled, an https:// static backend); unset,
+	// the system roots verify them. InstanceInsecureSkipVerify verifies
+	// nothing (only when explicitly set, never with InstanceCAFile).
+	// InstanceTLSServerName, if set, is the name the certificates are
+	// verified for (and sent as SNI) instead of the host of the URL: a pod
+	// is reached by its IP, which MindIE's certificates seldom name.
+	InstanceCAFile             string
+	InstanceInsecureSkipVerify bool
+	InstanceTLSServerName      string
 	// MaxRetries is how many other instances a request failing before its
 	// first byte is tried on.
 	MaxRetries int
@@ -195,8 +212,15 @@ type Config struct {
 	AffinityMinHitRate float64
 	AffinityHitWindow  int
 	// LoadPrefillTokens is how many prompt tokens still to prefill weigh
-	// as much as one request in flight.
+	// as much as one request waiting for its first byte (one load unit).
 	LoadPrefillTokens int
+	// LoadDecodeWeight is what a request already answering (decoding)
+	// weighs, in load units.
+	LoadDecodeWeight float64
+	// AffinityNewMaxImbalance: a new conversation (no instance holds a
+	// prefix of it) goes by rendezvous hashing among the instances whose
+	// load is within this of the least-loaded one's.
+	AffinityNewMaxImbalance float64
 	// BreakerFailures failures in a row (connect errors, 5xx, first-token
 	// timeouts) take an instance out for BreakerBackoff, doubling on each
 	// further trip up to BreakerMaxBackoff.
@@ -205,8 +229,12 @@ type Config struct {
 	BreakerMaxBackoff time.Duration
 	// RetryAfter is the Retry-After of 429 and 503 answers.
 	RetryAfter time.Duration
+	// ShutdownDelay is how long, after SIGTERM, the router answers /readyz
+	// 503 while it goes on serving new requests (so that endpoints and load
+	// balancers stop sending before it stops accepting); 0 stops at once.
+	ShutdownDelay time.Duration
 	// ShutdownGrace is how long in-flight requests may take to finish
-	// after SIGTERM.
+	// once the router stopped accepting.
 	ShutdownGrace time.Duration
 }
 
@@ -215,36 +243,39 @@ type Config struct {
 // default".
 func DefaultConfig() Config {
 	return Config{
-		Listen:                 DefaultListen,
-		Algorithm:              DefaultAlgorithm,
-		Authentication:         DefaultAuthentication,
-		AuthCacheTTL:           DefaultAuthCacheTTL,
-		AuthCacheDeniedTTL:     DefaultAuthCacheDeniedTTL,
-		MaxRetries:             DefaultMaxRetries,
-		MaxBodyBytes:           DefaultMaxBodyBytes,
-		MaxInflight:            DefaultMaxInflight,
-		MaxInflightPerInstance: DefaultMaxInflightPerInstance,
-		FirstTokenTimeout:      DefaultFirstTokenTimeout,
-		RequestTimeout:         DefaultRequestTimeout,
-		ConnectTimeout:         DefaultConnectTimeout,
-		StatusInterval:         DefaultStatusInterval,
-		StatusTimeout:          DefaultStatusTimeout,
-		StatusFailures:         DefaultStatusFailures,
-		SlotsThreshold:         DefaultSlotsThreshold,
-		BlocksThreshold:        DefaultBlocksThreshold,
-		AffinityBlockChars:     DefaultAffinityBlockChars,
-		AffinityIndexSize:      DefaultAffinityIndexSize,
-		AffinityFallbackSize:   DefaultAffinityFallbackSize,
-		AffinityMaxImbalance:   DefaultAffinityMaxImbalance,
-		AffinityMinMatch:       DefaultAffinityMinMatch,
-		AffinityMinHitRate:     DefaultAffinityMinHitRate,
-		AffinityHitWindow:      DefaultAffinityHitWindow,
-		LoadPrefillTokens:      DefaultLoadPrefillTokens,
-		BreakerFailures:        DefaultBreakerFailures,
-		BreakerBackoff:         DefaultBreakerBackoff,
-		BreakerMaxBackoff:      DefaultBreakerMaxBackoff,
-		RetryAfter:             DefaultRetryAfter,
-		ShutdownGrace:          DefaultShutdownGrace,
+		Listen:                  DefaultListen,
+		Algorithm:               DefaultAlgorithm,
+		Authentication:          DefaultAuthentication,
+		AuthCacheTTL:            DefaultAuthCacheTTL,
+		AuthCacheDeniedTTL:      DefaultAuthCacheDeniedTTL,
+		MaxRetries:              DefaultMaxRetries,
+		MaxBodyBytes:            DefaultMaxBodyBytes,
+		MaxInflight:             DefaultMaxInflight,
+		MaxInflightPerInstance:  DefaultMaxInflightPerInstance,
+		FirstTokenTimeout:       DefaultFirstTokenTimeout,
+		RequestTimeout:          DefaultRequestTimeout,
+		ConnectTimeout:          DefaultConnectTimeout,
+		StatusInterval:          DefaultStatusInterval,
+		StatusTimeout:           DefaultStatusTimeout,
+		StatusFailures:          DefaultStatusFailures,
+		SlotsThreshold:          DefaultSlotsThreshold,
+		BlocksThreshold:         DefaultBlocksThreshold,
+		AffinityBlockChars:      DefaultAffinityBlockChars,
+		AffinityIndexSize:       DefaultAffinityIndexSize,
+		AffinityFallbackSize:    DefaultAffinityFallbackSize,
+		AffinityMaxImbalance:    DefaultAffinityMaxImbalance,
+		AffinityMinMatch:        DefaultAffinityMinMatch,
+		AffinityMinHitRate:      DefaultAffinityMinHitRate,
+		AffinityHitWindow:       DefaultAffinityHitWindow,
+		LoadPrefillTokens:       DefaultLoadPrefillTokens,
+		LoadDecodeWeight:        DefaultLoadDecodeWeight,
+		AffinityNewMaxImbalance: DefaultAffinityNewMaxImbalance,
+		BreakerFailures:         DefaultBreakerFailures,
+		BreakerBackoff:          DefaultBreakerBackoff,
+		BreakerMaxBackoff:       DefaultBreakerMaxBackoff,
+		RetryAfter:              DefaultRetryAfter,
+		ShutdownGrace:           DefaultShutdownGrace,
+		ShutdownDelay:           DefaultShutdownDelay,
 	}
 }
 
@@ -269,6 +300,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Server, "server", c.Server, "InferServer `NAME` whose ready master pods are the instances (or --static-backends)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "`NAMESPACE` of --server; empty is the router's own in a cluster, else the kubeconfig context's")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `FILE` to reach the Kubernetes API; empty is the in-cluster service account")
+	fs.StringVar(&c.InstanceCAFile, "instance-ca-file", c.InstanceCAFile, "PEM `FILE` of the CA certificates that verify HTTPS instances' certificates (InferServer spec.tls.enabled); unset, the system roots do")
+	fs.BoolVar(&c.InstanceInsecureSkipVerify, "instance-insecure-skip-verify", c.InstanceInsecureSkipVerify, "do not verify HTTPS instances' certificates (not with --instance-ca-file)")
+	fs.StringVar(&c.InstanceTLSServerName, "instance-tls-server-name", c.InstanceTLSServerName, "`NAME` HTTPS instances' certificates are verified for (and SNI), instead of the host of their URL (a pod's IP)")
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "other instances a request failing before its first byte (connect error, 5xx, 429) is retried on")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body; larger ones get 413")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests in flight in total; more get 429")
@@ -288,12 +322,15 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.AffinityMinMatch, "affinity-min-match", c.AffinityMinMatch, "cache_affinity: share of a new conversation's prompt a shared prefix (system prompt) must make to draw it to the instances holding it")
 	fs.Float64Var(&c.AffinityMinHitRate, "affinity-min-hit-rate", c.AffinityMinHitRate, "cache_affinity: below this fraction of prompt blocks found, chats are balanced on load")
 	fs.IntVar(&c.AffinityHitWindow, "affinity-hit-window", c.AffinityHitWindow, "cache_affinity: chats over which the hit rate is measured")
-	fs.IntVar(&c.LoadPrefillTokens, "load-prefill-tokens", c.LoadPrefillTokens, "prompt tokens still to prefill that weigh as much as one request in flight")
+	fs.IntVar(&c.LoadPrefillTokens, "load-prefill-tokens", c.LoadPrefillTokens, "prompt tokens still to prefill that weigh as much as one request waiting for its first byte (one load unit)")
+	fs.Float64Var(&c.LoadDecodeWeight, "load-decode-weight", c.LoadDecodeWeight, "load units of a request already answering (decoding); a request waiting for its first byte weighs 1")
+	fs.Float64Var(&c.AffinityNewMaxImbalance, "affinity-new-max-imbalance", c.AffinityNewMaxImbalance, "cache_affinity: a new conversation goes by rendezvous hashing among the instances within this much load of the least-loaded one")
 	fs.IntVar(&c.BreakerFailures, "breaker-failures", c.BreakerFailures, "failures in a row that take an instance out for a back-off")
 	fs.DurationVar(&c.BreakerBackoff, "breaker-backoff", c.BreakerBackoff, "first back-off of a failing instance; it doubles on each further trip")
 	fs.DurationVar(&c.BreakerMaxBackoff, "breaker-max-backoff", c.BreakerMaxBackoff, "longest back-off of a failing instance")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of 429 and 503 answers")
-	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "how long in-flight requests may take to finish after SIGTERM")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "after SIGTERM, how long the router answers /readyz 503 but still serves new requests before it stops accepting (the time endpoints and load balancers take to stop sending); 0 stops at once")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "once the router stopped accepting, how long in-flight requests may take to finish")
 }
 
 func joinNames[T ~string](names []T) string {
@@ -329,6 +366,14 @@ func (c Config) Validate() error {
 	if c.InsecureHTTP && (c.TLSCertFile != "" || c.TLSKeyFile != "") {
 		bad("insecure-http", c.InsecureHTTP, "not with --tls-cert-file or --tls-key-file: choose HTTPS or plain HTTP")
 	}
+	if c.InstanceInsecureSkipVerify && c.InstanceCAFile != "" {
+		bad("instance-insecure-skip-verify", c.InstanceInsecureSkipVerify, fmt.Sprintf("not with --instance-ca-file (%s): verify with the CA or not at all", c.InstanceCAFile))
+	}
+	if c.InstanceTLSServerName != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.InstanceTLSServerName); len(msgs) > 0 && net.ParseIP(c.InstanceTLSServerName) == nil {
+			bad("instance-tls-server-name", c.InstanceTLSServerName, "expected a DNS name or an IP address: "+strings.Join(msgs, "; "))
+		}
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("tls-cert-file", c.TLSCertFile, fmt.Sprintf("expected together with --tls-key-file (now %q): both or neither", c.TLSKeyFile))
 	}
@@ -363,6 +408,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRetries < 0 {
 		bad("max-retries", c.MaxRetries, "expected 0 or more")
+	}
+	if c.ShutdownDelay < 0 {
+		bad("shutdown-delay", c.ShutdownDelay, "expected 0 (stop accepting at once) or a positive duration")
 	}
 	if c.AffinityIndexSize < 0 {
 		bad("affinity-index-size", c.AffinityIndexSize, "expected 0 (automatic) or more")
@@ -407,6 +455,12 @@ func (c Config) Validate() error {
 	}
 	if c.AffinityMaxImbalance <= 0 {
 		bad("affinity-max-imbalance", c.AffinityMaxImbalance, "expected a positive number of load units")
+	}
+	if c.AffinityNewMaxImbalance < 0 {
+		bad("affinity-new-max-imbalance", c.AffinityNewMaxImbalance, "expected 0 or more load units")
+	}
+	if c.LoadDecodeWeight < 0 || c.LoadDecodeWeight > 1 {
+		bad("load-decode-weight", c.LoadDecodeWeight, "expected a weight from 0 to 1 (a request waiting for its first byte weighs 1)")
 	}
 	return errors.Join(errs...)
 }

@@ -9,8 +9,12 @@ import (
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if cfg.ShutdownDelay != 5*time.Second || cfg.InstanceInsecureSkipVerify {
+		t.Errorf("shutdown delay %s, skip verify %v", cfg.ShutdownDelay, cfg.InstanceInsecureSkipVerify)
 	}
 }
 
@@ -20,12 +24,15 @@ func TestFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	cfg.AddFlags(fs)
 	err := fs.Parse([]string{"--listen=:9000", "--algorithm=round_robin", "--max-retries=0",
-		"--slots-threshold=0", "--first-token-timeout=3s", "--static-backends=b.yaml"})
+		"--slots-threshold=0", "--first-token-timeout=3s", "--static-backends=b.yaml", "--shutdown-delay=0",
+		"--instance-ca-file=ca.crt", "--instance-tls-server-name=llama.infer.svc"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != ":9000" || cfg.Algorithm != RoundRobin || cfg.MaxRetries != 0 || cfg.SlotsThreshold != 0 ||
-		cfg.FirstTokenTimeout != 3*time.Second || cfg.StaticBackends != "b.yaml" || cfg.MaxBodyBytes != DefaultMaxBodyBytes {
+		cfg.FirstTokenTimeout != 3*time.Second || cfg.StaticBackends != "b.yaml" || cfg.MaxBodyBytes != DefaultMaxBodyBytes ||
+		cfg.ShutdownDelay != 0 || cfg.ShutdownGrace != DefaultShutdownGrace || cfg.InstanceCAFile != "ca.crt" ||
+		cfg.InstanceTLSServerName != "llama.infer.svc" || cfg.InstanceInsecureSkipVerify {
 		t.Errorf("parsed %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -56,6 +63,10 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 		{"threshold of 1", func(c *Config) { c.SlotsThreshold = 1 }, "--slots-threshold=1: expected a fraction", false},
 		{"zero timeout", func(c *Config) { c.FirstTokenTimeout = 0 }, "--first-token-timeout=0s: expected a positive duration", false},
 		{"back-off bounds", func(c *Config) { c.BreakerMaxBackoff = time.Second }, "--breaker-max-backoff=1s: expected at least --breaker-backoff (5s)", false},
+		{"negative shutdown delay", func(c *Config) { c.ShutdownDelay = -time.Second }, "--shutdown-delay=-1s: expected 0", false},
+		{"a CA and no verification", func(c *Config) { c.InstanceCAFile, c.InstanceInsecureSkipVerify = "ca.crt", true },
+			"--instance-insecure-skip-verify=true: not with --instance-ca-file (ca.crt)", false},
+		{"bad instance server name", func(c *Config) { c.InstanceTLSServerName = "llama infer" }, "--instance-tls-server-name=llama infer: expected a DNS name or an IP address", false},
 	}
 	all := DefaultConfig()
 	for _, c := range cases {

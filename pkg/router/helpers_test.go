@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,6 +33,19 @@ type fakeBackend struct {
 }
 
 func newFakeBackend(t *testing.T, name string) *fakeBackend {
+	t.Helper()
+	return newFakeBackendOf(t, name, false)
+}
+
+// newFakeHTTPSBackend is a fakeBackend serving HTTPS on both ports with
+// httptest's certificate (for 127.0.0.1, ::1 and example.com; the CA is
+// f.srv.Certificate()).
+func newFakeHTTPSBackend(t *testing.T, name string) *fakeBackend {
+	t.Helper()
+	return newFakeBackendOf(t, name, true)
+}
+
+func newFakeBackendOf(t *testing.T, name string, https bool) *fakeBackend {
 	t.Helper()
 	f := &fakeBackend{name: name, freeSlots: 100, totalSlots: 100, freeBlocks: 1000, totalBlocks: 1000, statusCode: http.StatusOK}
 	mux := http.NewServeMux()
@@ -61,7 +75,14 @@ func newFakeBackend(t *testing.T, name string) *fakeBackend {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"served_by":%q,"path":%q}`, name, r.URL.Path)
 	})
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewUnstartedServer(mux)
+	if https {
+		// Handshakes the router refuses are what some tests check, not news.
+		f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		f.srv.StartTLS()
+	} else {
+		f.srv.Start()
+	}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -120,6 +141,7 @@ func testConfig(algorithm Algorithm) Config {
 	cfg.StatusInterval = 10 * time.Millisecond
 	cfg.ConnectTimeout = time.Second
 	cfg.InsecureHTTP = true
+	cfg.ShutdownDelay = 0 // tests of the delay set theirs
 	return cfg
 }
 

@@ -34,7 +34,10 @@ const (
 // cross-node instance), watched with an informer restricted to the
 // namespace and the server's labels. A pod with an IP and a port named
 // "inference" is an instance named like the pod; Ready is its Ready
-// condition, and a pod being deleted drains.
+// condition, and a pod being deleted drains. Its URLs are https:// when
+// the container of the inference port has MINDIE_USE_HTTPS=true (the
+// controller's, from spec.tls.enabled): MindIE then serves HTTPS on both
+// ports, verified as Config.InstanceCAFile says.
 type PodSource struct {
 	client    kubernetes.Interface
 	namespace string
@@ -182,12 +185,17 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // envIsTrue reports whether env sets name to "true" (the controller sets
-// MINDIE_USE_HTTPS from a bool).
+// MINDIE_USE_HTTPS from spec.tls.enabled, with strconv.FormatBool). When
+// name is set twice (the controller's value, then the same name in the
+// InferServer's spec.env), the last one is what the container sees, as
+// the kubelet resolves it. A value from a ConfigMap or Secret (valueFrom)
+// cannot be read here and counts as false.
 func envIsTrue(env []corev1.EnvVar, name string) bool {
+	is := false
 	for _, e := range env {
 		if e.Name == name {
-			return strings.EqualFold(e.Value, "true")
+			is = e.ValueFrom == nil && strings.EqualFold(strings.TrimSpace(e.Value), "true")
 		}
 	}
-	return false
+	return is
 }

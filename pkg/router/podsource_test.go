@@ -80,6 +80,19 @@ func TestPodInstance(t *testing.T) {
 		}), Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
 		{"https", testPod("llama-a", func(p *corev1.Pod) { p.Spec.Containers[0].Env[0].Value = "true" }),
 			Instance{Name: "llama-a", Inference: "https://127.0.9.2:1025", Management: "https://127.0.9.2:1026", Ready: true}, ""},
+		{"https set again in spec.env: the last one counts", testPod("llama-a", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: "MINDIE_USE_HTTPS", Value: "true"})
+		}), Instance{Name: "llama-a", Inference: "https://127.0.9.2:1025", Management: "https://127.0.9.2:1026", Ready: true}, ""},
+		{"https unset again", testPod("llama-a", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MINDIE_USE_HTTPS", Value: "true"}, {Name: "MINDIE_USE_HTTPS", Value: "false"}}
+		}), Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
+		{"https from a ConfigMap is unknown", testPod("llama-a", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env[0] = corev1.EnvVar{Name: "MINDIE_USE_HTTPS", ValueFrom: &corev1.EnvVarSource{
+				ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "tls"}, Key: "on"}}}
+		}), Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
+		{"https in another container than the inference port's", testPod("llama-a", func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "sidecar", Env: []corev1.EnvVar{{Name: "MINDIE_USE_HTTPS", Value: "true"}}})
+		}), Instance{Name: "llama-a", Inference: "http://127.0.9.2:1025", Management: "http://127.0.9.2:1026", Ready: true}, ""},
 		{"IPv6", testPod("llama-a", func(p *corev1.Pod) { p.Status.PodIP = "fd00::2" }),
 			Instance{Name: "llama-a", Inference: "http://[fd00::2]:1025", Management: "http://[fd00::2]:1026", Ready: true}, ""},
 		{"no management port", testPod("llama-a", func(p *corev1.Pod) { p.Spec.Containers[0].Ports = p.Spec.Containers[0].Ports[:1] }),
@@ -229,36 +242,50 @@ func TestPodSourceFollowsPods(t *testing.T) {
 }
 
 // TestPodSourceFeedsTheRouter routes a request to a pod's instance: a pod
-// whose IP and ports are a fake backend's on 127.0.0.1.
+// whose IP and ports are a fake backend's on 127.0.0.1, serving plain HTTP,
+// or HTTPS as an InferServer with spec.tls.enabled does (the controller
+// sets MINDIE_USE_HTTPS=true), verified with --instance-ca-file.
 func TestPodSourceFeedsTheRouter(t *testing.T) {
-	b := newFakeBackend(t, "backend")
-	_, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
-	portNum, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := fake.NewClientset(testPod("llama-a", func(p *corev1.Pod) {
-		p.Status.PodIP = "127.0.0.1"
-		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "inference", ContainerPort: int32(portNum)}, {Name: "management", ContainerPort: int32(portNum)}}
-	}))
-	src := NewPodSource(client, "infer", "llama")
-	src.log = logr.Discard()
-	r, err := New(testConfig(LeastLoad), src, WithLogger(logr.Discard()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "the pod routable", r.Ready)
-	srv := httptest.NewServer(r.Handler())
-	defer srv.Close()
-	a := send(t, http.MethodPost, srv.URL+"/generate", `{"inputs":"x"}`)
-	if a.status != 200 || a.instance != "llama-a" {
-		t.Errorf("got %d from %q, want 200 from the pod llama-a", a.status, a.instance)
+	for _, https := range []bool{false, true} {
+		t.Run(fmt.Sprintf("https=%v", https), func(t *testing.T) {
+			b := newFakeBackendOf(t, "backend", https)
+			cfg := testConfig(LeastLoad)
+			if https {
+				cfg.InstanceCAFile = caFile(t, b)
+			}
+			_, port, _ := net.SplitHostPort(b.srv.Listener.Addr().String())
+			portNum, err := strconv.Atoi(port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := fake.NewClientset(testPod("llama-a", func(p *corev1.Pod) {
+				p.Status.PodIP = "127.0.0.1"
+				p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "inference", ContainerPort: int32(portNum)}, {Name: "management", ContainerPort: int32(portNum)}}
+				p.Spec.Containers[0].Env[0].Value = strconv.FormatBool(https)
+			}))
+			src := NewPodSource(client, "infer", "llama")
+			src.log = logr.Discard()
+			r, err := New(cfg, src, WithLogger(logr.Discard()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				r.Run(ctx)
+			}()
+			defer func() { cancel(); <-done }()
+			waitFor(t, "the pod routable", r.Ready)
+			if got := r.Routes().Instances[0].Inference; got != b.srv.URL {
+				t.Errorf("the pod's instance is %s, want %s", got, b.srv.URL)
+			}
+			srv := httptest.NewServer(r.Handler())
+			defer srv.Close()
+			a := send(t, http.MethodPost, srv.URL+"/generate", `{"inputs":"x"}`)
+			if a.status != 200 || a.instance != "llama-a" {
+				t.Errorf("got %d from %q, want 200 from the pod llama-a", a.status, a.instance)
+			}
+		})
 	}
 }

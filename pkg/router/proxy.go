@@ -109,12 +109,8 @@ func (x *exchange) fail(e *routerError) {
 
 func (x *exchange) serve() {
 	r := x.r
-	if _, err := r.auth.Authenticate(x.req); err != nil {
-		e := authRefusal(err, r.cfg.RetryAfter)
-		if e.status == http.StatusUnauthorized {
-			x.w.Header().Set("WWW-Authenticate", `Bearer realm="mindie-router"`)
-		}
-		x.fail(e)
+	if refused := r.admit(x.w, x.req, x.rt.style); refused != 0 {
+		x.code = refused
 		return
 	}
 	if !r.enter() {
@@ -160,6 +156,21 @@ func (x *exchange) serve() {
 	x.relay(last)
 }
 
+// admit authenticates a request. If the Authenticator refuses it, admit
+// answers the refusal and returns its status; else 0.
+func (r *Router) admit(w http.ResponseWriter, req *http.Request, style errorStyle) int {
+	_, err := r.auth.Authenticate(req)
+	if err == nil {
+		return 0
+	}
+	e := authRefusal(err, r.cfg.RetryAfter)
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mindie-router"`)
+	}
+	writeError(w, style, e)
+	return e.status
+}
+
 // pickError is the answer when no instance could be picked.
 func pickError(err error, retryAfter time.Duration) *routerError {
 	switch {
@@ -197,7 +208,13 @@ func (x *exchange) readBody() *routerError {
 	if x.req.ContentLength > limit {
 		return tooLarge
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(x.w, x.req.Body, limit))
+	var body []byte
+	var err error
+	if n := x.req.ContentLength; n >= 0 {
+		body, err = readSized(x.req.Body, n)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(x.w, x.req.Body, limit))
+	}
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
@@ -207,6 +224,36 @@ func (x *exchange) readBody() *routerError {
 	}
 	x.body = body
 	return nil
+}
+
+// bodyChunk is the first buffer of a request body with a Content-Length;
+// it doubles up to the length as the body comes, so that a client that
+// announces a large body and sends little makes the router hold little.
+const bodyChunk = 64 << 10
+
+// readSized reads a body of n bytes (the server ends it there) into a
+// buffer of n bytes at most, with fewer copies than io.ReadAll's growth
+// from 512 bytes.
+func readSized(r io.Reader, n int64) ([]byte, error) {
+	buf := make([]byte, 0, min(n, bodyChunk))
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, 2*int64(cap(buf))))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		switch {
+		case err == io.EOF && int64(len(buf)) < n:
+			return nil, io.ErrUnexpectedEOF
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // forward sends the request to the attempt's instance and relays the

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
 )
 
 // abortConnection drops the connection without an answer.
@@ -392,7 +394,7 @@ func TestMetricsHaveTheSeries(t *testing.T) {
 	for i := range 4 {
 		tr.chat(t, "", "metrics", "answer", strings.Repeat("more ", i))
 	}
-	for i := 0; bad.hits.Load() == 0; i++ { // least-loaded, ties at random
+	for i, before := 0, bad.hits.Load(); bad.hits.Load() == before; i++ { // least-loaded, ties at random
 		if i == 50 {
 			t.Fatal("bad never picked")
 		}
@@ -498,5 +500,97 @@ func TestServeShutsDownGracefully(t *testing.T) {
 				t.Errorf("Serve: %v, read: %v; want the grace period to run out and the stream cut", err, readErr)
 			}
 		})
+	}
+}
+
+// TestServeKeepsServingDuringTheShutdownDelay: after the signal the router
+// is not ready at once, but serves every new request – on new connections
+// and on kept-alive ones, each answer asking to close the connection – until
+// the delay is over; only then does it stop accepting and return.
+func TestServeKeepsServingDuringTheShutdownDelay(t *testing.T) {
+	const delay = 1500 * time.Millisecond
+	b := newFakeBackend(t, "a")
+	cfg := testConfig(LeastLoad)
+	cfg.ShutdownDelay = delay
+	r, err := New(cfg, StaticSource{b.instance()}, WithLogger(logr.Discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ctx, ln) }()
+	waitFor(t, "ready", r.Ready)
+	url := "http://" + ln.Addr().String()
+	keepAlive := &http.Client{Timeout: 5 * time.Second}
+	fresh := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(c *http.Client, method, path, body string) (*http.Response, error) {
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+		resp, err := c.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	if resp, err := get(keepAlive, http.MethodGet, "/readyz", ""); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("/readyz before the signal: %v %v", resp, err)
+	}
+
+	signalled := time.Now()
+	stop()
+	waitFor(t, "/readyz to answer 503", func() bool {
+		resp, err := get(fresh, http.MethodGet, "/readyz", "")
+		if err != nil {
+			t.Fatalf("/readyz refused after the signal: %v", err)
+		}
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	sent := 0
+	for time.Since(signalled) < delay-500*time.Millisecond {
+		for _, c := range []*http.Client{fresh, keepAlive} {
+			resp, err := get(c, http.MethodPost, "/v1/chat/completions", chat("", "during the delay"))
+			if err != nil {
+				t.Fatalf("a request %s after the signal was refused: %v", time.Since(signalled), err)
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get(InstanceHeader) != "a" {
+				t.Fatalf("a request %s after the signal: %d from %q", time.Since(signalled), resp.StatusCode, resp.Header.Get(InstanceHeader))
+			}
+			if !resp.Close {
+				t.Errorf("an answer during the delay does not ask to close the connection")
+			}
+			sent++
+		}
+		if resp, err := get(fresh, http.MethodGet, "/readyz", ""); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz during the delay: %v %v, want 503", resp, err)
+		}
+		select {
+		case err := <-served:
+			t.Fatalf("Serve returned %s after the signal, before the %s delay: %v", time.Since(signalled), delay, err)
+		default:
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if sent == 0 {
+		t.Fatal("no request sent during the delay")
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if elapsed := time.Since(signalled); elapsed < delay {
+			t.Errorf("Serve returned %s after the signal, before the %s delay", elapsed, delay)
+		}
+	case <-time.After(delay + 5*time.Second):
+		t.Fatal("Serve did not return after the delay")
+	}
+	if conn, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		conn.Close()
+		t.Error("still accepting after the delay")
 	}
 }

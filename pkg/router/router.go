@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,6 +29,7 @@ type Router struct {
 	status  *http.Client // to the management APIs
 	metrics *metrics
 	handler http.Handler
+	name    string // the pod's (POD_NAME) or the machine's name, in the routes report
 
 	mu       sync.Mutex
 	backends map[string]*backend
@@ -35,9 +37,13 @@ type Router struct {
 	cursor   int
 	inflight int // client requests in flight
 	index    *prefixIndex
+	affinity affinityCounts
 	rand     *rand.Rand
 	pollCtx  context.Context // the pollers' parent, set by Run
-	stopping bool            // shutting down: not ready
+
+	// stopping: shutting down, not ready; answers ask clients to close
+	// their connections.
+	stopping atomic.Bool
 }
 
 // Option configures a Router.
@@ -69,6 +75,8 @@ func New(cfg Config, src Source, opts ...Option) (*Router, error) {
 		src:      src,
 		log:      klog.Background().WithName("router"),
 		backends: map[string]*backend{},
+		affinity: affinityCounts{lookups: map[string]int64{}},
+		name:     routerName(),
 		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	for _, o := range opts {
@@ -81,10 +89,16 @@ func New(cfg Config, src Source, opts ...Option) (*Router, error) {
 		}
 		r.auth = a
 	}
+	instTLS, err := instanceTLS(cfg, r.log)
+	if err != nil {
+		return nil, err
+	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:               nil, // instances are reached directly, never through an environment proxy
 		DialContext:         dialer.DialContext,
+		TLSClientConfig:     instTLS, // https:// instances (InferServer spec.tls.enabled)
+		TLSHandshakeTimeout: cfg.ConnectTimeout,
 		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -104,7 +118,8 @@ func New(cfg Config, src Source, opts ...Option) (*Router, error) {
 	return r, nil
 }
 
-// Handler serves the inference routes, /healthz, /readyz and /metrics.
+// Handler serves the inference routes, /healthz, /readyz, /metrics and
+// /router/routes.
 func (r *Router) Handler() http.Handler { return r.handler }
 
 // Run follows the Source, polling each instance's status, until ctx is
@@ -120,10 +135,15 @@ func (r *Router) Run(ctx context.Context) error {
 	return nil
 }
 
-// Serve serves on ln until ctx is done, then stops accepting, lets the
-// requests in flight finish within ShutdownGrace and returns. It serves
-// HTTPS (servingTLS) unless Config.InsecureHTTP. The Source runs meanwhile
-// (a draining instance must still be seen to drain).
+// Serve serves on ln until ctx is done, then shuts down as a Kubernetes pod
+// should: it turns not ready (/readyz 503) at once but goes on serving new
+// requests for ShutdownDelay, the time endpoints and load balancers take to
+// stop sending (answers meanwhile carry Connection: close, so that clients
+// with a kept-alive connection open a new one, elsewhere); then it stops
+// accepting, lets the requests in flight finish within ShutdownGrace and
+// returns. It serves HTTPS (servingTLS) unless Config.InsecureHTTP. The
+// Source runs until the end (a draining instance must still be seen to
+// drain).
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: r.handler, ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog: log.New(serverLog{r.log.V(1)}, "", 0)}
@@ -159,9 +179,17 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 		<-ctx.Done() // the Source ended without error: keep its last set
 	case <-ctx.Done():
 	}
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.stopping.Store(true)
+	if d := r.cfg.ShutdownDelay; d > 0 {
+		r.log.Info("shutting down: not ready, still serving while endpoints and load balancers stop sending", "delay", d)
+		delay := time.NewTimer(d)
+		select {
+		case <-delay.C:
+		case err := <-serveErr:
+			delay.Stop()
+			return err
+		}
+	}
 	r.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", r.cfg.ShutdownGrace)
 	graceCtx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownGrace)
 	defer cancel()
@@ -281,7 +309,7 @@ func (r *Router) poll(ctx context.Context, b *backend, management string) {
 		r.mu.Lock()
 		wasOK := b.statusOK
 		if err == nil {
-			b.setStatus(st)
+			b.setStatus(st, time.Now())
 		} else {
 			b.statusFailed(err, r.cfg.StatusFailures)
 		}
@@ -312,7 +340,7 @@ func (r *Router) Ready() bool {
 func (r *Router) readiness() (bool, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopping {
+	if r.stopping.Load() {
 		return false, "shutting down"
 	}
 	now := time.Now()
@@ -342,6 +370,7 @@ func (r *Router) routes() http.Handler {
 		}
 		w.Write([]byte(why + "\n"))
 	})
+	mux.HandleFunc("GET "+RoutesPath, r.serveRoutes)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		style := plainErrors
@@ -351,5 +380,13 @@ func (r *Router) routes() http.Handler {
 		writeError(w, style, &routerError{status: http.StatusNotFound, kind: kindNotFound,
 			msg: fmt.Sprintf("no route %s %s: the router serves %s", req.Method, req.URL.Path, routeList())})
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.stopping.Load() {
+			// Shutting down: this connection ends with this answer (for
+			// HTTP/2, a GOAWAY), so a client that keeps connections alive
+			// opens its next one to a replica still in the endpoints.
+			w.Header().Set("Connection", "close")
+		}
+		mux.ServeHTTP(w, req)
+	})
 }

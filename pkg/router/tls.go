@@ -2,6 +2,7 @@ package router
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -119,4 +120,33 @@ func (c *certFiles) reloadLocked() error {
 	}
 	c.pair, c.certMod, c.keyMod = &pair, certInfo.ModTime(), keyInfo.ModTime()
 	return nil
+}
+
+// instanceTLS is the TLS configuration of the connections to instances that
+// serve HTTPS: verified against the CA certificates of
+// --instance-ca-file, else the system roots, for the host of the URL or
+// --instance-tls-server-name; --instance-insecure-skip-verify verifies
+// nothing. The CA file is read once, at start.
+func instanceTLS(cfg Config, log logr.Logger) (*tls.Config, error) {
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         cfg.InstanceTLSServerName,
+		InsecureSkipVerify: cfg.InstanceInsecureSkipVerify, //nolint:gosec // only when asked for explicitly
+	}
+	switch {
+	case cfg.InstanceCAFile != "":
+		data, err := os.ReadFile(cfg.InstanceCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--instance-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("--instance-ca-file %s: no PEM certificate in it", cfg.InstanceCAFile)
+		}
+		conf.RootCAs = pool
+		log.V(1).Info("HTTPS instances are verified with the CA certificates of a file", "file", cfg.InstanceCAFile, "serverName", cfg.InstanceTLSServerName)
+	case cfg.InstanceInsecureSkipVerify:
+		log.Info("HTTPS instances' certificates are NOT verified (--instance-insecure-skip-verify)")
+	}
+	return conf, nil
 }

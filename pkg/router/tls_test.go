@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,5 +189,108 @@ func TestCertFilesReload(t *testing.T) {
 	if _, err := loadCertFiles(filepath.Join(dir, "absent.crt"), keyFile, logr.Discard()); err == nil ||
 		!strings.Contains(err.Error(), "--tls-cert-file") {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// caFile writes the PEM of an httptest TLS server's certificate (its own
+// CA) to a file.
+func caFile(t *testing.T, b *fakeBackend) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b.srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestHTTPSInstances(t *testing.T) {
+	b := newFakeHTTPSBackend(t, "tls")
+	if !strings.HasPrefix(b.srv.URL, "https://127.0.0.1:") {
+		t.Fatalf("backend URL %s", b.srv.URL)
+	}
+	ca := caFile(t, b)
+	// Another CA: client-go's self-signed pair comes with its own.
+	otherPEM, _, err := cert.GenerateSelfSignedCertKey("127.0.0.1", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(t.TempDir(), "other-ca.crt")
+	if err := os.WriteFile(otherCA, otherPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		configure  func(*Config)
+		ok         bool
+		statusWhy  string // the status error when not ok
+		requestErr string // the 502's message when not ok
+	}{
+		{"verified with --instance-ca-file", func(c *Config) { c.InstanceCAFile = ca }, true, "", ""},
+		{"verified for --instance-tls-server-name", func(c *Config) { c.InstanceCAFile, c.InstanceTLSServerName = ca, "example.com" }, true, "", ""},
+		{"a name the certificate does not have", func(c *Config) { c.InstanceCAFile, c.InstanceTLSServerName = ca, "llama.infer.svc" },
+			false, "certificate is valid for", "certificate is valid for"},
+		{"another CA", func(c *Config) { c.InstanceCAFile = otherCA }, false, "certificate signed by unknown authority", "certificate signed by unknown authority"},
+		{"the system roots by default", func(*Config) {}, false, "certificate signed by unknown authority", "certificate signed by unknown authority"},
+		{"--instance-insecure-skip-verify", func(c *Config) { c.InstanceInsecureSkipVerify = true }, true, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := testConfig(LeastLoad)
+			cfg.MaxRetries = 0
+			c.configure(&cfg)
+			// The management port is polled over HTTPS too: a status
+			// read that fails keeps the instance out.
+			polled := b.instance()
+			r, err := New(cfg, StaticSource{polled}, WithLogger(logr.Discard()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			srv := httptest.NewServer(r.Handler())
+			defer srv.Close()
+			if c.ok {
+				waitFor(t, "the HTTPS instance routable", r.Ready)
+				if a := send(t, http.MethodPost, srv.URL+"/generate", `{"inputs":"x"}`); a.status != http.StatusOK || a.instance != "tls" {
+					t.Errorf("got %d from %q: %s", a.status, a.instance, a.body)
+				}
+				return
+			}
+			waitFor(t, "a failed status read", func() bool {
+				is := r.Routes().Instances
+				return len(is) == 1 && is[0].StatusError != ""
+			})
+			if ir := r.Routes().Instances[0]; !strings.Contains(ir.StatusError, c.statusWhy) || ir.Routable {
+				t.Errorf("status error %q (routable %v), want one with %q", ir.StatusError, ir.Routable, c.statusWhy)
+			}
+			// Unpolled, the instance is routable: the request fails.
+			unpolled := polled
+			unpolled.Management = ""
+			r.update([]Instance{unpolled})
+			a := send(t, http.MethodPost, srv.URL+"/generate", `{"inputs":"x"}`)
+			if a.status != http.StatusBadGateway || !strings.Contains(a.body, c.requestErr) {
+				t.Errorf("got %d %s, want 502 with %q", a.status, a.body, c.requestErr)
+			}
+		})
+	}
+}
+
+func TestInstanceCAFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		filepath.Join(dir, "absent.crt"): "--instance-ca-file: open",
+		notPEM:                           "no PEM certificate in it",
+	} {
+		cfg := testConfig(LeastLoad)
+		cfg.InstanceCAFile = file
+		if _, err := New(cfg, StaticSource{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", file, err, want)
+		}
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -90,7 +91,19 @@ func main() {
 	algorithms := flag.String("algorithms", "cache_affinity,least_load,round_robin", "the algorithms the quality runs compare")
 	traces := flag.String("traces", "chat,no-reuse", "the traces the quality runs use")
 	note := flag.String("note", "", "a note for the results, such as what else used the machine")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (load generator, router and backends: one process) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "routerbench: -cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
