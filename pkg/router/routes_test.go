@@ -209,3 +209,25 @@ func TestRoutesReportNeedsTheInferenceRoutesAuthentication(t *testing.T) {
 		t.Errorf("API unreachable: %d, want 503", a.status)
 	}
 }
+
+func TestIsInferenceRoute(t *testing.T) {
+	for _, c := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"POST", "/v1/chat/completions", true},
+		{"GET", "/v1/models", true},
+		{"GET", "/v1/models/llama", true},
+		{"POST", "/v2/models/llama/generate_stream", true},
+		{"POST", "/infer", true},
+		{"GET", "/v1/chat/completions", false},
+		{"GET", "/info", false},
+		{"GET", RoutesPath, false},
+		{"GET", "/metrics", false},
+		{"POST", "/v1/chat/completions/x", false},
+	} {
+		if got := IsInferenceRoute(c.method, c.path); got != c.want {
+			t.Errorf("IsInferenceRoute(%s %s) = %v, want %v", c.method, c.path, got, c.want)
+		}
+	}
+}

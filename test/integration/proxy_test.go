@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,8 +12,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,11 +270,20 @@ func TestProxy(t *testing.T) {
 		if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), `inferserver "down" has no ready instance (0 of 2 ready)`) {
 			t.Errorf("no ready instance: want 503, got %v", err)
 		}
-		// The status says ready, but nothing listens there.
+		// The status says ready, but nothing listens there: a path the
+		// proxy forwards itself fails with a Status, an inference route
+		// (routed by pkg/router) with an OpenAI error an SDK reads.
 		e.setProxyStatus(s, 1, ips[1])
-		err = rc.Get().AbsPath(proxyPath("default", "down", "/v1/models")).Do(e.ctx).Error()
+		err = rc.Get().AbsPath(proxyPath("default", "down", "/info")).Do(e.ctx).Error()
 		if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "cannot reach instance") {
 			t.Errorf("unreachable instance: want 503, got %v", err)
+		}
+		raw, err := rc.Get().AbsPath(proxyPath("default", "down", "/v1/models")).DoRaw(e.ctx)
+		var openAIErr struct {
+			Error struct{ Message, Type string } `json:"error"`
+		}
+		if err == nil || json.Unmarshal(raw, &openAIErr) != nil || !strings.Contains(openAIErr.Error.Message, "failed before answering") {
+			t.Errorf("unreachable instance on an inference route: want an OpenAI error, got %v: %s", err, raw)
 		}
 	})
 
@@ -296,8 +308,11 @@ func TestProxy(t *testing.T) {
 	})
 }
 
-// TestProxyRoundRobin: requests are spread over the ready instances.
-func TestProxyRoundRobin(t *testing.T) {
+// TestProxyRoutesConversations: without a router of its own, a server's
+// chats are routed by pkg/router in the API server: distinct conversations
+// spread over the ready instances, and a conversation's next turn returns
+// to the instance of its first.
+func TestProxyRoutesConversations(t *testing.T) {
 	e := newEnv(t)
 	ips := loopbackIPs(3)
 	port, sims := startSimulators(t, mindie.Config{
@@ -312,18 +327,53 @@ func TestProxyRoundRobin(t *testing.T) {
 	if _, err := e.client.InferV1alpha1().InferServers("default").UpdateStatus(e.ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rc := e.client.InferV1alpha1().RESTClient()
-	for i := range 6 {
-		raw, err := rc.Post().AbsPath(proxyPath("default", "rr", "/v1/chat/completions")).
-			SetHeader("Content-Type", "application/json").Body(chatBody(false, 1)).DoRaw(e.ctx)
+	hc, err := restclient.HTTPClientFor(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// chat sends one chat and returns the instance that served it.
+	chat := func(messages ...string) string {
+		var msgs []any
+		for i, m := range messages {
+			role := "user"
+			if i%2 == 1 {
+				role = "assistant"
+			}
+			msgs = append(msgs, map[string]any{"role": role, "content": m})
+		}
+		body, _ := json.Marshal(map[string]any{"model": "", "messages": msgs, "max_tokens": 1})
+		resp, err := hc.Post(e.config.Host+proxyPath("default", "rr", "/v1/chat/completions"), "application/json", bytes.NewReader(body))
 		if err != nil {
-			t.Fatalf("request %d: %v: %s", i, err, raw)
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("chat %v: %d %s", messages, resp.StatusCode, raw)
+		}
+		return resp.Header.Get("X-Mindie-Instance")
+	}
+	served := map[string]int{}
+	const conversations = 12
+	for i := range conversations {
+		first := fmt.Sprintf("Conversation %d: tell me about NPUs, in enough words to make a block of its own.", i)
+		at := chat(first)
+		if next := chat(first, "NPUs are accelerators.", "And then?"); next != at || at == "" {
+			t.Errorf("conversation %d: turn 1 at %q, turn 2 at %q", i, at, next)
+		}
+		served[at]++
+	}
+	t.Logf("conversations by instance: %v", served)
+	total := 0
+	for i, sim := range sims {
+		got := int(sim.Stats().RequestsSucceeded)
+		total += got
+		if got < 4 {
+			t.Errorf("instance %d answered %d of %d requests: distinct conversations must spread", i, got, 2*conversations)
 		}
 	}
-	for i, sim := range sims {
-		if got := sim.Stats().RequestsSucceeded; got != 3 {
-			t.Errorf("instance %d answered %d of 6 requests, want 3", i, got)
-		}
+	if total != 2*conversations {
+		t.Errorf("the ready instances answered %d of %d requests", total, 2*conversations)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/pkg/router"
 )
 
 // ProxySubresource is the name of the proxy subresource.
@@ -55,7 +56,11 @@ type serverGetter interface {
 // forwards a request (any method, with its body, query and headers, less
 // the caller's credentials) to {path} on the inference port of a ready
 // instance, and streams the answer back as it comes, server-sent events
-// included. Callers need RBAC on inferservers/proxy only (verb get for GET,
+// included. A server with a router (spec.router) is reached through one of
+// its router pods; for one without, an inference request (an OpenAI, TGI,
+// Triton or MindIE route) is routed by pkg/router's cache_affinity in this
+// process (localrouter.go), and any other path goes to the instances in
+// turn. Callers need RBAC on inferservers/proxy only (verb get for GET,
 // create for POST, ...), nothing on pods.
 type ProxyREST struct {
 	servers serverGetter
@@ -65,6 +70,9 @@ type ProxyREST struct {
 	// routerToken, when set, gives the bearer token that authenticates the
 	// API server to routers with Kubernetes authentication.
 	routerToken atomic.Pointer[func(context.Context) (string, error)]
+
+	// local routes the inference requests of servers without a router.
+	local *localRouters
 
 	mu sync.Mutex
 	// next is the round-robin counter of each server, by namespace/name.
@@ -115,6 +123,7 @@ func NewProxyREST(servers serverGetter) *ProxyREST {
 		// DNS or the network, and no credential is forwarded to it.
 		secure: newPodTransport(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}), //nolint:gosec // see above
 		next:   map[string]*counter{},
+		local:  newLocalRouters(),
 	}
 }
 
@@ -190,7 +199,23 @@ func (r *ProxyREST) Connect(ctx context.Context, name string, _ runtime.Object, 
 	if target.URL.Scheme == "https" {
 		transport = r.secure
 	}
-	return newProxyHandler(s, target, path, subresourcePath(info), transport, nil, responder), nil
+	forward := newProxyHandler(s, target, path, subresourcePath(info), transport, nil, responder)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !router.IsInferenceRoute(req.Method, path) {
+			forward.ServeHTTP(w, req)
+			return
+		}
+		h, err := r.local.handler(s)
+		if err != nil {
+			responder.Error(apierrors.NewInternalError(err))
+			return
+		}
+		out := req.Clone(req.Context())
+		out.URL = &url.URL{Path: path, RawQuery: req.URL.RawQuery}
+		out.RequestURI = ""
+		stripCredentials(out.Header)
+		h.ServeHTTP(w, out)
+	}), nil
 }
 
 // routerHandler forwards to a ready router pod of s: the one the request

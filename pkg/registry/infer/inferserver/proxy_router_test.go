@@ -3,7 +3,9 @@ package inferserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -157,3 +159,74 @@ func TestChooseRouterRoundRobin(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// listenPair listens on the same port of 127.0.0.2 and 127.0.0.3, as two
+// pods' inference ports.
+func listenPair(t *testing.T) (net.Listener, net.Listener, int) {
+	t.Helper()
+	for range 20 {
+		a, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := a.Addr().(*net.TCPAddr).Port
+		b, err := net.Listen("tcp", net.JoinHostPort("127.0.0.3", strconv.Itoa(port)))
+		if err == nil {
+			return a, b, port
+		}
+		a.Close()
+	}
+	t.Fatal("no port free on both 127.0.0.2 and 127.0.0.3")
+	return nil, nil, 0
+}
+
+// TestProxyLocalRouter: without spec.router, inference requests are routed
+// by pkg/router in the API server: a chat's next turn goes to the instance
+// of its first, and a refused instance is retried on the other.
+func TestProxyLocalRouter(t *testing.T) {
+	a, b, port := listenPair(t)
+	serve := func(ln net.Listener, name string) {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"served_by":"`+name+`"}`)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+	}
+	serve(a, "a")
+	serve(b, "b")
+	s := proxyServer("llm", int32(port),
+		instance("llm-a", "pa", true, pod("pa", "127.0.0.2", true)),
+		instance("llm-b", "pb", true, pod("pb", "127.0.0.3", true)))
+	servers := fakeServers{"llm": s}
+	proxyURL := serveProxy(t, NewProxyREST(servers)).URL + proxyPrefix + "llm/proxy/v1/chat/completions"
+	post := func(body string) (int, string) {
+		resp, err := http.Post(proxyURL, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Mindie-Instance")
+	}
+	for i := range 6 {
+		first := fmt.Sprintf(`{"messages":[{"role":"user","content":"conversation %d opens with a question long enough to fill a block of its own, and more"}]}`, i)
+		code, at := post(first)
+		if code != http.StatusOK || (at != "pa" && at != "pb") {
+			t.Fatalf("turn 1 of conversation %d: %d at %q", i, code, at)
+		}
+		next := fmt.Sprintf(`{"messages":[{"role":"user","content":"conversation %d opens with a question long enough to fill a block of its own, and more"},{"role":"assistant","content":"an answer"},{"role":"user","content":"and then?"}]}`, i)
+		if code, again := post(next); code != http.StatusOK || again != at {
+			t.Errorf("turn 2 of conversation %d went to %q (%d), turn 1 to %q", i, again, code, at)
+		}
+	}
+
+	// Instance b stops listening: every request still succeeds, on a.
+	b.Close()
+	for i := range 6 {
+		if code, at := post(fmt.Sprintf(`{"messages":[{"role":"user","content":"after b left %d"}]}`, i)); code != http.StatusOK || at != "pa" {
+			t.Errorf("request %d with b gone: %d at %q", i, code, at)
+		}
+	}
+}

@@ -373,7 +373,7 @@ func TestProxyErrors(t *testing.T) {
 	}{
 		{"missing/proxy/v1/models", 404, `inferservers.infer.mindie.io "missing" not found`},
 		{"notready/proxy/v1/models", 503, `inferserver "notready" has no ready instance (0 of 2 ready)`},
-		{"refused/proxy/v1/models", 503, `inferserver "refused": cannot reach instance "refused-0" (pod "p" at 127.0.0.1:`},
+		{"refused/proxy/info", 503, `inferserver "refused": cannot reach instance "refused-0" (pod "p" at 127.0.0.1:`},
 		{"llm/proxy/v1/../../secret", 400, `the segments "." and ".." are not allowed`},
 		{"llm/proxy/v1/./models", 400, `the segments "." and ".." are not allowed`},
 		{"llm/proxy/v1/%00", 400, `control characters are not allowed`},
@@ -394,6 +394,31 @@ func TestProxyErrors(t *testing.T) {
 			t.Errorf("%s: got %d %q, want %d %q", tc.path, resp.StatusCode, status.Message, tc.code, tc.want)
 		}
 	}
+}
+
+// TestProxyInferenceErrorsAreOpenAIShaped: an inference route goes through
+// pkg/router, whose errors an OpenAI SDK reads.
+func TestProxyInferenceErrorsAreOpenAIShaped(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := int32(closed.Addr().(*net.TCPAddr).Port)
+	closed.Close()
+	servers := fakeServers{"refused": proxyServer("refused", closedPort, instance("refused-0", "p", true, pod("p", "127.0.0.1", true)))}
+	proxy := serveProxy(t, NewProxyREST(servers))
+	resp, err := http.Get(proxy.URL + proxyPrefix + "refused/proxy/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error struct{ Message, Type string } `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode < 500 || e.Error.Message == "" || e.Error.Type == "" {
+		t.Errorf("got %d %+v (%v), want a 5xx OpenAI error", resp.StatusCode, e, err)
+	}
+	t.Logf("%d %+v", resp.StatusCode, e)
 }
 
 func TestProxyTLS(t *testing.T) {

@@ -66,7 +66,7 @@ func (tableConvertor) ConvertToTable(_ context.Context, obj runtime.Object, _ ru
 				s.Spec.Image,
 				string(s.Spec.Scheduler),
 				trueConditions(s.Status.Conditions),
-				router(s),
+				routerCell(s),
 			},
 		})
 	}
@@ -98,7 +98,7 @@ func models(m *infer.ModelInfo) string {
 	return strings.Join(ids, ",")
 }
 
-func router(s *infer.InferServer) string {
+func routerCell(s *infer.InferServer) string {
 	r := s.Spec.Router
 	if r == nil {
 		return "<none>"
