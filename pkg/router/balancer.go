@@ -24,7 +24,7 @@ const (
 	reasonAffinity      = "affinity"      // the instance holding the longest prefix
 	reasonRehome        = "rehome"        // the prefix's instance saturated: least-loaded, re-homed
 	reasonRendezvous    = "rendezvous"    // no instance holds the prefix: rendezvous on the conversation
-	reasonMissLeastLoad = "miss_overload" // no prefix, and the rendezvous instance is overloaded: least-loaded
+	reasonMissLeastLoad = "miss_overload" // no prefix, and the rendezvous instance is busier than others: the best-scoring of those
 	reasonLowReuse      = "low_reuse"     // recent chats show no reuse: least-loaded
 	reasonNotChat       = "not_chat"      // cache_affinity for a request that is not a chat: least-loaded
 )
@@ -200,8 +200,10 @@ func (r *Router) leastLoaded(pool []*backend) *backend {
 //   - Instances hold a prefix but all are saturated or overloaded: the
 //     least-loaded one; the conversation is re-homed there.
 //   - Nobody holds a prefix: rendezvous hashing of the conversation over
-//     the unsaturated instances, so that router replicas that never saw it
-//     agree, unless that instance is overloaded (then least-loaded).
+//     the unsaturated instances within AffinityNewMaxImbalance of the
+//     least load, so that router replicas that never saw it agree while
+//     the load is even, and a first turn never queues behind a busy
+//     instance it gains nothing from.
 func (r *Router) pickAffinity(candidates []*backend, p *prompt, first bool) choice {
 	if p == nil || p.blocks == nil {
 		return r.pickLeastLoad(candidates, reasonNotChat)
@@ -257,17 +259,27 @@ func (r *Router) pickAffinity(candidates []*backend, p *prompt, first bool) choi
 		c.lookup = lookupRehomed
 		return c
 	}
-	var home *backend
-	var homeScore uint64
+	// A new conversation: rendezvous hashing among the instances about as
+	// little loaded as the least-loaded one. While the load is even, that
+	// is every instance, and router replicas agree on the instance without
+	// sharing state; an instance busier than that by more than
+	// AffinityNewMaxImbalance is passed over, for the best-scoring
+	// instance among the others (a first turn placed on a busy instance
+	// waits for nothing it gains from).
+	nearLimit := minLoad + r.cfg.AffinityNewMaxImbalance
+	var home, near *backend
+	var homeScore, nearScore uint64
 	for _, b := range pool {
-		if s := rendezvousScore(p.conversation, b.inst.Name); home == nil || s > homeScore {
+		s := rendezvousScore(p.conversation, b.inst.Name)
+		if home == nil || s > homeScore {
 			home, homeScore = b, s
 		}
+		if b.load(&r.cfg) <= nearLimit && (near == nil || s > nearScore) {
+			near, nearScore = b, s
+		}
 	}
-	if home.load(&r.cfg) > limit {
-		c := r.pickLeastLoad(candidates, reasonMissLeastLoad)
-		c.lookup = lookupMiss
-		return c
+	if near != home {
+		return choice{b: near, reason: reasonMissLeastLoad, lookup: lookupMiss}
 	}
 	return choice{b: home, reason: reasonRendezvous, lookup: lookupMiss}
 }

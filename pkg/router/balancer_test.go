@@ -1,8 +1,10 @@
 package router
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -77,17 +79,24 @@ func unitRouter(t *testing.T, cfg Config, names ...string) *Router {
 }
 
 func TestLeastLoadPicksTheLeastLoaded(t *testing.T) {
-	type load struct{ inflight, pendingPrefill int }
+	// Requests waiting for their first byte, requests decoding, prompt
+	// tokens still to prefill.
+	type load struct{ waiting, decoding, pendingPrefill int }
 	cases := []struct {
 		name  string
 		loads map[string]load
 		want  string // "" when any of ties may win
 		ties  []string
 	}{
-		{"fewest in flight", map[string]load{"a": {3, 0}, "b": {1, 0}, "c": {2, 0}}, "b", nil},
-		{"prompt still to prefill weighs", map[string]load{"a": {1, 0}, "b": {1, 4096}, "c": {2, 0}}, "a", nil},
-		{"a long prefill outweighs a request", map[string]load{"a": {1, 8192}, "b": {2, 0}, "c": {3, 0}}, "b", nil},
-		{"ties broken at random", map[string]load{"a": {1, 0}, "b": {1, 0}, "c": {5, 0}}, "", []string{"a", "b"}},
+		{"fewest waiting", map[string]load{"a": {3, 0, 0}, "b": {1, 0, 0}, "c": {2, 0, 0}}, "b", nil},
+		{"fewest decoding", map[string]load{"a": {0, 3, 0}, "b": {0, 1, 0}, "c": {0, 2, 0}}, "b", nil},
+		{"prompt still to prefill weighs", map[string]load{"a": {1, 0, 0}, "b": {1, 0, 4096}, "c": {2, 0, 0}}, "a", nil},
+		{"a long prefill outweighs a request", map[string]load{"a": {1, 0, 8192}, "b": {2, 0, 0}, "c": {3, 0, 0}}, "b", nil},
+		// A request decoding weighs a quarter of one waiting for its
+		// first token: the engine prefills before its next decode step.
+		{"decoding weighs less than waiting", map[string]load{"a": {0, 7, 0}, "b": {2, 0, 0}, "c": {1, 4, 2048}}, "a", nil},
+		{"prefill work decides, not requests decoding", map[string]load{"a": {1, 0, 3000}, "b": {0, 6, 0}, "c": {1, 3, 1000}}, "b", nil},
+		{"ties broken at random", map[string]load{"a": {1, 0, 0}, "b": {0, 4, 0}, "c": {5, 0, 0}}, "", []string{"a", "b"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -96,7 +105,7 @@ func TestLeastLoadPicksTheLeastLoaded(t *testing.T) {
 			for range 40 {
 				for name, l := range c.loads {
 					b := r.backends[name]
-					b.inflight, b.pendingPrefill = l.inflight, l.pendingPrefill
+					b.inflight, b.prefilling, b.pendingPrefill = l.waiting+l.decoding, l.waiting, l.pendingPrefill
 				}
 				a, err := r.pick(&prompt{tokens: 100}, nil, true)
 				if err != nil {
@@ -160,24 +169,28 @@ func TestAffinityReleasedUnderLoad(t *testing.T) {
 	shared, _ := chatPrompt([]byte(chat(long, "user 1")), DefaultAffinityBlockChars)
 	otherUser, _ := chatPrompt([]byte(chat(long, "user 2")), DefaultAffinityBlockChars)
 	cases := []struct {
-		name       string
-		recorded   prompt
-		next       prompt
-		homeLoad   int
-		wantHome   bool
-		wantReason string
+		name         string
+		recorded     prompt
+		next         prompt
+		homeWaiting  int // requests waiting for their first byte on the home instance
+		homeDecoding int // requests decoding there
+		wantHome     bool
+		wantReason   string
 	}{
-		{"next turn, home idle", turn1, turn2, 0, true, reasonAffinity},
-		{"next turn, home within the imbalance", turn1, turn2, 8, true, reasonAffinity},
-		{"next turn, home overloaded", turn1, turn2, 9, false, reasonRehome},
-		{"shared system prompt, home idle", shared, otherUser, 0, true, reasonAffinity},
-		{"shared system prompt, home overloaded", shared, otherUser, 9, false, reasonRehome},
+		{"next turn, home idle", turn1, turn2, 0, 0, true, reasonAffinity},
+		{"next turn, home within the imbalance", turn1, turn2, 8, 0, true, reasonAffinity},
+		{"next turn, home overloaded", turn1, turn2, 9, 0, false, reasonRehome},
+		{"next turn, home decoding much, within the imbalance", turn1, turn2, 0, 32, true, reasonAffinity},
+		{"next turn, home decoding too much", turn1, turn2, 0, 33, false, reasonRehome},
+		{"shared system prompt, home idle", shared, otherUser, 0, 0, true, reasonAffinity},
+		{"shared system prompt, home overloaded", shared, otherUser, 9, 0, false, reasonRehome},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := unitRouter(t, testConfig(CacheAffinity), "a", "b", "c")
 			r.index.record(c.recorded.blocks, "b")
-			r.backends["b"].inflight = c.homeLoad
+			home := r.backends["b"]
+			home.inflight, home.prefilling = c.homeWaiting+c.homeDecoding, c.homeWaiting
 			next := c.next
 			a, err := r.pick(&next, nil, true)
 			if err != nil {
@@ -227,6 +240,48 @@ func TestPickErrors(t *testing.T) {
 			}
 			if _, err := r.pick(&prompt{}, tried, true); err != c.want {
 				t.Errorf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+// TestNewConversationAvoidsBusyInstances: a conversation no instance holds
+// goes to its rendezvous instance unless that one is busier than the
+// least-loaded by more than --affinity-new-max-imbalance; then to the
+// best-scoring instance among those that are not.
+func TestNewConversationAvoidsBusyInstances(t *testing.T) {
+	r := unitRouter(t, testConfig(CacheAffinity), "a", "b", "c", "d")
+	p, _ := chatPrompt([]byte(chat("", "a brand-new conversation")), DefaultAffinityBlockChars)
+	// The instances in the conversation's rendezvous order.
+	names := []string{"a", "b", "c", "d"}
+	slices.SortFunc(names, func(x, y string) int {
+		return cmp.Compare(rendezvousScore(p.conversation, y), rendezvousScore(p.conversation, x))
+	})
+	cases := []struct {
+		name       string
+		waiting    map[string]int // requests waiting for their first byte
+		want       string
+		wantReason string
+	}{
+		{"idle", nil, names[0], reasonRendezvous},
+		{"home within the imbalance", map[string]int{names[0]: 1}, names[0], reasonRendezvous},
+		{"home busier", map[string]int{names[0]: 2}, names[1], reasonMissLeastLoad},
+		{"home and second busier", map[string]int{names[0]: 3, names[1]: 2, names[2]: 1}, names[2], reasonMissLeastLoad},
+		{"all busy alike", map[string]int{names[0]: 5, names[1]: 5, names[2]: 5, names[3]: 5}, names[0], reasonRendezvous},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, b := range r.order {
+				b.inflight, b.prefilling = c.waiting[b.inst.Name], c.waiting[b.inst.Name]
+			}
+			next := p
+			a, err := r.pick(&next, nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.finish(a, verdictNone)
+			if a.b.inst.Name != c.want || a.reason != c.wantReason || a.lookup != lookupMiss {
+				t.Errorf("picked %s (%s, %s), want %s (%s); rendezvous order %v", a.b.inst.Name, a.reason, a.lookup, c.want, c.wantReason, names)
 			}
 		})
 	}

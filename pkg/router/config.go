@@ -75,7 +75,7 @@ const (
 	DefaultAffinityMinHitRate      = 0.05
 	DefaultAffinityHitWindow       = 200
 	DefaultLoadPrefillTokens       = 2048
-	DefaultLoadDecodeWeight        = 0.1
+	DefaultLoadDecodeWeight        = 0.25
 	DefaultAffinityNewMaxImbalance = 1.0
 	DefaultBreakerFailures         = 3
 	DefaultBreakerBackoff          = 5 * time.Second

@@ -8,13 +8,21 @@
 // so a conversation's next turn and a system prompt shared by many users find
 // the instance that holds their prefix, with the affinity released when that
 // instance saturates and given up when the traffic shows no reuse; least_load
-// balances on the router's own count of work in flight.
+// balances on the router's own count of the work ahead of a new request's
+// first token (prompt tokens still to prefill, requests waiting for their
+// first byte, and a little for requests decoding). Chats are read in place,
+// without decoding the JSON, and hashed with XXH64, the same in every
+// replica.
 //
 // Kubernetes plugs in behind two interfaces: a Source yields the set of
 // instances (a static file, or PodSource: an InferServer's pods through an
-// informer) and an Authenticator admits requests (none, or
+// informer, https:// for a server with spec.tls.enabled, verified with
+// Config.InstanceCAFile) and an Authenticator admits requests (none, or
 // KubernetesAuthenticator: TokenReview and SubjectAccessReview on
 // inferservers/proxy). Serve speaks HTTPS, from a mounted Secret or a
-// self-signed pair, unless told to serve plain HTTP. Every flag, default and
-// limit is in config.go.
+// self-signed pair, unless told to serve plain HTTP, and shuts down as a
+// pod should: not ready at once, serving on for ShutdownDelay while the
+// endpoints update, then draining within ShutdownGrace. GET /router/routes
+// reports the instances as the router sees them (RoutesReport). Every
+// flag, default and limit is in config.go.
 package router

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,7 +80,7 @@ type exchange struct {
 	w        http.ResponseWriter
 	req      *http.Request
 	start    time.Time
-	body     []byte
+	body     *sharedBody // read whole, for the retries
 	prompt   prompt
 	instance string // who served, for metrics
 	code     int    // what the client got, for metrics
@@ -123,10 +122,11 @@ func (x *exchange) serve() {
 		x.fail(e)
 		return
 	}
+	defer x.body.release()
 	if x.rt.chat && r.cfg.Algorithm == CacheAffinity {
-		x.prompt, _ = chatPrompt(x.body, r.cfg.AffinityBlockChars)
+		x.prompt, _ = chatPrompt(x.body.bytes(), r.cfg.AffinityBlockChars)
 	} else {
-		x.prompt = prompt{tokens: estimateTokens(len(x.body))}
+		x.prompt = prompt{tokens: estimateTokens(len(x.body.bytes()))}
 	}
 
 	ctx, cancel := context.WithTimeoutCause(x.req.Context(), r.cfg.RequestTimeout, errRequestTimeout)
@@ -208,12 +208,14 @@ func (x *exchange) readBody() *routerError {
 	if x.req.ContentLength > limit {
 		return tooLarge
 	}
-	var body []byte
+	var body *[]byte
 	var err error
 	if n := x.req.ContentLength; n >= 0 {
 		body, err = readSized(x.req.Body, n)
 	} else {
-		body, err = io.ReadAll(http.MaxBytesReader(x.w, x.req.Body, limit))
+		var b []byte
+		b, err = io.ReadAll(http.MaxBytesReader(x.w, x.req.Body, limit))
+		body = &b
 	}
 	var maxErr *http.MaxBytesError
 	switch {
@@ -222,38 +224,8 @@ func (x *exchange) readBody() *routerError {
 	case err != nil:
 		return &routerError{status: http.StatusBadRequest, kind: kindInvalidRequest, msg: "reading the request body: " + err.Error()}
 	}
-	x.body = body
+	x.body = newSharedBody(body)
 	return nil
-}
-
-// bodyChunk is the first buffer of a request body with a Content-Length;
-// it doubles up to the length as the body comes, so that a client that
-// announces a large body and sends little makes the router hold little.
-const bodyChunk = 64 << 10
-
-// readSized reads a body of n bytes (the server ends it there) into a
-// buffer of n bytes at most, with fewer copies than io.ReadAll's growth
-// from 512 bytes.
-func readSized(r io.Reader, n int64) ([]byte, error) {
-	buf := make([]byte, 0, min(n, bodyChunk))
-	for int64(len(buf)) < n {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(n, 2*int64(cap(buf))))
-			copy(grown, buf)
-			buf = grown
-		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		switch {
-		case err == io.EOF && int64(len(buf)) < n:
-			return nil, io.ErrUnexpectedEOF
-		case err == io.EOF:
-			return buf, nil
-		case err != nil:
-			return nil, err
-		}
-	}
-	return buf, nil
 }
 
 // forward sends the request to the attempt's instance and relays the
@@ -419,17 +391,26 @@ func (x *exchange) upstreamRequest(ctx context.Context, a *attempt) (*http.Reque
 	if x.req.URL.RawQuery != "" {
 		target += "?" + x.req.URL.RawQuery
 	}
-	var body io.Reader = http.NoBody
-	if len(x.body) > 0 {
-		body = bytes.NewReader(x.body)
+	n := len(x.body.bytes())
+	var body io.ReadCloser = http.NoBody
+	if n > 0 {
+		// A reader that holds the body until the transport closes it.
+		var err error
+		if body, err = x.body.reader(); err != nil {
+			return nil, err
+		}
 	}
 	out, err := http.NewRequestWithContext(ctx, x.req.Method, target, body)
 	if err != nil {
+		body.Close()
 		return nil, fmt.Errorf("request to instance %s: %w", a.b.inst.Name, err)
+	}
+	if n > 0 {
+		out.GetBody = x.body.reader // to send it again on a fresh connection
 	}
 	copyHeader(out.Header, x.req.Header)
 	stripCredentials(out.Header)
-	out.ContentLength = int64(len(x.body))
+	out.ContentLength = int64(n)
 	if host, _, err := net.SplitHostPort(x.req.RemoteAddr); err == nil {
 		if prior := x.req.Header.Get("X-Forwarded-For"); prior != "" {
 			host = prior + ", " + host

@@ -55,11 +55,13 @@ type InstanceReport struct {
 	// fail; StatusTime the last successful read's time.
 	StatusError string     `json:"statusError,omitempty"`
 	StatusTime  *time.Time `json:"statusTime,omitempty"`
-	// InFlight counts the requests the router has on the instance;
-	// PrefillTokens the prompt tokens it estimates the instance still has
-	// to prefill for them (released at each answer's first byte); Load is
-	// the figure least_load and cache_affinity compare (see docs/router.md).
+	// InFlight counts the requests the router has on the instance,
+	// Prefilling those of them still without a first byte, PrefillTokens
+	// the prompt tokens it estimates the instance still has to prefill for
+	// them (released at each answer's first byte); Load is the figure
+	// least_load and cache_affinity compare (see docs/router.md).
 	InFlight      int     `json:"inFlight"`
+	Prefilling    int     `json:"prefilling"`
 	PrefillTokens int     `json:"prefillTokens"`
 	Load          float64 `json:"load"`
 	// From the last /v1/status read (zero before one): free and total
@@ -180,6 +182,7 @@ func (b *backend) report(now time.Time, cfg Config) InstanceReport {
 		Routable:      b.routable(now),
 		Saturated:     b.saturated(cfg.SlotsThreshold, cfg.BlocksThreshold),
 		InFlight:      b.inflight,
+		Prefilling:    b.prefilling,
 		PrefillTokens: b.pendingPrefill,
 		Load:          b.load(&cfg),
 		FreeSlots:     b.status.AvailSlots,

@@ -98,7 +98,7 @@ func TestRoutesReport(t *testing.T) {
 	}()
 	waitFor(t, "the request at its instance", func() bool { return slow.hits.Load() == 4 })
 	rep = tr.routes(t)
-	if ir := instanceReport(t, rep, home); rep.InFlight != 1 || ir.InFlight != 1 || ir.PrefillTokens < 400 || ir.Load <= 1 {
+	if ir := instanceReport(t, rep, home); rep.InFlight != 1 || ir.InFlight != 1 || ir.Prefilling != 1 || ir.PrefillTokens < 400 || ir.Load <= 1 {
 		t.Errorf("a request in flight: router %d, instance %+v", rep.InFlight, ir)
 	}
 	close(release)
@@ -107,7 +107,7 @@ func TestRoutesReport(t *testing.T) {
 	}
 	slow.setHandler(nil)
 	rep = tr.routes(t)
-	if ir := instanceReport(t, rep, home); rep.InFlight != 0 || ir.InFlight != 0 || ir.PrefillTokens != 0 || ir.Requests != 4 {
+	if ir := instanceReport(t, rep, home); rep.InFlight != 0 || ir.InFlight != 0 || ir.Prefilling != 0 || ir.PrefillTokens != 0 || ir.Load != 0 || ir.Requests != 4 {
 		t.Errorf("after the request: router %d, instance %+v", rep.InFlight, ir)
 	}
 

@@ -61,9 +61,12 @@ func routerPodLabels(s *v1alpha1.InferServer) map[string]string {
 	return map[string]string{v1alpha1.LabelRouter: s.Name}
 }
 
+// serviceDNSName is the in-cluster name of the server's Service.
+func serviceDNSName(s *v1alpha1.InferServer) string { return s.Name + "." + s.Namespace + ".svc" }
+
 // routerEndpoint is the in-cluster URL of the router's Service.
 func routerEndpoint(s *v1alpha1.InferServer) string {
-	return fmt.Sprintf("https://%s.%s.svc:%d", s.Name, s.Namespace, inferencePort(s))
+	return fmt.Sprintf("https://%s:%d", serviceDNSName(s), inferencePort(s))
 }
 
 // routerShutdownGrace is how long a stopping router lets requests in
@@ -103,7 +106,10 @@ func routerArgs(s *v1alpha1.InferServer) []string {
 	}
 	if s.Spec.TLS.Enabled {
 		if s.Spec.TLS.SecretName != "" {
-			args = append(args, "--instance-ca-file="+routerInstanceCADir+"/"+corev1.ServiceAccountRootCAKey)
+			// A pod's certificate cannot name its IP, which changes with
+			// every pod: it is checked against the server's Service name.
+			args = append(args, "--instance-ca-file="+routerInstanceCADir+"/"+corev1.ServiceAccountRootCAKey,
+				"--instance-tls-server-name="+serviceDNSName(s))
 		} else {
 			// The image brings its own certificate, which nothing here can verify.
 			args = append(args, "--instance-insecure-skip-verify")

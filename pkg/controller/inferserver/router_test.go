@@ -188,7 +188,7 @@ func TestRouterAuthenticationNoneAndHTTPSInstances(t *testing.T) {
 	}
 	c := f.routerDeployment("llama").Spec.Template.Spec.Containers[0]
 	cfg := parseRouterArgs(t, c.Args)
-	if cfg.Authentication != router.AuthNone || !strings.Contains(strings.Join(c.Args, " "), "--instance-ca-file="+routerInstanceCADir+"/ca.crt") {
+	if cfg.Authentication != router.AuthNone || cfg.InstanceCAFile != routerInstanceCADir+"/ca.crt" || cfg.InstanceTLSServerName != "llama.ns.svc" {
 		t.Errorf("args %q", c.Args)
 	}
 

@@ -173,7 +173,7 @@ func renderTrace(p func(string, ...any), t *results.TraceResult, scale float64) 
 	case results.TraceNoReuse:
 		p("**No-reuse trace** (seed %d): %d single requests, a Poisson process of %g a second (model time), each a prompt of %d–%d random words "+
 			"with no system prompt, asking for %d–%d tokens: nothing to reuse (oracle %s). *p90 after %d* leaves out the first %d requests sent, "+
-			"the window `cache_affinity` fills before it detects that reuse is low (`--affinity-hit-window`); until then it places new conversations by rendezvous hashing.\n\n",
+			"the window `cache_affinity` fills before it detects that reuse is low (`--affinity-hit-window`); until then it places new conversations by rendezvous hashing among the instances within one load unit of the least loaded (`--affinity-new-max-imbalance`).\n\n",
 			s.Seed, s.Sessions, s.SessionsPerSecond, s.UserTokensMin, s.UserTokensMax, s.AnswerTokensMin, s.AnswerTokensMax,
 			pct(s.OracleHitRate), t.WarmupRequests, t.WarmupRequests)
 	default:

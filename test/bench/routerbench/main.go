@@ -19,6 +19,12 @@
 // on and dials only 127.0.0.1.
 //
 //	go run ./test/bench/routerbench -out docs/bench/router.json
+//
+// While working on the router, a part alone with other router flags, and a
+// profile, without touching the committed results:
+//
+//	go run ./test/bench/routerbench -parts quality -traces no-reuse -router-flags "--load-decode-weight=0.5" -out /tmp/router.json
+//	go run ./test/bench/routerbench -parts overhead -overhead-seconds 2 -cpuprofile /tmp/cpu.prof -out /tmp/router.json
 package main
 
 import (
@@ -91,6 +97,7 @@ func main() {
 	algorithms := flag.String("algorithms", "cache_affinity,least_load,round_robin", "the algorithms the quality runs compare")
 	traces := flag.String("traces", "chat,no-reuse", "the traces the quality runs use")
 	note := flag.String("note", "", "a note for the results, such as what else used the machine")
+	routerFlags := flag.String("router-flags", "", "mindie-router flags the routers of every run take, space-separated (default: none, DefaultConfig)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (load generator, router and backends: one process) to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -103,6 +110,11 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if err := setRouterFlags(strings.Fields(*routerFlags)); err != nil {
+		fmt.Fprintln(os.Stderr, "routerbench: -router-flags:", err)
+		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -182,6 +194,9 @@ func run(ctx context.Context, res *results.Router, parts string, traces, algorit
 			"when they do not, so round_robin's prefill queues grow while cache_affinity's stay short.", full.CacheBlocks, full.BlockSize),
 	}
 	res.Quality.Router = "the router's defaults (`DefaultConfig`), `--algorithm` set per run, `--authentication none`, plain HTTP"
+	if routerFlagsText != "" {
+		res.Quality.Router += ", and `" + routerFlagsText + "`"
+	}
 	for _, shape := range []results.TraceShape{chatShape, noReuseShape} {
 		if !slices.Contains(traces, shape.Name) {
 			continue
@@ -216,6 +231,28 @@ func run(ctx context.Context, res *results.Router, parts string, traces, algorit
 		}
 		res.Quality.Traces = append(res.Quality.Traces, tr)
 	}
+	return nil
+}
+
+// routerConfig is the configuration every router of the run starts from:
+// DefaultConfig with -router-flags (routerFlagsText).
+var (
+	routerConfig    = router.DefaultConfig()
+	routerFlagsText string
+)
+
+// setRouterFlags applies mindie-router flags to routerConfig.
+func setRouterFlags(args []string) error {
+	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	cfg := router.DefaultConfig()
+	cfg.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	routerConfig, routerFlagsText = cfg, strings.Join(args, " ")
 	return nil
 }
 

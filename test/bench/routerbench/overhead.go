@@ -53,6 +53,7 @@ func startRouter(ctx context.Context, cfg router.Config, instances router.Static
 	// the loopback client would pay TLS on the routed side only.
 	cfg.InsecureHTTP = true
 	cfg.Authentication = router.AuthNone
+	cfg.ShutdownDelay = 0 // nothing sends to a finished run's router
 	r, err := router.New(cfg, instances, router.WithLogger(logr.Discard()), router.WithRandSeed(1))
 	if err != nil {
 		return "", fmt.Errorf("router: %w", err)
@@ -226,7 +227,7 @@ func measureOverhead(ctx context.Context, p overheadParams, algorithm router.Alg
 	if err != nil {
 		return results.Overhead{}, err
 	}
-	cfg := router.DefaultConfig()
+	cfg := routerConfig
 	cfg.Algorithm = algorithm
 	routed, err := startRouter(ctx, cfg, router.StaticSource{{Name: "echo-0", Inference: backend, Ready: true}})
 	if err != nil {

@@ -155,7 +155,7 @@ func runTrace(ctx context.Context, t *Trace, p runParams) (results.AlgorithmRun,
 	if err != nil {
 		return results.AlgorithmRun{}, err
 	}
-	cfg := router.DefaultConfig()
+	cfg := routerConfig
 	cfg.Algorithm = p.Algorithm
 	url, err := startRouter(ctx, cfg, src)
 	if err != nil {
