@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
 // Algorithm is how the router picks an instance for a request.
@@ -17,14 +19,14 @@ type Algorithm string
 const (
 	// RoundRobin is MindIE Coordinator's round_robin: the next instance in
 	// turn whose free slots and free KV blocks are above the thresholds.
-	RoundRobin Algorithm = "round_robin"
+	RoundRobin = Algorithm(v1alpha1.RouterRoundRobin)
 	// CacheAffinity sends an OpenAI chat to the instance that holds the
 	// longest prefix of its message stream until that instance saturates;
 	// everything else goes least-loaded.
-	CacheAffinity Algorithm = "cache_affinity"
+	CacheAffinity = Algorithm(v1alpha1.RouterCacheAffinity)
 	// LeastLoad picks the instance with the least work in flight, counted
 	// by the router itself.
-	LeastLoad Algorithm = "least_load"
+	LeastLoad = Algorithm(v1alpha1.RouterLeastLoad)
 )
 
 // Algorithms lists the valid algorithms, for help and errors.
@@ -45,30 +47,31 @@ const (
 // AuthModes lists the authentication modes.
 var AuthModes = []AuthMode{AuthNone, AuthKubernetes}
 
-// The defaults (DefaultConfig, and so the flags' defaults).
+// The defaults (DefaultConfig, and so the flags' defaults). Those the
+// InferServer API has too (spec.router) are the API's (apis/infer/v1alpha1).
 // Where MindIE Motor's Coordinator has the same knob its default is kept.
 const (
 	DefaultListen    = "127.0.0.1:1025" // the Coordinator's predict port, loopback as its default
-	DefaultAlgorithm = CacheAffinity
+	DefaultAlgorithm = Algorithm(v1alpha1.DefaultRouterAlgorithm)
 	// DefaultAuthentication stays none: kubernetes needs --server and a
 	// cluster, which a router over --static-backends does not have.
 	DefaultAuthentication          = AuthNone
 	DefaultAuthCacheTTL            = 10 * time.Second
 	DefaultAuthCacheDeniedTTL      = 2 * time.Second
-	DefaultMaxRetries              = 2
-	DefaultMaxBodyBytes            = 8 << 20
-	DefaultMaxInflight             = 10000 // the Coordinator's max_requests
-	DefaultMaxInflightPerInstance  = 1000  // the Coordinator's single_node_max_requests
-	DefaultFirstTokenTimeout       = 600 * time.Second
-	DefaultRequestTimeout          = 600 * time.Second
+	DefaultMaxRetries              = int(v1alpha1.DefaultRouterMaxRetries)
+	DefaultMaxBodyBytes            = v1alpha1.DefaultRouterMaxBodyBytes
+	DefaultMaxInflight             = int(v1alpha1.DefaultRouterMaxInflight)        // the Coordinator\'s max_requests
+	DefaultMaxInflightPerInstance  = int(v1alpha1.DefaultRouterMaxInflightPerInst) // the Coordinator\'s single_node_max_requests
+	DefaultFirstTokenTimeout       = time.Duration(v1alpha1.DefaultRouterTimeoutSeconds) * time.Second
+	DefaultRequestTimeout          = time.Duration(v1alpha1.DefaultRouterTimeoutSeconds) * time.Second
 	DefaultConnectTimeout          = 5 * time.Second
 	DefaultStatusInterval          = time.Second
 	DefaultStatusTimeout           = time.Second
 	DefaultStatusFailures          = 2
-	DefaultSlotsThreshold          = 0.05 // the Coordinator's slots_thresh
-	DefaultBlocksThreshold         = 0.05 // the Coordinator's block_thresh
-	DefaultAffinityBlockChars      = 512  // about 128 tokens: one MindIE KV block (cacheBlockSize 128)
-	DefaultAffinityIndexSize       = 0    // sized from the instances' KV blocks
+	DefaultSlotsThreshold          = float64(v1alpha1.DefaultRouterThresholdPercent) / 100 // the Coordinator\'s slots_thresh
+	DefaultBlocksThreshold         = float64(v1alpha1.DefaultRouterThresholdPercent) / 100 // the Coordinator\'s block_thresh
+	DefaultAffinityBlockChars      = 512                                                   // about 128 tokens: one MindIE KV block (cacheBlockSize 128)
+	DefaultAffinityIndexSize       = 0                                                     // sized from the instances' KV blocks
 	DefaultAffinityFallbackSize    = 65536
 	DefaultAffinityMaxImbalance    = 8.0
 	DefaultAffinityMinMatch        = 0.5

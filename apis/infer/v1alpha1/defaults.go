@@ -48,7 +48,7 @@ const (
 	DefaultRouterAuthentication           = RouterAuthenticationKubernetes
 	DefaultRouterThresholdPercent   int32 = 5 // slots_thresh, block_thresh
 	DefaultRouterMaxRetries         int32 = 2
-	DefaultRouterMaxBodySize              = "8Mi"
+	DefaultRouterMaxBodyBytes       int64 = 8 << 20
 	DefaultRouterMaxInflight        int32 = 10000 // max_requests
 	DefaultRouterMaxInflightPerInst int32 = 1000  // single_node_max_requests
 	DefaultRouterTimeoutSeconds     int32 = 600
@@ -130,7 +130,7 @@ func SetDefaults_RouterSpec(r *RouterSpec) {
 		r.MaxRetries = ptr.To(DefaultRouterMaxRetries)
 	}
 	if r.MaxBodySize == nil {
-		r.MaxBodySize = ptr.To(resource.MustParse(DefaultRouterMaxBodySize))
+		r.MaxBodySize = resource.NewQuantity(DefaultRouterMaxBodyBytes, resource.BinarySI)
 	}
 	if r.MaxInflight == nil {
 		r.MaxInflight = ptr.To(DefaultRouterMaxInflight)
