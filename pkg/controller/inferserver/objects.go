@@ -380,10 +380,7 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 		WithReadinessProbe(readiness).
 		WithLivenessProbe(liveness).
 		WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().WithHTTPGet(managementGet(s, "/stopService")))).
-		WithSecurityContext(corev1ac.SecurityContext().
-			WithAllowPrivilegeEscalation(false).
-			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
-			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+		WithSecurityContext(restrictedContext())
 	spec := corev1ac.PodSpec().
 		WithContainers(container).
 		WithVolumes(vols...).
@@ -422,6 +419,16 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 		WithLabels(podLabels(s, id)).
 		WithAnnotations(s.Spec.PodMetadata.Annotations).
 		WithSpec(spec)
+}
+
+// restrictedContext is the security context of every container the
+// controller runs: no privilege escalation, no capability, the runtime's
+// default seccomp profile.
+func restrictedContext() *corev1ac.SecurityContextApplyConfiguration {
+	return corev1ac.SecurityContext().
+		WithAllowPrivilegeEscalation(false).
+		WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+		WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))
 }
 
 // deployment is the workload of a single-node InferServer: one pod per instance.

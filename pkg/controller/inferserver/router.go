@@ -133,6 +133,8 @@ func routerPodTemplate(s *v1alpha1.InferServer) *corev1ac.PodTemplateSpecApplyCo
 		WithPorts(corev1ac.ContainerPort().WithName(portInference).WithContainerPort(inferencePort(s)).WithProtocol(corev1.ProtocolTCP)).
 		WithResources(corev1ac.ResourceRequirements().WithRequests(r.Resources.Requests).WithLimits(r.Resources.Limits)).
 		WithReadinessProbe(corev1ac.Probe().WithHTTPGet(readyz).WithPeriodSeconds(2).WithFailureThreshold(1).WithTimeoutSeconds(2)).
+		// The router keeps its self-signed certificate in memory and writes nothing.
+		WithSecurityContext(restrictedContext().WithReadOnlyRootFilesystem(true)).
 		WithLivenessProbe(corev1ac.Probe().WithHTTPGet(healthz).WithPeriodSeconds(10).WithFailureThreshold(3).WithTimeoutSeconds(5))
 	spec := corev1ac.PodSpec().
 		WithServiceAccountName(routerName(s)).

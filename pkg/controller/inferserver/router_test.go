@@ -108,7 +108,8 @@ func TestRouterCreated(t *testing.T) {
 	c := pod.Containers[0]
 	if *d.Spec.Replicas != 2 || pod.ServiceAccountName != "llama-router" || c.Command[0] != "mindie-router" ||
 		d.Spec.Template.Labels[v1alpha1.LabelRouter] != "llama" || d.Spec.Template.Labels[v1alpha1.LabelServer] != "" ||
-		d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 || c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+		d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 || c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS ||
+		c.SecurityContext == nil || !*c.SecurityContext.ReadOnlyRootFilesystem || *c.SecurityContext.AllowPrivilegeEscalation {
 		t.Errorf("router deployment %+v", d.Spec)
 	}
 	cfg := parseRouterArgs(t, c.Args)
