@@ -28,35 +28,32 @@ import (
 
 // Bounds of the InferServer API. The legacy ranges are inclusive.
 const (
-	MaxNameLength              = 48
-	MinReplicas                = 1
-	MaxReplicas                = 256
-	MinNPUs                    = 1
-	MaxNPUs                    = 8
-	CrossNodeNPUs              = 8
-	MinPort                    = 1024
-	MaxPort                    = 65535
-	MinNodePort                = 30000
-	MaxNodePort                = 32767
-	MinStartupSeconds          = 10
-	MaxStartupSeconds          = 1800
-	MinProbeTimeoutSeconds     = 1
-	MaxProbeTimeoutSeconds     = 600
-	MinFailureThreshold        = 1
-	MaxFailureThreshold        = 10
-	MinProbePeriodSeconds      = 1
-	MaxProbePeriodSeconds      = 3600
-	MaxTerminationGracePeriod  = 3600
-	MaxRevisionHistoryLimit    = 100
-	MaxProgressDeadlineSeconds = 86400
-	MinRouterReplicas          = 1
-	MaxRouterReplicas          = 64
-	MaxRouterRetries           = 10
-	MaxRouterInflight          = 1000000
-	MaxRouterTimeoutSeconds    = 86400
-	// RouterNameSuffix makes the names of the router's Deployment,
-	// ServiceAccount, Role and RoleBinding from the server's.
-	RouterNameSuffix              = "-router"
+	MaxNameLength                 = 48
+	MinReplicas                   = 1
+	MaxReplicas                   = 256
+	MinNPUs                       = 1
+	MaxNPUs                       = 8
+	CrossNodeNPUs                 = 8
+	MinPort                       = 1024
+	MaxPort                       = 65535
+	MinNodePort                   = 30000
+	MaxNodePort                   = 32767
+	MinStartupSeconds             = 10
+	MaxStartupSeconds             = 1800
+	MinProbeTimeoutSeconds        = 1
+	MaxProbeTimeoutSeconds        = 600
+	MinFailureThreshold           = 1
+	MaxFailureThreshold           = 10
+	MinProbePeriodSeconds         = 1
+	MaxProbePeriodSeconds         = 3600
+	MaxTerminationGracePeriod     = 3600
+	MaxRevisionHistoryLimit       = 100
+	MaxProgressDeadlineSeconds    = 86400
+	MinRouterReplicas             = 1
+	MaxRouterReplicas             = 64
+	MaxRouterRetries              = 10
+	MaxRouterInflight             = 1000000
+	MaxRouterTimeoutSeconds       = 86400
 	ReservedLabelPrefix           = "infer.mindie.io/"
 	ReservedEnvPrefix             = "MIES_"
 	percentSuffix                 = "%"
