@@ -73,7 +73,7 @@ func chatPrompt(body []byte, blockChars int) (prompt, bool) {
 			bh.Write([]byte{0})
 			writeCompact(&bh, m.toolCalls)
 		}
-		if m.toolCallID != nil && len(m.toolCallID) > 2 { // not ""
+		if len(m.toolCallID) > 2 { // not ""
 			bh.Write([]byte{0})
 			writeString(&bh, m.toolCallID)
 		}
