@@ -22,6 +22,7 @@ import (
 
 	"mindie.io/deployer/plugin/cmd/completion"
 	"mindie.io/deployer/plugin/internal/printing"
+	"mindie.io/deployer/plugin/internal/proxyerr"
 	"mindie.io/deployer/plugin/options"
 )
 
@@ -281,7 +282,7 @@ func (s *chatSession) readCompletion(body io.Reader) (string, error) {
 		return "", fmt.Errorf("reading the answer of InferServer %q: %w", s.name, err)
 	}
 	if len(c.Error) > 0 && string(c.Error) != "null" {
-		return "", fmt.Errorf("the model server failed: %s", errorText(c.Error))
+		return "", fmt.Errorf("the model server failed: %s", proxyerr.ErrorText(c.Error))
 	}
 	if len(c.Choices) == 0 || c.Choices[0].Message == nil {
 		return "", fmt.Errorf("the answer of InferServer %q has no choices[0].message", s.name)
@@ -313,7 +314,7 @@ func (s *chatSession) readStream(body io.Reader) (string, error) {
 			return false, fmt.Errorf("reading the answer stream of InferServer %q: %w (event %q)", s.name, err, payload)
 		}
 		if len(c.Error) > 0 && string(c.Error) != "null" {
-			return false, fmt.Errorf("the model server failed while answering: %s", errorText(c.Error))
+			return false, fmt.Errorf("the model server failed while answering: %s", proxyerr.ErrorText(c.Error))
 		}
 		for _, ch := range c.Choices {
 			if ch.Delta != nil && ch.Delta.Content != "" {
@@ -392,7 +393,7 @@ func (s *chatSession) do(ctx context.Context, method, path string, body []byte) 
 
 // proxyError turns a refused proxy request into one clear message.
 func (s *chatSession) proxyError(method, path string, resp *http.Response, body []byte) error {
-	msg := responseMessage(body)
+	msg := proxyerr.Message(body)
 	code := resp.StatusCode
 	switch code {
 	case http.StatusForbidden:
@@ -419,53 +420,4 @@ func orText(s, alt string) string {
 		return alt
 	}
 	return s
-}
-
-// responseMessage extracts the message of an error body: a Kubernetes
-// Status, an OpenAI {"error":{"message":...}}, a {"error":"..."} or text.
-func responseMessage(body []byte) string {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return ""
-	}
-	var status metav1.Status
-	if json.Unmarshal(body, &status) == nil && status.Kind == "Status" {
-		return status.Message
-	}
-	var withError struct {
-		Error   json.RawMessage `json:"error"`
-		Message string          `json:"message"`
-	}
-	if json.Unmarshal(body, &withError) == nil {
-		if len(withError.Error) > 0 && string(withError.Error) != "null" {
-			return errorText(withError.Error)
-		}
-		if withError.Message != "" {
-			return withError.Message
-		}
-	}
-	text := strings.Join(strings.Fields(string(body)), " ")
-	if len(text) > 300 {
-		text = text[:300] + "..."
-	}
-	return text
-}
-
-// errorText renders the "error" member of an OpenAI or TGI response.
-func errorText(raw json.RawMessage) string {
-	var str string
-	if json.Unmarshal(raw, &str) == nil {
-		return str
-	}
-	var obj struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
-		if obj.Type != "" {
-			return obj.Message + " (" + obj.Type + ")"
-		}
-		return obj.Message
-	}
-	return string(raw)
 }

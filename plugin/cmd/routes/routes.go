@@ -24,6 +24,7 @@ import (
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/plugin/cmd/completion"
 	"mindie.io/deployer/plugin/internal/printing"
+	"mindie.io/deployer/plugin/internal/proxyerr"
 	"mindie.io/deployer/plugin/options"
 )
 
@@ -274,7 +275,7 @@ func fetch(ctx context.Context, rc *rest.RESTClient, ns, name, pod string) answe
 	defer resp.Body.Close()
 	if code := resp.StatusCode; code < 200 || code > 299 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		msg := responseMessage(body)
+		msg := proxyerr.Message(body)
 		if msg == "" {
 			msg = "no message"
 		}
@@ -377,53 +378,4 @@ func fraction(free, total int) string {
 
 func percent(f float64) string {
 	return fmt.Sprintf("%.1f%%", 100*f)
-}
-
-// responseMessage extracts the message of an error body: a Kubernetes
-// Status, a router's {"error":"..."}, an OpenAI {"error":{"message":...}}
-// or text.
-func responseMessage(body []byte) string {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return ""
-	}
-	var status metav1.Status
-	if json.Unmarshal(body, &status) == nil && status.Kind == "Status" {
-		return status.Message
-	}
-	var withError struct {
-		Error   json.RawMessage `json:"error"`
-		Message string          `json:"message"`
-	}
-	if json.Unmarshal(body, &withError) == nil {
-		if msg := errorText(withError.Error); msg != "" {
-			return msg
-		}
-		if withError.Message != "" {
-			return withError.Message
-		}
-	}
-	text := strings.Join(strings.Fields(string(body)), " ")
-	if len(text) > 300 {
-		text = text[:300] + "..."
-	}
-	return text
-}
-
-// errorText renders an "error" member: a string or an object with a message.
-func errorText(raw json.RawMessage) string {
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var str string
-	if json.Unmarshal(raw, &str) == nil {
-		return str
-	}
-	var obj struct {
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
-		return obj.Message
-	}
-	return string(raw)
 }
