@@ -46,6 +46,10 @@ type options struct {
 	decodePerBatchedRequest time.Duration
 	prefillPerToken         time.Duration
 	cacheBlocks             int
+	roleSwitchTime          time.Duration
+	linkTime                time.Duration
+	kvTransferPerToken      time.Duration
+	dresultKeepAlive        time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, map[string]bool, error) {
@@ -58,14 +62,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, map[string]bool, err
 			"Precedence: flags over --config over the simulator's defaults.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.inferenceAddr, "inference-addr", "127.0.0.1:1025", "loopback `host:port` of the inference API (OpenAI, TGI, /infer, /metrics)")
-	fs.StringVar(&o.managementAddr, "management-addr", "127.0.0.1:1026", "loopback `host:port` of the management API (health, /info, /v1/status, /stopService)")
+	fs.StringVar(&o.inferenceAddr, "inference-addr", "127.0.0.1:1025", "loopback `host:port` of the inference API (OpenAI, TGI, /infer, /metrics, PD /dresult)")
+	fs.StringVar(&o.managementAddr, "management-addr", "127.0.0.1:1026", "loopback `host:port` of the management API (health, /info, /v1/status, /v1/role, /stopService)")
 	fs.StringVar(&o.configPath, "config", "", "MindIE Server config.json to take the model name and limits from (optional)")
 	fs.StringVar(&o.model, "model", "", "served model name (default \""+mindie.DefaultModelID+"\", or the config's modelName)")
 	fs.DurationVar(&o.loadTime, "load-time", mindie.DefaultLoadTime, "simulated model load time before the server is ready (0: ready at once)")
 	fs.DurationVar(&o.decodePerToken, "decode-per-token", mindie.DefaultDecodePerToken, "simulated decode step with one request in the batch: the time per generated token of a request running alone")
 	fs.DurationVar(&o.decodePerBatchedRequest, "decode-per-batched-request", mindie.DefaultDecodePerBatchedRequest, "simulated time each further request in the batch adds to a decode step")
 	fs.DurationVar(&o.prefillPerToken, "prefill-per-token", mindie.DefaultPrefillPerToken, "simulated prefill time per uncached prompt token: 1 / the instance's prefill throughput (prefills run one at a time)")
+	fs.DurationVar(&o.roleSwitchTime, "role-switch-time", mindie.DefaultRoleSwitchTime, "simulated time a PD role change takes: /v1/status says RoleSwitching, then RoleReady")
+	fs.DurationVar(&o.linkTime, "link-time", mindie.DefaultLinkTime, "simulated time a KV link to a reachable PD peer takes to come up (linking, then ok)")
+	fs.DurationVar(&o.kvTransferPerToken, "kv-transfer-per-token", mindie.DefaultKVTransferPerToken, "simulated time a decode instance takes to pull one prompt token's KV cache from the prefill instance")
+	fs.DurationVar(&o.dresultKeepAlive, "dresult-keepalive", mindie.DefaultDResultKeepAlive, "interval (wall time) of ka: messages on an idle /dresult stream (0: none)")
 	fs.IntVar(&o.cacheBlocks, "cache-blocks", 0, fmt.Sprintf("KV cache blocks of the instance (default %d, or the config's npuMemSize worth)", mindie.DefaultCacheBlocks))
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -109,6 +117,10 @@ func (o *options) config(set map[string]bool) (mindie.Config, error) {
 		{"decode-per-token", o.decodePerToken, &cfg.DecodePerToken},
 		{"decode-per-batched-request", o.decodePerBatchedRequest, &cfg.DecodePerBatchedRequest},
 		{"prefill-per-token", o.prefillPerToken, &cfg.PrefillPerToken},
+		{"role-switch-time", o.roleSwitchTime, &cfg.RoleSwitchTime},
+		{"link-time", o.linkTime, &cfg.LinkTime},
+		{"kv-transfer-per-token", o.kvTransferPerToken, &cfg.KVTransferPerToken},
+		{"dresult-keepalive", o.dresultKeepAlive, &cfg.DResultKeepAlive},
 	}
 	for _, d := range durations {
 		if !set[d.flag] {

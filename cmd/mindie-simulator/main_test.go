@@ -52,7 +52,7 @@ func TestRunHelp(t *testing.T) {
 	if code := run(t.Context(), []string{"--help"}, &stderr); code != exitOK {
 		t.Errorf("--help exit code %d", code)
 	}
-	for _, want := range []string{"SIMULATED MindIE Server", "-inference-addr", "-management-addr", "-config", "-model", "-load-time", "-decode-per-token", "-decode-per-batched-request", "-prefill-per-token", "-cache-blocks"} {
+	for _, want := range []string{"SIMULATED MindIE Server", "-inference-addr", "-management-addr", "-config", "-model", "-load-time", "-decode-per-token", "-decode-per-batched-request", "-prefill-per-token", "-cache-blocks", "-role-switch-time", "-link-time", "-kv-transfer-per-token", "-dresult-keepalive"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, stderr.String())
 		}
@@ -96,6 +96,10 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	if cfg.LoadTime != mindie.NoDelay || cfg.DecodePerToken != 5*time.Millisecond {
 		t.Errorf("--load-time 0 should mean no load time, --decode-per-token 5ms: %+v", cfg)
+	}
+	cfg = parse("--role-switch-time", "0", "--link-time", "50ms", "--kv-transfer-per-token", "1us", "--dresult-keepalive", "0")
+	if cfg.RoleSwitchTime != mindie.NoDelay || cfg.LinkTime != 50*time.Millisecond || cfg.KVTransferPerToken != time.Microsecond || cfg.DResultKeepAlive != mindie.NoDelay {
+		t.Errorf("PD flags: %+v", cfg)
 	}
 }
 

@@ -37,6 +37,34 @@ const (
 	// batch adds to a decode step: its KV reads and its share of compute.
 	DefaultDecodePerBatchedRequest = 250 * time.Microsecond
 	DefaultBlockSize               = 16
+	// DefaultRoleSwitchTime is how long an instance reports RoleSwitching
+	// after a role POST that changes its role (an assumption: the real
+	// server re-initialises its PD mode in seconds).
+	DefaultRoleSwitchTime = 2 * time.Second
+	// DefaultLinkTime is how long a KV link to a reachable peer takes to
+	// come up (an assumption: device links are built in about a second).
+	DefaultLinkTime = time.Second
+	// LinkFailTimeout is how long, by the clock, a peer may stay
+	// unreachable after its link was requested before the link is
+	// reported "failed" instead of "linking". The simulator keeps dialling
+	// it; when it answers, the link becomes "ok".
+	LinkFailTimeout = 30 * time.Second
+	// DefaultKVTransferBytesPerSecond is the bandwidth a decode instance
+	// pulls a prompt's KV cache from a prefill instance with: a 910B's
+	// 200 Gbit/s RoCE port (an assumption), 25 GB/s.
+	DefaultKVTransferBytesPerSecond = 25_000_000_000
+	// DefaultKVTransferPerToken is DefaultKVBytesPerToken at
+	// DefaultKVTransferBytesPerSecond: about 5.24µs per prompt token, 10.5ms
+	// for a prompt of 2,000 tokens.
+	DefaultKVTransferPerToken = time.Duration(DefaultKVBytesPerToken) * time.Second / DefaultKVTransferBytesPerSecond
+	// DefaultDResultKeepAlive is the interval of the ka: messages on an
+	// idle /dresult connection.
+	DefaultDResultKeepAlive = 5 * time.Second
+	// DResultBufferLimit bounds the request messages a decode instance
+	// keeps for its /dresult consumer (while none is connected, or while it
+	// does not read): beyond it, a request that has output to send fails
+	// instead (see doc.go).
+	DResultBufferLimit = 10_000
 	// DefaultKVBytesPerToken is a Llama-3-8B-shaped model's KV cache per
 	// token: K and V x 32 layers x 8 KV heads x 128 dimensions x 2 bytes.
 	DefaultKVBytesPerToken = 2 * 32 * 8 * 128 * 2 // 128 KiB
@@ -138,8 +166,23 @@ type Config struct {
 	// DisablePrefixCache turns prefix caching off (enablePrefixCache: false):
 	// every prompt token is prefilled.
 	DisablePrefixCache bool
-	// Role is the initial PD role; POST /v1/role/<role> changes it.
+	// Role is the initial PD role, RoleReady once the model is loaded;
+	// POST /v1/role/<role> changes it.
 	Role Role
+	// RoleSwitchTime is how long, by the clock, /v1/status reports
+	// RoleSwitching after a role POST that changes the role.
+	RoleSwitchTime time.Duration
+	// LinkTime is how long after a role POST a peer's KV link becomes "ok",
+	// provided the peer's management port accepts a TCP connection.
+	LinkTime time.Duration
+	// KVTransferPerToken is the time a decode instance takes to pull the KV
+	// cache of one prompt token from the prefill instance; the transfer of a
+	// handed-off request takes this times its prompt tokens, and runs
+	// beside the engine's iterations, not in them.
+	KVTransferPerToken time.Duration
+	// DResultKeepAlive is the interval, in wall time, of the ka: messages a
+	// decode instance writes on an idle /dresult connection; NoDelay: none.
+	DResultKeepAlive time.Duration
 	// WorldSize is the number of devices the model spans, reported by
 	// /v1/config.
 	WorldSize int
@@ -198,6 +241,10 @@ func (c Config) WithDefaults() Config {
 	setDuration(&c.PrefillPerToken, DefaultPrefillPerToken)
 	setDuration(&c.DecodePerToken, DefaultDecodePerToken)
 	setDuration(&c.DecodePerBatchedRequest, DefaultDecodePerBatchedRequest)
+	setDuration(&c.RoleSwitchTime, DefaultRoleSwitchTime)
+	setDuration(&c.LinkTime, DefaultLinkTime)
+	setDuration(&c.KVTransferPerToken, DefaultKVTransferPerToken)
+	setDuration(&c.DResultKeepAlive, DefaultDResultKeepAlive)
 	return c
 }
 

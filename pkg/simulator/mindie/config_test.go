@@ -32,6 +32,11 @@ func TestConfigDefaults(t *testing.T) {
 		// token), in blocks of 16 tokens.
 		CacheBlocks: 16384,
 		WorldSize:   1,
+		// PD: 128 KiB of KV a token pulled at 25 GB/s.
+		RoleSwitchTime:     2 * time.Second,
+		LinkTime:           time.Second,
+		KVTransferPerToken: 5242 * time.Nanosecond,
+		DResultKeepAlive:   5 * time.Second,
 	}
 	if diff := cmp.Diff(want, srv.Config()); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -144,6 +149,10 @@ func TestConfigFromServerConfig(t *testing.T) {
 		PrefillPerToken:         DefaultPrefillPerToken,
 		DecodePerToken:          DefaultDecodePerToken,
 		DecodePerBatchedRequest: DefaultDecodePerBatchedRequest,
+		RoleSwitchTime:          DefaultRoleSwitchTime,
+		LinkTime:                DefaultLinkTime,
+		KVTransferPerToken:      DefaultKVTransferPerToken,
+		DResultKeepAlive:        DefaultDResultKeepAlive,
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)

@@ -45,6 +45,7 @@ var errHealthTimeout = errors.New("health check timed out")
 type job struct {
 	prompt       []string
 	leadingSpace bool       // whether the answer continues the prompt's text
+	maxTokens    int        // max_tokens after clamping: what out was generated with
 	out          completion // the answer, computed up front: it is deterministic
 }
 
@@ -67,15 +68,22 @@ func (s *Server) newJob(prompt []string, requested *int, field string, defaultMa
 		maxTokens = *requested
 	}
 	maxTokens = min(maxTokens, s.cfg.MaxOutputLength, s.cfg.MaxTotalTokens-len(prompt))
-	out := generate(s.cfg.ModelID, prompt, maxTokens)
-	// At its longest a request holds the KV of its prompt and of every
-	// generated token but the last. One that would not fit in the whole
-	// cache could never finish.
-	if need := (len(prompt) + len(out.tokens) - 1 + s.cfg.BlockSize - 1) / s.cfg.BlockSize; need > s.cfg.CacheBlocks {
-		return nil, badRequest("the prompt (%d tokens) and its answer (%d tokens) need %d KV cache blocks of %d tokens; this instance has %d in all",
-			len(prompt), len(out.tokens), need, s.cfg.BlockSize, s.cfg.CacheBlocks)
+	j := &job{prompt: prompt, leadingSpace: leadingSpace, maxTokens: maxTokens, out: generate(s.cfg.ModelID, prompt, maxTokens)}
+	if err := s.checkFits(j); err != nil {
+		return nil, err
 	}
-	return &job{prompt: prompt, leadingSpace: leadingSpace, out: out}, nil
+	return j, nil
+}
+
+// checkFits refuses a job that could never finish on this instance: at its
+// longest a request holds the KV of its prompt and of every generated token
+// but the last, and that must fit in the whole cache.
+func (s *Server) checkFits(j *job) *apiError {
+	if need := (len(j.prompt) + len(j.out.tokens) - 1 + s.cfg.BlockSize - 1) / s.cfg.BlockSize; need > s.cfg.CacheBlocks {
+		return badRequest("the prompt (%d tokens) and its answer (%d tokens) need %d KV cache blocks of %d tokens; this instance has %d in all",
+			len(j.prompt), len(j.out.tokens), need, s.cfg.BlockSize, s.cfg.CacheBlocks)
+	}
+	return nil
 }
 
 // generation is a finished job's result.
@@ -102,11 +110,29 @@ func (g *generation) text() string {
 	return string(b)
 }
 
+// admitSpec says how much of a job the engine runs. The zero value runs
+// all of it: a prefill, then decode steps to the end of the answer.
+type admitSpec struct {
+	// total is the number of the answer's tokens generated once the
+	// request is done; 0 means all of them. A PD prefill stops at 1.
+	total int
+	// handoff marks a request handed over by a prefill instance: its first
+	// generated tokens came with it, it is not prefilled but waits for
+	// its KV cache (transfer) once it has a slot and blocks, then decodes.
+	handoff   bool
+	generated int           // tokens generated before it came (handoff)
+	transfer  time.Duration // its KV transfer, before the slowdown (handoff)
+}
+
 // admit queues j in the engine, or refuses it.
-func (s *Server) admit(parent context.Context, j *job) (*engineRequest, error) {
+func (s *Server) admit(parent context.Context, j *job, spec admitSpec) (*engineRequest, error) {
 	var hashes []uint64
-	if !s.cfg.DisablePrefixCache {
+	if !s.cfg.DisablePrefixCache && !spec.handoff {
 		hashes = blockHashes(j.prompt, s.cfg.BlockSize)
+	}
+	total := len(j.out.tokens)
+	if spec.total > 0 {
+		total = min(spec.total, total)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -128,11 +154,13 @@ func (s *Server) admit(parent context.Context, j *job) (*engineRequest, error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	r := &engineRequest{
 		id: s.nextID, ctx: ctx, cancel: cancel, job: j, hashes: hashes,
-		total: len(j.out.tokens), arrived: s.modelNow(), notify: make(chan struct{}, 1),
+		total: total, arrived: s.modelNow(), notify: make(chan struct{}, 1),
+		handoff: spec.handoff, transfer: spec.transfer, handedOver: spec.generated, generated: spec.generated, prefilled: spec.handoff,
 	}
 	s.active[r.id] = cancel
 	s.queue = append(s.queue, r)
 	s.inflight.Add(1)
+	s.startTransfers()
 	s.kickEngine()
 	return r, nil
 }
@@ -142,7 +170,7 @@ func (s *Server) admit(parent context.Context, j *job) (*engineRequest, error) {
 // generated. Its errors are *apiError, ErrCrashed, errClosing or
 // errClientGone. It counts the request as succeeded or failed.
 func (s *Server) execute(ctx context.Context, j *job, onToken func(i int, piece string) error) (*generation, error) {
-	g, err := s.run(ctx, j, onToken)
+	g, err := s.run(ctx, j, admitSpec{}, onToken)
 	if err != nil {
 		s.failed.Add(1)
 		return nil, err
@@ -151,11 +179,25 @@ func (s *Server) execute(ctx context.Context, j *job, onToken func(i int, piece 
 	return g, nil
 }
 
-func (s *Server) run(parent context.Context, j *job, onToken func(i int, piece string) error) (*generation, error) {
-	r, err := s.admit(parent, j)
+// run admits j and follows it to the end of what spec asks for.
+func (s *Server) run(parent context.Context, j *job, spec admitSpec, onToken func(i int, piece string) error) (*generation, error) {
+	r, err := s.admit(parent, j, spec)
 	if err != nil {
 		return nil, err
 	}
+	return s.follow(r, onToken)
+}
+
+// errRecompute ends a handed-off request that a decode instance had to
+// preempt: its KV is gone, the prefill instance must compute it again.
+var errRecompute = errors.New("preempted on the decode instance (KV cache full): the request must be recomputed")
+
+// follow waits for an admitted request's tokens, calling onToken with each
+// (from the first one generated here), and withdraws it from the engine
+// when it ends. An error of onToken ends it: errDResultOverflow as is,
+// anything else as the client going away.
+func (s *Server) follow(r *engineRequest, onToken func(i int, piece string) error) (*generation, error) {
+	j := r.job
 	defer func() {
 		s.mu.Lock()
 		delete(s.active, r.id)
@@ -166,7 +208,7 @@ func (s *Server) run(parent context.Context, j *job, onToken func(i int, piece s
 	}()
 
 	pieces := j.out.pieces(j.leadingSpace)
-	sent := 0
+	sent := r.handedOver // a handed-off request's first tokens were sent by the prefill instance
 	for {
 		s.mu.Lock()
 		generated, state := r.generated, r.state
@@ -176,11 +218,17 @@ func (s *Server) run(parent context.Context, j *job, onToken func(i int, piece s
 				continue
 			}
 			if err := onToken(sent, pieces[sent]); err != nil {
+				if errors.Is(err, errDResultOverflow) {
+					return nil, err
+				}
 				return nil, s.abortReason(r.ctx, errClientGone)
 			}
 		}
 		if state == stateDone {
 			break
+		}
+		if state == stateRecompute {
+			return nil, errRecompute
 		}
 		select {
 		case <-r.notify:
@@ -195,12 +243,14 @@ func (s *Server) run(parent context.Context, j *job, onToken func(i int, piece s
 	times := slices.Clone(r.tokenTimes)
 	cached := r.cachedTokens
 	s.mu.Unlock()
-	ttft := times[0].Sub(r.arrived)
-	var tbt time.Duration
-	if n := len(times); n > 1 {
-		tbt = times[n-1].Sub(times[0]) / time.Duration(n-1)
+	if !r.handoff && len(times) > 0 {
+		// A handed-off request's first token came from the prefill
+		// instance, which records its TTFT.
+		s.latency.recordTTFT(times[0].Sub(r.arrived))
 	}
-	s.latency.record(ttft, tbt)
+	if n := len(times); n > 1 {
+		s.latency.recordTBT(times[n-1].Sub(times[0]) / time.Duration(n-1))
+	}
 	return &generation{
 		completion: j.out, pieces: pieces, promptTokens: len(j.prompt), cachedTokens: cached,
 		arrived: r.arrived, tokenTimes: times,

@@ -53,14 +53,14 @@ func unmarshalBody(body []byte, v any) *apiError {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
+	body, err := jsonLine(v)
 	if err != nil {
 		http.Error(w, "encoding the response: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(body, '\n'))
+	w.Write(body)
 }
 
 func writeText(w http.ResponseWriter, status int, text string) {
@@ -152,19 +152,10 @@ func (s *sseWriter) start() {
 // is a string.
 func (s *sseWriter) data(payload any) error {
 	s.start()
-	var body []byte
-	if str, ok := payload.(string); ok {
-		body = []byte(str)
-	} else {
-		var err error
-		if body, err = json.Marshal(payload); err != nil {
-			return err
-		}
+	buf, err := sseEvent(payload)
+	if err != nil {
+		return err
 	}
-	buf := make([]byte, 0, len(body)+8)
-	buf = append(buf, "data: "...)
-	buf = append(buf, body...)
-	buf = append(buf, "\n\n"...)
 	if _, err := s.w.Write(buf); err != nil {
 		return err
 	}

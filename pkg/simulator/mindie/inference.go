@@ -18,17 +18,20 @@ const (
 // InferenceHandler returns the handler of the inference port.
 func (s *Server) InferenceHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", s.handleChatCompletions)
-	mux.HandleFunc("POST /v1/completions", s.handleCompletions)
+	mux.HandleFunc("POST /v1/chat/completions", s.generation(openAIErrors, s.handleChatCompletions))
+	mux.HandleFunc("POST /v1/completions", s.generation(openAIErrors, s.handleCompletions))
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /v1/models/{model}", s.handleModel)
-	mux.HandleFunc("POST /generate", s.handleGenerate)
-	mux.HandleFunc("POST /generate_stream", s.handleGenerateStream)
-	mux.HandleFunc("POST /infer", s.handleInfer)
-	mux.HandleFunc("POST /v2/models/{model}/generate", s.handleTritonGenerate(false))
-	mux.HandleFunc("POST /v2/models/{model}/generate_stream", s.handleTritonGenerate(true))
+	mux.HandleFunc("POST /generate", s.generation(plainErrors, s.handleGenerate))
+	mux.HandleFunc("POST /generate_stream", s.generation(plainErrors, s.handleGenerateStream))
+	mux.HandleFunc("POST /infer", s.generation(plainErrors, s.handleInfer))
+	mux.HandleFunc("POST /v2/models/{model}/generate", s.generation(plainErrors, s.handleTritonGenerate(false)))
+	mux.HandleFunc("POST /v2/models/{model}/generate_stream", s.generation(plainErrors, s.handleTritonGenerate(true)))
 	mux.HandleFunc("POST /v1/tokenizer", s.handleTokenizer)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
+	// PD disaggregation (pd.go, dresult.go).
+	mux.HandleFunc("POST "+HandoffPath, s.handleHandoff)
+	mux.HandleFunc("GET /dresult", s.handleDResult)
 	return s.instrument("inference", mux, nil)
 }
 
@@ -59,28 +62,45 @@ func (s *Server) checkOpenAIRequest(model string, n *int) *apiError {
 	return nil
 }
 
-// stream runs j and streams it as server-sent events: head before the
-// first token, event(i, piece) for each token, then tail(g). A string
-// payload (like "[DONE]") is sent verbatim, anything else as JSON.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, style errorStyle, j *job,
-	head []any, event func(i int, piece string) any, tail func(g *generation) []any,
-) {
+// respond runs j and answers in format f: the whole answer, or (a PD
+// prefill request, see pd.go) the prefill instance's reply.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, style errorStyle, j *job, f *answerFormat) {
+	if pd := pdOf(r); pd != nil {
+		s.prefillForPD(w, r, style, j, f, pd)
+		return
+	}
+	if f.Stream {
+		s.stream(w, r, style, j, f)
+		return
+	}
+	g, err := s.execute(r.Context(), j, nil)
+	if err != nil {
+		answerFailure(w, style, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, f.body(g))
+}
+
+// stream runs j and streams it as server-sent events: f's head before the
+// first token, an event for each token, then f's tail.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, style errorStyle, j *job, f *answerFormat) {
 	sw := newSSEWriter(w)
-	g, err := s.execute(r.Context(), j, func(i int, piece string) error {
+	pieces := j.out.pieces(j.leadingSpace)
+	g, err := s.execute(r.Context(), j, func(i int, _ string) error {
 		if i == 0 {
-			for _, h := range head {
+			for _, h := range f.streamHead() {
 				if err := sw.data(h); err != nil {
 					return err
 				}
 			}
 		}
-		return sw.data(event(i, piece))
+		return sw.data(f.streamEvent(j.out, pieces, i))
 	})
 	if err != nil {
 		sw.fail(style, err)
 		return
 	}
-	for _, t := range tail(g) {
+	for _, t := range f.streamTail(g) {
 		if sw.data(t) != nil {
 			return
 		}
@@ -179,7 +199,6 @@ func messageText(m chatMessage) (string, *apiError) {
 }
 
 func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
-	seq := s.received.Add(1)
 	var req chatRequest
 	if err := decodeJSON(r, &req); err != nil {
 		s.reject(w, openAIErrors, err)
@@ -203,51 +222,10 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, openAIErrors, apiErr)
 		return
 	}
-	id := fmt.Sprintf("chatcmpl-sim-%d", seq)
-	created := s.clock.Now().Unix()
-	if !req.Stream {
-		g, err := s.execute(r.Context(), j, nil)
-		if err != nil {
-			answerFailure(w, openAIErrors, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"id": id, "object": "chat.completion", "created": created, "model": s.cfg.ModelID,
-			"choices": []any{map[string]any{
-				"index":         0,
-				"message":       map[string]any{"role": "assistant", "content": g.text()},
-				"logprobs":      nil,
-				"finish_reason": g.finish,
-			}},
-			"usage": usageOf(g),
-		})
-		return
-	}
-	chunk := func(delta map[string]any, finish any) map[string]any {
-		return map[string]any{
-			"id": id, "object": "chat.completion.chunk", "created": created, "model": s.cfg.ModelID,
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}},
-		}
-	}
-	last := len(j.out.tokens) - 1
-	s.stream(w, r, openAIErrors, j,
-		[]any{chunk(map[string]any{"role": "assistant", "content": ""}, nil)},
-		func(i int, piece string) any {
-			var finish any
-			if i == last {
-				finish = j.out.finish
-			}
-			return chunk(map[string]any{"content": piece}, finish)
-		},
-		func(g *generation) []any {
-			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-				return []any{map[string]any{
-					"id": id, "object": "chat.completion.chunk", "created": created, "model": s.cfg.ModelID,
-					"choices": []any{}, "usage": usageOf(g),
-				}, "[DONE]"}
-			}
-			return []any{"[DONE]"}
-		})
+	s.respond(w, r, openAIErrors, j, &answerFormat{
+		API: apiChat, Stream: req.Stream, ID: fmt.Sprintf("chatcmpl-sim-%d", requestSeq(r)), Created: s.clock.Now().Unix(),
+		Model: s.cfg.ModelID, IncludeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
+	})
 }
 
 type completionRequest struct {
@@ -279,7 +257,6 @@ func promptText(raw json.RawMessage, field string) (string, *apiError) {
 }
 
 func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
-	seq := s.received.Add(1)
 	var req completionRequest
 	if err := decodeJSON(r, &req); err != nil {
 		s.reject(w, openAIErrors, err)
@@ -299,45 +276,10 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, openAIErrors, apiErr)
 		return
 	}
-	id := fmt.Sprintf("cmpl-sim-%d", seq)
-	created := s.clock.Now().Unix()
-	choice := func(text string, finish any) map[string]any {
-		return map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish}
-	}
-	if !req.Stream {
-		g, err := s.execute(r.Context(), j, nil)
-		if err != nil {
-			answerFailure(w, openAIErrors, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{
-			"id": id, "object": "text_completion", "created": created, "model": s.cfg.ModelID,
-			"choices": []any{choice(g.text(), g.finish)},
-			"usage":   usageOf(g),
-		})
-		return
-	}
-	last := len(j.out.tokens) - 1
-	s.stream(w, r, openAIErrors, j, nil,
-		func(i int, piece string) any {
-			var finish any
-			if i == last {
-				finish = j.out.finish
-			}
-			return map[string]any{
-				"id": id, "object": "text_completion", "created": created, "model": s.cfg.ModelID,
-				"choices": []any{choice(piece, finish)},
-			}
-		},
-		func(g *generation) []any {
-			if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-				return []any{map[string]any{
-					"id": id, "object": "text_completion", "created": created, "model": s.cfg.ModelID,
-					"choices": []any{}, "usage": usageOf(g),
-				}, "[DONE]"}
-			}
-			return []any{"[DONE]"}
-		})
+	s.respond(w, r, openAIErrors, j, &answerFormat{
+		API: apiCompletions, Stream: req.Stream, ID: fmt.Sprintf("cmpl-sim-%d", requestSeq(r)), Created: s.clock.Now().Unix(),
+		Model: s.cfg.ModelID, IncludeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
+	})
 }
 
 func (s *Server) modelCard() map[string]any {
@@ -402,10 +344,17 @@ func (s *Server) tgiJob(req *tgiRequest) (*job, *apiError) {
 	return s.newJob(Tokenize(*req.Inputs), req.Parameters.MaxNewTokens, "parameters.max_new_tokens", defaultNewTokens, true)
 }
 
+// tgiFormat is the answer format of a TGI-style request.
+func (s *Server) tgiFormat(req *tgiRequest, stream bool) *answerFormat {
+	return &answerFormat{
+		API: apiTGI, Stream: stream, Model: s.cfg.ModelID, Input: *req.Inputs,
+		ReturnFullText: req.Parameters.ReturnFullText, Details: req.Parameters.Details,
+	}
+}
+
 // handleGenerate serves POST /generate: TGI's format, or vLLM's when the
 // body has "prompt" and no "inputs".
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
-	s.received.Add(1)
 	var req tgiRequest
 	if err := decodeJSON(r, &req); err != nil {
 		s.reject(w, plainErrors, err)
@@ -420,36 +369,12 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, plainErrors, apiErr)
 		return
 	}
-	s.tgiAnswer(w, r, &req, j)
+	s.respond(w, r, plainErrors, j, s.tgiFormat(&req, false))
 }
 
-// tgiAnswer answers a TGI-style request without streaming.
-func (s *Server) tgiAnswer(w http.ResponseWriter, r *http.Request, req *tgiRequest, j *job) {
-	g, err := s.execute(r.Context(), j, nil)
-	if err != nil {
-		answerFailure(w, plainErrors, err)
-		return
-	}
-	text := g.text()
-	if req.Parameters.ReturnFullText {
-		text = *req.Inputs + text
-	}
-	resp := map[string]any{"generated_text": text}
-	if req.Parameters.Details {
-		tokens := make([]tgiToken, len(g.tokens))
-		for i, tok := range g.tokens {
-			tokens[i] = tgiToken{ID: tokenID(tok), Text: g.pieces[i]}
-		}
-		resp["details"] = map[string]any{
-			"finish_reason": tgiFinishReason(g.finish), "generated_tokens": len(g.tokens), "seed": nil,
-			"prefill": []any{}, "tokens": tokens,
-		}
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
+// handleGenerateStream serves TGI's /generate_stream: one event per token,
+// the last one carrying the whole generated text and the details.
 func (s *Server) handleGenerateStream(w http.ResponseWriter, r *http.Request) {
-	s.received.Add(1)
 	var req tgiRequest
 	if err := decodeJSON(r, &req); err != nil {
 		s.reject(w, plainErrors, err)
@@ -460,41 +385,12 @@ func (s *Server) handleGenerateStream(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, plainErrors, apiErr)
 		return
 	}
-	s.tgiStream(w, r, &req, j)
-}
-
-// tgiStream streams a TGI-style answer: one event per token, the last one
-// carrying the whole generated text and the details.
-func (s *Server) tgiStream(w http.ResponseWriter, r *http.Request, req *tgiRequest, j *job) {
-	pieces := j.out.pieces(j.leadingSpace)
-	full := strings.Join(pieces, "")
-	if req.Parameters.ReturnFullText {
-		full = *req.Inputs + full
-	}
-	last := len(pieces) - 1
-	s.stream(w, r, plainErrors, j, nil,
-		func(i int, piece string) any {
-			ev := map[string]any{
-				"index":          i + 1,
-				"token":          tgiToken{ID: tokenID(j.out.tokens[i]), Text: piece},
-				"generated_text": nil,
-				"details":        nil,
-			}
-			if i == last {
-				ev["generated_text"] = full
-				ev["details"] = map[string]any{
-					"finish_reason": tgiFinishReason(j.out.finish), "generated_tokens": len(pieces), "seed": nil,
-				}
-			}
-			return ev
-		},
-		func(*generation) []any { return nil })
+	s.respond(w, r, plainErrors, j, s.tgiFormat(&req, true))
 }
 
 // handleInfer serves MindIE's native POST /infer: TGI's body and answers,
 // streamed when the body says "stream": true.
 func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
-	s.received.Add(1)
 	var req tgiRequest
 	if err := decodeJSON(r, &req); err != nil {
 		s.reject(w, plainErrors, err)
@@ -505,19 +401,21 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, plainErrors, apiErr)
 		return
 	}
-	if req.Stream {
-		s.tgiStream(w, r, &req, j)
-		return
-	}
-	s.tgiAnswer(w, r, &req, j)
+	s.respond(w, r, plainErrors, j, s.tgiFormat(&req, req.Stream))
 }
 
 // vllmGenerate serves vLLM's /generate: {"text": [prompt + answer]}, or,
-// streaming, that object after each token, each followed by a NUL byte.
+// streaming, that object after each token, each followed by a NUL byte. A
+// PD prefill instance refuses to stream it: NUL bytes cannot travel in
+// /dresult's NUL-separated messages.
 func (s *Server) vllmGenerate(w http.ResponseWriter, r *http.Request, req *tgiRequest) {
 	prompt, apiErr := promptText(req.Prompt, "prompt")
 	if apiErr != nil {
 		s.reject(w, plainErrors, apiErr)
+		return
+	}
+	if req.Stream && pdOf(r) != nil {
+		s.reject(w, plainErrors, badRequest("vLLM's /generate cannot be streamed with PD headers: its NUL-separated chunks cannot travel in /dresult messages"))
 		return
 	}
 	j, apiErr := s.newJob(Tokenize(prompt), req.MaxTokens, "max_tokens", defaultCompletionTokens, true)
@@ -526,12 +424,7 @@ func (s *Server) vllmGenerate(w http.ResponseWriter, r *http.Request, req *tgiRe
 		return
 	}
 	if !req.Stream {
-		g, err := s.execute(r.Context(), j, nil)
-		if err != nil {
-			answerFailure(w, plainErrors, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"text": []string{prompt + g.text()}})
+		s.respond(w, r, plainErrors, j, &answerFormat{API: apiVLLM, Model: s.cfg.ModelID, Input: prompt})
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -572,7 +465,6 @@ type tritonRequest struct {
 
 func (s *Server) handleTritonGenerate(streaming bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.received.Add(1)
 		model := r.PathValue("model")
 		if err := s.checkModel(model); err != nil {
 			s.reject(w, plainErrors, err)
@@ -592,21 +484,7 @@ func (s *Server) handleTritonGenerate(streaming bool) http.HandlerFunc {
 			s.reject(w, plainErrors, apiErr)
 			return
 		}
-		answer := func(text string) map[string]any {
-			return map[string]any{"model_name": s.cfg.ModelID, "model_version": "1", "text_output": text}
-		}
-		if !streaming {
-			g, err := s.execute(r.Context(), j, nil)
-			if err != nil {
-				answerFailure(w, plainErrors, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, answer(g.text()))
-			return
-		}
-		s.stream(w, r, plainErrors, j, nil,
-			func(_ int, piece string) any { return answer(piece) },
-			func(*generation) []any { return nil })
+		s.respond(w, r, plainErrors, j, &answerFormat{API: apiTriton, Stream: streaming, Model: s.cfg.ModelID})
 	}
 }
 

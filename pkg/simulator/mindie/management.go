@@ -1,9 +1,7 @@
 package mindie
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -200,45 +198,30 @@ type statusBody struct {
 		MaxAvailNpuBlockNum   int `json:"maxAvailNpuBlockNum"`
 	} `json:"resource"`
 	LinkStatus struct {
-		Peers []peerLink `json:"peers"`
+		Peers []PeerStatus `json:"peers"`
 	} `json:"linkStatus"`
-}
-
-type peerLink struct {
-	Target uint64 `json:"target"`
-	Link   string `json:"link"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	st := s.Stats()
 	var b statusBody
 	b.Service.CurrentRole = st.Role.statusName()
-	switch {
-	case st.Role == RoleNone:
-		b.Service.RoleStatus = "RoleUnknown"
-	case st.State == StateReady:
-		b.Service.RoleStatus = "RoleReady"
-	default:
-		b.Service.RoleStatus = "RoleSwitching"
-	}
+	b.Service.RoleStatus = st.RoleStatus
 	r := &b.Resource
 	r.AvailSlotsNum, r.TotalSlotsNum = st.FreeSlots, st.TotalSlots
 	r.AvailBlockNum, r.TotalBlockNum = st.FreeBlocks, st.TotalBlocks
 	r.WaitingRequestNum, r.RunningRequestNum = st.Waiting, st.Running
 	r.FreeNpuBlockNums, r.TotalNpuBlockNums = st.FreeBlocks, st.TotalBlocks
 	r.TotalAvailNpuSlotsNum, r.TotalAvailNpuBlockNum, r.MaxAvailNpuBlockNum = st.FreeSlots, st.FreeBlocks, st.FreeBlocks
-	s.mu.Lock()
-	b.LinkStatus.Peers = make([]peerLink, 0, len(s.peers))
-	for _, p := range s.peers {
-		b.LinkStatus.Peers = append(b.LinkStatus.Peers, peerLink{Target: p, Link: "ok"})
-	}
-	s.mu.Unlock()
+	b.LinkStatus.Peers = st.Peers
 	writeJSON(w, http.StatusOK, b)
 }
 
-// handleRole serves POST /v{1,2}/role/<role>. The body (MindIE's controller
-// sends {"local":{...},"peers":[...]}) is optional; the ids of its peers are
-// reported as linked in /v1/status.
+// handleRole serves POST /v{1,2}/role/<role> (see applyRole). The body,
+// MindIE's controller's {"local":{...},"peers":[...]} (v2: local is an
+// array, and so may each peer be), is optional; each peer needs an id, and
+// is dialled on its server_ip and mgmt_port (default: this server's
+// management port) to bring its KV link up.
 func (s *Server) handleRole(w http.ResponseWriter, r *http.Request) {
 	role := Role(r.PathValue("role"))
 	if role == RoleNone || !role.valid() {
@@ -246,52 +229,21 @@ func (s *Server) handleRole(w http.ResponseWriter, r *http.Request) {
 			msg: "unknown role " + strconv.Quote(string(role)) + ": expected prefill, decode or flex"})
 		return
 	}
-	var body struct {
-		Peers []json.RawMessage `json:"peers"`
-	}
 	raw, apiErr := readBody(r)
-	if apiErr == nil && len(bytes.TrimSpace(raw)) > 0 {
-		apiErr = unmarshalBody(raw, &body)
-	}
 	if apiErr != nil {
 		writeAPIError(w, plainErrors, apiErr)
 		return
 	}
-	peers := make([]uint64, 0, len(body.Peers))
-	for _, raw := range body.Peers {
-		peers = append(peers, peerIDs(raw)...)
+	local, peers, apiErr := parseRoleBody(raw)
+	if apiErr != nil {
+		writeAPIError(w, plainErrors, apiErr)
+		return
 	}
-	if err := s.SetRole(role); err != nil {
+	if err := s.applyRole(role, local, peers); err != nil {
 		writeAPIError(w, plainErrors, badRequest("%v", err))
 		return
 	}
-	s.mu.Lock()
-	s.peers = peers
-	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"result": "ok"})
-}
-
-// peerIDs finds the "id"s of a peer entry: an object (role API v1) or an
-// array of objects (v2).
-func peerIDs(raw json.RawMessage) []uint64 {
-	var one struct {
-		ID *uint64 `json:"id"`
-	}
-	if json.Unmarshal(raw, &one) == nil && one.ID != nil {
-		return []uint64{*one.ID}
-	}
-	var many []struct {
-		ID *uint64 `json:"id"`
-	}
-	var ids []uint64
-	if json.Unmarshal(raw, &many) == nil {
-		for _, m := range many {
-			if m.ID != nil {
-				ids = append(ids, *m.ID)
-			}
-		}
-	}
-	return ids
 }
 
 // handleStopService serves GET /stopService[?mode=Force]: it answers once
@@ -343,6 +295,10 @@ func (s *Server) handleMetricsJSON(w http.ResponseWriter, r *http.Request) {
 		{"waitingInferRequestNum", strconv.Itoa(st.Waiting)},
 		{"processingInferRequestNum", strconv.Itoa(st.Running)},
 		{"remainBlocks", strconv.Itoa(st.FreeBlocks)},
+		// The simulator's PD counters.
+		{"pdPrefillRequests", strconv.FormatUint(st.PDPrefillRequests, 10)},
+		{"pdDecodeRequests", strconv.FormatUint(st.PDDecodeRequests, 10)},
+		{"pdDecodeTokens", strconv.FormatUint(st.PDDecodeTokens, 10)},
 	}
 	result := make([]sample, 0, len(values))
 	for _, v := range values {

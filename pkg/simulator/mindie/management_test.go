@@ -2,6 +2,8 @@ package mindie
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -216,7 +218,7 @@ func TestStatusIdle(t *testing.T) {
 	r.AvailSlotsNum, r.TotalSlotsNum, r.TotalAvailNpuSlotsNum = 8, 8, 8
 	r.AvailBlockNum, r.TotalBlockNum, r.FreeNpuBlockNums, r.TotalNpuBlockNums = 100, 100, 100, 100
 	r.TotalAvailNpuBlockNum, r.MaxAvailNpuBlockNum = 100, 100
-	want.LinkStatus.Peers = []peerLink{}
+	want.LinkStatus.Peers = []PeerStatus{}
 	for _, path := range []string{"/v1/status", "/v2/status"} {
 		if diff := cmp.Diff(want, getStatus(t, h, path)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", path, diff)
@@ -224,42 +226,130 @@ func TestStatusIdle(t *testing.T) {
 	}
 }
 
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+// waitReachable waits until the server has reached the peer with that id
+// (its link is then ok once LinkTime has passed).
+func waitReachable(t *testing.T, srv *Server, id uint64) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("peer %d answers", id), func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for _, l := range srv.links {
+			if l.id == id {
+				return l.reachable
+			}
+		}
+		return false
+	})
+}
+
 func TestRoleAssignment(t *testing.T) {
-	h := newHarness(t, testConfig())
-	body := `{"local": {"id": 3, "server_ip": "127.0.0.3", "device": []},
-	          "peers": [{"id": 1, "server_ip": "127.0.0.1", "device": []}, {"id": 2, "server_ip": "127.0.0.2"}]}`
+	h := newHarness(t, testConfig()) // RoleSwitchTime 2s, LinkTime 1s (the defaults)
+	self := h.mgmt.Listener.Addr().(*net.TCPAddr).Port
+	body := fmt.Sprintf(`{"local": {"id": 3, "server_ip": "127.0.0.1", "device": []},
+	          "peers": [{"id": 1, "server_ip": "127.0.0.1", "mgmt_port": "%d", "device": []}, {"id": 2, "server_ip": "127.0.0.1", "mgmt_port": %d}]}`,
+		self, closedPort(t))
 	r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/decode", body)
 	if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"result":"ok"}` {
 		t.Fatalf("POST /v1/role/decode: %d %s", r.status, r.body)
 	}
-	st := getStatus(t, h, "/v1/status")
-	if st.Service.CurrentRole != "decode" || st.Service.RoleStatus != "RoleReady" {
-		t.Errorf("service after the role change: %+v", st.Service)
+	status := func(path string) (string, string, []PeerStatus) {
+		st := getStatus(t, h, path)
+		return st.Service.RoleStatus, st.Service.CurrentRole, st.LinkStatus.Peers
 	}
-	if !cmp.Equal(st.LinkStatus.Peers, []peerLink{{1, "ok"}, {2, "ok"}}) {
-		t.Errorf("peers %+v, want 1 and 2 linked", st.LinkStatus.Peers)
+	check := func(when, wantStatus, wantRole string, wantPeers []PeerStatus) {
+		t.Helper()
+		gotStatus, gotRole, gotPeers := status("/v1/status")
+		if gotStatus != wantStatus || gotRole != wantRole || !cmp.Equal(gotPeers, wantPeers) {
+			t.Errorf("%s: %s %s %+v, want %s %s %+v", when, gotStatus, gotRole, gotPeers, wantStatus, wantRole, wantPeers)
+		}
 	}
-	// v2 groups each peer's servers in an array; no body is fine too.
-	if r := h.do(http.MethodPost, h.mgmt.URL+"/v2/role/prefill", `{"local": [], "peers": [[{"id": 7}], [{"id": 8}]]}`); r.status != http.StatusOK {
+	check("right after the POST", "RoleSwitching", "decode", []PeerStatus{{1, "linking"}, {2, "linking"}})
+	waitReachable(t, h.srv, 1)
+	check("reachable, before LinkTime", "RoleSwitching", "decode", []PeerStatus{{1, "linking"}, {2, "linking"}})
+	h.clock.Advance(time.Second)
+	check("after LinkTime", "RoleSwitching", "decode", []PeerStatus{{1, "ok"}, {2, "linking"}})
+	h.clock.Advance(time.Second)
+	check("after RoleSwitchTime", "RoleReady", "decode", []PeerStatus{{1, "ok"}, {2, "linking"}})
+	h.clock.Advance(LinkFailTimeout)
+	check("an unreachable peer after LinkFailTimeout", "RoleReady", "decode", []PeerStatus{{1, "ok"}, {2, "failed"}})
+
+	// The same role again updates the peers without switching: 1 keeps its
+	// link, 2 is gone, 4 (this server too) starts linking.
+	body = fmt.Sprintf(`{"local": {"id": 3}, "peers": [{"id": 4, "server_ip": "127.0.0.1", "mgmt_port": %d}, {"id": 1, "server_ip": "127.0.0.1", "mgmt_port": "%d"}]}`, self, self)
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/decode", body); r.status != http.StatusOK {
+		t.Fatalf("re-POST: %d %s", r.status, r.body)
+	}
+	check("re-POST of the same role", "RoleReady", "decode", []PeerStatus{{4, "linking"}, {1, "ok"}})
+	waitReachable(t, h.srv, 4)
+	h.clock.Advance(time.Second)
+	check("the new peer after LinkTime", "RoleReady", "decode", []PeerStatus{{4, "ok"}, {1, "ok"}})
+
+	// v2: local is an array, a peer may be an array of servers; a peer
+	// without server_ip cannot link. A new role switches and relinks.
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v2/role/prefill",
+		fmt.Sprintf(`{"local": [{"id": 9}], "peers": [[{"id": 7, "server_ip": "127.0.0.1", "mgmt_port": %d}], [{"id": 8}]]}`, self)); r.status != http.StatusOK {
 		t.Errorf("POST /v2/role/prefill: %d %s", r.status, r.body)
 	}
-	if st := getStatus(t, h, "/v2/status"); st.Service.CurrentRole != "prefill" || !cmp.Equal(st.LinkStatus.Peers, []peerLink{{7, "ok"}, {8, "ok"}}) {
-		t.Errorf("after v2 role: %+v %+v", st.Service, st.LinkStatus)
+	if st, role, peers := status("/v2/status"); st != "RoleSwitching" || role != "prefill" || !cmp.Equal(peers, []PeerStatus{{7, "linking"}, {8, "linking"}}) {
+		t.Errorf("after the v2 role: %s %s %+v", st, role, peers)
 	}
+	waitReachable(t, h.srv, 7)
+	h.clock.Advance(LinkFailTimeout)
+	check("v2 peers", "RoleReady", "prefill", []PeerStatus{{7, "ok"}, {8, "failed"}})
+	h.srv.mu.Lock()
+	local := h.srv.localID
+	h.srv.mu.Unlock()
+	if local == nil || *local != 9 {
+		t.Errorf("local id %v, want 9", local)
+	}
+
 	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/flex", ""); r.status != http.StatusOK || h.srv.Stats().Role != RoleFlex {
 		t.Errorf("POST /v1/role/flex without a body: %d %s", r.status, r.body)
 	}
+	check("flex without peers", "RoleSwitching", "flex", []PeerStatus{})
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/role/decode", `{"peers": [`},
+		{"/v1/role/decode", `{"peers": [{"server_ip": "127.0.0.1"}]}`},
+		{"/v1/role/decode", `{"peers": [{"id": 1, "mgmt_port": "port"}]}`},
+		{"/v1/role/decode", `{"peers": [{"id": 1, "mgmt_port": 70000}]}`},
+		{"/v1/role/decode", `{"peers": [{"id": -1}]}`},
+	} {
+		if r := h.do(http.MethodPost, h.mgmt.URL+tc.path, tc.body); r.status != http.StatusBadRequest {
+			t.Errorf("invalid body %s: %d %s", tc.body, r.status, r.body)
+		}
+	}
 	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/master", ""); r.status != http.StatusNotFound {
 		t.Errorf("unknown role: %d", r.status)
-	}
-	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/decode", `{"peers": [`); r.status != http.StatusBadRequest {
-		t.Errorf("invalid body: %d", r.status)
 	}
 	if err := h.srv.SetRole("boss"); err == nil {
 		t.Error("SetRole accepted an unknown role")
 	}
 	if !strings.Contains(h.log.String(), "role set to decode") {
 		t.Errorf("role changes should be logged:\n%s", h.log)
+	}
+}
+
+func TestPeerElsewhereIsNeverDialled(t *testing.T) {
+	h := newHarness(t, testConfig())
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/prefill", `{"peers": [{"id": 5, "server_ip": "peer.invalid"}]}`); r.status != http.StatusOK {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	waitUntil(t, "the refusal is logged", func() bool { return strings.Contains(h.log.String(), "peer 5: not dialling") })
+	h.clock.Advance(LinkFailTimeout)
+	if st := h.srv.Stats(); !cmp.Equal(st.Peers, []PeerStatus{{5, "failed"}}) || st.RoleStatus != "RoleReady" {
+		t.Errorf("%s %+v, want RoleReady and peer 5 failed", st.RoleStatus, st.Peers)
 	}
 }
 
@@ -287,7 +377,7 @@ func TestMetricsJSON(t *testing.T) {
 	}
 	// TTFT: the 3ms prefill, which produces the first token; TBT: 1s steps.
 	want := map[string]string{"TTFT": "3", "TBT": "1000", "waitingInferRequestNum": "0", "processingInferRequestNum": "0",
-		"remainBlocks": strconv.Itoa(h.srv.Config().CacheBlocks)}
+		"remainBlocks": strconv.Itoa(h.srv.Config().CacheBlocks), "pdPrefillRequests": "0", "pdDecodeRequests": "0", "pdDecodeTokens": "0"}
 	if got.ResultType != "vector" || !cmp.Equal(values, want) {
 		t.Errorf("/metrics-json %s, want %v", r.body, want)
 	}

@@ -36,6 +36,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("generation_tokens_total", "counter", "Number of generation tokens processed.", u(st.GenerationTokens))
 	metric("prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", u(st.PrefixCacheHits))
 	metric("prefix_cache_misses_total", "counter", "Prompt blocks not found in the prefix cache.", u(st.PrefixCacheMisses))
+	metric("pd_prefill_requests_total", "counter", "PD requests prefilled and answered with a prefill reply (prefill instance).", u(st.PDPrefillRequests))
+	metric("pd_decode_requests_total", "counter", "Requests handed over by prefill instances and accepted (decode instance).", u(st.PDDecodeRequests))
+	metric("pd_decode_generation_tokens_total", "counter", "Tokens generated for handed-over requests (decode instance).", u(st.PDDecodeTokens))
 	var hitRate float64
 	if lookups := st.PrefixCacheHits + st.PrefixCacheMisses; lookups > 0 {
 		hitRate = float64(st.PrefixCacheHits) / float64(lookups)

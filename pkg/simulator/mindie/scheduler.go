@@ -35,15 +35,26 @@ import (
 // goes back to the head of the queue, to be prefilled again (prompt and
 // tokens generated so far, less what the prefix cache still has) when
 // blocks free up, like vLLM's preemption by recomputation.
+//
+// On a decode instance (PD disaggregation) a request handed over by a
+// prefill instance is not prefilled: at the head of the queue it takes a
+// slot and the blocks of its prompt like any other, then waits for its KV
+// cache to arrive (KVTransferPerToken per prompt token; the transfer runs
+// beside the engine's iterations, it does not delay them), then joins the
+// decode steps. A handed-off request preempted for lack of blocks cannot be
+// recomputed here: it leaves the engine, and the decode instance asks for
+// a recompute (retry:).
 
 // requestState is where a request is in the engine.
 type requestState int
 
 const (
-	stateQueued  requestState = iota // waiting for its (first or next) prefill
-	stateRunning                     // holds a slot: prefilling or decoding
-	stateDone                        // every token generated
-	stateGone                        // withdrawn: aborted or abandoned
+	stateQueued       requestState = iota // waiting for its (first or next) prefill, or for its KV transfer to start
+	stateTransferring                     // handed off: holds a slot and blocks, its KV cache is arriving
+	stateRunning                          // holds a slot: prefilling or decoding
+	stateDone                             // every token generated
+	stateGone                             // withdrawn: aborted or abandoned
+	stateRecompute                        // handed off, then preempted: must be recomputed by a prefill instance
 )
 
 // engineRequest is an admitted request as the scheduler sees it. The fields
@@ -57,6 +68,12 @@ type engineRequest struct {
 	total   int      // tokens to generate
 	arrived time.Time
 	notify  chan struct{} // signalled (without blocking) on every change
+	// A request handed over by a prefill instance (decode role): its KV
+	// transfer time before the slowdown, and the tokens the prefill
+	// instance generated.
+	handoff    bool
+	transfer   time.Duration
+	handedOver int
 
 	state        requestState
 	generated    int
@@ -161,10 +178,41 @@ func (s *Server) engineLoop() {
 // nextIteration plans the next iteration, nil when there is nothing to
 // run. Called with s.mu held.
 func (s *Server) nextIteration() *iteration {
+	s.startTransfers()
 	if it := s.startPrefill(); it != nil {
 		return it
 	}
 	return s.startDecodeStep()
+}
+
+// startTransfers moves handed-off requests at the head of the queue into
+// the batch, with the blocks of their prompts, while a slot and the blocks
+// are free, and starts their KV transfers. Called with s.mu held.
+func (s *Server) startTransfers() {
+	for len(s.queue) > 0 && s.queue[0].handoff && len(s.batch) < s.cfg.TotalSlots {
+		r := s.queue[0]
+		hold, _, ok := s.kv.acquire(nil, len(r.job.prompt))
+		if !ok {
+			return // first come, first served
+		}
+		s.queue = slices.Delete(s.queue, 0, 1)
+		s.batch = append(s.batch, r)
+		r.state, r.hold = stateTransferring, hold
+		go s.transferKV(r, s.scale(r.transfer))
+	}
+}
+
+// transferKV waits for r's KV cache to arrive, then lets it decode.
+func (s *Server) transferKV(r *engineRequest, d time.Duration) {
+	if s.clock.Sleep(r.ctx, d) != nil {
+		return // withdrawn, crashed: withdraw releases what it holds
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.state == stateTransferring {
+		r.state = stateRunning
+		s.kickEngine()
+	}
 }
 
 // startPrefill moves the queue's head into the batch, with its KV blocks,
@@ -174,6 +222,9 @@ func (s *Server) startPrefill() *iteration {
 		return nil
 	}
 	r := s.queue[0]
+	if r.handoff {
+		return nil // it waits for a slot or blocks (startTransfers): so does everyone behind it
+	}
 	promptLen := len(r.job.prompt)
 	ctxTokens := promptLen + r.generated // a preempted request recomputes its tokens too
 	hold, matched, ok := s.kv.acquire(r.hashes, ctxTokens)
@@ -195,39 +246,58 @@ func (s *Server) startPrefill() *iteration {
 // startDecodeStep gives every running request the block for the KV its
 // next token writes, preempting the latest started ones when the cache
 // cannot, and plans a step of the batch.
+// Requests whose KV transfer is under way hold their slot and blocks but
+// are not in the step.
 func (s *Server) startDecodeStep() *iteration {
-	for len(s.batch) > 0 {
-		need := 0
+	decoding := func() []*engineRequest {
+		var out []*engineRequest
 		for _, r := range s.batch {
+			if r.state == stateRunning {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	batch := decoding()
+	for len(batch) > 0 {
+		need := 0
+		for _, r := range batch {
 			need += s.kv.growth(r.hold, len(r.job.prompt)+r.generated)
 		}
 		if need <= s.kv.available() {
 			break
 		}
 		s.preempt(s.batch[len(s.batch)-1])
+		batch = decoding()
 	}
-	if len(s.batch) == 0 {
+	if len(batch) == 0 {
 		return nil
 	}
-	for _, r := range s.batch {
+	for _, r := range batch {
 		s.kv.grow(r.hold, len(r.job.prompt)+r.generated)
 	}
-	b := len(s.batch)
+	b := len(batch)
 	return &iteration{
-		batch: slices.Clone(s.batch),
+		batch: batch,
 		cost:  s.decodePerToken + time.Duration(b-1)*s.decodePerBatchedRequest,
 	}
 }
 
 // preempt sends a running request back to the head of the queue and frees
 // its blocks.
+// A handed-off request leaves the engine instead, to be recomputed.
 func (s *Server) preempt(r *engineRequest) {
 	s.kv.release(r.hold)
 	r.hold = nil
 	s.batch = slices.DeleteFunc(s.batch, func(x *engineRequest) bool { return x == r })
+	s.preemptions++
+	if r.handoff {
+		r.state = stateRecompute
+		r.signal()
+		return
+	}
 	s.queue = slices.Insert(s.queue, 0, r)
 	r.state = stateQueued
-	s.preemptions++
 }
 
 // completeIteration hands out the tokens an iteration produced, at end.
@@ -254,6 +324,9 @@ func (s *Server) emit(r *engineRequest, at time.Time) {
 	r.generated++
 	r.tokenTimes = append(r.tokenTimes, at)
 	s.generationTokens.Add(1)
+	if r.handoff {
+		s.pdDecodeTokens.Add(1)
+	}
 	if r.generated >= r.total {
 		s.kv.release(r.hold)
 		r.hold = nil
@@ -269,7 +342,7 @@ func (s *Server) withdraw(r *engineRequest) {
 	switch r.state {
 	case stateQueued:
 		s.queue = slices.DeleteFunc(s.queue, func(x *engineRequest) bool { return x == r })
-	case stateRunning:
+	case stateRunning, stateTransferring:
 		s.kv.release(r.hold)
 		r.hold = nil
 		s.batch = slices.DeleteFunc(s.batch, func(x *engineRequest) bool { return x == r })

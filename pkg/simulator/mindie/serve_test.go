@@ -26,6 +26,21 @@ type serving struct {
 
 func startServing(t *testing.T, cfg Config, opts ...Option) *serving {
 	t.Helper()
+	return startServingWith(t, cfg, func(srv *Server, ctx context.Context) error {
+		return srv.Serve(ctx, "127.0.0.1:0", "127.0.0.1:0")
+	}, opts...)
+}
+
+// startServingOn serves on listeners the test made.
+func startServingOn(t *testing.T, cfg Config, inference, management net.Listener, opts ...Option) *serving {
+	t.Helper()
+	return startServingWith(t, cfg, func(srv *Server, ctx context.Context) error {
+		return srv.ServeListeners(ctx, inference, management)
+	}, opts...)
+}
+
+func startServingWith(t *testing.T, cfg Config, serve func(*Server, context.Context) error, opts ...Option) *serving {
+	t.Helper()
 	log := &testutil.SyncBuffer{}
 	srv, err := New(cfg, append([]Option{WithLogWriter(log)}, opts...)...)
 	if err != nil {
@@ -34,7 +49,7 @@ func startServing(t *testing.T, cfg Config, opts ...Option) *serving {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{srv: srv, log: log, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		s.err = srv.Serve(ctx, "127.0.0.1:0", "127.0.0.1:0")
+		s.err = serve(srv, ctx)
 		close(s.done)
 	}()
 	select {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,28 +68,34 @@ type Server struct {
 	clock Clock
 	// The modelled durations, NoDelay resolved to zero.
 	loadTime, prefillPerToken, decodePerToken, decodePerBatchedRequest time.Duration
+	roleSwitchTime, linkTime, kvTransferPerToken, dresultKeepAlive     time.Duration
 	logw                                                               io.Writer
 	logMu                                                              sync.Mutex
 	drainTimeout                                                       time.Duration
 	start                                                              time.Time
 	latency                                                            latencyWindow
+	// PD disaggregation (pd.go, dresult.go).
+	pdClient *http.Client
+	dresult  dresultHub
 	// engineCtx ends when the server crashes or shuts down: the engine
 	// stops running iterations.
 	engineCtx  context.Context
 	stopEngine context.CancelFunc
 
-	mu        sync.Mutex
-	phase     phase
-	role      Role
-	peers     []uint64 // PD peers given with the role, reported as linked
-	hung      bool
-	unhung    chan struct{}                      // closed when the current hang is cleared
-	active    map[uint64]context.CancelCauseFunc // admitted requests
-	nextID    uint64
-	serving   bool
-	infAddr   net.Addr
-	mgmtAddr  net.Addr
-	listening chan struct{} // closed once Serve has bound its listeners
+	mu          sync.Mutex
+	phase       phase
+	role        Role
+	roleReadyAt time.Time // RoleSwitching until then (and until loaded)
+	localID     *uint64   // this instance's id, from the last role POST that gave one
+	links       []*kvLink // KV links to the peers of the last role POST
+	hung        bool
+	unhung      chan struct{}                      // closed when the current hang is cleared
+	active      map[uint64]context.CancelCauseFunc // admitted requests
+	nextID      uint64
+	serving     bool
+	infAddr     net.Addr
+	mgmtAddr    net.Addr
+	listening   chan struct{} // closed once Serve has bound its listeners
 	// The engine (scheduler.go).
 	queue        []*engineRequest // waiting for a prefill, first come first served
 	batch        []*engineRequest // running (holding a slot), in the order they started
@@ -110,6 +117,9 @@ type Server struct {
 	failed           atomic.Uint64
 	promptTokens     atomic.Uint64
 	generationTokens atomic.Uint64
+	// PD counters and injected faults.
+	pdPrefills, pdRecomputes, pdDecodes, pdDecodeTokens atomic.Uint64
+	failDecodes, recomputeDecodes                       atomic.Int64
 }
 
 // New returns a simulated MindIE Server whose model starts loading now (by
@@ -126,6 +136,12 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		prefillPerToken:         max(cfg.PrefillPerToken, 0),
 		decodePerToken:          max(cfg.DecodePerToken, 0),
 		decodePerBatchedRequest: max(cfg.DecodePerBatchedRequest, 0),
+		roleSwitchTime:          max(cfg.RoleSwitchTime, 0),
+		linkTime:                max(cfg.LinkTime, 0),
+		kvTransferPerToken:      max(cfg.KVTransferPerToken, 0),
+		dresultKeepAlive:        max(cfg.DResultKeepAlive, 0),
+		pdClient:                newPDClient(),
+		dresult:                 dresultHub{limit: DResultBufferLimit},
 		clock:                   RealClock{},
 		logw:                    io.Discard,
 		drainTimeout:            30 * time.Second,
@@ -146,11 +162,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.slowdown.Store(math.Float64bits(1))
 	s.start = s.clock.Now()
+	s.roleReadyAt = s.start // the configured role is ready once the model is
 	s.logf("starting MindIE Server SIMULATOR %s: no model and no NPU, answers are deterministic filler, timings are modelled; "+
 		"model=%s load_time=%s prefill_per_token=%s decode_per_token=%s decode_per_batched_request=%s block_size=%d cache_blocks=%d "+
-		"slots=%d max_concurrent_requests=%d prefix_cache=%t role=%s",
+		"slots=%d max_concurrent_requests=%d prefix_cache=%t role=%s role_switch_time=%s link_time=%s kv_transfer_per_token=%s",
 		cfg.Version, cfg.ModelID, s.loadTime, s.prefillPerToken, s.decodePerToken, s.decodePerBatchedRequest, cfg.BlockSize,
-		cfg.CacheBlocks, cfg.TotalSlots, cfg.MaxConcurrentRequests, !cfg.DisablePrefixCache, cfg.Role.statusName())
+		cfg.CacheBlocks, cfg.TotalSlots, cfg.MaxConcurrentRequests, !cfg.DisablePrefixCache, cfg.Role.statusName(),
+		s.roleSwitchTime, s.linkTime, s.kvTransferPerToken)
 	s.loaded() // logs "ready" at once when there is nothing to load
 	return s, nil
 }
@@ -267,16 +285,11 @@ func (s *Server) scale(d time.Duration) time.Duration {
 	return time.Duration(f)
 }
 
-// SetRole sets the instance's PD role, as POST /v1/role/<role> does.
+// SetRole assigns the instance's PD role as POST /v1/role/<role> with no
+// peers does: a different role switches (RoleSwitching for
+// Config.RoleSwitchTime) and drops the links; the same role drops them.
 func (s *Server) SetRole(role Role) error {
-	if !role.valid() {
-		return fmt.Errorf("role %q is not one of %q, %q, %q", role, RolePrefill, RoleDecode, RoleFlex)
-	}
-	s.mu.Lock()
-	s.role = role
-	s.mu.Unlock()
-	s.logf("role set to %s", role.statusName())
-	return nil
+	return s.applyRole(role, nil, nil)
 }
 
 // Stop stops the service the way GET /stopService does: new requests are
@@ -370,6 +383,10 @@ type Stats struct {
 	Hung     bool
 	Slowdown float64
 	Role     Role
+	// RoleStatus is RoleUnknown, RoleSwitching or RoleReady; Peers are the
+	// KV links to the peers of the last role POST.
+	RoleStatus string
+	Peers      []PeerStatus
 
 	// Generation requests received, completed, and failed (invalid,
 	// refused, aborted or abandoned by their client).
@@ -400,6 +417,19 @@ type Stats struct {
 	// nobody holds are reclaimable, so they count as free).
 	FreeBlocks  int
 	TotalBlocks int
+
+	// PD disaggregation. A prefill instance counts the PD requests it
+	// prefilled and answered (PDRecomputes of them with is-recompute:
+	// true); a decode instance counts the requests handed to it that it
+	// accepted and the tokens it generated for them (its GenerationTokens
+	// include them). DResultBuffered messages wait for a /dresult consumer;
+	// DResultConnected says whether one is connected.
+	PDPrefillRequests uint64
+	PDRecomputes      uint64
+	PDDecodeRequests  uint64
+	PDDecodeTokens    uint64
+	DResultBuffered   int
+	DResultConnected  bool
 }
 
 // Stats returns a snapshot of the server's state and counters.
@@ -415,9 +445,14 @@ func (s *Server) Stats() Stats {
 		TotalSlots:        s.cfg.TotalSlots,
 		TotalBlocks:       s.cfg.CacheBlocks,
 	}
+	st.PDPrefillRequests, st.PDRecomputes = s.pdPrefills.Load(), s.pdRecomputes.Load()
+	st.PDDecodeRequests, st.PDDecodeTokens = s.pdDecodes.Load(), s.pdDecodeTokens.Load()
+	st.DResultBuffered, st.DResultConnected = s.dresult.state()
 	s.mu.Lock()
 	st.Hung = s.hung
 	st.Role = s.role
+	st.RoleStatus = s.roleStatus()
+	st.Peers = s.peerStatuses()
 	st.Running = len(s.batch)
 	st.Waiting = len(s.queue)
 	st.FreeSlots = s.cfg.TotalSlots - len(s.batch)
@@ -431,36 +466,56 @@ func (s *Server) Stats() Stats {
 }
 
 // latencyWindow keeps the modelled time to first token and time between
-// tokens of the last requests, for /metrics-json's moving averages.
+// tokens of the last requests, for /metrics-json's moving averages. A
+// request with a single token has no TBT; a request handed over by a
+// prefill instance has no TTFT here (its prefill instance records it).
 type latencyWindow struct {
-	mu         sync.Mutex
-	ttft, tbt  []time.Duration
+	mu        sync.Mutex
+	ttft, tbt ring
+}
+
+// ring is a fixed-size window of durations.
+type ring struct {
+	values     []time.Duration
 	next, size int
 }
 
-func newLatencyWindow(size int) latencyWindow {
-	return latencyWindow{ttft: make([]time.Duration, size), tbt: make([]time.Duration, size)}
+func (r *ring) add(d time.Duration) {
+	r.values[r.next] = d
+	r.next = (r.next + 1) % len(r.values)
+	r.size = min(r.size+1, len(r.values))
 }
 
-func (w *latencyWindow) record(ttft, tbt time.Duration) {
+func (r *ring) mean() time.Duration {
+	if r.size == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, v := range r.values[:r.size] {
+		sum += v
+	}
+	return sum / time.Duration(r.size)
+}
+
+func newLatencyWindow(size int) latencyWindow {
+	return latencyWindow{ttft: ring{values: make([]time.Duration, size)}, tbt: ring{values: make([]time.Duration, size)}}
+}
+
+func (w *latencyWindow) recordTTFT(d time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.ttft[w.next], w.tbt[w.next] = ttft, tbt
-	w.next = (w.next + 1) % len(w.ttft)
-	w.size = min(w.size+1, len(w.ttft))
+	w.ttft.add(d)
+}
+
+func (w *latencyWindow) recordTBT(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tbt.add(d)
 }
 
 // averages returns the mean TTFT and TBT over the window, zero when empty.
 func (w *latencyWindow) averages() (ttft, tbt time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.size == 0 {
-		return 0, 0
-	}
-	var sumF, sumB time.Duration
-	for i := range w.size {
-		sumF += w.ttft[i]
-		sumB += w.tbt[i]
-	}
-	return sumF / time.Duration(w.size), sumB / time.Duration(w.size)
+	return w.ttft.mean(), w.tbt.mean()
 }
