@@ -138,7 +138,9 @@ func setUp(cfg router.Config, e env) (router.Source, []router.Option, error) {
 		return nil, nil, err
 	}
 	klog.InfoS("instances from the pods of an InferServer", "namespace", namespace, "server", cfg.Server)
-	var opts []router.Option
+	// A Prefill/Decode server's routers are active/standby behind a Lease
+	// (campaigning only while the server's pods have roles).
+	opts := []router.Option{router.WithPDElector(router.NewLeaseElector(client, namespace, cfg.Server, cfg))}
 	if cfg.Authentication == router.AuthKubernetes {
 		opts = append(opts, router.WithAuthenticator(router.NewKubernetesAuthenticator(client, namespace, cfg.Server,
 			cfg.AuthCacheTTL, cfg.AuthCacheDeniedTTL)))

@@ -26,6 +26,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/router"
 )
 
 func TestRunRefusesBadInvocations(t *testing.T) {
@@ -49,6 +50,8 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 		{"missing instance CA", []string{"--static-backends", backends, "--instance-ca-file", filepath.Join(t.TempDir(), "ca.crt")}, "--instance-ca-file: open"},
 		{"CA and no verification", []string{"--static-backends", backends, "--instance-ca-file", "ca.crt", "--instance-insecure-skip-verify"}, "not with --instance-ca-file"},
 		{"negative shutdown delay", []string{"--static-backends", backends, "--shutdown-delay=-1s"}, "--shutdown-delay=-1s: expected 0"},
+		{"lease in fractions of seconds", []string{"--static-backends", backends, "--pd-lease-duration=1500ms"}, "--pd-lease-duration=1.5s: expected whole seconds"},
+		{"lease renewed too late", []string{"--static-backends", backends, "--pd-lease-renew-deadline=10s"}, "--pd-lease-duration=10s: expected more than --pd-lease-renew-deadline (10s)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -248,5 +251,54 @@ func TestRunInKubernetes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not stop")
+	}
+}
+
+// With --server, the routers of a Prefill/Decode server campaign for the
+// Lease <server>-router-pd, and give it up when they stop.
+func TestRunTakesThePDLease(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "llama-p", Namespace: "infer",
+			Labels:      map[string]string{v1alpha1.LabelServer: "llama", v1alpha1.LabelMaster: "true", router.LabelPDRole: router.RolePrefill, router.LabelPDGroup: "0"},
+			Annotations: map[string]string{router.AnnotationPDID: "0"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "mindie",
+			Ports: []corev1.ContainerPort{{Name: "inference", ContainerPort: 1}, {Name: "management", ContainerPort: 2}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+	client := fake.NewClientset(pod)
+	ctx, stop := context.WithCancel(context.Background())
+	exit := make(chan int, 1)
+	var stderr testutil.SyncBuffer
+	e := env{stderr: &stderr, kubernetesClient: func(string, string) (kubernetes.Interface, string, error) { return client, "infer", nil }}
+	go func() {
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--server", "llama", "--insecure-http", "--shutdown-delay=0",
+			"--pd-lease-duration=1s", "--pd-lease-renew-deadline=600ms", "--pd-lease-retry-period=200ms"}, e)
+	}()
+	holder := func() string {
+		l, err := client.CoordinationV1().Leases("infer").Get(context.Background(), router.PDLeaseName("llama"), metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for holder() == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no lease taken: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	select {
+	case code := <-exit:
+		if code != exitOK {
+			t.Errorf("exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop")
+	}
+	if h := holder(); h != "" {
+		t.Errorf("the lease is still held by %q after the router stopped", h)
 	}
 }

@@ -53,6 +53,9 @@ type backend struct {
 	failures  int       // failures in a row
 	trips     int       // trips in a row, for the doubling back-off
 	openUntil time.Time // out of routing until then
+
+	// pd is the Prefill/Decode state of an instance with a role (pd.go).
+	pd pdBackend
 }
 
 // instanceStatus is what the router takes from /v1/status.
@@ -60,6 +63,8 @@ type instanceStatus struct {
 	AvailSlots, AvailBlocks int
 	TotalSlots, TotalBlocks int
 	Waiting, Running        int
+	// PD servers' (pd.go): the role status and the KV links to peers.
+	pd pdStatus
 }
 
 // statusDocument is MindIE Server's /v1/status (and the simulator's, which
@@ -73,6 +78,8 @@ type statusDocument struct {
 		WaitingRequestNum int  `json:"waitingRequestNum"`
 		RunningRequestNum int  `json:"runningRequestNum"`
 	} `json:"resource"`
+	Service    pdServiceDocument `json:"service"`
+	LinkStatus pdLinkDocument    `json:"linkStatus"`
 }
 
 // readStatus reads an instance's /v1/status.
@@ -106,6 +113,7 @@ func readStatus(ctx context.Context, client *http.Client, management string) (in
 		AvailSlots: *r.AvailSlotsNum, AvailBlocks: *r.AvailBlockNum,
 		TotalSlots: r.TotalSlotsNum, TotalBlocks: r.TotalBlockNum,
 		Waiting: r.WaitingRequestNum, Running: r.RunningRequestNum,
+		pd: readPDStatus(doc.Service, doc.LinkStatus),
 	}
 	return st, nil
 }

@@ -60,6 +60,14 @@ type choice struct {
 // tried, and books the request on it. first is false on retries, which do
 // not count in the hit-rate window. Callers hold no lock.
 func (r *Router) pick(p *prompt, tried map[*backend]bool, first bool) (*attempt, error) {
+	return r.pickPlain(p, tried, first, false)
+}
+
+// pickPlain is pick for a request sent to one instance. Instances with a
+// Prefill/Decode role are served in pairs (pickPair) and left out, unless
+// anyRole: a request any instance answers alone (models, tokenizer) may go
+// to one whose role is ready.
+func (r *Router) pickPlain(p *prompt, tried map[*backend]bool, first, anyRole bool) (*attempt, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
@@ -67,7 +75,7 @@ func (r *Router) pick(p *prompt, tried map[*backend]bool, first bool) (*attempt,
 	routable := 0
 	full := 0
 	for _, b := range r.order {
-		if !b.routable(now) {
+		if !b.routable(now) || (b.inst.Role != "" && !(anyRole && b.roleReady())) {
 			continue
 		}
 		routable++
@@ -90,15 +98,24 @@ func (r *Router) pick(p *prompt, tried map[*backend]bool, first bool) (*attempt,
 			return nil, errTriedAll
 		}
 	}
-	var c choice
+	return r.bookLocked(r.decideLocked(candidates, p, first), p, first), nil
+}
+
+// decideLocked chooses among candidates by the algorithm.
+func (r *Router) decideLocked(candidates []*backend, p *prompt, first bool) choice {
 	switch r.cfg.Algorithm {
 	case RoundRobin:
-		c = r.pickRoundRobin(candidates)
+		return r.pickRoundRobin(candidates)
 	case LeastLoad:
-		c = r.pickLeastLoad(candidates, reasonLeastLoad)
+		return r.pickLeastLoad(candidates, reasonLeastLoad)
 	default:
-		c = r.pickAffinity(candidates, p, first)
+		return r.pickAffinity(candidates, p, first)
 	}
+}
+
+// bookLocked books a request on the instance chosen: it is in flight there,
+// waiting for its first byte, until finish.
+func (r *Router) bookLocked(c choice, p *prompt, first bool) *attempt {
 	if c.lookup != lookupHit {
 		c.uncached = p.tokens
 	}
@@ -118,7 +135,7 @@ func (r *Router) pick(p *prompt, tried map[*backend]bool, first bool) (*attempt,
 			r.affinity.hitBlocks += int64(c.hitBlocks)
 		}
 	}
-	return &attempt{choice: c, epoch: b.statusEpoch}, nil
+	return &attempt{choice: c, epoch: b.statusEpoch}
 }
 
 // unsaturated returns the candidates that are not saturated, or all of them

@@ -89,6 +89,13 @@ const (
 	// serving, after SIGTERM: the time for the endpoints controller, kube-proxy
 	// and load balancers to stop sending it new connections.
 	DefaultShutdownDelay = 5 * time.Second
+	// The Lease of the active router in Prefill/Decode mode (client-go's
+	// leader election: a standby takes over a lease not renewed for
+	// DefaultPDLeaseDuration; the holder gives up when it could not renew
+	// for DefaultPDLeaseRenewDeadline).
+	DefaultPDLeaseDuration      = 10 * time.Second
+	DefaultPDLeaseRenewDeadline = 5 * time.Second
+	DefaultPDLeaseRetryPeriod   = 2 * time.Second
 )
 
 // Constants that are not flags.
@@ -239,6 +246,12 @@ type Config struct {
 	// ShutdownGrace is how long in-flight requests may take to finish
 	// once the router stopped accepting.
 	ShutdownGrace time.Duration
+	// PDLeaseDuration, PDLeaseRenewDeadline and PDLeaseRetryPeriod time
+	// the Lease that makes one router replica the active one for a
+	// Prefill/Decode server (--server only; see pdlease.go).
+	PDLeaseDuration      time.Duration
+	PDLeaseRenewDeadline time.Duration
+	PDLeaseRetryPeriod   time.Duration
 }
 
 // DefaultConfig returns the configuration with every default. Start from
@@ -279,6 +292,9 @@ func DefaultConfig() Config {
 		RetryAfter:              DefaultRetryAfter,
 		ShutdownGrace:           DefaultShutdownGrace,
 		ShutdownDelay:           DefaultShutdownDelay,
+		PDLeaseDuration:         DefaultPDLeaseDuration,
+		PDLeaseRenewDeadline:    DefaultPDLeaseRenewDeadline,
+		PDLeaseRetryPeriod:      DefaultPDLeaseRetryPeriod,
 	}
 }
 
@@ -334,6 +350,9 @@ func (c *Config) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After of 429 and 503 answers")
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "after SIGTERM, how long the router answers /readyz 503 but still serves new requests before it stops accepting (the time endpoints and load balancers take to stop sending); 0 stops at once")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "once the router stopped accepting, how long in-flight requests may take to finish")
+	fs.DurationVar(&c.PDLeaseDuration, "pd-lease-duration", c.PDLeaseDuration, "Prefill/Decode server with --server: how long a standby router waits for the active one's Lease to be renewed before it takes over")
+	fs.DurationVar(&c.PDLeaseRenewDeadline, "pd-lease-renew-deadline", c.PDLeaseRenewDeadline, "Prefill/Decode server with --server: how long the active router tries to renew its Lease before it stops serving (less than --pd-lease-duration)")
+	fs.DurationVar(&c.PDLeaseRetryPeriod, "pd-lease-retry-period", c.PDLeaseRetryPeriod, "Prefill/Decode server with --server: how often the Lease is renewed or tried")
 }
 
 func joinNames[T ~string](names []T) string {
@@ -433,11 +452,23 @@ func (c Config) Validate() error {
 		{"shutdown-grace", c.ShutdownGrace},
 		{"auth-cache-ttl", c.AuthCacheTTL},
 		{"auth-cache-denied-ttl", c.AuthCacheDeniedTTL},
+		{"pd-lease-duration", c.PDLeaseDuration},
+		{"pd-lease-renew-deadline", c.PDLeaseRenewDeadline},
+		{"pd-lease-retry-period", c.PDLeaseRetryPeriod},
 	}
 	for _, d := range durations {
 		if d.value <= 0 {
 			bad(d.flag, d.value, "expected a positive duration")
 		}
+	}
+	if c.PDLeaseDuration > 0 && c.PDLeaseDuration%time.Second != 0 {
+		bad("pd-lease-duration", c.PDLeaseDuration, "expected whole seconds (a Lease's spec.leaseDurationSeconds)")
+	}
+	if c.PDLeaseRenewDeadline > 0 && c.PDLeaseDuration <= c.PDLeaseRenewDeadline {
+		bad("pd-lease-duration", c.PDLeaseDuration, fmt.Sprintf("expected more than --pd-lease-renew-deadline (%s): the holder must give up before a standby may take over", c.PDLeaseRenewDeadline))
+	}
+	if c.PDLeaseRetryPeriod > 0 && float64(c.PDLeaseRenewDeadline) <= pdLeaseJitter*float64(c.PDLeaseRetryPeriod) {
+		bad("pd-lease-renew-deadline", c.PDLeaseRenewDeadline, fmt.Sprintf("expected more than %g × --pd-lease-retry-period (%s)", pdLeaseJitter, c.PDLeaseRetryPeriod))
 	}
 	if c.BreakerMaxBackoff < c.BreakerBackoff {
 		bad("breaker-max-backoff", c.BreakerMaxBackoff, fmt.Sprintf("expected at least --breaker-backoff (%s)", c.BreakerBackoff))

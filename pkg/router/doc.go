@@ -25,4 +25,12 @@
 // endpoints update, then draining within ShutdownGrace. GET /router/routes
 // reports the instances as the router sees them (RoutesReport). Every
 // flag, default and limit is in config.go.
+//
+// Instances with a Prefill/Decode role (Instance.Role, Group, ID) are
+// served in pairs with MindIE's protocol (pd.go): the request goes to a
+// prefill instance with req-type, req-id, d-target and d-port, and the
+// rest of the answer comes on the /dresult stream the router holds from
+// each decode instance. Since a decode instance serves one /dresult
+// consumer at a time, the replicas of a PD server are active/standby behind
+// a Lease (LeaseElector).
 package router

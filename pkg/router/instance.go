@@ -29,6 +29,14 @@ type Instance struct {
 	// Draining: the instance is going away; it gets no new request, while
 	// the requests it has finish.
 	Draining bool `json:"draining,omitempty"`
+	// Role is the instance's Prefill/Decode role (RolePrefill, RoleDecode),
+	// empty for a normal instance. An instance with a role is routed only
+	// in a (prefill, decode) pair of its Group (see pd.go); ID is the
+	// MindIE instance id the controller gave it, which its peers' linkStatus
+	// names. Empty Role: Group and ID mean nothing.
+	Role  string `json:"role,omitempty"`
+	Group string `json:"group,omitempty"`
+	ID    uint64 `json:"id,omitempty"`
 }
 
 // Source yields the current set of instances. Run calls update with the
@@ -51,13 +59,16 @@ func (s StaticSource) Run(ctx context.Context, update func([]Instance)) error {
 
 // staticBackend is an entry of a --static-backends file.
 type staticBackend struct {
-	Name       string `json:"name"`
-	Inference  string `json:"inference"`
-	Management string `json:"management"`
+	Name       string  `json:"name"`
+	Inference  string  `json:"inference"`
+	Management string  `json:"management"`
+	Role       string  `json:"role"`
+	Group      string  `json:"group"`
+	ID         *uint64 `json:"id"`
 }
 
 // LoadStaticBackends reads a --static-backends file: a JSON or YAML list of
-// {name, inference, management}. Every instance is ready.
+// {name, inference, management[, role, group, id]}. Every instance is ready.
 func LoadStaticBackends(path string) (StaticSource, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -106,12 +117,19 @@ func ParseStaticBackends(data []byte) (StaticSource, error) {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", field("management"), e.Management, err))
 			}
 		}
-		src = append(src, Instance{
+		errs = append(errs, checkStaticRole(e, field)...)
+		inst := Instance{
 			Name:       e.Name,
 			Inference:  strings.TrimSuffix(e.Inference, "/"),
 			Management: strings.TrimSuffix(e.Management, "/"),
 			Ready:      true,
-		})
+			Role:       e.Role,
+			Group:      e.Group,
+		}
+		if e.ID != nil {
+			inst.ID = *e.ID
+		}
+		src = append(src, inst)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type metrics struct {
 	affinityLookups      *prometheus.CounterVec   // result
 	affinityPromptBlocks prometheus.Counter
 	affinityHitBlocks    prometheus.Counter
+	pd                   *pdMetrics // Prefill/Decode's (pd.go)
 }
 
 func newMetrics(r *Router) *metrics {
@@ -61,6 +62,7 @@ func newMetrics(r *Router) *metrics {
 		"cache_affinity: prefix blocks expected in the chosen instance's cache (its share of affinity_prompt_blocks_total is the expected hit rate).")))
 	m.registry.MustRegister(m.requests, m.timeToFirstByte, m.duration, m.retries, m.decisions,
 		m.breakerTrips, m.affinityLookups, m.affinityPromptBlocks, m.affinityHitBlocks, &stateCollector{r: r})
+	m.pd = newPDMetrics(m.registry, r)
 	return m
 }
 
@@ -117,7 +119,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		name := b.inst.Name
 		gauge(inflightDesc, float64(b.inflight), name)
 		gauge(pendingPrefillDesc, float64(b.pendingPrefill), name)
-		gauge(routableDesc, flag(b.routable(now)), name)
+		gauge(routableDesc, flag(r.routableNowLocked(b, now)), name)
 		gauge(saturatedDesc, flag(b.saturated(r.cfg.SlotsThreshold, r.cfg.BlocksThreshold)), name)
 		if b.statusOK {
 			gauge(freeSlotsDesc, float64(b.status.AvailSlots), name)

@@ -172,6 +172,11 @@ func podInstance(p *corev1.Pod, server string) (Instance, string) {
 	if management != 0 {
 		inst.Management = base(management)
 	}
+	role, group, id, why := podPDRole(p)
+	if why != "" {
+		return Instance{}, why
+	}
+	inst.Role, inst.Group, inst.ID = role, group, id
 	return inst, ""
 }
 

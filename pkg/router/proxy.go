@@ -131,10 +131,14 @@ func (x *exchange) serve() {
 
 	ctx, cancel := context.WithTimeoutCause(x.req.Context(), r.cfg.RequestTimeout, errRequestTimeout)
 	defer cancel()
+	pd := pdRoutes[x.rt.path]
+	if pd && x.servePD(ctx) {
+		return // served by a (prefill, decode) pair
+	}
 	tried := map[*backend]bool{}
 	var last *failedAnswer
 	for n := 0; n <= r.cfg.MaxRetries; n++ {
-		a, err := r.pick(&x.prompt, tried, n == 0)
+		a, err := r.pickPlain(&x.prompt, tried, n == 0, !pd)
 		if err != nil {
 			if last == nil {
 				x.fail(pickError(err, r.cfg.RetryAfter))
@@ -387,26 +391,31 @@ func (x *exchange) relay(f *failedAnswer) {
 // upstreamRequest builds the request to the attempt's instance: same
 // method, path, query, headers (less hop-by-hop ones) and body.
 func (x *exchange) upstreamRequest(ctx context.Context, a *attempt) (*http.Request, error) {
-	target := a.b.inst.Inference + x.req.URL.EscapedPath()
+	return x.requestTo(ctx, a.b.inst, x.body)
+}
+
+// requestTo builds the request to inst with the body held in sb.
+func (x *exchange) requestTo(ctx context.Context, inst Instance, sb *sharedBody) (*http.Request, error) {
+	target := inst.Inference + x.req.URL.EscapedPath()
 	if x.req.URL.RawQuery != "" {
 		target += "?" + x.req.URL.RawQuery
 	}
-	n := len(x.body.bytes())
+	n := len(sb.bytes())
 	var body io.ReadCloser = http.NoBody
 	if n > 0 {
 		// A reader that holds the body until the transport closes it.
 		var err error
-		if body, err = x.body.reader(); err != nil {
+		if body, err = sb.reader(); err != nil {
 			return nil, err
 		}
 	}
 	out, err := http.NewRequestWithContext(ctx, x.req.Method, target, body)
 	if err != nil {
 		body.Close()
-		return nil, fmt.Errorf("request to instance %s: %w", a.b.inst.Name, err)
+		return nil, fmt.Errorf("request to instance %s: %w", inst.Name, err)
 	}
 	if n > 0 {
-		out.GetBody = x.body.reader // to send it again on a fresh connection
+		out.GetBody = sb.reader // to send it again on a fresh connection
 	}
 	copyHeader(out.Header, x.req.Header)
 	stripCredentials(out.Header)

@@ -44,6 +44,10 @@ type Router struct {
 	// stopping: shutting down, not ready; answers ask clients to close
 	// their connections.
 	stopping atomic.Bool
+
+	// pd is the Prefill/Decode state: the lease, the /dresult streams, the
+	// requests waiting for their decode instance (pd.go).
+	pd pdState
 }
 
 // Option configures a Router.
@@ -114,6 +118,7 @@ func New(cfg Config, src Source, opts ...Option) (*Router, error) {
 	}
 	r.index = newPrefixIndex(size, cfg.AffinityHitWindow)
 	r.metrics = newMetrics(r)
+	r.initPD()
 	r.handler = r.routes()
 	return r, nil
 }
@@ -125,6 +130,9 @@ func (r *Router) Handler() http.Handler { return r.handler }
 // Run follows the Source, polling each instance's status, until ctx is
 // done or the Source fails.
 func (r *Router) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer r.waitPD() // the lease released, the /dresult streams closed
+	defer cancel()
 	r.mu.Lock()
 	r.pollCtx = ctx
 	r.mu.Unlock()
@@ -159,6 +167,7 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopRun()
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(runCtx) }()
+	runDone := false
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -172,6 +181,7 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-serveErr:
 		return err
 	case err := <-runErr:
+		runDone = true
 		if err != nil {
 			srv.Close()
 			return err
@@ -193,8 +203,20 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	r.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", r.cfg.ShutdownGrace)
 	graceCtx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
+	err := srv.Shutdown(graceCtx)
+	if err != nil {
 		srv.Close()
+	}
+	if !runDone {
+		// The requests are over: stop following the Source and give up
+		// the PD lease at once, so that a standby takes over now.
+		stopRun()
+		select {
+		case <-runErr:
+		case <-time.After(r.cfg.PDLeaseRenewDeadline):
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("requests still in flight after the %s grace period were cut", r.cfg.ShutdownGrace)
 	}
 	return nil
@@ -254,6 +276,7 @@ func (r *Router) update(instances []Instance) {
 		}
 	}
 	r.resizeIndexLocked()
+	r.pdSyncLocked()
 }
 
 // removeLocked takes an instance out at once: no new request goes there and
@@ -263,6 +286,7 @@ func (r *Router) removeLocked(b *backend) {
 	if b.stopPoll != nil {
 		b.stopPoll()
 	}
+	r.pdRemovedLocked(b)
 	delete(r.backends, b.inst.Name)
 	for i, o := range r.order {
 		if o == b {
@@ -340,12 +364,19 @@ func (r *Router) Ready() bool {
 func (r *Router) readiness() (bool, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.readinessLocked()
+}
+
+func (r *Router) readinessLocked() (bool, string) {
 	if r.stopping.Load() {
 		return false, "shutting down"
 	}
+	if why := r.pdStandbyLocked(); why != "" {
+		return false, why
+	}
 	now := time.Now()
 	for _, b := range r.order {
-		if b.routable(now) {
+		if r.servableLocked(b, now) {
 			return true, "ok"
 		}
 	}

@@ -32,6 +32,8 @@ type RoutesReport struct {
 	Instances []InstanceReport `json:"instances"`
 	// Affinity is set under cache_affinity only.
 	Affinity *AffinityReport `json:"affinity,omitempty"`
+	// PD is set while the Source has Prefill/Decode instances.
+	PD *PDReport `json:"pd,omitempty"`
 }
 
 // InstanceReport is one instance in a RoutesReport.
@@ -78,6 +80,20 @@ type InstanceReport struct {
 	// router started.
 	Requests uint64 `json:"requests"`
 	Failures uint64 `json:"failures"`
+	// Prefill/Decode instances only: the role, group and MindIE instance
+	// id (Instance), the role status and current role of the last
+	// /v1/status, the peers (by id) whose KV link is ok, and for a decode
+	// instance the state of the router's /dresult stream from it
+	// (DresultConnected, DresultConnecting, DresultDown, DresultStandby)
+	// with its last error.
+	Role         string   `json:"role,omitempty"`
+	Group        string   `json:"group,omitempty"`
+	ID           *uint64  `json:"id,omitempty"`
+	RoleStatus   string   `json:"roleStatus,omitempty"`
+	CurrentRole  string   `json:"currentRole,omitempty"`
+	LinkedPeers  []uint64 `json:"linkedPeers,omitempty"`
+	Dresult      string   `json:"dresult,omitempty"`
+	DresultError string   `json:"dresultError,omitempty"`
 }
 
 // What keeps an instance from new requests, in InstanceReport.Why.
@@ -145,10 +161,11 @@ func (r *Router) Routes() RoutesReport {
 	}
 	for _, b := range r.order {
 		ir := b.report(now, r.cfg)
-		rep.Ready = rep.Ready || ir.Routable
+		r.pdReportLocked(b, now, &ir)
 		rep.Instances = append(rep.Instances, ir)
 	}
-	rep.Ready = rep.Ready && !rep.ShuttingDown
+	rep.Ready, _ = r.readinessLocked()
+	rep.PD = r.pdRouterReportLocked()
 	if r.cfg.Algorithm == CacheAffinity {
 		a := &AffinityReport{
 			Hits:              r.affinity.lookups[lookupHit],

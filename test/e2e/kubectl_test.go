@@ -48,9 +48,9 @@ func TestKubectlGet(t *testing.T) {
 		t.Errorf("kubectl get mindie (the category): no row %s in %v", a, tb.rows)
 	}
 
-	// -o wide adds model, image, scheduler and conditions.
+	// -o wide adds model, image, scheduler, conditions and the router.
 	tb = parseTable(mustKubectl(t, "", "get", "isvc", "-n", "default", "-o", "wide"))
-	wantHeader = "NAME READY UP-TO-DATE AVAILABLE NPUS NODES AGE MODEL IMAGE SCHEDULER CONDITIONS"
+	wantHeader = "NAME READY UP-TO-DATE AVAILABLE NPUS NODES AGE MODEL IMAGE SCHEDULER CONDITIONS ROUTER"
 	if got := strings.Join(tb.header, " "); got != wantHeader {
 		t.Fatalf("kubectl get isvc -o wide: header %q, want %q", got, wantHeader)
 	}
@@ -58,8 +58,8 @@ func TestKubectlGet(t *testing.T) {
 	if !ok {
 		t.Fatalf("kubectl get isvc -o wide: no row %s in %v", a, tb.rows)
 	}
-	if r["MODEL"] != "<none>" || r["IMAGE"] != "mindie:e2e-get" || r["SCHEDULER"] != "volcano" {
-		t.Errorf("kubectl get isvc -o wide: row %v, want MODEL <none>, IMAGE mindie:e2e-get, SCHEDULER volcano", r)
+	if r["MODEL"] != "<none>" || r["IMAGE"] != "mindie:e2e-get" || r["SCHEDULER"] != "volcano" || r["ROUTER"] != "<none>" {
+		t.Errorf("kubectl get isvc -o wide: row %v, want MODEL <none>, IMAGE mindie:e2e-get, SCHEDULER volcano, ROUTER <none>", r)
 	}
 	if c := r["CONDITIONS"]; c != "<none>" {
 		for _, cond := range strings.Split(c, ",") {

@@ -241,6 +241,9 @@ func TestRouter(t *testing.T) {
 	if status := mustMindie(t, "tenant-a-editor", "", "status", name, "-n", routerNS); !strings.Contains(status, "Router:") || !strings.Contains(status, "2/2 ready") {
 		t.Errorf("kubectl mindie status shows no ready router:\n%s", status)
 	}
+	if r, ok := parseTable(mustKubectl(t, "tenant-a-editor", "-n", routerNS, "get", "isvc", name, "-o", "wide")).row("NAME", name); !ok || r["ROUTER"] != "cache_affinity:2/2" {
+		t.Errorf("kubectl get isvc -o wide: row %v, want ROUTER cache_affinity:2/2", r)
+	}
 
 	// The official OpenAI Node.js client against the router.
 	t.Run("openai npm client", func(t *testing.T) { openAIClient(t, base+"/v1", chatter, caFile) })

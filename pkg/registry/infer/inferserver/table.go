@@ -29,7 +29,7 @@ var columns = []metav1.TableColumnDefinition{
 	{Name: "Image", Type: "string", Priority: 1, Description: "Server image."},
 	{Name: "Scheduler", Type: "string", Priority: 1, Description: "Pod scheduler."},
 	{Name: "Conditions", Type: "string", Priority: 1, Description: "Conditions that are True."},
-	{Name: "Router", Type: "string", Priority: 1, Description: "Ready router replicas out of the desired number, and the algorithm; <none> without spec.router."},
+	{Name: "Router", Type: "string", Priority: 1, Description: "The router's algorithm and its ready replicas out of the desired number; <none> without spec.router."},
 }
 
 func (tableConvertor) ConvertToTable(_ context.Context, obj runtime.Object, _ runtime.Object) (*metav1.Table, error) {
@@ -107,7 +107,8 @@ func routerCell(s *infer.InferServer) string {
 	if s.Status.Router != nil {
 		ready = s.Status.Router.ReadyReplicas
 	}
-	return fmt.Sprintf("%d/%d %s", ready, deref(r.Replicas), r.Algorithm)
+	// No space: tools split kubectl's columns on whitespace.
+	return fmt.Sprintf("%s:%d/%d", r.Algorithm, ready, deref(r.Replicas))
 }
 
 func trueConditions(cs []metav1.Condition) string {

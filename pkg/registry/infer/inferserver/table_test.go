@@ -177,7 +177,7 @@ func TestTableRouter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := table.Rows[0].Cells[11]; got != "2/3 least_load" {
-		t.Errorf("router cell %q, want %q", got, "2/3 least_load")
+	if got := table.Rows[0].Cells[11]; got != "least_load:2/3" {
+		t.Errorf("router cell %q, want %q", got, "least_load:2/3")
 	}
 }
