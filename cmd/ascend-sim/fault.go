@@ -68,6 +68,7 @@ func checkLoopbackAddr(addr string) error {
 const faultUsage = `usage:
   ascend-sim fault npu  --node N --chip 3 --level SeparateNPU   (--level "" clears the fault)
   ascend-sim fault pod  [--namespace default] --name P --action hang|unhang|crash|slow [--factor 4]
+  ascend-sim fault pod  [--namespace default] --name P --action decode-error|decode-recompute --factor N | drop-dresult
   ascend-sim fault node --node N --down=true|false
 each with --control-addr-file FILE or --control-addr HOST:PORT (loopback) of a running ascend-sim`
 
@@ -101,8 +102,8 @@ func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "pod":
 		ns := fs.String("namespace", "default", "pod namespace")
 		name := fs.String("name", "", "pod name")
-		action := fs.String("action", "", "hang, unhang, crash or slow")
-		factor := fs.Float64("factor", 0, "slowdown factor for --action slow (1 resets)")
+		action := fs.String("action", "", "hang, unhang, crash, slow, decode-error, decode-recompute or drop-dresult")
+		factor := fs.Float64("factor", 0, "slowdown factor for --action slow (1 resets); the number of requests for decode-error and decode-recompute")
 		req := &kubelet.PodFaultRequest{}
 		body = req
 		check = func() error {

@@ -17,6 +17,10 @@ const (
 	PodFaultUnhang = "unhang"
 	PodFaultCrash  = "crash"
 	PodFaultSlow   = "slow"
+	// The decode faults of a Prefill/Decode decode instance.
+	PodFaultDecodeError     = "decode-error"     // the next count requests end with error:
+	PodFaultDecodeRecompute = "decode-recompute" // the next count requests ask for recompute (retry:)
+	PodFaultDropDResult     = "drop-dresult"     // the /dresult connection breaks without close:
 )
 
 // FaultInjectable is implemented by workloads that support pod fault
@@ -30,6 +34,18 @@ type FaultInjectable interface {
 func (w *mindieWorkload) SetHung(hung bool)          { w.srv.SetHung(hung) }
 func (w *mindieWorkload) Crash()                     { w.srv.Crash() }
 func (w *mindieWorkload) SetSlowdown(factor float64) { w.srv.SetSlowdown(factor) }
+
+// DecodeFaultInjectable is implemented by workloads that can play a
+// faulty Prefill/Decode decode instance (MindIEWorkload does).
+type DecodeFaultInjectable interface {
+	FailNextDecode(n int)
+	RecomputeNextDecode(n int)
+	DropDResult() bool
+}
+
+func (w *mindieWorkload) FailNextDecode(n int)      { w.srv.FailNextDecode(n) }
+func (w *mindieWorkload) RecomputeNextDecode(n int) { w.srv.RecomputeNextDecode(n) }
+func (w *mindieWorkload) DropDResult() bool         { return w.srv.DropDResult() }
 
 // FieldError is an error about one field of a fault request.
 type FieldError struct {
@@ -54,8 +70,11 @@ func (s *Simulator) SetPodFault(namespace, name, action string, factor float64) 
 		if !(factor > 0) {
 			return &FieldError{Field: "factor", Message: fmt.Sprintf("must be a positive number for action slow, got %g", factor)}
 		}
+	case PodFaultDecodeError, PodFaultDecodeRecompute, PodFaultDropDResult:
+		return s.setDecodeFault(namespace, name, action, int(factor))
 	default:
-		return &FieldError{Field: "action", Message: fmt.Sprintf("unknown action %q: want hang, unhang, crash or slow", action)}
+		return &FieldError{Field: "action", Message: fmt.Sprintf("unknown action %q: want hang, unhang, crash, slow, %s, %s or %s",
+			action, PodFaultDecodeError, PodFaultDecodeRecompute, PodFaultDropDResult)}
 	}
 	if namespace == "" {
 		namespace = "default"
@@ -101,6 +120,47 @@ func (s *Simulator) SetPodFault(namespace, name, action string, factor float64) 
 	return nil
 }
 
+// setDecodeFault plays a faulty decode instance in pod namespace/name:
+// count requests end with error: or ask for recompute, or the /dresult
+// connection breaks.
+func (s *Simulator) setDecodeFault(namespace, name, action string, count int) error {
+	if action != PodFaultDropDResult && count < 1 {
+		return &FieldError{Field: "factor", Message: fmt.Sprintf("must be the number of requests (at least 1) for action %s, got %d", action, count)}
+	}
+	if namespace == "" {
+		namespace = "default"
+	}
+	s.mu.Lock()
+	ps := s.pods[namespace+"/"+name]
+	var targets []DecodeFaultInjectable
+	if ps != nil {
+		for _, cs := range ps.containers {
+			if f, ok := cs.workload.(DecodeFaultInjectable); ok && cs.running {
+				targets = append(targets, f)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if ps == nil {
+		return &FieldError{Field: "name", Message: fmt.Sprintf("pod %s/%s is not running on a simulated node", namespace, name), NotFound: true}
+	}
+	if len(targets) == 0 {
+		return &FieldError{Field: "name", Message: fmt.Sprintf("pod %s/%s has no running MindIE Server container", namespace, name)}
+	}
+	s.logf("pod %s/%s: %s fault (%d requests) (fault injection)", namespace, name, action, count)
+	for _, f := range targets {
+		switch action {
+		case PodFaultDecodeError:
+			f.FailNextDecode(count)
+		case PodFaultDecodeRecompute:
+			f.RecomputeNextDecode(count)
+		case PodFaultDropDResult:
+			f.DropDResult()
+		}
+	}
+	return nil
+}
+
 // NPUFaultRequest is the body of POST /faults/npu.
 type NPUFaultRequest struct {
 	Node  string `json:"node"`
@@ -132,6 +192,7 @@ type ControlError struct {
 //
 //	POST /faults/npu  {"node": N, "chip": 3, "level": "SeparateNPU"}  ("" clears)
 //	POST /faults/pod  {"namespace": NS, "name": P, "action": "hang|unhang|crash|slow", "factor": 4}
+//	                  (decode-error|decode-recompute with "factor": the number of requests; drop-dresult)
 //	POST /faults/node {"node": N, "down": true}
 //	GET  /nodes       the simulated nodes' names
 //

@@ -19,6 +19,10 @@ func (w *fakeWorkload) SetHung(hung bool)          { w.app.live.Store(!hung) }
 func (w *fakeWorkload) Crash()                     { _ = w.srv.Close() }
 func (w *fakeWorkload) SetSlowdown(factor float64) { w.app.slow.Store(math.Float64bits(factor)) }
 
+func (w *fakeWorkload) FailNextDecode(n int)      { w.app.decodeErrors.Add(int32(n)) }
+func (w *fakeWorkload) RecomputeNextDecode(n int) { w.app.recomputes.Add(int32(n)) }
+func (w *fakeWorkload) DropDResult() bool         { w.app.drops.Add(1); return true }
+
 func post(t *testing.T, srv *httptest.Server, path, body string) (int, ControlError) {
 	t.Helper()
 	resp, err := srv.Client().Post(srv.URL+path, "application/json", strings.NewReader(body))
@@ -109,6 +113,19 @@ func TestControlAPI(t *testing.T) {
 	}
 	if f := math.Float64frombits(fw.app("p1").slow.Load()); f != 4 {
 		t.Errorf("slowdown %g, want 4", f)
+	}
+	// Decode faults of a PD decode instance.
+	for _, body := range []string{`{"name":"p1","action":"decode-error","factor":2}`, `{"name":"p1","action":"decode-recompute","factor":1}`,
+		`{"name":"p1","action":"drop-dresult"}`} {
+		if code, ce := post(t, srv, "/faults/pod", body); code != 200 {
+			t.Fatalf("%s: %d %+v", body, code, ce)
+		}
+	}
+	if a := fw.app("p1"); a.decodeErrors.Load() != 2 || a.recomputes.Load() != 1 || a.drops.Load() != 1 {
+		t.Errorf("decode faults: errors %d, recomputes %d, drops %d; want 2, 1, 1", a.decodeErrors.Load(), a.recomputes.Load(), a.drops.Load())
+	}
+	if code, ce := post(t, srv, "/faults/pod", `{"name":"p1","action":"decode-error"}`); code/100 != 4 || ce.Field != "factor" {
+		t.Errorf("decode-error without a count: %d %+v, want a 4xx naming factor", code, ce)
 	}
 	if code, ce := post(t, srv, "/faults/pod", `{"name":"p1","action":"crash"}`); code != 200 {
 		t.Fatalf("crash: %d %+v", code, ce)

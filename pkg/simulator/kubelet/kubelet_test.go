@@ -39,6 +39,8 @@ type fakeApp struct {
 	starts  atomic.Int32  // workload starts
 	preStop atomic.Int32  // /prestop hits
 	slow    atomic.Uint64 // math.Float64bits of the last SetSlowdown
+	// decode faults asked for: requests to fail, to recompute, drops
+	decodeErrors, recomputes, drops atomic.Int32
 
 	mu       sync.Mutex
 	cur      *fakeWorkload // the last started
