@@ -32,6 +32,7 @@ var Funcs = func(_ runtimeserializer.CodecFactory) []interface{} {
 		fuzzInferPorts,
 		fuzzInferServiceExposure,
 		fuzzRouterSpec,
+		fuzzInferRole,
 		fuzzHealthSpec,
 		fuzzProbeSpec,
 		fuzzInferServerStrategy,
@@ -104,6 +105,12 @@ func fuzzInferPorts(p *infer.InferPorts, c randfill.Continue) {
 func fuzzInferServiceExposure(s *infer.InferServiceExposure, c randfill.Continue) {
 	c.FillNoCustom(s)
 	fillString((*string)(&s.Type), c)
+}
+
+func fuzzInferRole(r *infer.InferRole, c randfill.Continue) {
+	c.FillNoCustom(r)
+	fillInt32(&r.Instances, c)
+	fillInt32(&r.NodesPerInstance, c)
 }
 
 // fuzzRouterSpec sets every defaulted field, the cpu and memory of both

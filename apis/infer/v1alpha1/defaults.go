@@ -42,7 +42,12 @@ const (
 // The router's defaults; mindie-router's flags default to the same values.
 // Where MindIE Motor's Coordinator has the knob, its default is kept.
 const (
-	DefaultRouterAlgorithm                = RouterCacheAffinity
+	DefaultRouterAlgorithm = RouterCacheAffinity
+	// DefaultPDRouterAlgorithm is the router's algorithm for a server with
+	// roles: prefill instances are placed by load (as MindIE's Coordinator
+	// allows only round_robin and load_balance in PD mode).
+	DefaultPDRouterAlgorithm              = RouterLeastLoad
+	DefaultRoleInstances            int32 = 1
 	DefaultRouterReplicas           int32 = 2
 	DefaultRouterImage                    = "mindie:router"
 	DefaultRouterAuthentication           = RouterAuthenticationKubernetes
@@ -72,6 +77,18 @@ func SetDefaults_InferServerSpec(s *InferServerSpec) {
 	}
 	if s.NodesPerInstance == nil {
 		s.NodesPerInstance = ptr.To(DefaultNodesPerInstance)
+	}
+	for i := range s.Roles {
+		r := &s.Roles[i]
+		if r.Instances == nil {
+			r.Instances = ptr.To(DefaultRoleInstances)
+		}
+		if r.NodesPerInstance == nil {
+			r.NodesPerInstance = ptr.To(*s.NodesPerInstance)
+		}
+	}
+	if len(s.Roles) > 0 && s.Router != nil && s.Router.Algorithm == "" {
+		s.Router.Algorithm = DefaultPDRouterAlgorithm
 	}
 	if s.Image == "" {
 		s.Image = DefaultImage

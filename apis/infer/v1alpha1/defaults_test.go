@@ -410,3 +410,19 @@ func TestDefaultRouter(t *testing.T) {
 		t.Errorf("router defaulted on a server without one: %+v", s.Spec.Router)
 	}
 }
+
+func TestDefaultRoles(t *testing.T) {
+	s := &InferServer{Spec: InferServerSpec{
+		NodesPerInstance: ptr.To[int32](2),
+		Router:           &RouterSpec{},
+		Roles:            []InferRole{{Name: RolePrefill}, {Name: RoleDecode, Instances: ptr.To[int32](3), NodesPerInstance: ptr.To[int32](4)}},
+	}}
+	SetObjectDefaults_InferServer(s)
+	p, d := s.Spec.Roles[0], s.Spec.Roles[1]
+	if *p.Instances != 1 || *p.NodesPerInstance != 2 || *d.Instances != 3 || *d.NodesPerInstance != 4 || p.Resources != nil {
+		t.Errorf("roles defaulted to %+v %+v", p, d)
+	}
+	if s.Spec.Router.Algorithm != RouterLeastLoad {
+		t.Errorf("router algorithm with roles %q, want least_load", s.Spec.Router.Algorithm)
+	}
+}

@@ -143,6 +143,17 @@ type InferServerSpec struct {
 	// router's when Router is set (its NodePort then reaches the router).
 	// +optional
 	Service InferServiceExposure `json:"service,omitempty"`
+	// Roles makes the server Prefill/Decode disaggregated (MindIE's PD
+	// deployment): each group runs prefill instances and decode instances
+	// linked for KV-cache transfer, and replicas counts groups, so scaling
+	// keeps the P:D ratio. Both roles are required, with spec.router (it
+	// plays MindIE's Coordinator). Unset, every instance serves whole
+	// requests, as MindIE's single-node deployment. Cannot be added or
+	// removed on an existing server.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Roles []InferRole `json:"roles,omitempty"`
 	// Router puts mindie-router replicas between the Service and the
 	// instances: they pick an instance for each request (round_robin,
 	// cache_affinity or least_load), retry failures and apply limits. Unset,
@@ -344,6 +355,39 @@ type InferServiceExposure struct {
 	// 32767; 0 or unset lets Kubernetes choose.
 	// +optional
 	NodePort int32 `json:"nodePort,omitempty"`
+}
+
+// RoleName is the part an instance plays in a Prefill/Decode group.
+// +enum
+type RoleName string
+
+const (
+	// RolePrefill instances compute prompts and hand each request to a decode instance.
+	RolePrefill RoleName = "prefill"
+	// RoleDecode instances generate the tokens of requests a prefill instance handed over.
+	RoleDecode RoleName = "decode"
+)
+
+// InferRole is one role of a Prefill/Decode InferServer: how many
+// instances of it a group has and, where they differ from the top-level
+// fields, their shape.
+type InferRole struct {
+	// Name of the role: prefill or decode.
+	Name RoleName `json:"name"`
+	// Instances of this role in one group. At least 1; the two roles
+	// together at most 16 (what MindIE links in one group). Defaults to 1.
+	// +optional
+	Instances *int32 `json:"instances,omitempty"`
+	// NodesPerInstance of this role's instances: 1, 2 or 4. Defaults to
+	// spec.nodesPerInstance. Immutable.
+	// +optional
+	NodesPerInstance *int32 `json:"nodesPerInstance,omitempty"`
+	// Resources of this role's pods. Unset: spec.resources.
+	// +optional
+	Resources *InferResources `json:"resources,omitempty"`
+	// ServerConfig of this role's servers. Unset: spec.serverConfig.
+	// +optional
+	ServerConfig *ServerConfigSource `json:"serverConfig,omitempty"`
 }
 
 // RouterAlgorithm is how a router picks the instance of a request.

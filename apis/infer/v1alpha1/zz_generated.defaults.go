@@ -174,6 +174,15 @@ func SetObjectDefaults_InferServer(in *InferServer) {
 	SetDefaults_InferResources(&in.Spec.Resources)
 	SetDefaults_InferPorts(&in.Spec.Ports)
 	SetDefaults_InferServiceExposure(&in.Spec.Service)
+	for i := range in.Spec.Roles {
+		a := &in.Spec.Roles[i]
+		if a.Resources != nil {
+			SetDefaults_InferResources(a.Resources)
+		}
+		if a.ServerConfig != nil {
+			SetDefaults_ServerConfigSource(a.ServerConfig)
+		}
+	}
 	if in.Spec.Router != nil {
 		SetDefaults_RouterSpec(in.Spec.Router)
 	}

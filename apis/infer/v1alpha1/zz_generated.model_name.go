@@ -42,6 +42,11 @@ func (in InferResources) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InferRole) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.InferRole"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in InferServer) OpenAPIModelName() string {
 	return "io.mindie.deployer.apis.infer.v1alpha1.InferServer"
 }

@@ -28,32 +28,35 @@ import (
 
 // Bounds of the InferServer API. The legacy ranges are inclusive.
 const (
-	MaxNameLength                 = 48
-	MinReplicas                   = 1
-	MaxReplicas                   = 256
-	MinNPUs                       = 1
-	MaxNPUs                       = 8
-	CrossNodeNPUs                 = 8
-	MinPort                       = 1024
-	MaxPort                       = 65535
-	MinNodePort                   = 30000
-	MaxNodePort                   = 32767
-	MinStartupSeconds             = 10
-	MaxStartupSeconds             = 1800
-	MinProbeTimeoutSeconds        = 1
-	MaxProbeTimeoutSeconds        = 600
-	MinFailureThreshold           = 1
-	MaxFailureThreshold           = 10
-	MinProbePeriodSeconds         = 1
-	MaxProbePeriodSeconds         = 3600
-	MaxTerminationGracePeriod     = 3600
-	MaxRevisionHistoryLimit       = 100
-	MaxProgressDeadlineSeconds    = 86400
-	MinRouterReplicas             = 1
-	MaxRouterReplicas             = 64
-	MaxRouterRetries              = 10
-	MaxRouterInflight             = 1000000
-	MaxRouterTimeoutSeconds       = 86400
+	MaxNameLength              = 48
+	MinReplicas                = 1
+	MaxReplicas                = 256
+	MinNPUs                    = 1
+	MaxNPUs                    = 8
+	CrossNodeNPUs              = 8
+	MinPort                    = 1024
+	MaxPort                    = 65535
+	MinNodePort                = 30000
+	MaxNodePort                = 32767
+	MinStartupSeconds          = 10
+	MaxStartupSeconds          = 1800
+	MinProbeTimeoutSeconds     = 1
+	MaxProbeTimeoutSeconds     = 600
+	MinFailureThreshold        = 1
+	MaxFailureThreshold        = 10
+	MinProbePeriodSeconds      = 1
+	MaxProbePeriodSeconds      = 3600
+	MaxTerminationGracePeriod  = 3600
+	MaxRevisionHistoryLimit    = 100
+	MaxProgressDeadlineSeconds = 86400
+	MinRouterReplicas          = 1
+	MaxRouterReplicas          = 64
+	MaxRouterRetries           = 10
+	MaxRouterInflight          = 1000000
+	MaxRouterTimeoutSeconds    = 86400
+	// MaxGroupInstances is how many instances MindIE links in one
+	// Prefill/Decode group (its Controller's limit).
+	MaxGroupInstances             = 16
 	ReservedLabelPrefix           = "infer.mindie.io/"
 	ReservedEnvPrefix             = "MIES_"
 	percentSuffix                 = "%"
@@ -74,6 +77,7 @@ var (
 	validServiceTypes  = []string{string(corev1.ServiceTypeNodePort), string(corev1.ServiceTypeClusterIP)}
 	validPullPolicies  = []string{string(corev1.PullAlways), string(corev1.PullIfNotPresent), string(corev1.PullNever)}
 	validAlgorithms    = []string{string(infer.RouterRoundRobin), string(infer.RouterCacheAffinity), string(infer.RouterLeastLoad)}
+	validRoles         = []string{string(infer.RolePrefill), string(infer.RoleDecode)}
 	validRouterAuth    = []string{string(infer.RouterAuthenticationKubernetes), string(infer.RouterAuthenticationNone)}
 
 	minRouterBody = resource.MustParse("1Ki")
@@ -123,6 +127,17 @@ func ValidateInferServerUpdate(newObj, oldObj *infer.InferServer) field.ErrorLis
 	allErrs = append(allErrs, validateRouterName(newObj)...)
 	if !reflect.DeepEqual(newObj.Spec.NodesPerInstance, oldObj.Spec.NodesPerInstance) {
 		allErrs = append(allErrs, field.Forbidden(field.NewPath("spec", "nodesPerInstance"), nodesPerInstanceUpdateMessage))
+	}
+	if (len(newObj.Spec.Roles) == 0) != (len(oldObj.Spec.Roles) == 0) {
+		allErrs = append(allErrs, field.Forbidden(field.NewPath("spec", "roles"),
+			"cannot add or remove roles in place: every instance would change kind; create a new InferServer and delete this one"))
+	}
+	for i, r := range newObj.Spec.Roles {
+		for _, o := range oldObj.Spec.Roles {
+			if o.Name == r.Name && !reflect.DeepEqual(o.NodesPerInstance, r.NodesPerInstance) {
+				allErrs = append(allErrs, field.Forbidden(field.NewPath("spec", "roles").Index(i).Child("nodesPerInstance"), nodesPerInstanceUpdateMessage))
+			}
+		}
 	}
 	return allErrs
 }
@@ -200,6 +215,9 @@ func ValidateInferServerSpec(s *infer.InferServerSpec, p *field.Path) field.Erro
 	allErrs = append(allErrs, validateService(&s.Service, p.Child("service"))...)
 	if s.Router != nil {
 		allErrs = append(allErrs, validateRouter(s.Router, p.Child("router"))...)
+	}
+	if len(s.Roles) > 0 {
+		allErrs = append(allErrs, validateRoles(s, p)...)
 	}
 	allErrs = append(allErrs, validateHealth(&s.Health, p.Child("health"))...)
 	allErrs = append(allErrs, oneOf(string(s.Scheduler), validSchedulers, p.Child("scheduler"))...)
@@ -433,6 +451,66 @@ func validateRouter(r *infer.RouterSpec, p *field.Path) field.ErrorList {
 			fmt.Sprintf("must be at least spec.router.firstTokenTimeoutSeconds (%d)", *r.FirstTokenTimeoutSeconds)))
 	}
 	allErrs = append(allErrs, validateContainerResources(&r.Resources, p.Child("resources"))...)
+	return allErrs
+}
+
+// validateRoles checks a Prefill/Decode server: both roles, each with at
+// least one instance, at most MaxGroupInstances in a group, a router that
+// does not place by prefix.
+func validateRoles(s *infer.InferServerSpec, p *field.Path) field.ErrorList {
+	var allErrs field.ErrorList
+	rp := p.Child("roles")
+	if s.Router == nil {
+		allErrs = append(allErrs, field.Required(p.Child("router"),
+			"a server with spec.roles needs a router: it sends each request to a prefill instance and relays the decode instance's tokens, as MindIE's Coordinator"))
+	} else if s.Router.Algorithm == infer.RouterCacheAffinity {
+		allErrs = append(allErrs, field.Invalid(p.Child("router", "algorithm"), s.Router.Algorithm,
+			"cache_affinity does not apply with spec.roles: prefill instances are placed by load (use least_load or round_robin; MindIE's Coordinator refuses it in PD mode too)"))
+	}
+	seen := map[infer.RoleName]bool{}
+	total := int32(0)
+	for i := range s.Roles {
+		r := &s.Roles[i]
+		ip := rp.Index(i)
+		switch {
+		case !slices.Contains(validRoles, string(r.Name)):
+			allErrs = append(allErrs, field.NotSupported(ip.Child("name"), r.Name, validRoles))
+		case seen[r.Name]:
+			allErrs = append(allErrs, field.Duplicate(ip.Child("name"), r.Name))
+		}
+		seen[r.Name] = true
+		allErrs = append(allErrs, int32InRange(r.Instances, 1, MaxGroupInstances-1, ip.Child("instances"))...)
+		if r.Instances != nil {
+			total += *r.Instances
+		}
+		crossNode := false
+		if r.NodesPerInstance == nil {
+			allErrs = append(allErrs, field.Required(ip.Child("nodesPerInstance"), "must be 1, 2 or 4"))
+		} else {
+			switch *r.NodesPerInstance {
+			case 1:
+			case 2, 4:
+				crossNode = true
+			default:
+				allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), *r.NodesPerInstance, "must be 1 (single-node), 2 or 4 (cross-node)"))
+			}
+		}
+		if r.Resources != nil {
+			allErrs = append(allErrs, validateResources(r.Resources, crossNode, ip.Child("resources"))...)
+		}
+		if r.ServerConfig != nil {
+			allErrs = append(allErrs, validateServerConfig(r.ServerConfig, ip.Child("serverConfig"))...)
+		}
+	}
+	for _, name := range validRoles {
+		if !seen[infer.RoleName(name)] {
+			allErrs = append(allErrs, field.Required(rp, fmt.Sprintf("a %s role: a Prefill/Decode group needs both prefill and decode instances", name)))
+		}
+	}
+	if total > MaxGroupInstances {
+		allErrs = append(allErrs, field.Invalid(rp, total,
+			fmt.Sprintf("the roles' instances make %d per group: MindIE links at most %d instances in one group", total, MaxGroupInstances)))
+	}
 	return allErrs
 }
 

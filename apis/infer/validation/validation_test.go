@@ -1069,3 +1069,74 @@ func TestValidateRouter(t *testing.T) {
 		valid("account named like a router without one", func(s *infer.InferServer) { s.Spec.ServiceAccountName = s.Name + "-router" }),
 	})
 }
+
+// pd gives the valid InferServer a router and the roles, defaulted as the
+// API server would.
+func pd(prefill, decode int32, mutate func(*infer.InferServerSpec)) func(*infer.InferServer) {
+	return func(s *infer.InferServer) {
+		ext := &v1alpha1.InferServer{Spec: v1alpha1.InferServerSpec{
+			Router: &v1alpha1.RouterSpec{},
+			Roles: []v1alpha1.InferRole{
+				{Name: v1alpha1.RolePrefill, Instances: ptr.To(prefill)},
+				{Name: v1alpha1.RoleDecode, Instances: ptr.To(decode)},
+			},
+		}}
+		scheme.Default(ext)
+		var spec infer.InferServerSpec
+		if err := scheme.Convert(&ext.Spec, &spec, nil); err != nil {
+			panic(err)
+		}
+		s.Spec = spec
+		if mutate != nil {
+			mutate(&s.Spec)
+		}
+	}
+}
+
+func TestValidateRoles(t *testing.T) {
+	runCases(t, []testCase{
+		valid("2P1D", pd(2, 1, nil)),
+		valid("15P1D", pd(15, 1, nil)),
+		valid("cross-node decode", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[1].NodesPerInstance = ptr.To[int32](2) })),
+		bad("no router", pd(1, 1, func(s *infer.InferServerSpec) { s.Router = nil }),
+			required("spec.router", "needs a router")),
+		bad("cache_affinity", pd(1, 1, func(s *infer.InferServerSpec) { s.Router.Algorithm = infer.RouterCacheAffinity }),
+			invalid("spec.router.algorithm", `"cache_affinity"`, "does not apply with spec.roles")),
+		bad("17 in a group", pd(9, 8, nil),
+			invalid("spec.roles", "Invalid value: 17", "at most 16 instances")),
+		bad("zero decode", pd(1, 0, nil),
+			invalid("spec.roles[1].instances", badInt[int32](0), between(1, 15))),
+		bad("decode missing", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles = s.Roles[:1] }),
+			required("spec.roles", "a decode role")),
+		bad("unknown role", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[1].Name = "flex" }),
+			notSupported("spec.roles[1].name", "flex", "prefill", "decode"), required("spec.roles", "a decode role")),
+		bad("duplicate", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[1].Name = infer.RolePrefill }),
+			duplicate("spec.roles[1].name"), required("spec.roles", "a decode role")),
+		bad("three nodes", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[0].NodesPerInstance = ptr.To[int32](3) }),
+			invalid("spec.roles[0].nodesPerInstance", badInt[int32](3), "must be 1 (single-node), 2 or 4")),
+		bad("cross-node role with 4 NPUs", pd(1, 1, func(s *infer.InferServerSpec) {
+			s.Roles[1].NodesPerInstance = ptr.To[int32](2)
+			r := s.Resources
+			r.NPU.Count = ptr.To[int32](4)
+			s.Roles[1].Resources = &r
+		}), invalid("spec.roles[1].resources.npu.count", badInt[int32](4), "must be 8")),
+	})
+}
+
+func TestValidateRolesUpdate(t *testing.T) {
+	old := validInferServer(t)
+	pd(1, 1, nil)(old)
+	plain := validInferServer(t)
+	plain.ResourceVersion, old.ResourceVersion = "1", "1"
+	expectErrors(t, ValidateInferServerUpdate(plain, old), []wantErr{forbidden("spec.roles", "cannot add or remove roles in place")})
+	expectErrors(t, ValidateInferServerUpdate(old, plain), []wantErr{forbidden("spec.roles", "cannot add or remove roles in place")})
+	changed := old.DeepCopy()
+	changed.Spec.Roles[0].NodesPerInstance = ptr.To[int32](2)
+	changed.Spec.Roles[0].Resources = &infer.InferResources{}
+	*changed.Spec.Roles[0].Resources = old.Spec.Resources
+	changed.Spec.Roles[0].Resources.NPU.Count = ptr.To[int32](8)
+	expectErrors(t, ValidateInferServerUpdate(changed, old), []wantErr{forbidden("spec.roles[0].nodesPerInstance", "cannot change nodes per instance")})
+	more := old.DeepCopy()
+	more.Spec.Roles[0].Instances = ptr.To[int32](3)
+	expectErrors(t, ValidateInferServerUpdate(more, old), nil)
+}

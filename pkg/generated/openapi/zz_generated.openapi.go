@@ -357,6 +357,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.HealthSpec{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_HealthSpec(ref),
 		v1alpha1.InferPorts{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_InferPorts(ref),
 		v1alpha1.InferResources{}.OpenAPIModelName():                   schema_deployer_apis_infer_v1alpha1_InferResources(ref),
+		v1alpha1.InferRole{}.OpenAPIModelName():                        schema_deployer_apis_infer_v1alpha1_InferRole(ref),
 		v1alpha1.InferServer{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_InferServer(ref),
 		v1alpha1.InferServerList{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_InferServerList(ref),
 		v1alpha1.InferServerSpec{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref),
@@ -18223,6 +18224,57 @@ func schema_deployer_apis_infer_v1alpha1_InferResources(ref common.ReferenceCall
 	}
 }
 
+func schema_deployer_apis_infer_v1alpha1_InferRole(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "InferRole is one role of a Prefill/Decode InferServer: how many instances of it a group has and, where they differ from the top-level fields, their shape.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name of the role: prefill or decode.\n\nPossible enum values:\n - `\"decode\"` instances generate the tokens of requests a prefill instance handed over.\n - `\"prefill\"` instances compute prompts and hand each request to a decode instance.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"decode", "prefill"},
+						},
+					},
+					"instances": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Instances of this role in one group. At least 1; the two roles together at most 16 (what MindIE links in one group). Defaults to 1.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"nodesPerInstance": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodesPerInstance of this role's instances: 1, 2 or 4. Defaults to spec.nodesPerInstance. Immutable.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"resources": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Resources of this role's pods. Unset: spec.resources.",
+							Ref:         ref(v1alpha1.InferResources{}.OpenAPIModelName()),
+						},
+					},
+					"serverConfig": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ServerConfig of this role's servers. Unset: spec.serverConfig.",
+							Ref:         ref(v1alpha1.ServerConfigSource{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.InferResources{}.OpenAPIModelName(), v1alpha1.ServerConfigSource{}.OpenAPIModelName()},
+	}
+}
+
 func schema_deployer_apis_infer_v1alpha1_InferServer(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -18468,6 +18520,28 @@ func schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref common.ReferenceCal
 							Ref:         ref(v1alpha1.InferServiceExposure{}.OpenAPIModelName()),
 						},
 					},
+					"roles": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Roles makes the server Prefill/Decode disaggregated (MindIE's PD deployment): each group runs prefill instances and decode instances linked for KV-cache transfer, and replicas counts groups, so scaling keeps the P:D ratio. Both roles are required, with spec.router (it plays MindIE's Coordinator). Unset, every instance serves whole requests, as MindIE's single-node deployment. Cannot be added or removed on an existing server.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.InferRole{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 					"router": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Router puts mindie-router replicas between the Service and the instances: they pick an instance for each request (round_robin, cache_affinity or least_load), retry failures and apply limits. Unset, the Service reaches the instances directly.",
@@ -18657,7 +18731,7 @@ func schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref common.ReferenceCal
 			},
 		},
 		Dependencies: []string{
-			corev1.Affinity{}.OpenAPIModelName(), corev1.EnvVar{}.OpenAPIModelName(), corev1.LocalObjectReference{}.OpenAPIModelName(), corev1.Toleration{}.OpenAPIModelName(), corev1.Volume{}.OpenAPIModelName(), corev1.VolumeMount{}.OpenAPIModelName(), v1alpha1.HealthSpec{}.OpenAPIModelName(), v1alpha1.InferPorts{}.OpenAPIModelName(), v1alpha1.InferResources{}.OpenAPIModelName(), v1alpha1.InferServerStrategy{}.OpenAPIModelName(), v1alpha1.InferServiceExposure{}.OpenAPIModelName(), v1alpha1.InferStorage{}.OpenAPIModelName(), v1alpha1.InferTLS{}.OpenAPIModelName(), v1alpha1.PodMetadata{}.OpenAPIModelName(), v1alpha1.RouterSpec{}.OpenAPIModelName(), v1alpha1.ServerConfigSource{}.OpenAPIModelName()},
+			corev1.Affinity{}.OpenAPIModelName(), corev1.EnvVar{}.OpenAPIModelName(), corev1.LocalObjectReference{}.OpenAPIModelName(), corev1.Toleration{}.OpenAPIModelName(), corev1.Volume{}.OpenAPIModelName(), corev1.VolumeMount{}.OpenAPIModelName(), v1alpha1.HealthSpec{}.OpenAPIModelName(), v1alpha1.InferPorts{}.OpenAPIModelName(), v1alpha1.InferResources{}.OpenAPIModelName(), v1alpha1.InferRole{}.OpenAPIModelName(), v1alpha1.InferServerStrategy{}.OpenAPIModelName(), v1alpha1.InferServiceExposure{}.OpenAPIModelName(), v1alpha1.InferStorage{}.OpenAPIModelName(), v1alpha1.InferTLS{}.OpenAPIModelName(), v1alpha1.PodMetadata{}.OpenAPIModelName(), v1alpha1.RouterSpec{}.OpenAPIModelName(), v1alpha1.ServerConfigSource{}.OpenAPIModelName()},
 	}
 }
 
@@ -19624,7 +19698,7 @@ func schema_deployer_apis_infer_v1alpha1_RouterSpec(ref common.ReferenceCallback
 				Properties: map[string]spec.Schema{
 					"algorithm": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Algorithm picks the instance of each request: round_robin, cache_affinity or least_load. Defaults to cache_affinity.\n\nPossible enum values:\n - `\"cache_affinity\"` sends a chat's next turn to the instance holding its earlier turns' prefix cache while that instance is not saturated; other requests go least-loaded.\n - `\"least_load\"` picks the instance with the least work in flight.\n - `\"round_robin\"` takes the instances in turn, skipping those whose free slots or KV blocks are at or below the thresholds (MindIE Motor's Coordinator round_robin).",
+							Description: "Algorithm picks the instance of each request: round_robin, cache_affinity or least_load. Defaults to cache_affinity.\n\nPossible enum values:\n - `\"cache_affinity\"` sends a chat's next turn to the instance holding its earlier turns' prefix cache while that instance is not saturated; other requests go least-loaded.\n - `\"least_load\"` is the router's algorithm for a server with roles: prefill instances are placed by load (as MindIE's Coordinator allows only round_robin and load_balance in PD mode).\n - `\"round_robin\"` takes the instances in turn, skipping those whose free slots or KV blocks are at or below the thresholds (MindIE Motor's Coordinator round_robin).",
 							Type:        []string{"string"},
 							Format:      "",
 							Enum:        []interface{}{"cache_affinity", "least_load", "round_robin"},
@@ -19767,7 +19841,7 @@ func schema_deployer_apis_infer_v1alpha1_RouterStatus(ref common.ReferenceCallba
 					},
 					"algorithm": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Algorithm the routers run.\n\nPossible enum values:\n - `\"cache_affinity\"` sends a chat's next turn to the instance holding its earlier turns' prefix cache while that instance is not saturated; other requests go least-loaded.\n - `\"least_load\"` picks the instance with the least work in flight.\n - `\"round_robin\"` takes the instances in turn, skipping those whose free slots or KV blocks are at or below the thresholds (MindIE Motor's Coordinator round_robin).",
+							Description: "Algorithm the routers run.\n\nPossible enum values:\n - `\"cache_affinity\"` sends a chat's next turn to the instance holding its earlier turns' prefix cache while that instance is not saturated; other requests go least-loaded.\n - `\"least_load\"` is the router's algorithm for a server with roles: prefill instances are placed by load (as MindIE's Coordinator allows only round_robin and load_balance in PD mode).\n - `\"round_robin\"` takes the instances in turn, skipping those whose free slots or KV blocks are at or below the thresholds (MindIE Motor's Coordinator round_robin).",
 							Type:        []string{"string"},
 							Format:      "",
 							Enum:        []interface{}{"cache_affinity", "least_load", "round_robin"},

@@ -1486,6 +1486,25 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: io.mindie.deployer.apis.infer.v1alpha1.NPURequest
       default: {}
+- name: io.mindie.deployer.apis.infer.v1alpha1.InferRole
+  map:
+    fields:
+    - name: instances
+      type:
+        scalar: numeric
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: nodesPerInstance
+      type:
+        scalar: numeric
+    - name: resources
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.InferResources
+    - name: serverConfig
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.ServerConfigSource
 - name: io.mindie.deployer.apis.infer.v1alpha1.InferServer
   map:
     fields:
@@ -1587,6 +1606,14 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: revisionHistoryLimit
       type:
         scalar: numeric
+    - name: roles
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.InferRole
+          elementRelationship: associative
+          keys:
+          - name
     - name: router
       type:
         namedType: io.mindie.deployer.apis.infer.v1alpha1.RouterSpec

@@ -70,6 +70,14 @@ type InferServerSpecApplyConfiguration struct {
 	// Service exposes the server: the instances' inference port, or the
 	// router's when Router is set (its NodePort then reaches the router).
 	Service *InferServiceExposureApplyConfiguration `json:"service,omitempty"`
+	// Roles makes the server Prefill/Decode disaggregated (MindIE's PD
+	// deployment): each group runs prefill instances and decode instances
+	// linked for KV-cache transfer, and replicas counts groups, so scaling
+	// keeps the P:D ratio. Both roles are required, with spec.router (it
+	// plays MindIE's Coordinator). Unset, every instance serves whole
+	// requests, as MindIE's single-node deployment. Cannot be added or
+	// removed on an existing server.
+	Roles []InferRoleApplyConfiguration `json:"roles,omitempty"`
 	// Router puts mindie-router replicas between the Service and the
 	// instances: they pick an instance for each request (round_robin,
 	// cache_affinity or least_load), retry failures and apply limits. Unset,
@@ -247,6 +255,19 @@ func (b *InferServerSpecApplyConfiguration) WithTLS(value *InferTLSApplyConfigur
 // If called multiple times, the Service field is set to the value of the last call.
 func (b *InferServerSpecApplyConfiguration) WithService(value *InferServiceExposureApplyConfiguration) *InferServerSpecApplyConfiguration {
 	b.Service = value
+	return b
+}
+
+// WithRoles adds the given value to the Roles field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Roles field.
+func (b *InferServerSpecApplyConfiguration) WithRoles(values ...*InferRoleApplyConfiguration) *InferServerSpecApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithRoles")
+		}
+		b.Roles = append(b.Roles, *values[i])
+	}
 	return b
 }
 
