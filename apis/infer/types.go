@@ -693,6 +693,45 @@ type InstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Pods []InstancePodStatus `json:"pods,omitempty"`
+	// Members of a Prefill/Decode group (spec.roles): the instance is then
+	// a group, ready when every member serves its role linked to every
+	// peer (the other role's members of the group).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Members []GroupMemberStatus `json:"members,omitempty"`
+}
+
+// GroupMemberStatus is the observed state of one member (a prefill or a
+// decode instance) of a Prefill/Decode group.
+type GroupMemberStatus struct {
+	// Name of the member in its group: p<i> or d<i>.
+	Name string `json:"name"`
+	// Role of the member: prefill or decode.
+	// +optional
+	Role RoleName `json:"role,omitempty"`
+	// PDID is the MindIE instance id the controller gave the member (the
+	// role API's local.id; its peers' linkStatus name it).
+	// +optional
+	PDID int64 `json:"pdID,omitempty"`
+	// Pod that serves the member.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// RoleStatus is what the member's GET /v1/status last said of its role
+	// (RoleUnknown, RoleSwitching, RoleReady); empty before its role was
+	// posted.
+	// +optional
+	RoleStatus string `json:"roleStatus,omitempty"`
+	// LinkedPeers counts the peers whose link the member reports ok.
+	// +optional
+	LinkedPeers int32 `json:"linkedPeers,omitempty"`
+	// Peers counts the peers the member was told to link to.
+	// +optional
+	Peers int32 `json:"peers,omitempty"`
+	// Message says what the member waits for, or the last error of the
+	// role API.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // InstancePodStatus is the observed state of one pod of an instance.

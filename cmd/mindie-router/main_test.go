@@ -259,8 +259,8 @@ func TestRunInKubernetes(t *testing.T) {
 func TestRunTakesThePDLease(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "llama-p", Namespace: "infer",
-			Labels:      map[string]string{v1alpha1.LabelServer: "llama", v1alpha1.LabelMaster: "true", router.LabelPDRole: router.RolePrefill, router.LabelPDGroup: "0"},
-			Annotations: map[string]string{router.AnnotationPDID: "0"}},
+			Labels:      map[string]string{v1alpha1.LabelServer: "llama", v1alpha1.LabelMaster: "true", v1alpha1.LabelRole: router.RolePrefill, v1alpha1.LabelGroup: "0"},
+			Annotations: map[string]string{v1alpha1.AnnotationPDID: "0"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "mindie",
 			Ports: []corev1.ContainerPort{{Name: "inference", ContainerPort: 1}, {Name: "management", ContainerPort: 2}}}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "127.0.0.1",

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
 // Prefill/Decode (PD) mode. A server whose instances have roles is served
@@ -34,19 +36,9 @@ const (
 )
 
 // The pod labels and annotation a Prefill/Decode instance is read from
-// (PodSource). The controller (pkg/controller/inferserver) sets them on
-// the master pod of each instance of a PD server.
-const (
-	// LabelPDRole is the instance's role: RolePrefill or RoleDecode.
-	LabelPDRole = "infer.mindie.io/role"
-	// LabelPDGroup is the instance's group, a number as a string: a prefill
-	// instance is paired only with decode instances of its group (the same
-	// revision).
-	LabelPDGroup = "infer.mindie.io/group"
-	// AnnotationPDID is the decimal MindIE instance id the controller
-	// assigned (the role API's local.id), which the peers' linkStatus names.
-	AnnotationPDID = "infer.mindie.io/pd-id"
-)
+// (PodSource) are v1alpha1.LabelRole, v1alpha1.LabelGroup and
+// v1alpha1.AnnotationPDID; the controller (pkg/controller/inferserver)
+// sets them on the pods of each member of a PD server.
 
 // MindIE's PD protocol.
 const (
@@ -684,22 +676,22 @@ func checkStaticRole(e staticBackend, field func(string) string) []error {
 // podPDRole reads a pod's PD labels and annotation, or why the pod is no
 // instance yet.
 func podPDRole(p *corev1.Pod) (role, group string, id uint64, why string) {
-	role, ok := p.Labels[LabelPDRole]
+	role, ok := p.Labels[v1alpha1.LabelRole]
 	if !ok {
 		return "", "", 0, ""
 	}
 	if role != RolePrefill && role != RoleDecode {
-		return "", "", 0, fmt.Sprintf("label %s=%q: expected %s or %s", LabelPDRole, role, RolePrefill, RoleDecode)
+		return "", "", 0, fmt.Sprintf("label %s=%q: expected %s or %s", v1alpha1.LabelRole, role, RolePrefill, RoleDecode)
 	}
-	raw, ok := p.Annotations[AnnotationPDID]
+	raw, ok := p.Annotations[v1alpha1.AnnotationPDID]
 	if !ok {
-		return "", "", 0, fmt.Sprintf("a %s instance without its MindIE id (annotation %s) yet", role, AnnotationPDID)
+		return "", "", 0, fmt.Sprintf("a %s instance without its MindIE id (annotation %s) yet", role, v1alpha1.AnnotationPDID)
 	}
 	id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
 	if err != nil {
-		return "", "", 0, fmt.Sprintf("annotation %s=%q: expected a decimal id", AnnotationPDID, raw)
+		return "", "", 0, fmt.Sprintf("annotation %s=%q: expected a decimal id", v1alpha1.AnnotationPDID, raw)
 	}
-	return role, p.Labels[LabelPDGroup], id, ""
+	return role, p.Labels[v1alpha1.LabelGroup], id, ""
 }
 
 // PDReport is the Prefill/Decode part of a RoutesReport.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
 // pairBackend is an instance of the pairing table: its role, group, id,
@@ -826,12 +828,12 @@ func TestPDStaticBackends(t *testing.T) {
 func TestPDPodInstance(t *testing.T) {
 	pd := func(role, group, id string) func(*corev1.Pod) {
 		return func(p *corev1.Pod) {
-			p.Labels[LabelPDRole] = role
+			p.Labels[v1alpha1.LabelRole] = role
 			if group != "" {
-				p.Labels[LabelPDGroup] = group
+				p.Labels[v1alpha1.LabelGroup] = group
 			}
 			if id != "" {
-				p.Annotations = map[string]string{AnnotationPDID: id}
+				p.Annotations = map[string]string{v1alpha1.AnnotationPDID: id}
 			}
 		}
 	}

@@ -56,6 +56,20 @@ const (
 	// single-node pod, rank 0 of a cross-node instance); the InferServer's
 	// Service selects it.
 	LabelMaster = "infer.mindie.io/master"
+	// LabelRole is the role of the pods of a Prefill/Decode server's
+	// member: "prefill" or "decode" (RoleName).
+	LabelRole = "infer.mindie.io/role"
+	// LabelGroup is the group (a decimal number) of a Prefill/Decode
+	// server's pod: a prefill member is linked only with the decode members
+	// of its group, which run the same revision.
+	LabelGroup = "infer.mindie.io/group"
+	// LabelMember is the member of its group a Prefill/Decode pod belongs
+	// to: "p<i>" for the i-th prefill instance, "d<i>" for the i-th decode.
+	LabelMember = "infer.mindie.io/member"
+	// AnnotationPDID is the decimal MindIE instance id the controller
+	// assigns to a Prefill/Decode member (the role API's local.id), which
+	// its peers' linkStatus names.
+	AnnotationPDID = "infer.mindie.io/pd-id"
 	// LabelRouter is on the router pods of an InferServer (spec.router),
 	// with the server's name as value. They do not carry LabelServer, which
 	// selects instances.

@@ -491,6 +491,10 @@ func validateRoles(s *infer.InferServerSpec, p *field.Path) field.ErrorList {
 			case 1:
 			case 2, 4:
 				crossNode = true
+				// A cross-node member needs an HCCL ranktable of its own
+				// and a global ranktable entry per node: not built yet.
+				allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), *r.NodesPerInstance,
+					"not supported yet: prefill and decode instances are single-node (1) for now"))
 			default:
 				allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), *r.NodesPerInstance, "must be 1 (single-node), 2 or 4 (cross-node)"))
 			}

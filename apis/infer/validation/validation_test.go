@@ -1097,7 +1097,8 @@ func TestValidateRoles(t *testing.T) {
 	runCases(t, []testCase{
 		valid("2P1D", pd(2, 1, nil)),
 		valid("15P1D", pd(15, 1, nil)),
-		valid("cross-node decode", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[1].NodesPerInstance = ptr.To[int32](2) })),
+		bad("cross-node decode (not supported yet)", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[1].NodesPerInstance = ptr.To[int32](2) }),
+			invalid("spec.roles[1].nodesPerInstance", badInt[int32](2), "not supported yet")),
 		bad("no router", pd(1, 1, func(s *infer.InferServerSpec) { s.Router = nil }),
 			required("spec.router", "needs a router")),
 		bad("cache_affinity", pd(1, 1, func(s *infer.InferServerSpec) { s.Router.Algorithm = infer.RouterCacheAffinity }),
@@ -1119,7 +1120,8 @@ func TestValidateRoles(t *testing.T) {
 			r := s.Resources
 			r.NPU.Count = ptr.To[int32](4)
 			s.Roles[1].Resources = &r
-		}), invalid("spec.roles[1].resources.npu.count", badInt[int32](4), "must be 8")),
+		}), invalid("spec.roles[1].nodesPerInstance", badInt[int32](2), "not supported yet"),
+			invalid("spec.roles[1].resources.npu.count", badInt[int32](4), "must be 8")),
 	})
 }
 
@@ -1135,7 +1137,8 @@ func TestValidateRolesUpdate(t *testing.T) {
 	changed.Spec.Roles[0].Resources = &infer.InferResources{}
 	*changed.Spec.Roles[0].Resources = old.Spec.Resources
 	changed.Spec.Roles[0].Resources.NPU.Count = ptr.To[int32](8)
-	expectErrors(t, ValidateInferServerUpdate(changed, old), []wantErr{forbidden("spec.roles[0].nodesPerInstance", "cannot change nodes per instance")})
+	expectErrors(t, ValidateInferServerUpdate(changed, old), []wantErr{forbidden("spec.roles[0].nodesPerInstance", "cannot change nodes per instance"),
+		invalid("spec.roles[0].nodesPerInstance", badInt[int32](2), "not supported yet")})
 	more := old.DeepCopy()
 	more.Spec.Roles[0].Instances = ptr.To[int32](3)
 	expectErrors(t, ValidateInferServerUpdate(more, old), nil)

@@ -95,6 +95,10 @@ type Config struct {
 	ModelInfoInterval time.Duration
 	// ModelInfoTimeout bounds one read; 0 means 5s.
 	ModelInfoTimeout time.Duration
+	// RoleInterval is how often the roles of Prefill/Decode members are
+	// checked (GET /v1/status) until and after they are linked; 0 means 2s.
+	// A role POST or read is bounded by ModelInfoTimeout.
+	RoleInterval time.Duration
 	// FillRanktables makes the controller write cross-node ranktables from
 	// the pods' NPU annotations. Turn it off where an Ascend Operator does.
 	FillRanktables bool
@@ -139,9 +143,10 @@ type Controller struct {
 	routerPods          corelisters.PodLister // nil without RouterInformers
 	synced              []cache.InformerSynced
 
-	queue workqueue.TypedRateLimitingInterface[string]
-	info  *modelInfoPoller
-	track *tracker
+	queue   workqueue.TypedRateLimitingInterface[string]
+	info    *modelInfoPoller
+	pdRoles *roleAssigner
+	track   *tracker
 
 	// serverInformer is shared with the API server and outlives the
 	// controller: Run removes the handler it registered there.
@@ -161,6 +166,9 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.ModelInfoTimeout <= 0 {
 		cfg.ModelInfoTimeout = 5 * time.Second
 	}
+	if cfg.RoleInterval <= 0 {
+		cfg.RoleInterval = 2 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -175,6 +183,7 @@ func New(cfg Config) (*Controller, error) {
 		track: newTracker(),
 	}
 	c.info = newModelInfoPoller(cfg.ModelInfoTimeout, cfg.ModelInfoInterval, c.queue.Add)
+	c.pdRoles = newRoleAssigner(cfg.ModelInfoTimeout, cfg.RoleInterval, c.queue.Add)
 
 	si := cfg.Servers.Informer()
 	c.servers = cfg.Servers.Lister()
@@ -289,6 +298,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		return fmt.Errorf("inferserver controller: caches did not sync")
 	}
 	go c.info.run(ctx, 4)
+	go c.pdRoles.run(ctx, 4)
 	for i := 0; i < workers; i++ {
 		go wait.UntilWithContext(ctx, c.worker, time.Second)
 	}
@@ -331,6 +341,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	cached, err := c.servers.InferServers(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.info.want(key, nil)
+		c.pdRoles.want(key, nil)
 		c.track.forget(key)
 		return 0, nil
 	}
@@ -360,7 +371,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			errs = append(errs, err)
 		}
 	}
-	if crossNode(s) {
+	if crossNode(s) || isPD(s) {
 		if err := c.syncInstances(ctx, st); err != nil {
 			errs = append(errs, err)
 		}
@@ -452,6 +463,7 @@ func serverSelector(s *v1alpha1.InferServer) labels.Selector {
 func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (time.Duration, error) {
 	key := s.Namespace + "/" + s.Name
 	c.info.want(key, nil)
+	c.pdRoles.want(key, nil)
 	if !hasFinalizer(s) {
 		return 0, nil
 	}

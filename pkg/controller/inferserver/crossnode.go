@@ -26,6 +26,8 @@ type instance struct {
 	// ranktable is the state of the ranktable this sync wrote, which the
 	// cache does not show yet; empty when it wrote none.
 	ranktable string
+	// members of a Prefill/Decode group, as the role assigner last saw them.
+	members []v1alpha1.GroupMemberStatus
 }
 
 func (in *instance) present() []*corev1.Pod {
@@ -46,7 +48,7 @@ func serverKey(s *v1alpha1.InferServer) string { return s.Namespace + "/" + s.Na
 // included, by index.
 func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Pod) []*instance {
 	key := serverKey(s)
-	n := int(nodesPerInstance(s))
+	n := podsPerInstance(s)
 	byName := map[string]*instance{}
 	for _, p := range pods {
 		name := p.Labels[v1alpha1.LabelInstance]
@@ -110,8 +112,8 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 		}
 		if in.broken == "" && running {
 			for rank, p := range in.pods {
-				if p == nil && !c.track.pending(key, podName(in.name, rank), now) {
-					in.broken = fmt.Sprintf("pod %s (rank %d) is gone", podName(in.name, rank), rank)
+				if p == nil && !c.track.pending(key, podName(s, in.name, rank), now) {
+					in.broken = fmt.Sprintf("pod %s (rank %d) is gone", podName(s, in.name, rank), rank)
 					break
 				}
 			}
@@ -120,9 +122,6 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 	sort.Slice(all, func(i, j int) bool { return all[i].index < all[j].index })
 	return all
 }
-
-// podName is the pod of an instance's rank.
-func podName(instance string, rank int) string { return instance + "-" + strconv.Itoa(rank) }
 
 // failureOf describes how a terminal pod ended.
 func failureOf(s *v1alpha1.InferServer, p *corev1.Pod) string {
@@ -147,6 +146,12 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	}
 	st.pods = owned(s, all)
 	observed := c.observeInstances(s, st.pods)
+	if isPD(s) {
+		// A group is ready for the planner only once its members serve
+		// their roles linked to their peers.
+		c.assignRoles(s, observed)
+		st.requeueAfter(c.pdRoles.interval)
+	}
 	numbers := map[string]int64{}
 	for _, r := range st.revisions {
 		numbers[r.Name] = r.Revision
@@ -224,7 +229,7 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 			continue
 		}
 		for rank, p := range in.pods {
-			if p != nil || c.track.pending(key, podName(in.name, rank), c.now()) {
+			if p != nil || c.track.pending(key, podName(s, in.name, rank), c.now()) {
 				continue
 			}
 			at, err := serverAt(st, in.revision)
@@ -241,6 +246,9 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 				c.track.expectCreated(key, pod.Name, c.now())
 				in.pods[rank] = made
 			}
+		}
+		if isPD(s) {
+			continue
 		}
 		if err := c.syncRanktable(ctx, s, in); err != nil {
 			return err
@@ -284,6 +292,9 @@ func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer
 			return fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
 	}
+	if isPD(s) {
+		return nil
+	}
 	err := c.kube.CoreV1().ConfigMaps(s.Namespace).Delete(ctx, ranktableName(in.name), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete ranktable %s: %w", ranktableName(in.name), err)
@@ -291,23 +302,34 @@ func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer
 	return nil
 }
 
-// createInstance makes a fresh ranktable, then the instance's pods.
-func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer, rev string, idx int) (*instance, error) {
-	name := fmt.Sprintf("%s-%d", s.Name, idx)
+// resetRanktable makes the fresh ranktable of a new cross-node instance.
+func (c *Controller) resetRanktable(ctx context.Context, s *v1alpha1.InferServer, name string) error {
 	cm := initialRanktable(s, name)
 	if _, err := c.kube.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
 			c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Creating ranktable %s: %v", cm.Name, err)
-			return nil, fmt.Errorf("create ranktable %s: %w", cm.Name, err)
+			return fmt.Errorf("create ranktable %s: %w", cm.Name, err)
 		}
 		// Left from an earlier instance of that name: start it afresh.
 		if _, err := c.kube.CoreV1().ConfigMaps(s.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-			return nil, fmt.Errorf("reset ranktable %s: %w", cm.Name, err)
+			return fmt.Errorf("reset ranktable %s: %w", cm.Name, err)
 		}
 	}
-	n := int(nodesPerInstance(s))
-	in := &instance{instanceView: instanceView{name: name, index: idx, revision: rev}, pods: make([]*corev1.Pod, n),
-		ranktable: ascend.RanktableInitializing}
+	return nil
+}
+
+// createInstance makes a fresh ranktable, then the instance's pods (for a
+// PD server: the group's members' pods, without a ranktable).
+func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer, rev string, idx int) (*instance, error) {
+	name := fmt.Sprintf("%s-%d", s.Name, idx)
+	n := podsPerInstance(s)
+	in := &instance{instanceView: instanceView{name: name, index: idx, revision: rev}, pods: make([]*corev1.Pod, n)}
+	if !isPD(s) {
+		if err := c.resetRanktable(ctx, s, name); err != nil {
+			return nil, err
+		}
+		in.ranktable = ascend.RanktableInitializing
+	}
 	for rank := 0; rank < n; rank++ {
 		pod := crossNodePod(s, rev, name, rank)
 		created, err := c.kube.CoreV1().Pods(s.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
@@ -321,7 +343,11 @@ func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer
 		c.track.expectCreated(serverKey(s), pod.Name, c.now())
 		in.pods[rank] = created
 	}
-	c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created instance %s (revision %s): %d pods on distinct nodes", name, rev, n)
+	if isPD(s) {
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created group %s (revision %s): %s", name, rev, groupShape(s))
+	} else {
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created instance %s (revision %s): %d pods on distinct nodes", name, rev, n)
+	}
 	return in, nil
 }
 
@@ -398,7 +424,7 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 	add := func(in *instance, ready bool) {
 		name, rev, pods := in.name, in.revision, in.pods
 		seen[name] = true
-		is := v1alpha1.InstanceStatus{Name: name, Revision: rev, Ready: ready, Master: name + "-0"}
+		is := v1alpha1.InstanceStatus{Name: name, Revision: rev, Ready: ready, Master: podName(s, name, 0)}
 		is.Recreations = prev[name].Recreations
 		if recreated[name] {
 			is.Recreations++
@@ -411,7 +437,9 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 			}
 		}
 		is.Ranktable = in.ranktable
-		if is.Ranktable == "" {
+		if pd := isPD(s); pd {
+			is.Members = in.members
+		} else if is.Ranktable == "" {
 			if cm, err := c.configMaps.ConfigMaps(s.Namespace).Get(ranktableName(name)); err == nil {
 				if rt, err := parseRanktable(cm); err == nil {
 					is.Ranktable = rt.Status
@@ -427,10 +455,12 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		}
 		if is.Message == "" && !ready {
 			switch {
-			case is.Ranktable != ascend.RanktableCompleted:
+			case isPD(s) && countReady(pods) == podsPerInstance(s):
+				is.Message = groupWaiting(in.members)
+			case !isPD(s) && is.Ranktable != ascend.RanktableCompleted:
 				is.Message = "waiting for the ranktable"
 			default:
-				is.Message = fmt.Sprintf("%d of %d pods ready", countReady(pods), nodesPerInstance(s))
+				is.Message = fmt.Sprintf("%d of %d pods ready", countReady(pods), podsPerInstance(s))
 			}
 		}
 		st.instances = append(st.instances, is)
@@ -460,7 +490,7 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 			continue
 		}
 		if why, ok := c.track.recreatingWhy(key, name); ok {
-			is := v1alpha1.InstanceStatus{Name: name, Revision: in.revision, Master: name + "-0",
+			is := v1alpha1.InstanceStatus{Name: name, Revision: in.revision, Master: podName(s, name, 0),
 				Recreations: prev[name].Recreations, Message: "recreating: " + why}
 			if recreated[name] {
 				is.Recreations++
@@ -484,6 +514,12 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		if strings.HasPrefix(is.Message, "recreating: ") && st.degradedReason == "" {
 			st.degradedReason = ReasonInstanceRecreating
 			st.degradedMessage = fmt.Sprintf("instance %s is %s", is.Name, is.Message)
+		}
+	}
+	for _, is := range st.instances {
+		if strings.HasPrefix(is.Message, "member ") && st.degradedReason == "" {
+			st.degradedReason = ReasonRolesNotLinked
+			st.degradedMessage = fmt.Sprintf("group %s: %s", is.Name, is.Message)
 		}
 	}
 }

@@ -53,7 +53,9 @@ func npuCount(s *v1alpha1.InferServer) int32 { return *s.Spec.Resources.NPU.Coun
 
 func nodesPerInstance(s *v1alpha1.InferServer) int32 { return *s.Spec.NodesPerInstance }
 
-func crossNode(s *v1alpha1.InferServer) bool { return nodesPerInstance(s) > 1 }
+// crossNode says whether the instances of s span nodes and share a
+// ranktable. The members of a Prefill/Decode server are single-node.
+func crossNode(s *v1alpha1.InferServer) bool { return nodesPerInstance(s) > 1 && !isPD(s) }
 
 func replicas(s *v1alpha1.InferServer) int32 { return *s.Spec.Replicas }
 
@@ -131,9 +133,23 @@ func childMeta(s *v1alpha1.InferServer, name string) metav1.ObjectMeta {
 // cross-node pod its instance and rank.
 type podIdentity struct {
 	revision string
-	instance string // cross-node only
-	rank     int    // cross-node only
+	instance string // cross-node and PD only
+	rank     int    // cross-node and PD only
+	pd       *pdIdentity
 }
+
+// pdIdentity says which member of which Prefill/Decode group a pod is of.
+type pdIdentity struct {
+	role       v1alpha1.RoleName
+	group      int
+	member     string // p<i> or d<i>
+	memberRank int    // 0: the member's serving pod
+	id         int64  // the MindIE instance id
+}
+
+// ranktabled says whether the pod is a rank of a cross-node instance,
+// which waits for and mounts its instance's ranktable.
+func (id podIdentity) ranktabled() bool { return id.instance != "" && id.pd == nil }
 
 func probeScheme(s *v1alpha1.InferServer) corev1.URIScheme {
 	if s.Spec.TLS.Enabled {
@@ -313,7 +329,7 @@ func volumes(s *v1alpha1.InferServer, id podIdentity) ([]*corev1ac.VolumeApplyCo
 		vols = append(vols, corev1ac.Volume().WithName(volumeTLS).WithSecret(corev1ac.SecretVolumeSource().WithSecretName(s.Spec.TLS.SecretName)))
 		mounts = append(mounts, corev1ac.VolumeMount().WithName(volumeTLS).WithMountPath(s.Spec.InstallPath+"/security/certs").WithReadOnly(true))
 	}
-	if id.instance != "" {
+	if id.ranktabled() {
 		vols = append(vols, corev1ac.Volume().WithName(volumeRanktable).WithConfigMap(corev1ac.ConfigMapVolumeSource().
 			WithName(ranktableName(id.instance)).WithDefaultMode(ranktableFileMode)))
 		mounts = append(mounts, corev1ac.VolumeMount().WithName(volumeRanktable).WithMountPath(ascend.RanktableMountPath).WithReadOnly(true))
@@ -338,7 +354,16 @@ func podLabels(s *v1alpha1.InferServer, id podIdentity) map[string]string {
 	case v1alpha1.FaultReschedulingGrace:
 		l[ascend.LabelFaultScheduling], l[ascend.LabelPodRescheduling] = ascend.FaultSchedulingGrace, ascend.PodReschedulingOn
 	}
-	if id.instance != "" {
+	if id.pd != nil {
+		l[v1alpha1.LabelInstance] = id.instance
+		l[v1alpha1.LabelRank] = strconv.Itoa(id.rank)
+		l[v1alpha1.LabelRole] = string(id.pd.role)
+		l[v1alpha1.LabelGroup] = strconv.Itoa(id.pd.group)
+		l[v1alpha1.LabelMember] = id.pd.member
+		if id.pd.memberRank == 0 {
+			l[v1alpha1.LabelMaster] = "true"
+		}
+	} else if id.instance != "" {
 		l[v1alpha1.LabelInstance] = id.instance
 		l[v1alpha1.LabelRank] = strconv.Itoa(id.rank)
 		if id.rank == 0 {
@@ -356,7 +381,7 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 	startup, readiness, liveness := probes(s)
 	vols, mounts := volumes(s, id)
 	command := s.Spec.Command
-	if id.instance != "" {
+	if id.ranktabled() {
 		command = crossNodeCommand(command)
 	}
 	nodeSelector := map[string]string{ascend.LabelAccelerator: ascend.AcceleratorValue(string(npuType(s)))}
@@ -399,7 +424,7 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 	if s.Spec.Scheduler == v1alpha1.SchedulerVolcano {
 		spec.WithSchedulerName("volcano")
 	}
-	if id.instance != "" {
+	if id.ranktabled() {
 		// A restarted rank cannot rejoin its HCCL group: a failed container
 		// fails the pod, and the controller recreates the whole instance.
 		spec.WithRestartPolicy(corev1.RestartPolicyNever).
@@ -415,9 +440,17 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 				v1alpha1.LabelServer: s.Name, v1alpha1.LabelInstance: id.instance})).
 			WithTopologyKey(hostnameTopologyKey))
 	}
+	annotations := s.Spec.PodMetadata.Annotations
+	if id.pd != nil {
+		annotations = map[string]string{}
+		for k, v := range s.Spec.PodMetadata.Annotations {
+			annotations[k] = v
+		}
+		annotations[v1alpha1.AnnotationPDID] = strconv.FormatInt(id.pd.id, 10)
+	}
 	return corev1ac.PodTemplateSpec().
 		WithLabels(podLabels(s, id)).
-		WithAnnotations(s.Spec.PodMetadata.Annotations).
+		WithAnnotations(annotations).
 		WithSpec(spec)
 }
 
@@ -500,9 +533,21 @@ func inlineConfig(s *v1alpha1.InferServer) *corev1ac.ConfigMapApplyConfiguration
 // crossNodePod is rank `rank` of a cross-node instance. Pods are created,
 // not applied (an instance lives and dies whole), so the pod template is
 // turned into a typed pod.
+//
+// For a Prefill/Decode server the instance is a group and the rank picks
+// its member (memberOfRank); the pod gets the member's role, resources and
+// server config.
 func crossNodePod(s *v1alpha1.InferServer, rev, instance string, rank int) *corev1.Pod {
-	t := podTemplate(s, podIdentity{revision: rev, instance: instance, rank: rank})
-	pod := &corev1.Pod{ObjectMeta: childMeta(s, instance+"-"+strconv.Itoa(rank))}
+	id := podIdentity{revision: rev, instance: instance, rank: rank}
+	at := s
+	if isPD(s) {
+		m, r, _ := memberOfRank(s, rank)
+		g, _ := instanceIndex(s.Name, instance)
+		id.pd = &pdIdentity{role: m.role, group: g, member: m.name(), memberRank: r, id: pdID(g, m.ordinal)}
+		at = roleServer(s, m.role)
+	}
+	t := podTemplate(at, id)
+	pod := &corev1.Pod{ObjectMeta: childMeta(s, podName(s, instance, rank))}
 	pod.Labels, pod.Annotations = t.Labels, t.Annotations
 	data, err := json.Marshal(t.Spec)
 	if err == nil {

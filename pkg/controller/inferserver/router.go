@@ -165,8 +165,23 @@ func routerDeployment(s *v1alpha1.InferServer) *appsv1ac.DeploymentApplyConfigur
 			WithReplicas(*s.Spec.Router.Replicas).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(routerPodLabels(s))).
 			WithTemplate(routerPodTemplate(s)).
-			WithStrategy(appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().WithMaxSurge(intstr.FromInt32(1)).WithMaxUnavailable(intstr.FromInt32(0)))))
+			WithStrategy(routerStrategy(s)))
+}
+
+// routerStrategy replaces router replicas one at a time with none down,
+// except for a Prefill/Decode server: its replicas run active/standby
+// behind a Lease and a standby is never ready, so waiting for a new
+// replica to be ready before the next goes would never end. Every
+// replica may be down at once, and none is added: the new active takes
+// the Lease when the old one lets it go.
+func routerStrategy(s *v1alpha1.InferServer) *appsv1ac.DeploymentStrategyApplyConfiguration {
+	if len(s.Spec.Roles) > 0 {
+		return appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+			WithRollingUpdate(appsv1ac.RollingUpdateDeployment().WithMaxSurge(intstr.FromInt32(0)).
+				WithMaxUnavailable(intstr.FromInt32(*s.Spec.Router.Replicas)))
+	}
+	return appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+		WithRollingUpdate(appsv1ac.RollingUpdateDeployment().WithMaxSurge(intstr.FromInt32(1)).WithMaxUnavailable(intstr.FromInt32(0)))
 }
 
 func routerServiceAccount(s *v1alpha1.InferServer) *corev1ac.ServiceAccountApplyConfiguration {
@@ -175,12 +190,20 @@ func routerServiceAccount(s *v1alpha1.InferServer) *corev1ac.ServiceAccountApply
 		WithOwnerReferences(ownerRefApply(s))
 }
 
-// routerRole lets the router read the pods of its namespace, and nothing else.
+// routerRole lets the router read the pods of its namespace and, for a
+// Prefill/Decode server, hold the Lease that makes one replica active.
 func routerRole(s *v1alpha1.InferServer) *rbacv1ac.RoleApplyConfiguration {
+	rules := []*rbacv1ac.PolicyRuleApplyConfiguration{
+		rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("pods").WithVerbs("get", "list", "watch"),
+	}
+	if len(s.Spec.Roles) > 0 {
+		rules = append(rules, rbacv1ac.PolicyRule().WithAPIGroups("coordination.k8s.io").WithResources("leases").
+			WithVerbs("get", "create", "update"))
+	}
 	return rbacv1ac.Role(routerName(s), s.Namespace).
 		WithLabels(serverLabels(s)).
 		WithOwnerReferences(ownerRefApply(s)).
-		WithRules(rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("pods").WithVerbs("get", "list", "watch"))
+		WithRules(rules...)
 }
 
 func routerSubject(s *v1alpha1.InferServer) *rbacv1ac.SubjectApplyConfiguration {

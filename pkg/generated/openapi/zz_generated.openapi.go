@@ -354,6 +354,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		intstr.IntOrString{}.OpenAPIModelName():                        schema_apimachinery_pkg_util_intstr_IntOrString(ref),
 		version.Info{}.OpenAPIModelName():                              schema_k8sio_apimachinery_pkg_version_Info(ref),
 		v1alpha1.ConfigMapKeyReference{}.OpenAPIModelName():            schema_deployer_apis_infer_v1alpha1_ConfigMapKeyReference(ref),
+		v1alpha1.GroupMemberStatus{}.OpenAPIModelName():                schema_deployer_apis_infer_v1alpha1_GroupMemberStatus(ref),
 		v1alpha1.HealthSpec{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_HealthSpec(ref),
 		v1alpha1.InferPorts{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_InferPorts(ref),
 		v1alpha1.InferResources{}.OpenAPIModelName():                   schema_deployer_apis_infer_v1alpha1_InferResources(ref),
@@ -18108,6 +18109,78 @@ func schema_deployer_apis_infer_v1alpha1_ConfigMapKeyReference(ref common.Refere
 	}
 }
 
+func schema_deployer_apis_infer_v1alpha1_GroupMemberStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "GroupMemberStatus is the observed state of one member (a prefill or a decode instance) of a Prefill/Decode group.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name of the member in its group: p<i> or d<i>.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"role": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Role of the member: prefill or decode.\n\nPossible enum values:\n - `\"decode\"` instances generate the tokens of requests a prefill instance handed over.\n - `\"prefill\"` instances compute prompts and hand each request to a decode instance.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"decode", "prefill"},
+						},
+					},
+					"pdID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "PDID is the MindIE instance id the controller gave the member (the role API's local.id; its peers' linkStatus name it).",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"pod": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Pod that serves the member.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"roleStatus": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RoleStatus is what the member's GET /v1/status last said of its role (RoleUnknown, RoleSwitching, RoleReady); empty before its role was posted.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"linkedPeers": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LinkedPeers counts the peers whose link the member reports ok.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"peers": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Peers counts the peers the member was told to link to.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message says what the member waits for, or the last error of the role API.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+	}
+}
+
 func schema_deployer_apis_infer_v1alpha1_HealthSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -19371,12 +19444,34 @@ func schema_deployer_apis_infer_v1alpha1_InstanceStatus(ref common.ReferenceCall
 							},
 						},
 					},
+					"members": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Members of a Prefill/Decode group (spec.roles): the instance is then a group, ready when every member serves its role linked to every peer (the other role's members of the group).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.GroupMemberStatus{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 				},
 				Required: []string{"name"},
 			},
 		},
 		Dependencies: []string{
-			v1alpha1.InstancePodStatus{}.OpenAPIModelName()},
+			v1alpha1.GroupMemberStatus{}.OpenAPIModelName(), v1alpha1.InstancePodStatus{}.OpenAPIModelName()},
 	}
 }
 

@@ -1441,6 +1441,34 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: ""
+- name: io.mindie.deployer.apis.infer.v1alpha1.GroupMemberStatus
+  map:
+    fields:
+    - name: linkedPeers
+      type:
+        scalar: numeric
+    - name: message
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: pdID
+      type:
+        scalar: numeric
+    - name: peers
+      type:
+        scalar: numeric
+    - name: pod
+      type:
+        scalar: string
+    - name: role
+      type:
+        scalar: string
+    - name: roleStatus
+      type:
+        scalar: string
 - name: io.mindie.deployer.apis.infer.v1alpha1.HealthSpec
   map:
     fields:
@@ -1901,6 +1929,14 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: master
       type:
         scalar: string
+    - name: members
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.GroupMemberStatus
+          elementRelationship: associative
+          keys:
+          - name
     - name: message
       type:
         scalar: string

@@ -43,6 +43,10 @@ type InstanceStatusApplyConfiguration struct {
 	Message *string `json:"message,omitempty"`
 	// Pods of the instance.
 	Pods []InstancePodStatusApplyConfiguration `json:"pods,omitempty"`
+	// Members of a Prefill/Decode group (spec.roles): the instance is then
+	// a group, ready when every member serves its role linked to every
+	// peer (the other role's members of the group).
+	Members []GroupMemberStatusApplyConfiguration `json:"members,omitempty"`
 }
 
 // InstanceStatusApplyConfiguration constructs a declarative configuration of the InstanceStatus type for use with
@@ -116,6 +120,19 @@ func (b *InstanceStatusApplyConfiguration) WithPods(values ...*InstancePodStatus
 			panic("nil value passed to WithPods")
 		}
 		b.Pods = append(b.Pods, *values[i])
+	}
+	return b
+}
+
+// WithMembers adds the given value to the Members field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Members field.
+func (b *InstanceStatusApplyConfiguration) WithMembers(values ...*GroupMemberStatusApplyConfiguration) *InstanceStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithMembers")
+		}
+		b.Members = append(b.Members, *values[i])
 	}
 	return b
 }
