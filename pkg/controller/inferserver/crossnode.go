@@ -437,7 +437,11 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 			}
 		}
 		is.Ranktable = in.ranktable
-		if pd := isPD(s); pd {
+		if isPD(s) {
+			if in.members == nil {
+				// Created by this sync: no member has a pod up yet.
+				in.members = memberStatuses(s, in, nil, nil)
+			}
 			is.Members = in.members
 		} else if is.Ranktable == "" {
 			if cm, err := c.configMaps.ConfigMaps(s.Namespace).Get(ranktableName(name)); err == nil {

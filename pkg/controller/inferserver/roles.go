@@ -431,36 +431,41 @@ func (c *Controller) assignRoles(s *v1alpha1.InferServer, observed []*instance) 
 		for _, t := range byGroup[in.name] {
 			tByPod[t.pod] = t
 		}
-		allLinked := true
-		in.members = nil
-		for _, m := range servingMembers(s, in) {
-			ms := v1alpha1.GroupMemberStatus{Name: m.name(), Role: m.role, PDID: m.id}
-			if m.pod != nil {
-				ms.Pod = m.pod.Name
+		in.members = memberStatuses(s, in, tByPod, states)
+		for _, m := range in.members {
+			if m.Message != "" {
+				in.ready = false
 			}
-			t, told := tByPod[ms.Pod]
-			st := states[ms.Pod]
-			switch {
-			case !told:
-				ms.Message = "waiting for its pod to be ready"
-				allLinked = false
-			default:
-				ms.Peers = int32(len(t.peers))
-				if st.posted == t.body {
-					ms.RoleStatus = st.roleStatus
-				}
-				ms.LinkedPeers = int32(st.linked(t))
-				if !st.ready(t) {
-					allLinked = false
-					ms.Message = memberWaiting(t, st)
-				}
-			}
-			in.members = append(in.members, ms)
-		}
-		if !allLinked {
-			in.ready = false
 		}
 	}
+}
+
+// memberStatuses are what a group's members were told and last said.
+func memberStatuses(s *v1alpha1.InferServer, in *instance, tByPod map[string]roleTarget, states map[string]roleState) []v1alpha1.GroupMemberStatus {
+	var out []v1alpha1.GroupMemberStatus
+	for _, m := range servingMembers(s, in) {
+		ms := v1alpha1.GroupMemberStatus{Name: m.name(), Role: m.role, PDID: m.id}
+		if m.pod != nil {
+			ms.Pod = m.pod.Name
+		}
+		t, told := tByPod[ms.Pod]
+		st := states[ms.Pod]
+		switch {
+		case !told:
+			ms.Message = "waiting for its pod to be ready"
+		default:
+			ms.Peers = int32(len(t.peers))
+			if st.posted == t.body {
+				ms.RoleStatus = st.roleStatus
+			}
+			ms.LinkedPeers = int32(st.linked(t))
+			if !st.ready(t) {
+				ms.Message = memberWaiting(t, st)
+			}
+		}
+		out = append(out, ms)
+	}
+	return out
 }
 
 // memberWaiting says what a member that is not linked waits for.
