@@ -44,6 +44,9 @@ const (
 	ReasonImagePull          = "ImagePullFailed"
 	ReasonInstanceRecreating = "InstanceRecreating"
 	ReasonReconcileError     = "ReconcileError"
+	// ReasonRolesNotLinked: the pods of a Prefill/Decode group are ready
+	// but a member does not serve its role linked to all its peers yet.
+	ReasonRolesNotLinked = "RolesNotLinked"
 )
 
 // Counts are the instance counts a rollout is judged on.

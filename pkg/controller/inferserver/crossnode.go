@@ -149,8 +149,8 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	if isPD(s) {
 		// A group is ready for the planner only once its members serve
 		// their roles linked to their peers.
+		// The assigner queues the server when what it sees changes.
 		c.assignRoles(s, observed)
-		st.requeueAfter(c.pdRoles.interval)
 	}
 	numbers := map[string]int64{}
 	for _, r := range st.revisions {

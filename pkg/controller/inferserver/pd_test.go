@@ -1,14 +1,17 @@
 package inferserver
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -17,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/simulator/mindie"
 )
 
 // pdServer is a defaulted Prefill/Decode server of `groups` groups of
@@ -393,5 +397,73 @@ func TestPDRolloutReplacesWholeGroups(t *testing.T) {
 		if p.Spec.Containers[0].Image != "mindie:v2" {
 			t.Errorf("pod %s runs %s", p.Name, p.Spec.Containers[0].Image)
 		}
+	}
+}
+
+// TestPDRolesLinkWithTheSimulator assigns the roles of a 1P1D group run by
+// two MindIE simulators on loopback (127.0.0.1 and 127.0.0.2, management
+// ports on one port number, as pods of one Service port would be), and
+// waits for the group to be ready: the body the controller posts is one
+// the simulator takes, and its /v1/status is read as MindIE's.
+func TestPDRolesLinkWithTheSimulator(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2"}
+	var mgmt []net.Listener
+	for range 20 {
+		mgmt = nil
+		first, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mgmt = append(mgmt, first)
+		if ln, err := net.Listen("tcp", net.JoinHostPort(ips[1], strconv.Itoa(first.Addr().(*net.TCPAddr).Port))); err == nil {
+			mgmt = append(mgmt, ln)
+			break
+		}
+		first.Close()
+	}
+	if len(mgmt) != 2 {
+		t.Skip("no port free on both loopback addresses")
+	}
+	port := int32(mgmt[0].Addr().(*net.TCPAddr).Port)
+	cfg := mindie.Config{LoadTime: mindie.NoDelay, RoleSwitchTime: mindie.NoDelay, LinkTime: mindie.NoDelay}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	sims := map[string]*mindie.Server{}
+	for i, ip := range ips {
+		srv, err := mindie.New(cfg, mindie.WithLogWriter(io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inf, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.ServeListeners(ctx, inf, mgmt[i]) }()
+		<-srv.Listening()
+		sims[ip] = srv
+	}
+
+	f := newFixture(t, pdServer("llama", 1, 1, 1, func(s *v1alpha1.InferServer) { s.Spec.Ports.Management = ptr.To(port) }))
+	f.sync("llama")
+	podIP := map[string]string{"llama-0-p0": ips[0], "llama-0-d0": ips[1]}
+	for name, ip := range podIP {
+		f.editPod(name, func(p *corev1.Pod) {
+			runPod(p)
+			p.Status.PodIP = ip
+		})
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for f.server("llama").Status.ReadyReplicas != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("group not linked: %+v", f.server("llama").Status.Instances)
+		}
+		f.sync("llama")
+		f.c.pdRoles.step(f.ctx, "ns/llama")
+		time.Sleep(50 * time.Millisecond)
+	}
+	p, d := sims[ips[0]].Stats(), sims[ips[1]].Stats()
+	if p.Role != mindie.RolePrefill || d.Role != mindie.RoleDecode || len(p.Peers) != 1 || p.Peers[0].Target != 1 ||
+		len(d.Peers) != 1 || d.Peers[0].Target != 0 || d.Peers[0].Link != mindie.LinkOK {
+		t.Errorf("prefill %+v, decode %+v", p, d)
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
+	"mindie.io/deployer/pkg/inferstatus"
 )
 
 // Role assignment of Prefill/Decode members, as MindIE's Controller does it
@@ -42,7 +43,7 @@ const (
 
 // ReasonRolesNotLinked is the Degraded reason of a PD server whose members
 // are ready but not yet serving their role linked to every peer.
-const ReasonRolesNotLinked = "RolesNotLinked"
+const ReasonRolesNotLinked = inferstatus.ReasonRolesNotLinked
 
 // roleServerEntry is a server of a role POST: local or a peer.
 type roleServerEntry struct {
@@ -106,7 +107,10 @@ type roleAssigner struct {
 	mu      sync.Mutex
 	targets map[string]map[string]roleTarget // server key -> pod -> target
 	states  map[string]map[string]roleState
-	kick    chan string
+	// busy are the servers a step runs for: the ticker and a kick may
+	// send one server twice, and its members are told once at a time.
+	busy map[string]bool
+	kick chan string
 }
 
 func newRoleAssigner(timeout, interval time.Duration, enqueue func(string)) *roleAssigner {
@@ -125,6 +129,7 @@ func newRoleAssigner(timeout, interval time.Duration, enqueue func(string)) *rol
 		enqueue:  enqueue,
 		targets:  map[string]map[string]roleTarget{},
 		states:   map[string]map[string]roleState{},
+		busy:     map[string]bool{},
 		kick:     make(chan string, 1024),
 	}
 }
@@ -221,6 +226,16 @@ func (a *roleAssigner) run(ctx context.Context, workers int) {
 // every member's status; a change queues the server.
 func (a *roleAssigner) step(ctx context.Context, key string) {
 	a.mu.Lock()
+	if a.busy[key] {
+		a.mu.Unlock()
+		return
+	}
+	a.busy[key] = true
+	defer func() {
+		a.mu.Lock()
+		delete(a.busy, key)
+		a.mu.Unlock()
+	}()
 	targets := make([]roleTarget, 0, len(a.targets[key]))
 	for _, t := range a.targets[key] {
 		targets = append(targets, t)
@@ -238,7 +253,7 @@ func (a *roleAssigner) step(ctx context.Context, key string) {
 		next := a.assign(ctx, t, st)
 		a.mu.Lock()
 		cur, ok := a.targets[key][t.pod]
-		if ok && reflect.DeepEqual(cur, t) {
+		if ok && reflect.DeepEqual(cur, t) && a.states[key] != nil {
 			a.states[key][t.pod] = next
 			changed = changed || !reflect.DeepEqual(st, next)
 		}
