@@ -28,6 +28,10 @@ type instance struct {
 	ranktable string
 	// members of a Prefill/Decode group, as the role assigner last saw them.
 	members []v1alpha1.GroupMemberStatus
+	// shape is the server as of the instance's revision: a PD group's
+	// members (how many of each role) are those of its revision, which a
+	// rollout may change.
+	shape *v1alpha1.InferServer
 }
 
 func (in *instance) present() []*corev1.Pod {
@@ -45,10 +49,9 @@ func serverKey(s *v1alpha1.InferServer) string { return s.Namespace + "/" + s.Na
 
 // observeInstances groups the server's pods by instance and judges each.
 // It returns every instance, those whose pods are all terminating
-// included, by index.
-func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Pod) []*instance {
+// included, by index. shapeOf is the server as of a revision (nil: s).
+func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Pod, shapeOf func(revision string) *v1alpha1.InferServer) []*instance {
 	key := serverKey(s)
-	n := podsPerInstance(s)
 	byName := map[string]*instance{}
 	for _, p := range pods {
 		name := p.Labels[v1alpha1.LabelInstance]
@@ -58,11 +61,15 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 		}
 		in := byName[name]
 		if in == nil {
-			in = &instance{instanceView: instanceView{name: name, index: idx}, pods: make([]*corev1.Pod, n)}
+			shape := s
+			if shapeOf != nil {
+				shape = shapeOf(p.Labels[v1alpha1.LabelRevision])
+			}
+			in = &instance{instanceView: instanceView{name: name, index: idx}, pods: make([]*corev1.Pod, podsPerInstance(shape)), shape: shape}
 			byName[name] = in
 		}
 		rank, err := strconv.Atoi(p.Labels[v1alpha1.LabelRank])
-		if err != nil || rank < 0 || rank >= n {
+		if err != nil || rank < 0 || rank >= len(in.pods) {
 			continue
 		}
 		in.pods[rank] = p
@@ -112,8 +119,8 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 		}
 		if in.broken == "" && running {
 			for rank, p := range in.pods {
-				if p == nil && !c.track.pending(key, podName(s, in.name, rank), now) {
-					in.broken = fmt.Sprintf("pod %s (rank %d) is gone", podName(s, in.name, rank), rank)
+				if p == nil && !c.track.pending(key, podName(in.shape, in.name, rank), now) {
+					in.broken = fmt.Sprintf("pod %s (rank %d) is gone", podName(in.shape, in.name, rank), rank)
 					break
 				}
 			}
@@ -145,7 +152,19 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 		return err
 	}
 	st.pods = owned(s, all)
-	observed := c.observeInstances(s, st.pods)
+	shapes := map[string]*v1alpha1.InferServer{}
+	observed := c.observeInstances(s, st.pods, func(rev string) *v1alpha1.InferServer {
+		if at, ok := shapes[rev]; ok {
+			return at
+		}
+		at, err := serverAt(st, rev)
+		if err != nil {
+			// A revision gone from the history: judged as the server is.
+			at = s
+		}
+		shapes[rev] = at
+		return at
+	})
 	if isPD(s) {
 		// A group is ready for the planner only once its members serve
 		// their roles linked to their peers.
@@ -229,7 +248,7 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 			continue
 		}
 		for rank, p := range in.pods {
-			if p != nil || c.track.pending(key, podName(s, in.name, rank), c.now()) {
+			if p != nil || c.track.pending(key, podName(in.shape, in.name, rank), c.now()) {
 				continue
 			}
 			at, err := serverAt(st, in.revision)
@@ -323,7 +342,7 @@ func (c *Controller) resetRanktable(ctx context.Context, s *v1alpha1.InferServer
 func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer, rev string, idx int) (*instance, error) {
 	name := fmt.Sprintf("%s-%d", s.Name, idx)
 	n := podsPerInstance(s)
-	in := &instance{instanceView: instanceView{name: name, index: idx, revision: rev}, pods: make([]*corev1.Pod, n)}
+	in := &instance{instanceView: instanceView{name: name, index: idx, revision: rev}, pods: make([]*corev1.Pod, n), shape: s}
 	if !isPD(s) {
 		if err := c.resetRanktable(ctx, s, name); err != nil {
 			return nil, err
@@ -440,7 +459,7 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		if isPD(s) {
 			if in.members == nil {
 				// Created by this sync: no member has a pod up yet.
-				in.members = memberStatuses(s, in, nil, nil)
+				in.members = memberStatuses(in, nil, nil)
 			}
 			is.Members = in.members
 		} else if is.Ranktable == "" {
@@ -459,12 +478,12 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		}
 		if is.Message == "" && !ready {
 			switch {
-			case isPD(s) && countReady(pods) == podsPerInstance(s):
+			case isPD(s) && countReady(pods) == len(pods):
 				is.Message = groupWaiting(in.members)
 			case !isPD(s) && is.Ranktable != ascend.RanktableCompleted:
 				is.Message = "waiting for the ranktable"
 			default:
-				is.Message = fmt.Sprintf("%d of %d pods ready", countReady(pods), podsPerInstance(s))
+				is.Message = fmt.Sprintf("%d of %d pods ready", countReady(pods), len(pods))
 			}
 		}
 		st.instances = append(st.instances, is)

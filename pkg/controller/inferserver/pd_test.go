@@ -363,19 +363,54 @@ func TestPDRolloutReplacesWholeGroups(t *testing.T) {
 		t.Fatalf("status %+v", s.Status)
 	}
 	f.update("llama", func(s *v1alpha1.InferServer) { s.Spec.Image = "mindie:v2" })
+	f.rollPD(fm, "llama", 2)
+	for _, p := range f.pods() {
+		if p.Spec.Containers[0].Image != "mindie:v2" {
+			t.Errorf("pod %s runs %s", p.Name, p.Spec.Containers[0].Image)
+		}
+	}
+
+	// A new shape of group (2P1D) rolls the same way: the old groups are
+	// judged by their own revision's members, not taken for broken.
+	f.update("llama", func(s *v1alpha1.InferServer) { roleSpec(s, v1alpha1.RolePrefill).Instances = ptr.To[int32](2) })
+	f.rollPD(fm, "llama", 3)
+	if pods := f.pods(); len(pods) != 6 {
+		t.Errorf("%d pods", len(pods))
+	}
+	if ev := f.events(); has(ev, "Recreating") {
+		t.Errorf("events %v", ev)
+	}
+}
+
+// rollPD syncs a rollout of a 2-group PD server with maxSurge 0 and
+// maxUnavailable 1 to its end, checking the bounds on the way.
+func (f *fixture) rollPD(fm *fakeManagement, name string, perGroup int) {
+	t := f.t
+	t.Helper()
 	for i := 0; i < 12; i++ {
-		_, writes := f.sync("llama")
-		if s := f.server("llama").Status; s.UpdatedReplicas == 2 && s.ReadyReplicas == 2 && s.Replicas == 2 {
+		before := map[string]int{}
+		for _, p := range f.pods() {
+			before[p.Labels[v1alpha1.LabelInstance]+"-"]++
+		}
+		_, writes := f.sync(name)
+		if s := f.server(name).Status; s.UpdatedReplicas == 2 && s.ReadyReplicas == 2 && s.Replicas == 2 {
 			break
 		}
-		// A group goes whole: both its pods in one sync, never both groups.
+		// A group goes whole: all its pods in one sync, never both groups.
+		deleted := 0
 		for _, g := range []string{"llama-0-", "llama-1-"} {
-			if n := count(writes, "delete pods "+g); n != 0 && n != 2 {
-				t.Fatalf("group %s partly deleted: %v", g, writes)
+			if n := count(writes, "delete pods "+g); n != 0 {
+				deleted++
+				if n != before[g] {
+					t.Fatalf("group %s partly deleted: %v", g, writes)
+				}
 			}
 		}
-		if count(writes, "delete pods") > 2 {
+		if deleted > 1 || has(writes, "Recreating") {
 			t.Fatalf("two groups down at once: %v", writes)
+		}
+		if s := f.server(name); s.Status.ReadyReplicas < 1 && i > 0 {
+			t.Fatalf("no group ready (maxUnavailable 1): %+v", s.Status)
 		}
 		groups := map[string]bool{}
 		for _, p := range f.pods() {
@@ -386,16 +421,16 @@ func TestPDRolloutReplacesWholeGroups(t *testing.T) {
 		if len(groups) > 2 {
 			t.Fatalf("more than 2 groups (maxSurge 0): %v", groups)
 		}
-		f.readyPD(fm, "llama")
+		f.readyPD(fm, name)
 	}
-	f.sync("llama")
-	s := f.server("llama")
+	f.sync(name)
+	s := f.server(name)
 	if s.Status.UpdatedReplicas != 2 || s.Status.ReadyReplicas != 2 || s.Status.CurrentRevision != s.Status.UpdateRevision {
 		t.Fatalf("status %+v", s.Status)
 	}
-	for _, p := range f.pods() {
-		if p.Spec.Containers[0].Image != "mindie:v2" {
-			t.Errorf("pod %s runs %s", p.Name, p.Spec.Containers[0].Image)
+	for _, is := range s.Status.Instances {
+		if len(is.Members) != perGroup || len(is.Pods) != perGroup {
+			t.Errorf("group %+v", is)
 		}
 	}
 }

@@ -361,7 +361,8 @@ type groupMember struct {
 }
 
 // servingMembers are a group's members with their serving pods.
-func servingMembers(s *v1alpha1.InferServer, in *instance) []groupMember {
+func servingMembers(in *instance) []groupMember {
+	s := in.shape
 	out := make([]groupMember, 0, len(in.pods))
 	for _, m := range groupMembers(s) {
 		var p *corev1.Pod
@@ -391,8 +392,9 @@ func roleEntry(s *v1alpha1.InferServer, m groupMember) roleServerEntry {
 
 // roleTargets are what the addressed members of a group should be told:
 // their id and every addressed member of the other role as peers.
-func roleTargets(s *v1alpha1.InferServer, in *instance) []roleTarget {
-	members := servingMembers(s, in)
+func roleTargets(in *instance) []roleTarget {
+	s := in.shape
+	members := servingMembers(in)
 	scheme := "http"
 	if s.Spec.TLS.Enabled {
 		scheme = "https"
@@ -433,7 +435,7 @@ func (c *Controller) assignRoles(s *v1alpha1.InferServer, observed []*instance) 
 		if in.terminating {
 			continue
 		}
-		ts := roleTargets(s, in)
+		ts := roleTargets(in)
 		byGroup[in.name] = ts
 		targets = append(targets, ts...)
 	}
@@ -446,7 +448,7 @@ func (c *Controller) assignRoles(s *v1alpha1.InferServer, observed []*instance) 
 		for _, t := range byGroup[in.name] {
 			tByPod[t.pod] = t
 		}
-		in.members = memberStatuses(s, in, tByPod, states)
+		in.members = memberStatuses(in, tByPod, states)
 		for _, m := range in.members {
 			if m.Message != "" {
 				in.ready = false
@@ -456,9 +458,9 @@ func (c *Controller) assignRoles(s *v1alpha1.InferServer, observed []*instance) 
 }
 
 // memberStatuses are what a group's members were told and last said.
-func memberStatuses(s *v1alpha1.InferServer, in *instance, tByPod map[string]roleTarget, states map[string]roleState) []v1alpha1.GroupMemberStatus {
+func memberStatuses(in *instance, tByPod map[string]roleTarget, states map[string]roleState) []v1alpha1.GroupMemberStatus {
 	var out []v1alpha1.GroupMemberStatus
-	for _, m := range servingMembers(s, in) {
+	for _, m := range servingMembers(in) {
 		ms := v1alpha1.GroupMemberStatus{Name: m.name(), Role: m.role, PDID: m.id}
 		if m.pod != nil {
 			ms.Pod = m.pod.Name
