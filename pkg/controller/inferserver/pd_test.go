@@ -480,6 +480,24 @@ func TestPDRolesLinkWithTheSimulator(t *testing.T) {
 
 	f := newFixture(t, pdServer("llama", 1, 1, 1, func(s *v1alpha1.InferServer) { s.Spec.Ports.Management = ptr.To(port) }))
 	f.sync("llama")
+	// The pods' readiness probe answers before any role is assigned (a
+	// server is ready as a process; the group waits for the roles), and
+	// after, on a prefill and a decode instance alike.
+	probe := f.pods()[0].Spec.Containers[0].ReadinessProbe.HTTPGet.Path
+	probeAll := func(when string) {
+		t.Helper()
+		for _, ip := range ips {
+			resp, err := http.Get("http://" + net.JoinHostPort(ip, strconv.Itoa(int(port))) + probe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s, %s on %s: %s", when, probe, ip, resp.Status)
+			}
+		}
+	}
+	probeAll("without a role")
 	podIP := map[string]string{"llama-0-p0": ips[0], "llama-0-d0": ips[1]}
 	for name, ip := range podIP {
 		f.editPod(name, func(p *corev1.Pod) {
@@ -496,6 +514,7 @@ func TestPDRolesLinkWithTheSimulator(t *testing.T) {
 		f.c.pdRoles.step(f.ctx, "ns/llama")
 		time.Sleep(50 * time.Millisecond)
 	}
+	probeAll("with roles")
 	p, d := sims[ips[0]].Stats(), sims[ips[1]].Stats()
 	if p.Role != mindie.RolePrefill || d.Role != mindie.RoleDecode || len(p.Peers) != 1 || p.Peers[0].Target != 1 ||
 		len(d.Peers) != 1 || d.Peers[0].Target != 0 || d.Peers[0].Link != mindie.LinkOK {
