@@ -266,6 +266,12 @@ func (fm *fakeManagement) body(pod string) (string, roleBody, bool) {
 	return fm.roles[fm.ips[pod]], b, ok
 }
 
+func (fm *fakeManagement) postCount() int {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	return fm.posts
+}
+
 func (fm *fakeManagement) setLinked(v bool) {
 	fm.mu.Lock()
 	fm.linked = v
@@ -328,10 +334,10 @@ func TestPDRolesAssigned(t *testing.T) {
 	if d := condition(s, v1alpha1.ConditionDegraded); d != nil && d.Status == metav1.ConditionTrue {
 		t.Errorf("degraded %+v", d)
 	}
-	posts := fm.posts
+	posts := fm.postCount()
 	f.c.pdRoles.step(f.ctx, "ns/llama")
-	if fm.posts != posts {
-		t.Errorf("roles posted again: %d then %d", posts, fm.posts)
+	if fm.postCount() != posts {
+		t.Errorf("roles posted again: %d then %d", posts, fm.postCount())
 	}
 
 	// A member whose pod is not ready leaves its peers' lists: they are
