@@ -462,6 +462,9 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 				in.members = memberStatuses(in, nil, nil)
 			}
 			is.Members = in.members
+			if ready && !prev[name].Ready {
+				c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonRolesLinked, "Group %s linked: %s", name, describeMembers(in.members))
+			}
 		} else if is.Ranktable == "" {
 			if cm, err := c.configMaps.ConfigMaps(s.Namespace).Get(ranktableName(name)); err == nil {
 				if rt, err := parseRanktable(cm); err == nil {

@@ -334,6 +334,9 @@ func TestPDRolesAssigned(t *testing.T) {
 	if d := condition(s, v1alpha1.ConditionDegraded); d != nil && d.Status == metav1.ConditionTrue {
 		t.Errorf("degraded %+v", d)
 	}
+	if ev := f.events(); !has(ev, "RolesLinked Group llama-0 linked: p0 (prefill, id 0), p1 (prefill, id 1), d0 (decode, id 2)") {
+		t.Errorf("events %v", ev)
+	}
 	posts := fm.postCount()
 	f.c.pdRoles.step(f.ctx, "ns/llama")
 	if fm.postCount() != posts {

@@ -45,6 +45,10 @@ const (
 // are ready but not yet serving their role linked to every peer.
 const ReasonRolesNotLinked = inferstatus.ReasonRolesNotLinked
 
+// ReasonRolesLinked is the event of a group whose members all serve their
+// roles linked to their peers.
+const ReasonRolesLinked = "RolesLinked"
+
 // roleServerEntry is a server of a role POST: local or a peer.
 type roleServerEntry struct {
 	ID       int64                    `json:"id"`
@@ -520,6 +524,16 @@ func groupWaiting(members []v1alpha1.GroupMemberStatus) string {
 		}
 	}
 	return "waiting for the members' roles"
+}
+
+// describeMembers lists a group's members for an event: "p0 (prefill, id
+// 0), d0 (decode, id 2)".
+func describeMembers(members []v1alpha1.GroupMemberStatus) string {
+	parts := make([]string, 0, len(members))
+	for _, m := range members {
+		parts = append(parts, fmt.Sprintf("%s (%s, id %d)", m.Name, m.Role, m.PDID))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // groupShape describes a group's members for events.
