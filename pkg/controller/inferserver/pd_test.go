@@ -343,6 +343,22 @@ func TestPDRolesAssigned(t *testing.T) {
 		t.Errorf("roles posted again: %d then %d", posts, fm.postCount())
 	}
 
+	// A server that lost its role (its container restarted) says
+	// RoleUnknown: the group is not ready, and the role is posted again.
+	fm.mu.Lock()
+	delete(fm.bodies, fm.ips["llama-0-d0"])
+	fm.mu.Unlock()
+	f.c.pdRoles.step(f.ctx, "ns/llama")
+	f.sync("llama")
+	if s := f.server("llama"); s.Status.ReadyReplicas != 0 {
+		t.Errorf("ready with a lost role: %+v", s.Status.Instances)
+	}
+	f.c.pdRoles.step(f.ctx, "ns/llama")
+	f.sync("llama")
+	if _, b, ok := fm.body("llama-0-d0"); !ok || len(b.Peers) != 2 || f.server("llama").Status.ReadyReplicas != 1 {
+		t.Errorf("role not posted again: %+v, %+v", b, f.server("llama").Status.Instances)
+	}
+
 	// A member whose pod is not ready leaves its peers' lists: they are
 	// told again, and the group is not ready.
 	f.editPod("llama-0-p1", func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse })
@@ -528,5 +544,33 @@ func TestPDRolesLinkWithTheSimulator(t *testing.T) {
 	if p.Role != mindie.RolePrefill || d.Role != mindie.RoleDecode || len(p.Peers) != 1 || p.Peers[0].Target != 1 ||
 		len(d.Peers) != 1 || d.Peers[0].Target != 0 || d.Peers[0].Link != mindie.LinkOK {
 		t.Errorf("prefill %+v, decode %+v", p, d)
+	}
+}
+
+// TestRoleTargetsOverTLS: with spec.tls the roles are posted over HTTPS,
+// and a member whose pod is not addressed is neither told nor a peer.
+func TestRoleTargetsOverTLS(t *testing.T) {
+	s := pdServer("llama", 1, 1, 2, func(s *v1alpha1.InferServer) { s.Spec.TLS.Enabled = true })
+	in := &instance{instanceView: instanceView{name: "llama-1", index: 1}, shape: s, pods: make([]*corev1.Pod, 3)}
+	for rank := range in.pods {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(s, "llama-1", rank)}}
+		runPod(p)
+		in.pods[rank] = p
+	}
+	in.pods[2].Status.Conditions[0].Status = corev1.ConditionFalse
+	ts := roleTargets(in)
+	if len(ts) != 2 {
+		t.Fatalf("targets %+v", ts)
+	}
+	var b roleBody
+	if err := json.Unmarshal([]byte(ts[0].body), &b); err != nil {
+		t.Fatal(err)
+	}
+	if ts[0].pod != "llama-1-p0" || !strings.HasPrefix(ts[0].base, "https://"+in.pods[0].Status.PodIP+":") || ts[0].role != v1alpha1.RolePrefill ||
+		b.Local.ID != 16 || len(b.Peers) != 1 || b.Peers[0].ID != 17 || len(ts[0].peers) != 1 {
+		t.Errorf("prefill target %+v, body %+v", ts[0], b)
+	}
+	if ts[1].pod != "llama-1-d0" || ts[1].role != v1alpha1.RoleDecode || len(ts[1].peers) != 1 || ts[1].peers[0] != 16 {
+		t.Errorf("decode target %+v", ts[1])
 	}
 }
