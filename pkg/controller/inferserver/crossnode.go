@@ -167,8 +167,8 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	})
 	if isPD(s) {
 		// A group is ready for the planner only once its members serve
-		// their roles linked to their peers.
-		// The assigner queues the server when what it sees changes.
+		// their roles linked to their peers. The assigner queues the
+		// server again when what it sees changes.
 		c.assignRoles(s, observed)
 	}
 	numbers := map[string]int64{}
