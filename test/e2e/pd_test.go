@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+)
+
+// A Prefill/Decode InferServer on the local cluster: the controller makes
+// a group of a prefill and a decode instance, assigns their roles through
+// the role API of the MindIE simulator, which links them; the router (the
+// real binary) pairs them and relays the decode instance's tokens from
+// /dresult.
+
+// waitPD waits until the PD server is Available with groups groups, each
+// member serving its role linked, and a router ready.
+func waitPD(t *testing.T, ns, name string, groups int32) *v1alpha1.InferServer {
+	t.Helper()
+	var s *v1alpha1.InferServer
+	eventually(t, 4*time.Minute, time.Second, fmt.Sprintf("PD InferServer %s Available with %d linked groups", name, groups), func() (bool, string) {
+		s = typedServer(t, ns, name)
+		linked := 0
+		for _, g := range s.Status.Instances {
+			ok := g.Ready && len(g.Members) == 2
+			for _, m := range g.Members {
+				ok = ok && m.RoleStatus == "RoleReady" && m.Peers > 0 && m.LinkedPeers == m.Peers
+			}
+			if ok {
+				linked++
+			}
+		}
+		r := s.Status.Router
+		ok := s.Status.ObservedGeneration == s.Generation && meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionAvailable) &&
+			int32(linked) == groups && s.Status.Replicas == groups && r != nil && r.ReadyReplicas >= 1
+		return ok, fmt.Sprintf("status %+v", s.Status)
+	})
+	return s
+}
+
+// memberPod returns the serving pod of the group's member of role.
+func memberPod(t *testing.T, s *v1alpha1.InferServer, group int, role v1alpha1.RoleName) v1alpha1.InstancePodStatus {
+	t.Helper()
+	g := s.Status.Instances[group]
+	for _, m := range g.Members {
+		if m.Role != role {
+			continue
+		}
+		for _, p := range g.Pods {
+			if p.Name == m.Pod {
+				return p
+			}
+		}
+	}
+	t.Fatalf("group %s has no %s member with a pod: %+v", g.Name, role, g)
+	return v1alpha1.InstancePodStatus{}
+}
+
+// decodeTokens reads the decode-side token counter of a simulator pod
+// from its Prometheus metrics (on the inference port).
+func decodeTokens(t *testing.T, podIP string) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + net.JoinHostPort(podIP, "1025") + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", podIP, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^pd_decode_generation_tokens_total(?:\{[^}]*\})? ([0-9]+)`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatalf("metrics of %s have no pd_decode_generation_tokens_total:\n%s", podIP, raw)
+	}
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n
+}
+
+func TestPrefillDecode(t *testing.T) {
+	name := uniqueName("pd")
+	token := serviceAccountToken(t, routerNS, uniqueName("pd-chatter"), "edit")
+	createInferServer(t, "tenant-a-editor", routerNS, name, 1,
+		`resources: {npu: {count: 1}}, router: {replicas: 1}, roles: [{name: prefill, instances: 1}, {name: decode, instances: 1}]`)
+	s := waitPD(t, routerNS, name, 1)
+	if s.Spec.Router.Algorithm != v1alpha1.RouterLeastLoad {
+		t.Errorf("router algorithm of a PD server %q, want least_load", s.Spec.Router.Algorithm)
+	}
+	prefill, decode := memberPod(t, s, 0, v1alpha1.RolePrefill), memberPod(t, s, 0, v1alpha1.RoleDecode)
+	before := decodeTokens(t, decode.PodIP)
+
+	var routerIP string
+	for _, p := range s.Status.Router.Pods {
+		if p.Ready {
+			routerIP = p.PodIP
+		}
+	}
+	addr := net.JoinHostPort(routerIP, "1025")
+	client, _ := routerClient(t, addr)
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"llama3-8b-sim","messages":[{"role":"user","content":"What is prefill/decode disaggregation?"}],"max_tokens":12,"stream":%t}`, stream)
+		req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("PD chat (stream %t): %v", stream, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("PD chat (stream %t): %d %s", stream, resp.StatusCode, raw)
+		}
+		if p, d := resp.Header.Get("X-Mindie-Instance"), resp.Header.Get("X-Mindie-Decode-Instance"); p != prefill.Name || d != decode.Name {
+			t.Errorf("PD chat (stream %t) served by prefill %q and decode %q, want %s and %s", stream, p, d, prefill.Name, decode.Name)
+		}
+		if !stream {
+			var answer struct {
+				Choices []struct {
+					Message struct{ Content string } `json:"message"`
+				} `json:"choices"`
+			}
+			if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Choices) == 0 || answer.Choices[0].Message.Content == "" {
+				t.Errorf("PD chat: no answer in %s (%v)", raw, err)
+			}
+			continue
+		}
+		chunks, done := 0, false
+		sc := bufio.NewScanner(strings.NewReader(string(raw)))
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "data: [DONE]":
+				done = true
+			case strings.HasPrefix(line, "data: "):
+				chunks++
+			}
+		}
+		if chunks < 3 || !done {
+			t.Errorf("PD stream: %d chunks, [DONE] %t:\n%s", chunks, done, raw)
+		}
+	}
+	// The decode instance generated the tokens after the first.
+	if after := decodeTokens(t, decode.PodIP); after <= before {
+		t.Errorf("decode instance %s generated %d tokens before and %d after two chats", decode.Name, before, after)
+	}
+
+	// Through the API server too.
+	if out := mustMindie(t, "tenant-a-editor", "", "chat", name, "-n", routerNS, "-m", "Hello", "--max-tokens=6"); strings.TrimSpace(out) == "" {
+		t.Error("kubectl mindie chat on a PD server printed nothing")
+	}
+
+	// Scaling adds a whole group, linked, and takes it away again.
+	mustKubectl(t, "tenant-a-editor", "-n", routerNS, "scale", "inferserver", name, "--replicas=2")
+	waitPD(t, routerNS, name, 2)
+	mustKubectl(t, "tenant-a-editor", "-n", routerNS, "scale", "inferserver", name, "--replicas=1")
+	waitPD(t, routerNS, name, 1)
+}
