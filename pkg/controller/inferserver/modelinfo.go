@@ -103,47 +103,15 @@ func (p *modelInfoPoller) want(key string, t *infoTarget) *v1alpha1.ModelInfo {
 
 // run polls until ctx ends, with `workers` reads at most at a time.
 func (p *modelInfoPoller) run(ctx context.Context, workers int) {
-	jobs := make(chan string)
-	for i := 0; i < workers; i++ {
-		go func() {
-			for key := range jobs {
-				p.poll(ctx, key)
-			}
-		}()
-	}
-	defer close(jobs)
-	tick := time.NewTicker(p.interval)
-	defer tick.Stop()
-	send := func(key string) bool {
-		select {
-		case jobs <- key:
-			return true
-		case <-ctx.Done():
-			return false
+	runPerServer(ctx, workers, p.interval, p.kick, func() []string {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		keys := make([]string, 0, len(p.targets))
+		for k := range p.targets {
+			keys = append(keys, k)
 		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case key := <-p.kick:
-			if !send(key) {
-				return
-			}
-		case <-tick.C:
-			p.mu.Lock()
-			keys := make([]string, 0, len(p.targets))
-			for k := range p.targets {
-				keys = append(keys, k)
-			}
-			p.mu.Unlock()
-			for _, k := range keys {
-				if !send(k) {
-					return
-				}
-			}
-		}
-	}
+		return keys
+	}, p.poll)
 }
 
 func (p *modelInfoPoller) poll(ctx context.Context, key string) {

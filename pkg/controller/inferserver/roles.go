@@ -183,47 +183,15 @@ func (a *roleAssigner) want(key string, targets []roleTarget) map[string]roleSta
 
 // run assigns and checks roles until ctx ends, `workers` servers at a time.
 func (a *roleAssigner) run(ctx context.Context, workers int) {
-	jobs := make(chan string)
-	for i := 0; i < workers; i++ {
-		go func() {
-			for key := range jobs {
-				a.step(ctx, key)
-			}
-		}()
-	}
-	defer close(jobs)
-	tick := time.NewTicker(a.interval)
-	defer tick.Stop()
-	send := func(key string) bool {
-		select {
-		case jobs <- key:
-			return true
-		case <-ctx.Done():
-			return false
+	runPerServer(ctx, workers, a.interval, a.kick, func() []string {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		keys := make([]string, 0, len(a.targets))
+		for k := range a.targets {
+			keys = append(keys, k)
 		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case key := <-a.kick:
-			if !send(key) {
-				return
-			}
-		case <-tick.C:
-			a.mu.Lock()
-			keys := make([]string, 0, len(a.targets))
-			for k := range a.targets {
-				keys = append(keys, k)
-			}
-			a.mu.Unlock()
-			for _, k := range keys {
-				if !send(k) {
-					return
-				}
-			}
-		}
-	}
+		return keys
+	}, a.step)
 }
 
 // step posts the roles a server's members have not taken yet and reads
