@@ -162,10 +162,20 @@ func startRouter(t *testing.T, cfg Config, backends ...*fakeBackend) *testRouter
 // startRouterWith is startRouter with more options (an Authenticator).
 func startRouterWith(t *testing.T, cfg Config, opts []Option, backends ...*fakeBackend) *testRouter {
 	t.Helper()
-	src := &fakeSource{}
-	for _, b := range backends {
-		src.current = append(src.current, b.instance())
+	instances := make([]Instance, len(backends))
+	for i, b := range backends {
+		instances[i] = b.instance()
 	}
+	tr := runTestRouter(t, cfg, opts, instances)
+	tr.waitRoutable(t, len(backends))
+	return tr
+}
+
+// runTestRouter runs a router over instances, served by an httptest server
+// on loopback, until the test ends.
+func runTestRouter(t *testing.T, cfg Config, opts []Option, instances []Instance) *testRouter {
+	t.Helper()
+	src := &fakeSource{current: instances}
 	r, err := New(cfg, src, append([]Option{WithLogger(logr.Discard()), WithRandSeed(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -182,9 +192,7 @@ func startRouterWith(t *testing.T, cfg Config, opts []Option, backends ...*fakeB
 		cancel()
 		<-done
 	})
-	tr := &testRouter{Router: r, url: srv.URL, src: src}
-	tr.waitRoutable(t, len(backends))
-	return tr
+	return &testRouter{Router: r, url: srv.URL, src: src}
 }
 
 // waitRoutable waits until n instances are routable.

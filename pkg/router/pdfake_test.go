@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/go-logr/logr"
 )
 
 // Fake MindIE PD servers implementing the router's contract (docs/router.md,
@@ -376,27 +373,11 @@ func pdDecodeRest(d *fakePD, id, path string, stream bool) {
 // until want prefill instances are routable.
 func startPDRouter(t *testing.T, cfg Config, opts []Option, want int, instances ...*fakePD) *testRouter {
 	t.Helper()
-	src := &fakeSource{}
-	for _, f := range instances {
-		src.current = append(src.current, f.instance())
+	insts := make([]Instance, len(instances))
+	for i, f := range instances {
+		insts[i] = f.instance()
 	}
-	r, err := New(cfg, src, append([]Option{WithLogger(logr.Discard()), WithRandSeed(1)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(ctx)
-	}()
-	srv := httptest.NewServer(r.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-	})
-	tr := &testRouter{Router: r, url: srv.URL, src: src}
+	tr := runTestRouter(t, cfg, opts, insts)
 	tr.waitPrefills(t, want)
 	return tr
 }
