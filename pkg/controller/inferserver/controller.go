@@ -419,6 +419,9 @@ type syncState struct {
 	total, updated, ready int32
 	// recreated are the instances this sync found broken and deleted.
 	recreated []string
+	// membersRecreated are the PD groups (once for each member) whose
+	// members this sync found failed and deleted.
+	membersRecreated []string
 	// failures are errors of this sync worth a Degraded condition.
 	failures []string
 	// router is the router's state when spec.router is set.

@@ -32,6 +32,55 @@ type instance struct {
 	// members (how many of each role) are those of its revision, which a
 	// rollout may change.
 	shape *v1alpha1.InferServer
+	// failed are the members of a PD group that must be recreated, alone:
+	// a failed member does not take its group down.
+	failed []memberFailure
+}
+
+// memberFailure is a PD group's member to recreate, and why.
+type memberFailure struct {
+	member member
+	why    string
+}
+
+// failMember records why a member of a PD group must be recreated (the
+// first reason found).
+func (in *instance) failMember(m member, why string) {
+	for _, f := range in.failed {
+		if f.member.ordinal == m.ordinal {
+			return
+		}
+	}
+	in.failed = append(in.failed, memberFailure{member: m, why: why})
+}
+
+// memberPods are the present pods of a member of a PD group.
+func (in *instance) memberPods(m member) []*corev1.Pod {
+	var out []*corev1.Pod
+	for r := m.firstRank; r < m.firstRank+m.nodes && r < len(in.pods); r++ {
+		if in.pods[r] != nil {
+			out = append(out, in.pods[r])
+		}
+	}
+	return out
+}
+
+// memberSettling says whether a member of a PD group has a pod being
+// deleted, or is being recreated by this sync: its missing pods are made
+// only once all of its old ones are gone (a cross-node member comes back
+// whole).
+func (in *instance) memberSettling(m member) bool {
+	for _, f := range in.failed {
+		if f.member.ordinal == m.ordinal {
+			return true
+		}
+	}
+	for _, p := range in.memberPods(m) {
+		if p.DeletionTimestamp != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (in *instance) present() []*corev1.Pod {
@@ -109,25 +158,56 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 			if !podReady(p) {
 				in.ready = false
 			}
+			var why string
 			switch {
-			case in.broken != "":
 			case p.DeletionTimestamp != nil:
-				in.broken = fmt.Sprintf("pod %s (rank %d) was deleted", p.Name, rank)
+				why = fmt.Sprintf("pod %s (rank %d) was deleted", p.Name, rank)
 			case isTerminal(p):
-				in.broken = fmt.Sprintf("pod %s (rank %d) %s", p.Name, rank, failureOf(s, p))
+				why = fmt.Sprintf("pod %s (rank %d) %s", p.Name, rank, failureOf(s, p))
 			}
+			in.fail(rank, why)
 		}
-		if in.broken == "" && running {
+		if running {
 			for rank, p := range in.pods {
 				if p == nil && !c.track.pending(key, podName(in.shape, in.name, rank), now) {
-					in.broken = fmt.Sprintf("pod %s (rank %d) is gone", podName(in.shape, in.name, rank), rank)
-					break
+					in.fail(rank, fmt.Sprintf("pod %s (rank %d) is gone", podName(in.shape, in.name, rank), rank))
 				}
 			}
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].index < all[j].index })
 	return all
+}
+
+// fail records why the pod of a rank failed (nothing when why is empty):
+// the instance is broken, or for a PD group, the member the rank belongs
+// to.
+func (in *instance) fail(rank int, why string) {
+	if why == "" {
+		return
+	}
+	if !isPD(in.shape) {
+		if in.broken == "" {
+			in.broken = why
+		}
+		return
+	}
+	m, _, ok := memberOfRank(in.shape, rank)
+	if !ok {
+		return
+	}
+	if in.pods[rank] == nil {
+		// Gone: a failure only while the member's other pods stay (they
+		// must go too); a member with no pod left is simply made again.
+		alive := false
+		for _, q := range in.memberPods(m) {
+			alive = alive || q.DeletionTimestamp == nil
+		}
+		if !alive {
+			return
+		}
+	}
+	in.failMember(m, why)
 }
 
 // failureOf describes how a terminal pod ended.
@@ -209,6 +289,19 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 	}
 	gone := map[string]bool{}
 	for _, v := range plan.remove {
+		gone[v.name] = true
+	}
+	// A failed member of a PD group goes alone, the rest of its group
+	// serving on; its missing pods are made again once all are gone.
+	for _, in := range observed {
+		if in.terminating || gone[in.name] {
+			continue
+		}
+		if err := c.recreateMembers(ctx, st, in); err != nil {
+			return err
+		}
+	}
+	for _, v := range plan.remove {
 		in := byName[v.name]
 		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceDeleted, "Deleted instance %s (revision %s)", in.name, in.revision)
 		if err := c.deleteInstance(ctx, s, in); err != nil {
@@ -249,6 +342,9 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 		}
 		for rank, p := range in.pods {
 			if p != nil || c.track.pending(key, podName(in.shape, in.name, rank), c.now()) {
+				continue
+			}
+			if m, _, ok := memberOfRank(in.shape, rank); ok && isPD(in.shape) && in.memberSettling(m) {
 				continue
 			}
 			at, err := serverAt(st, in.revision)
@@ -448,6 +544,12 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 		if recreated[name] {
 			is.Recreations++
 		}
+		for _, g := range st.membersRecreated {
+			if g == name {
+				is.Recreations++
+			}
+		}
+		is.Message = c.membersRecreating(key, in, ready)
 		if why, ok := c.track.recreatingWhy(key, name); ok {
 			if ready {
 				c.track.doneRecreating(key, name)

@@ -1,0 +1,70 @@
+package inferserver
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// A failed member of a Prefill/Decode group (its pod failed, was deleted
+// or is gone) is recreated alone: its pods are deleted, and made again
+// once every one of them is gone, so a member of several nodes comes back
+// whole. The rest of the group keeps its pods and its roles; the role
+// assigner tells the member's peers about the new pods (their addresses
+// and NPUs change), and the router sends the group's traffic to the pairs
+// still linked meanwhile.
+
+// memberKey names a member in the tracker's record of what is being
+// recreated: <group>/<member>, never an instance name.
+func memberKey(group string, m member) string { return group + "/" + m.name() }
+
+// recreateMembers deletes the pods of the group's failed members, saying
+// why once per failure.
+func (c *Controller) recreateMembers(ctx context.Context, st *syncState, in *instance) error {
+	s := st.server
+	key := serverKey(s)
+	for _, f := range in.failed {
+		mk := memberKey(in.name, f.member)
+		if _, ok := c.track.recreatingWhy(key, mk); !ok {
+			c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonInstanceFailed, "Recreating member %s (%s) of group %s: %s",
+				f.member.name(), f.member.role, in.name, f.why)
+			c.track.setRecreating(key, mk, f.why)
+			st.membersRecreated = append(st.membersRecreated, in.name)
+		}
+		for _, p := range in.memberPods(f.member) {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			err := c.kube.CoreV1().Pods(s.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedDelete, "Deleting pod %s: %v", p.Name, err)
+				return fmt.Errorf("delete pod %s: %w", p.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// membersRecreating is what the status says of a group's members being
+// recreated ("" when none is), and forgets them once the group is ready.
+func (c *Controller) membersRecreating(key string, in *instance, ready bool) string {
+	if !isPD(in.shape) {
+		return ""
+	}
+	var msg string
+	for _, m := range groupMembers(in.shape) {
+		mk := memberKey(in.name, m)
+		why, ok := c.track.recreatingWhy(key, mk)
+		switch {
+		case !ok:
+		case ready:
+			c.track.doneRecreating(key, mk)
+		case msg == "":
+			msg = fmt.Sprintf("recreating: member %s: %s", m.name(), why)
+		}
+	}
+	return msg
+}
