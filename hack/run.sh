@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: the local cluster with mindie-apiserver registered, the sample
-# InferServer applied, and what to try next.
+# InferServers of artifacts/samples/ applied (inferserver.yaml, and pd.yaml,
+# a Prefill/Decode server), and what to try next.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -10,7 +11,7 @@ cd "$ROOT"
 hack/local-up.sh >/dev/null
 export KUBECONFIG=$OUT/kubeconfig
 KUBECTL=$OUT/bin/kubectl
-# The sample belongs to make run: take its fields back if someone changed them.
+# The samples belong to make run: take their fields back if someone changed them.
 "$KUBECTL" apply --server-side --force-conflicts --field-manager=make-run -f artifacts/samples/
 
 cat <<MSG
@@ -19,13 +20,16 @@ The local cluster is up (logs in $OUT/logs, audit log $OUT/logs/audit.log).
 mindie-apiserver serves infer.mindie.io behind kube-apiserver https://127.0.0.1:${KUBE_PORT:-16443}.
 
   export KUBECONFIG=$OUT/kubeconfig PATH=$OUT/bin:\$PATH OUT=$OUT
-  kubectl get inferservers -A -o wide       # the sample becomes Available in a few seconds
+  kubectl get inferservers -A -o wide       # the samples become Available in a few seconds
   kubectl get deployment,pods,service,controllerrevisions -l infer.mindie.io/server=llama3-8b
   kubectl get inferserver llama3-8b -o yaml # status: instances, pods, model info, conditions
   kubectl mindie status llama3-8b           # the kubectl plugin (built into $OUT/bin)
   kubectl mindie chat llama3-8b -m "Hello"  # through the API server and the router
   kubectl get pods -l infer.mindie.io/router=llama3-8b -o wide   # the routers: the real mindie-router
   kubectl mindie routes llama3-8b           # each router's view: in flight, free slots, affinity hits
+  kubectl mindie status llama3-8b-pd        # the Prefill/Decode sample (pd.yaml): roles, groups, members linked
+  kubectl mindie chat llama3-8b-pd -m "Hello"        # prefilled by one instance, decoded by the other
+  kubectl mindie logs llama3-8b-pd --role=decode --tail=5   # the decode instances' logs
   kubectl explain inferserver.spec.strategy
   kubectl scale inferserver llama3-8b --replicas=3
   kubectl auth can-i create inferservers -n team-b --as=tenant-a-editor

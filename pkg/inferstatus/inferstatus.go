@@ -9,6 +9,7 @@ package inferstatus
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -32,6 +33,9 @@ const (
 	ReasonRolloutComplete          = "RolloutComplete"
 	ReasonRolloutPaused            = "RolloutPaused"
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	// ReasonRollingInPlace: a rolling update whose surge does not fit the
+	// free NPUs goes in place, within maxUnavailable.
+	ReasonRollingInPlace = "RollingInPlace"
 )
 
 // Reasons of the Degraded condition.
@@ -177,6 +181,14 @@ func Rollout(s *v1alpha1.InferServer) (string, bool, error) {
 	paused := ""
 	if s.Spec.Paused {
 		paused = fmt.Sprintf(" (InferServer %q is paused: 'kubectl mindie rollout resume %s' continues it)", s.Name, s.Name)
+	}
+	if p := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionProgressing); p != nil && p.Reason == ReasonRollingInPlace {
+		// Say why before the counts, in the controller's words.
+		if i := strings.Index(p.Message, " in place ("); i >= 0 {
+			if j := strings.LastIndex(p.Message, "): "); j > i {
+				paused += fmt.Sprintf(" Rolling in place: %s.", p.Message[i+len(" in place ("):j])
+			}
+		}
 	}
 	c := CountsOf(s)
 	switch {

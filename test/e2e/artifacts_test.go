@@ -37,3 +37,17 @@ func TestDeployManifestsApply(t *testing.T) {
 		}
 	}
 }
+
+// TestSamplesApply checks that the samples make run applies
+// (artifacts/samples: a plain and a Prefill/Decode InferServer) are
+// accepted as they are: a server-side dry run validates and defaults each
+// InferServer without creating it.
+func TestSamplesApply(t *testing.T) {
+	dir := filepath.Join(cluster.root, "artifacts", "samples")
+	out := mustKubectl(t, "", "apply", "-f", dir, "--server-side", "--dry-run=server", "--field-manager=e2e-dry-run", "--force-conflicts")
+	for _, obj := range []string{"inferserver.infer.mindie.io/llama3-8b serverside-applied", "inferserver.infer.mindie.io/llama3-8b-pd serverside-applied"} {
+		if !strings.Contains(out, obj) {
+			t.Errorf("dry-run apply of artifacts/samples did not report %s:\n%s", obj, out)
+		}
+	}
+}

@@ -162,5 +162,141 @@ func TestPrefillDecode(t *testing.T) {
 	mustKubectl(t, "tenant-a-editor", "-n", routerNS, "scale", "inferserver", name, "--replicas=2")
 	waitPD(t, routerNS, name, 2)
 	mustKubectl(t, "tenant-a-editor", "-n", routerNS, "scale", "inferserver", name, "--replicas=1")
-	waitPD(t, routerNS, name, 1)
+	s = waitPD(t, routerNS, name, 1)
+
+	// A killed decode pod is made again alone; the prefill pod stays, and
+	// the group serves again.
+	prefill, decode = memberPod(t, s, 0, v1alpha1.RolePrefill), memberPod(t, s, 0, v1alpha1.RoleDecode)
+	uid := func(pod string) string {
+		return mustKubectl(t, "", "-n", routerNS, "get", "pod", pod, "--ignore-not-found", "-o", "jsonpath={.metadata.uid}")
+	}
+	prefillUID, decodeUID := uid(prefill.Name), uid(decode.Name)
+	mustKubectl(t, "", "-n", routerNS, "delete", "pod", decode.Name, "--wait=false")
+	eventually(t, 3*time.Minute, time.Second, "the decode pod replaced", func() (bool, string) {
+		now := uid(decode.Name)
+		return now != "" && now != decodeUID, now
+	})
+	s = waitPD(t, routerNS, name, 1)
+	if uid(prefill.Name) != prefillUID {
+		t.Errorf("the prefill pod %s was replaced with its decode peer", prefill.Name)
+	}
+	if ev := mustKubectl(t, "", "-n", routerNS, "get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={.items[*].message}"); !strings.Contains(ev, "Recreating member d0 (decode) of group "+name+"-0") {
+		t.Errorf("no event of the decode member recreated: %s", ev)
+	}
+	for _, p := range typedServer(t, routerNS, name).Status.Router.Pods {
+		if p.Ready {
+			addr = net.JoinHostPort(p.PodIP, "1025")
+		}
+	}
+	client, _ = routerClient(t, addr)
+	eventually(t, time.Minute, time.Second, "the group serving again", func() (bool, string) {
+		code, served, body, err := routerChat(client, "https://"+addr, token, "Are you back?")
+		return err == nil && code == http.StatusOK && served == prefill.Name+"+"+decode.Name, fmt.Sprintf("%d %s %v %s", code, served, err, body)
+	})
+
+	testPDRollout(t, name, token, addr, client)
+}
+
+// testPDRollout rolls a two-group PD server out under steady chat traffic
+// with maxSurge 1 and maxUnavailable 0: no request fails, every answer
+// comes from a prefill and a decode instance of one group, a group never
+// holds pods of two revisions (so a pair never mixes them), and two groups
+// are ready all along.
+func testPDRollout(t *testing.T, name, token, addr string, client *http.Client) {
+	mustKubectl(t, "tenant-a-editor", "-n", routerNS, "patch", "inferserver", name, "--type=merge", "-p",
+		`{"spec":{"replicas":2,"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}`)
+	s := waitPD(t, routerNS, name, 2)
+
+	// Paused, the change is planned before anything changes: a surge
+	// group at a time (it fits: one NPU a member), then an old group goes.
+	before := s.Status.UpdateRevision
+	mustMindie(t, "tenant-a-editor", "", "rollout", "pause", name, "-n", routerNS)
+	patch := fmt.Sprintf(`{"spec":{"podMetadata":{"annotations":{%q:%q}}}}`, v1alpha1.AnnotationRestartedAt, time.Now().UTC().Format(time.RFC3339))
+	mustKubectl(t, "tenant-a-editor", "-n", routerNS, "patch", "inferserver", name, "--type=merge", "-p", patch)
+	eventually(t, time.Minute, time.Second, "the paused change observed", func() (bool, string) {
+		s = typedServer(t, routerNS, name)
+		return s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision != before, fmt.Sprintf("%+v", s.Status)
+	})
+	out := mustMindie(t, "", "", "rollout", "plan", name, "-n", routerNS)
+	firstStep := false
+	for _, line := range strings.Split(out, "\n") {
+		firstStep = firstStep || strings.Join(strings.Fields(line), " ") == "1 - "+name+"-2 2 yes 2"
+	}
+	if !strings.Contains(out, "to revision "+s.Status.UpdateRevision) || !firstStep || strings.Contains(out, "does not fit") {
+		t.Errorf("rollout plan of the paused change:\n%s", out)
+	}
+
+	type sampled struct {
+		minReady, n int
+		mixed       string
+	}
+	samples := make(chan sampled, 1)
+	stop := make(chan struct{})
+	go func() {
+		// The ready groups, and the revisions of each group's pods.
+		got := sampled{minReady: 99}
+		for {
+			select {
+			case <-stop:
+				samples <- got
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			var cur v1alpha1.InferServer
+			r := kubectl(t, "", "-n", routerNS, "get", "inferserver", name, "-o", "json")
+			if r.err != nil || json.Unmarshal([]byte(r.stdout), &cur) != nil {
+				continue
+			}
+			ready := 0
+			for _, g := range cur.Status.Instances {
+				if g.Ready {
+					ready++
+				}
+			}
+			got.minReady, got.n = min(got.minReady, ready), got.n+1
+			raw := kubectl(t, "", "-n", routerNS, "get", "pods", "-l", v1alpha1.LabelServer+"="+name+","+v1alpha1.LabelGroup,
+				"-o", `jsonpath={range .items[*]}{.metadata.labels.infer\.mindie\.io/group}={.metadata.labels.infer\.mindie\.io/revision}{"\n"}{end}`).stdout
+			revs := map[string]string{}
+			for _, line := range strings.Fields(raw) {
+				g, rev, _ := strings.Cut(line, "=")
+				if was, ok := revs[g]; ok && was != rev && got.mixed == "" {
+					got.mixed = fmt.Sprintf("group %s has pods of %s and %s", g, was, rev)
+				}
+				revs[g] = rev
+			}
+		}
+	}()
+	tr := startTraffic(client, "https://"+addr, token, 3)
+	time.Sleep(time.Second)
+	mustMindie(t, "tenant-a-editor", "", "rollout", "resume", name, "-n", routerNS)
+	eventually(t, 5*time.Minute, time.Second, "the PD rolling update", func() (bool, string) {
+		s = typedServer(t, routerNS, name)
+		done := s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision != before &&
+			s.Status.CurrentRevision == s.Status.UpdateRevision && s.Status.ReadyReplicas == 2 && s.Status.Replicas == 2
+		return done, fmt.Sprintf("%+v", s.Status)
+	})
+	time.Sleep(time.Second)
+	tr.finish()
+	close(stop)
+	got := <-samples
+	t.Logf("PD rolling update under traffic: %d answered, %d failed, served by %v; %d samples, at least %d groups ready", tr.ok.Load(), tr.failed.Load(), tr.served, got.n, got.minReady)
+	if tr.failed.Load() != 0 || tr.ok.Load() < 10 {
+		t.Errorf("PD rolling update under traffic: %d failed (%v), %d answered", tr.failed.Load(), tr.failures, tr.ok.Load())
+	}
+	if got.minReady < 2 || got.n < 3 {
+		t.Errorf("ready groups fell to %d during the rollout with maxUnavailable 0 (%d samples)", got.minReady, got.n)
+	}
+	if got.mixed != "" {
+		t.Errorf("revisions mixed in a group: %s", got.mixed)
+	}
+	for pair := range tr.served {
+		p, d, _ := strings.Cut(pair, "+")
+		pg, dg := p[:strings.LastIndex(p, "-")], d[:strings.LastIndex(d, "-")]
+		if pg != dg || !strings.HasPrefix(pg, name+"-") {
+			t.Errorf("an answer paired prefill %s with decode %s of another group", p, d)
+		}
+	}
+	if len(tr.served) < 2 {
+		t.Errorf("the traffic reached %v: want the groups of both revisions", tr.served)
+	}
 }

@@ -114,7 +114,16 @@ func routerChat(client *http.Client, base, token, question string) (int, string,
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("X-Mindie-Instance"), string(body), nil
+	return resp.StatusCode, servedBy(resp), string(body), nil
+}
+
+// servedBy names the instance that served an answer: the router's
+// X-Mindie-Instance, and for a Prefill/Decode server "<prefill>+<decode>".
+func servedBy(resp *http.Response) string {
+	if d := resp.Header.Get("X-Mindie-Decode-Instance"); d != "" {
+		return resp.Header.Get("X-Mindie-Instance") + "+" + d
+	}
+	return resp.Header.Get("X-Mindie-Instance")
 }
 
 // traffic sends chats from workers until stopped, counting every outcome.

@@ -81,6 +81,14 @@ const (
 	// RouterNameSuffix makes the names of the router's Deployment,
 	// ServiceAccount, Role and RoleBinding from the server's name.
 	RouterNameSuffix = "-router"
+	// GlobalRanktableSuffix makes the name of a Prefill/Decode server's
+	// global ranktable ConfigMap from the server's name (see
+	// GlobalRanktableName).
+	GlobalRanktableSuffix = "-global-ranktable"
+	// GlobalRanktableKey is the key of the global ranktable in its
+	// ConfigMap: MindIE's global_ranktable.json, {"version", "status":
+	// "initializing" or "completed", "server_group_list"}.
+	GlobalRanktableKey = "global_ranktable.json"
 	// AnnotationRestartedAt, set in spec.podMetadata.annotations to a
 	// timestamp, restarts every instance through a rollout (the original
 	// deployer's "update"); kubectl uses the same key for Deployments.
@@ -93,3 +101,9 @@ const (
 	// depend on the garbage collector reaching this aggregated API.
 	FinalizerCleanup = "infer.mindie.io/cleanup"
 )
+
+// GlobalRanktableName is the ConfigMap in which the controller keeps the
+// global ranktable of a Prefill/Decode server, in MindIE's format: its
+// router pods as Coordinators and one server group per member of every
+// group, with their pods and NPUs.
+func GlobalRanktableName(server string) string { return server + GlobalRanktableSuffix }

@@ -684,7 +684,9 @@ type InstanceStatus struct {
 	// +optional
 	Ranktable string `json:"ranktable,omitempty"`
 	// Recreations counts how often the controller recreated the whole
-	// instance because one of its pods failed (cross-node instances).
+	// instance because one of its pods failed (cross-node instances), or
+	// for a Prefill/Decode group, one of its members (a failed member is
+	// recreated alone).
 	// +optional
 	Recreations int32 `json:"recreations,omitempty"`
 	// Message explains an instance that is not ready, such as why it is

@@ -490,17 +490,17 @@ func validateRoles(s *infer.InferServerSpec, p *field.Path) field.ErrorList {
 			switch *r.NodesPerInstance {
 			case 1:
 			case 2, 4:
+				// A cross-node member: one HCCL ranktable per member, its
+				// servers in the global ranktable, its role by /v2/role.
 				crossNode = true
-				// A cross-node member needs an HCCL ranktable of its own
-				// and a global ranktable entry per node: not built yet.
-				allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), *r.NodesPerInstance,
-					"not supported yet: prefill and decode instances are single-node (1) for now"))
 			default:
 				allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), *r.NodesPerInstance, "must be 1 (single-node), 2 or 4 (cross-node)"))
 			}
 		}
 		if r.Resources != nil {
 			allErrs = append(allErrs, validateResources(r.Resources, crossNode, ip.Child("resources"))...)
+		} else if crossNode {
+			allErrs = append(allErrs, inheritedCrossNodeResources(s, *r.NodesPerInstance, ip)...)
 		}
 		if r.ServerConfig != nil {
 			allErrs = append(allErrs, validateServerConfig(r.ServerConfig, ip.Child("serverConfig"))...)
@@ -514,6 +514,29 @@ func validateRoles(s *infer.InferServerSpec, p *field.Path) field.ErrorList {
 	if total > MaxGroupInstances {
 		allErrs = append(allErrs, field.Invalid(rp, total,
 			fmt.Sprintf("the roles' instances make %d per group: MindIE links at most %d instances in one group", total, MaxGroupInstances)))
+	}
+	return allErrs
+}
+
+// inheritedCrossNodeResources checks the spec.resources a cross-node role
+// without resources of its own inherits: a cross-node member, like a
+// cross-node instance, takes every NPU of its nodes. (With spec.nodesPerInstance
+// 2 or 4 spec.resources was checked for that already.)
+func inheritedCrossNodeResources(s *infer.InferServerSpec, nodes int32, ip *field.Path) field.ErrorList {
+	if s.NodesPerInstance != nil && *s.NodesPerInstance > 1 {
+		return nil
+	}
+	var allErrs field.ErrorList
+	npu := s.Resources.NPU
+	if npu.Type == infer.NPUTypeAscend310P {
+		allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), nodes,
+			fmt.Sprintf("a cross-node role (2 or 4 nodes) supports only Ascend910, and it inherits spec.resources.npu.type %s: set %s with Ascend910, or use 1 node",
+				npu.Type, ip.Child("resources"))))
+	}
+	if npu.Count != nil && *npu.Count != CrossNodeNPUs {
+		allErrs = append(allErrs, field.Invalid(ip.Child("nodesPerInstance"), nodes,
+			fmt.Sprintf("a cross-node role (2 or 4 nodes) uses all %d NPUs of each node, and it inherits spec.resources.npu.count %d: set %s with npu.count %d, or use 1 node",
+				CrossNodeNPUs, *npu.Count, ip.Child("resources"), CrossNodeNPUs)))
 	}
 	return allErrs
 }

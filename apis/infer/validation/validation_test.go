@@ -1097,8 +1097,23 @@ func TestValidateRoles(t *testing.T) {
 	runCases(t, []testCase{
 		valid("2P1D", pd(2, 1, nil)),
 		valid("15P1D", pd(15, 1, nil)),
-		bad("cross-node decode (not supported yet)", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[1].NodesPerInstance = ptr.To[int32](2) }),
-			invalid("spec.roles[1].nodesPerInstance", badInt[int32](2), "not supported yet")),
+		valid("2-node prefill, 1-node decode", pd(1, 1, func(s *infer.InferServerSpec) { s.Roles[0].NodesPerInstance = ptr.To[int32](2) })),
+		valid("4-node decode", pd(2, 1, func(s *infer.InferServerSpec) { s.Roles[1].NodesPerInstance = ptr.To[int32](4) })),
+		valid("cross-node roles by spec.nodesPerInstance", pd(1, 1, func(s *infer.InferServerSpec) {
+			s.NodesPerInstance = ptr.To[int32](2)
+			s.Roles[0].NodesPerInstance, s.Roles[1].NodesPerInstance = ptr.To[int32](2), ptr.To[int32](4)
+		})),
+		valid("15 members of 4 nodes", pd(14, 1, func(s *infer.InferServerSpec) {
+			s.Roles[0].NodesPerInstance, s.Roles[1].NodesPerInstance = ptr.To[int32](4), ptr.To[int32](4)
+		})),
+		bad("cross-node role inheriting 4 NPUs", pd(1, 1, func(s *infer.InferServerSpec) {
+			s.Resources.NPU.Count = ptr.To[int32](4)
+			s.Roles[1].NodesPerInstance = ptr.To[int32](2)
+		}), invalid("spec.roles[1].nodesPerInstance", badInt[int32](2), "inherits spec.resources.npu.count 4", "spec.roles[1].resources", "npu.count 8")),
+		bad("cross-node role inheriting Ascend310P", pd(1, 1, func(s *infer.InferServerSpec) {
+			s.Resources.NPU.Type = infer.NPUTypeAscend310P
+			s.Roles[0].NodesPerInstance = ptr.To[int32](4)
+		}), invalid("spec.roles[0].nodesPerInstance", badInt[int32](4), "only Ascend910", "npu.type Ascend310P")),
 		bad("no router", pd(1, 1, func(s *infer.InferServerSpec) { s.Router = nil }),
 			required("spec.router", "needs a router")),
 		bad("cache_affinity", pd(1, 1, func(s *infer.InferServerSpec) { s.Router.Algorithm = infer.RouterCacheAffinity }),
@@ -1120,8 +1135,7 @@ func TestValidateRoles(t *testing.T) {
 			r := s.Resources
 			r.NPU.Count = ptr.To[int32](4)
 			s.Roles[1].Resources = &r
-		}), invalid("spec.roles[1].nodesPerInstance", badInt[int32](2), "not supported yet"),
-			invalid("spec.roles[1].resources.npu.count", badInt[int32](4), "must be 8")),
+		}), invalid("spec.roles[1].resources.npu.count", badInt[int32](4), "must be 8")),
 	})
 }
 
@@ -1137,8 +1151,7 @@ func TestValidateRolesUpdate(t *testing.T) {
 	changed.Spec.Roles[0].Resources = &infer.InferResources{}
 	*changed.Spec.Roles[0].Resources = old.Spec.Resources
 	changed.Spec.Roles[0].Resources.NPU.Count = ptr.To[int32](8)
-	expectErrors(t, ValidateInferServerUpdate(changed, old), []wantErr{forbidden("spec.roles[0].nodesPerInstance", "cannot change nodes per instance"),
-		invalid("spec.roles[0].nodesPerInstance", badInt[int32](2), "not supported yet")})
+	expectErrors(t, ValidateInferServerUpdate(changed, old), []wantErr{forbidden("spec.roles[0].nodesPerInstance", "cannot change nodes per instance")})
 	more := old.DeepCopy()
 	more.Spec.Roles[0].Instances = ptr.To[int32](3)
 	expectErrors(t, ValidateInferServerUpdate(more, old), nil)

@@ -422,6 +422,9 @@ type syncState struct {
 	// membersRecreated are the PD groups (once for each member) whose
 	// members this sync found failed and deleted.
 	membersRecreated []string
+	// inPlace says why the rollout goes in place (its surge does not fit
+	// the free NPUs); empty when it does not.
+	inPlace string
 	// failures are errors of this sync worth a Degraded condition.
 	failures []string
 	// router is the router's state when spec.router is set.

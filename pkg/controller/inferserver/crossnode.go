@@ -263,7 +263,11 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	for i, in := range observed {
 		views[i] = in.instanceView
 	}
-	return c.carryOut(ctx, st, observed, planInstances(goal, views))
+	plan, err := c.planWithinNPUs(ctx, st, goal, views)
+	if err != nil {
+		return err
+	}
+	return c.carryOut(ctx, st, observed, plan)
 }
 
 // carryOut does what the plan says to the observed instances, completes
@@ -340,6 +344,13 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 		if gone[in.name] {
 			continue
 		}
+		if isPD(s) {
+			// Before a member's missing pods are made again: its
+			// ranktable, completed for the pods it replaces, is reset.
+			if err := c.syncMemberRanktables(ctx, s, in); err != nil {
+				return err
+			}
+		}
 		for rank, p := range in.pods {
 			if p != nil || c.track.pending(key, podName(in.shape, in.name, rank), c.now()) {
 				continue
@@ -370,6 +381,9 @@ func (c *Controller) carryOut(ctx context.Context, st *syncState, observed []*in
 		}
 	}
 	c.instanceStatuses(st, healthy, gone, created, observed)
+	if isPD(s) {
+		return c.syncGlobalRanktable(ctx, s, healthy, gone, created)
+	}
 	return nil
 }
 
@@ -395,7 +409,8 @@ func serverAt(st *syncState, name string) (*v1alpha1.InferServer, error) {
 	return nil, fmt.Errorf("revision %s is gone", name)
 }
 
-// deleteInstance deletes an instance's pods and its ranktable.
+// deleteInstance deletes an instance's pods and its ranktable (a PD
+// group's: its members' ranktables).
 func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer, in *instance) error {
 	for _, p := range in.present() {
 		if p.DeletionTimestamp != nil {
@@ -408,7 +423,7 @@ func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer
 		}
 	}
 	if isPD(s) {
-		return nil
+		return c.deleteMemberRanktables(ctx, s, in)
 	}
 	err := c.kube.CoreV1().ConfigMaps(s.Namespace).Delete(ctx, ranktableName(in.name), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -434,7 +449,8 @@ func (c *Controller) resetRanktable(ctx context.Context, s *v1alpha1.InferServer
 }
 
 // createInstance makes a fresh ranktable, then the instance's pods (for a
-// PD server: the group's members' pods, without a ranktable).
+// PD server: fresh ranktables of the members of several nodes, then the
+// group's members' pods).
 func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer, rev string, idx int) (*instance, error) {
 	name := fmt.Sprintf("%s-%d", s.Name, idx)
 	n := podsPerInstance(s)
@@ -444,6 +460,12 @@ func (c *Controller) createInstance(ctx context.Context, s *v1alpha1.InferServer
 			return nil, err
 		}
 		in.ranktable = ascend.RanktableInitializing
+	} else {
+		state, err := c.resetMemberRanktables(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		in.ranktable = state
 	}
 	for rank := 0; rank < n; rank++ {
 		pod := crossNodePod(s, rev, name, rank)

@@ -54,7 +54,9 @@ func npuCount(s *v1alpha1.InferServer) int32 { return *s.Spec.Resources.NPU.Coun
 func nodesPerInstance(s *v1alpha1.InferServer) int32 { return *s.Spec.NodesPerInstance }
 
 // crossNode says whether the instances of s span nodes and share a
-// ranktable. The members of a Prefill/Decode server are single-node.
+// ranktable. The instances of a Prefill/Decode server are its groups,
+// whose members have a ranktable each when they span nodes
+// (member.multiNode).
 func crossNode(s *v1alpha1.InferServer) bool { return nodesPerInstance(s) > 1 && !isPD(s) }
 
 func replicas(s *v1alpha1.InferServer) int32 { return *s.Spec.Replicas }
@@ -81,9 +83,10 @@ func inlineConfigName(server string) string { return server + "-config" }
 func ranktableName(instance string) string { return ascend.RanktableConfigMapName(instance) }
 
 // ringController is the ring-controller.atlas label value the Ascend
-// Operator and Volcano use to recognise NPU workloads.
-func ringController(s *v1alpha1.InferServer) string {
-	if crossNode(s) {
+// Operator and Volcano use to recognise NPU workloads, for pods that span
+// nodes and share a ranktable (multiNode) or not.
+func ringController(s *v1alpha1.InferServer, multiNode bool) string {
+	if multiNode {
 		return ascend.RingControllerAscend910B
 	}
 	if npuType(s) == v1alpha1.NPUTypeAscend310P {
@@ -144,12 +147,27 @@ type pdIdentity struct {
 	group      int
 	member     string // p<i> or d<i>
 	memberRank int    // 0: the member's serving pod
+	nodes      int    // the member's pods: more than 1 spans nodes
 	id         int64  // the MindIE instance id
 }
 
-// ranktabled says whether the pod is a rank of a cross-node instance,
-// which waits for and mounts its instance's ranktable.
-func (id podIdentity) ranktabled() bool { return id.instance != "" && id.pd == nil }
+// ranktable is the ranktable ConfigMap the pod waits for and mounts: its
+// cross-node instance's, or its Prefill/Decode member's when the member
+// spans nodes; "" for none.
+func (id podIdentity) ranktable() string {
+	switch {
+	case id.pd != nil && id.pd.nodes > 1:
+		return ranktableName(memberInstance(id.instance, id.pd.member))
+	case id.pd == nil && id.instance != "":
+		return ranktableName(id.instance)
+	}
+	return ""
+}
+
+// ranktabled says whether the pod is a rank of a cross-node instance or of
+// a Prefill/Decode member of several nodes: it waits for and mounts the
+// ranktable, and lives and dies with the other ranks.
+func (id podIdentity) ranktabled() bool { return id.ranktable() != "" }
 
 func probeScheme(s *v1alpha1.InferServer) corev1.URIScheme {
 	if s.Spec.TLS.Enabled {
@@ -200,7 +218,7 @@ func valueEnv(name, value string) *corev1ac.EnvVarApplyConfiguration {
 	return corev1ac.EnvVar().WithName(name).WithValue(value)
 }
 
-func env(s *v1alpha1.InferServer) []*corev1ac.EnvVarApplyConfiguration {
+func env(s *v1alpha1.InferServer, id podIdentity) []*corev1ac.EnvVarApplyConfiguration {
 	out := []*corev1ac.EnvVarApplyConfiguration{
 		fieldEnv("HOST_IP", "status.hostIP"),
 		fieldEnv("POD_IP", "status.podIP"),
@@ -213,7 +231,7 @@ func env(s *v1alpha1.InferServer) []*corev1ac.EnvVarApplyConfiguration {
 	if s.Spec.Scheduler == v1alpha1.SchedulerVolcano {
 		out = append(out, fieldEnv("ASCEND_VISIBLE_DEVICES", "metadata.annotations['"+string(npuResource(s))+"']"))
 	}
-	if crossNode(s) {
+	if id.ranktabled() {
 		out = append(out,
 			valueEnv("MINDIE_SERVER_DISTRIBUTE", "1"),
 			valueEnv("RANK_TABLE_FILE", ascend.RanktableMountPath+"/"+ascend.RanktableFile),
@@ -331,7 +349,7 @@ func volumes(s *v1alpha1.InferServer, id podIdentity) ([]*corev1ac.VolumeApplyCo
 	}
 	if id.ranktabled() {
 		vols = append(vols, corev1ac.Volume().WithName(volumeRanktable).WithConfigMap(corev1ac.ConfigMapVolumeSource().
-			WithName(ranktableName(id.instance)).WithDefaultMode(ranktableFileMode)))
+			WithName(id.ranktable()).WithDefaultMode(ranktableFileMode)))
 		mounts = append(mounts, corev1ac.VolumeMount().WithName(volumeRanktable).WithMountPath(ascend.RanktableMountPath).WithReadOnly(true))
 	}
 	vols = append(vols, applyConfigsOf[corev1.Volume, corev1ac.VolumeApplyConfiguration](s.Spec.Volumes)...)
@@ -347,7 +365,7 @@ func podLabels(s *v1alpha1.InferServer, id podIdentity) map[string]string {
 	}
 	l[v1alpha1.LabelServer] = s.Name
 	l[v1alpha1.LabelRevision] = id.revision
-	l[ascend.LabelRingController] = ringController(s)
+	l[ascend.LabelRingController] = ringController(s, id.ranktabled())
 	switch s.Spec.FaultRescheduling {
 	case v1alpha1.FaultReschedulingForce:
 		l[ascend.LabelFaultScheduling], l[ascend.LabelPodRescheduling] = ascend.FaultSchedulingForce, ascend.PodReschedulingOn
@@ -375,6 +393,16 @@ func podLabels(s *v1alpha1.InferServer, id podIdentity) map[string]string {
 	return l
 }
 
+// podNodeSelector is the node selector of the server's pods: the nodes
+// of its NPU type, and those of spec.nodeSelector.
+func podNodeSelector(s *v1alpha1.InferServer) map[string]string {
+	sel := map[string]string{ascend.LabelAccelerator: ascend.AcceleratorValue(string(npuType(s)))}
+	for k, v := range s.Spec.NodeSelector {
+		sel[k] = v
+	}
+	return sel
+}
+
 // podTemplate is the pod of one instance (single-node) or of one rank of a
 // cross-node instance.
 func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateSpecApplyConfiguration {
@@ -384,10 +412,7 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 	if id.ranktabled() {
 		command = crossNodeCommand(command)
 	}
-	nodeSelector := map[string]string{ascend.LabelAccelerator: ascend.AcceleratorValue(string(npuType(s)))}
-	for k, v := range s.Spec.NodeSelector {
-		nodeSelector[k] = v
-	}
+	nodeSelector := podNodeSelector(s)
 	container := corev1ac.Container().
 		WithName(containerName).
 		WithImage(s.Spec.Image).
@@ -398,7 +423,7 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 			corev1ac.ContainerPort().WithName(portInference).WithContainerPort(inferencePort(s)).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName(portManagement).WithContainerPort(managementPort(s)).WithProtocol(corev1.ProtocolTCP),
 		).
-		WithEnv(env(s)...).
+		WithEnv(env(s, id)...).
 		WithResources(resources(s)).
 		WithVolumeMounts(mounts...).
 		WithStartupProbe(startup).
@@ -435,9 +460,14 @@ func podTemplate(s *v1alpha1.InferServer, id podIdentity) *corev1ac.PodTemplateS
 		if spec.Affinity.PodAntiAffinity == nil {
 			spec.Affinity.WithPodAntiAffinity(corev1ac.PodAntiAffinity())
 		}
+		// The ranks on distinct nodes: a cross-node instance's, or a
+		// Prefill/Decode member's.
+		spread := map[string]string{v1alpha1.LabelServer: s.Name, v1alpha1.LabelInstance: id.instance}
+		if id.pd != nil {
+			spread[v1alpha1.LabelMember] = id.pd.member
+		}
 		spec.Affinity.PodAntiAffinity.WithRequiredDuringSchedulingIgnoredDuringExecution(corev1ac.PodAffinityTerm().
-			WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{
-				v1alpha1.LabelServer: s.Name, v1alpha1.LabelInstance: id.instance})).
+			WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(spread)).
 			WithTopologyKey(hostnameTopologyKey))
 	}
 	annotations := s.Spec.PodMetadata.Annotations
@@ -543,7 +573,7 @@ func crossNodePod(s *v1alpha1.InferServer, rev, instance string, rank int) *core
 	if isPD(s) {
 		m, r, _ := memberOfRank(s, rank)
 		g, _ := instanceIndex(s.Name, instance)
-		id.pd = &pdIdentity{role: m.role, group: g, member: m.name(), memberRank: r, id: pdID(g, m.ordinal)}
+		id.pd = &pdIdentity{role: m.role, group: g, member: m.name(), memberRank: r, nodes: m.nodes, id: pdID(g, m.ordinal)}
 		at = roleServer(s, m.role)
 	}
 	t := podTemplate(at, id)

@@ -2,6 +2,7 @@ package inferserver
 
 import (
 	"strconv"
+	"strings"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 )
@@ -10,8 +11,12 @@ import (
 // (plan.go): created, rolled out and deleted whole, one revision for all
 // its members. A group's pods are ranks 0..podsPerInstance-1 for the
 // cross-node machinery (crossnode.go): the prefill members' pods first,
-// then the decode members', each member nodesPerInstance pods (1 for now:
-// validation refuses cross-node members until they get ranktables).
+// then the decode members', each member its role's nodesPerInstance pods
+// (1, 2 or 4). A member of several nodes is one MindIE instance across
+// them, as a cross-node instance is: its pods are <group>-<member>-<rank
+// in member>, share the HCCL ranktable rings-config-<group>-<member>
+// (memberRanktables in ranktable.go) and are told their role through
+// MindIE's role API v2 on the member's first pod (roles.go).
 
 // groupSlots is how many MindIE instance ids a group reserves: the most
 // members MindIE links in one group. Member i of group g is id g*16+i.
@@ -46,6 +51,45 @@ type member struct {
 
 // name is the member's name in its group: p<i> or d<i>.
 func (m member) name() string { return string(m.role[0]) + strconv.Itoa(m.index) }
+
+// multiNode says whether the member spans nodes: one MindIE instance on
+// several pods, with a ranktable of its own.
+func (m member) multiNode() bool { return m.nodes > 1 }
+
+// memberInstance is the name of a member (p<i>, d<i>) of a group as a
+// MindIE instance of its own: <group>-<member>. A member of several nodes
+// has its pods (<group>-<member>-<rank in member>) and its ranktable named
+// after it.
+func memberInstance(group, member string) string { return group + "-" + member }
+
+// splitMemberInstance reads a memberInstance name of a group of s back
+// into the group and the member's name.
+func splitMemberInstance(s *v1alpha1.InferServer, name string) (group, member string, ok bool) {
+	if !isPD(s) {
+		return "", "", false
+	}
+	rest, ok := strings.CutPrefix(name, s.Name+"-")
+	if !ok {
+		return "", "", false
+	}
+	idx, member, ok := strings.Cut(rest, "-")
+	if _, err := strconv.Atoi(idx); err != nil || !ok || member == "" {
+		return "", "", false
+	}
+	return s.Name + "-" + idx, member, true
+}
+
+// multiNodeMembers says whether any member of a group of s spans nodes.
+// MindIE's Controller then runs in its multi-node mode for every instance
+// (role API v2, /v2/status).
+func multiNodeMembers(s *v1alpha1.InferServer) bool {
+	for _, m := range groupMembers(s) {
+		if m.multiNode() {
+			return true
+		}
+	}
+	return false
+}
 
 // groupMembers are the members of every group of s, in rank order.
 func groupMembers(s *v1alpha1.InferServer) []member {
@@ -101,10 +145,10 @@ func pdID(group, ordinal int) int64 { return int64(group*groupSlots + ordinal) }
 func podName(s *v1alpha1.InferServer, instance string, rank int) string {
 	if isPD(s) {
 		if m, r, ok := memberOfRank(s, rank); ok {
-			if m.nodes > 1 {
-				return instance + "-" + m.name() + "-" + strconv.Itoa(r)
+			if m.multiNode() {
+				return memberInstance(instance, m.name()) + "-" + strconv.Itoa(r)
 			}
-			return instance + "-" + m.name()
+			return memberInstance(instance, m.name())
 		}
 	}
 	return instance + "-" + strconv.Itoa(rank)

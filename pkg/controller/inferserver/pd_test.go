@@ -58,7 +58,7 @@ func TestMemberOfRank(t *testing.T) {
 	if _, _, ok := memberOfRank(s, 3); ok {
 		t.Error("rank 3 of a 3-pod group")
 	}
-	// A member of two nodes (not accepted by validation yet) takes two ranks.
+	// A member of two nodes takes two ranks.
 	s.Spec.Roles[1].NodesPerInstance = ptr.To[int32](2)
 	if m, r, _ := memberOfRank(s, 1); m.name() != "p0" || r != 1 || podName(s, "llama-0", 1) != "llama-0-p0-1" || podsPerInstance(s) != 5 {
 		t.Errorf("rank 1: %+v %d, pod %s", m, r, podName(s, "llama-0", 1))
@@ -165,22 +165,23 @@ func TestPDScalesByGroups(t *testing.T) {
 }
 
 // fakeManagement plays the management ports of PD members: one listener
-// per loopback address, all on one port.
+// per loopback address, all on one port. It takes roles by API v1 and v2.
 type fakeManagement struct {
 	t    *testing.T
 	port int32
 	mu   sync.Mutex
-	// posts by pod IP: role and body of the last role POST.
-	roles  map[string]string
-	bodies map[string]roleBody
-	posts  int
+	// posts by pod IP: role and body of the last role POST (v1 or v2).
+	roles    map[string]string
+	bodies   map[string]roleBody
+	bodiesV2 map[string]roleBodyV2
+	posts    int
 	// linked makes every member report RoleReady and its peers ok.
 	linked bool
 	ips    map[string]string // pod name -> IP
 }
 
 func newFakeManagement(t *testing.T, addresses int) *fakeManagement {
-	fm := &fakeManagement{t: t, roles: map[string]string{}, bodies: map[string]roleBody{}, ips: map[string]string{}}
+	fm := &fakeManagement{t: t, roles: map[string]string{}, bodies: map[string]roleBody{}, bodiesV2: map[string]roleBodyV2{}, ips: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/role/{role}", func(w http.ResponseWriter, r *http.Request) {
 		var b roleBody
@@ -191,36 +192,64 @@ func newFakeManagement(t *testing.T, addresses int) *fakeManagement {
 		ip := localIP(r)
 		fm.mu.Lock()
 		fm.roles[ip], fm.bodies[ip] = r.PathValue("role"), b
+		delete(fm.bodiesV2, ip)
 		fm.posts++
 		fm.mu.Unlock()
 		_, _ = w.Write([]byte(`{"result":"ok"}`))
 	})
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v2/role/{role}", func(w http.ResponseWriter, r *http.Request) {
+		var b roleBodyV2
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || len(b.Local) == 0 {
+			http.Error(w, fmt.Sprintf("not a v2 role body: %v", err), http.StatusBadRequest)
+			return
+		}
 		ip := localIP(r)
 		fm.mu.Lock()
-		defer fm.mu.Unlock()
-		var reply statusReply
-		b, ok := fm.bodies[ip]
-		switch {
-		case !ok:
-			reply.Service.RoleStatus = roleStatusUnknown
-		case fm.linked:
-			reply.Service.RoleStatus = roleStatusReady
-		default:
-			reply.Service.RoleStatus = "RoleSwitching"
-		}
-		for _, p := range b.Peers {
-			link := "linking"
-			if fm.linked {
-				link = linkOK
-			}
-			reply.LinkStatus.Peers = append(reply.LinkStatus.Peers, struct {
-				Target int64  `json:"target"`
-				Link   string `json:"link"`
-			}{p.ID, link})
-		}
-		_ = json.NewEncoder(w).Encode(reply)
+		fm.roles[ip], fm.bodiesV2[ip] = r.PathValue("role"), b
+		delete(fm.bodies, ip)
+		fm.posts++
+		fm.mu.Unlock()
+		_, _ = w.Write([]byte(`{"result":"ok"}`))
 	})
+	status := func(api string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			ip := localIP(r)
+			fm.mu.Lock()
+			defer fm.mu.Unlock()
+			var reply statusReply
+			var peers []int64
+			b, ok := fm.bodies[ip]
+			for _, p := range b.Peers {
+				peers = append(peers, p.ID)
+			}
+			b2, ok2 := fm.bodiesV2[ip]
+			for _, p := range b2.Peers {
+				peers = append(peers, p[0].DPInstList[0].DPInstID/dpInstanceIDs)
+			}
+			told := (api == roleAPIv1 && ok) || (api == roleAPIv2 && ok2)
+			switch {
+			case !told:
+				reply.Service.RoleStatus = roleStatusUnknown
+			case fm.linked:
+				reply.Service.RoleStatus = roleStatusReady
+			default:
+				reply.Service.RoleStatus = "RoleSwitching"
+			}
+			for _, id := range peers {
+				link := "linking"
+				if fm.linked {
+					link = linkOK
+				}
+				reply.LinkStatus.Peers = append(reply.LinkStatus.Peers, struct {
+					Target int64  `json:"target"`
+					Link   string `json:"link"`
+				}{id, link})
+			}
+			_ = json.NewEncoder(w).Encode(reply)
+		}
+	}
+	mux.HandleFunc("GET /v1/status", status(roleAPIv1))
+	mux.HandleFunc("GET /v2/status", status(roleAPIv2))
 	srv := &http.Server{Handler: mux}
 	// One port on every address: a port free on 127.0.0.1 may be taken
 	// on another, so try a few.
@@ -275,6 +304,13 @@ func (fm *fakeManagement) body(pod string) (string, roleBody, bool) {
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
 	b, ok := fm.bodies[fm.ips[pod]]
+	return fm.roles[fm.ips[pod]], b, ok
+}
+
+func (fm *fakeManagement) bodyV2(pod string) (string, roleBodyV2, bool) {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	b, ok := fm.bodiesV2[fm.ips[pod]]
 	return fm.roles[fm.ips[pod]], b, ok
 }
 

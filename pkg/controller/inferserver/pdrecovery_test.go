@@ -85,3 +85,23 @@ func TestPDMemberRecreatedAlone(t *testing.T) {
 		t.Errorf("writes %v", writes)
 	}
 }
+
+// TestPDUnschedulableMemberNamed: a decode member that finds no NPUs is
+// named, with its role's NPU count, in the Degraded condition.
+func TestPDUnschedulableMemberNamed(t *testing.T) {
+	f := newFixture(t, pdServer("llama", 1, 1, 1, func(s *v1alpha1.InferServer) {
+		roleSpec(s, v1alpha1.RoleDecode).Resources = &v1alpha1.InferResources{NPU: v1alpha1.NPURequest{Count: ptr.To[int32](4)}}
+		v1alpha1.SetObjectDefaults_InferServer(s)
+	}))
+	f.sync("llama")
+	f.editPod("llama-0-d0", func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+			Message: "0/4 nodes are available: 4 Insufficient huawei.com/Ascend910."}}
+	})
+	f.sync("llama")
+	d := condition(f.server("llama"), v1alpha1.ConditionDegraded)
+	if d == nil || d.Reason != "InsufficientNPU" ||
+		!strings.HasPrefix(d.Message, "decode instance d0 of group llama-0 (pod llama-0-d0) needs 4 huawei.com/Ascend910 on a node with") {
+		t.Errorf("degraded %+v", d)
+	}
+}

@@ -133,6 +133,9 @@ type tracker struct {
 type serverMemory struct {
 	created    map[string]time.Time // pod name -> when it was created
 	recreating map[string]string    // instance name -> why
+	// surge is what was decided of the surge of the last rollout that
+	// asked; nil before.
+	surge *surgeDecision
 }
 
 func newTracker() *tracker {
@@ -204,6 +207,23 @@ func (t *tracker) doneRecreating(serverKey, instance string) {
 	if m := t.servers[serverKey]; m != nil {
 		delete(m.recreating, instance)
 	}
+}
+
+// surge is what was decided of the surge of the server's last rollout.
+func (t *tracker) surge(serverKey string) (surgeDecision, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := t.servers[serverKey]
+	if m == nil || m.surge == nil {
+		return surgeDecision{}, false
+	}
+	return *m.surge, true
+}
+
+func (t *tracker) setSurge(serverKey string, d surgeDecision) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.server(serverKey).surge = &d
 }
 
 // forget drops everything known of one server, and of no other.

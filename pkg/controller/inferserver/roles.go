@@ -21,15 +21,19 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
-	"mindie.io/deployer/pkg/ascend"
 	"mindie.io/deployer/pkg/inferstatus"
 )
 
 // Role assignment of Prefill/Decode members, as MindIE's Controller does it
-// (../shared/docs/mindie-coordinator.md §3.2): once a member's serving pod
-// runs and is ready, POST /v1/role/<role> on its management port with its
-// id and its peers (the other role's members of its group), then read
+// (../shared/docs/mindie-coordinator.md §3.2): once a member's pods run and
+// are ready, POST /v1/role/<role> on its serving pod's management port with
+// its id and its peers (the other role's members of its group), then read
 // GET /v1/status until the role is RoleReady and every peer's link is ok.
+// When a member of the server spans nodes, MindIE's Controller is in its
+// multi-node mode for every instance, and so is this one: POST
+// /v2/role/<role> to each member's first pod, with every server (pod) of
+// the member as local and every server of each peer, each server with its
+// data-parallel instance (dp_inst_list) and NPUs, then GET /v2/status.
 // The requests run on the role assigner's goroutines, never on the
 // controller's workers; syncs say what each member should be told and
 // read what was last seen.
@@ -41,6 +45,27 @@ const (
 	linkOK            = "ok"
 )
 
+// The versions of MindIE's role API: v1 for single-node instances, v2 in
+// multi-node mode (/v2/role, /v2/status).
+const (
+	roleAPIv1 = "v1"
+	roleAPIv2 = "v2"
+)
+
+// dpInstanceIDs is how many data-parallel instance ids an instance
+// reserves in role API v2: a dp_inst_id is id*dpInstanceIDs + its index,
+// and MindIE Server reads the instance id back as dp_inst_id/dpInstanceIDs
+// (MindIE Motor's DP_GROUP_NUM).
+const dpInstanceIDs = 10000
+
+// roleAPI is the role API version the members of s are told with.
+func roleAPI(s *v1alpha1.InferServer) string {
+	if multiNodeMembers(s) {
+		return roleAPIv2
+	}
+	return roleAPIv1
+}
+
 // ReasonRolesNotLinked is the Degraded reason of a PD server whose members
 // are ready but not yet serving their role linked to every peer.
 const ReasonRolesNotLinked = inferstatus.ReasonRolesNotLinked
@@ -51,10 +76,10 @@ const ReasonRolesLinked = "RolesLinked"
 
 // roleServerEntry is a server of a role POST: local or a peer.
 type roleServerEntry struct {
-	ID       int64                    `json:"id"`
-	ServerIP string                   `json:"server_ip"`
-	HostIP   string                   `json:"host_ip,omitempty"`
-	Device   []ascend.RanktableDevice `json:"device"`
+	ID       int64          `json:"id"`
+	ServerIP string         `json:"server_ip"`
+	HostIP   string         `json:"host_ip,omitempty"`
+	Device   []mindieDevice `json:"device"`
 }
 
 // roleBody is the body of POST /v1/role/<role>.
@@ -63,12 +88,37 @@ type roleBody struct {
 	Peers []roleServerEntry `json:"peers"`
 }
 
+// roleServerV2 is a server (pod) of an instance in a role POST of API v2.
+// An instance here is one data-parallel instance across all its servers
+// (tensor parallel over all its NPUs), as MindIE Motor groups them when an
+// instance's tp*cp takes all of its NPUs: each server lists that one
+// dp_inst_id with its own NPUs.
+type roleServerV2 struct {
+	ServerIP   string       `json:"server_ip"`
+	HostIP     string       `json:"host_ip"`
+	DPInstList []dpInstance `json:"dp_inst_list"`
+}
+
+// dpInstance is a data-parallel instance of a server in role API v2.
+type dpInstance struct {
+	DPInstID int64          `json:"dp_inst_id"`
+	Device   []mindieDevice `json:"device"`
+}
+
+// roleBodyV2 is the body of POST /v2/role/<role>: local is the member's
+// servers, each peer the servers of a member of the other role.
+type roleBodyV2 struct {
+	Local []roleServerV2   `json:"local"`
+	Peers [][]roleServerV2 `json:"peers"`
+}
+
 // roleTarget is what one member should be told.
 type roleTarget struct {
 	// pod is the member's serving pod, uid its UID: a new pod starts over.
 	pod  string
 	uid  types.UID
 	base string // scheme://ip:port of the management port
+	api  string // roleAPIv1 or roleAPIv2
 	role v1alpha1.RoleName
 	body string // the POST body, JSON
 	// peers are the ids the member should report linked.
@@ -265,7 +315,7 @@ func (a *roleAssigner) assign(ctx context.Context, t roleTarget, st roleState) r
 }
 
 func (a *roleAssigner) post(ctx context.Context, t roleTarget) error {
-	url := t.base + "/v1/role/" + string(t.role)
+	url := t.base + "/" + t.api + "/role/" + string(t.role)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(t.body)))
 	if err != nil {
 		return err
@@ -283,7 +333,8 @@ func (a *roleAssigner) post(ctx context.Context, t roleTarget) error {
 	return nil
 }
 
-// statusReply is the part of GET /v1/status the assigner reads.
+// statusReply is the part of GET /v1/status (/v2/status) the assigner
+// reads. In v2 a peer's target is its instance id, as in v1.
 type statusReply struct {
 	Service struct {
 		RoleStatus string `json:"roleStatus"`
@@ -297,7 +348,7 @@ type statusReply struct {
 }
 
 func (a *roleAssigner) status(ctx context.Context, t roleTarget) (string, map[int64]string, error) {
-	url := t.base + "/v1/status"
+	url := t.base + "/" + t.api + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", nil, err
@@ -325,23 +376,22 @@ func (a *roleAssigner) status(ctx context.Context, t roleTarget) (string, map[in
 	return r.Service.RoleStatus, links, nil
 }
 
-// groupMember is a member of an observed group with its serving pod.
+// groupMember is a member of an observed group with its pods.
 type groupMember struct {
 	member
 	id  int64
-	pod *corev1.Pod // nil: missing
+	pod *corev1.Pod // its serving pod (the first); nil: missing
+	// pods are all its pods by rank in the member; nil: missing.
+	pods []*corev1.Pod
 }
 
-// servingMembers are a group's members with their serving pods.
+// servingMembers are a group's members with their pods.
 func servingMembers(in *instance) []groupMember {
 	s := in.shape
 	out := make([]groupMember, 0, len(in.pods))
 	for _, m := range groupMembers(s) {
-		var p *corev1.Pod
-		if m.firstRank < len(in.pods) {
-			p = in.pods[m.firstRank]
-		}
-		out = append(out, groupMember{member: m, id: pdID(in.index, m.ordinal), pod: p})
+		pods := memberView(in, m).pods
+		out = append(out, groupMember{member: m, id: pdID(in.index, m.ordinal), pod: pods[0], pods: pods})
 	}
 	return out
 }
@@ -352,18 +402,50 @@ func addressed(p *corev1.Pod) bool {
 	return p != nil && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) && p.Status.PodIP != ""
 }
 
-// roleEntry is a member as a role POST names it.
-func roleEntry(s *v1alpha1.InferServer, m groupMember) roleServerEntry {
-	e := roleServerEntry{ID: m.id, ServerIP: m.pod.Status.PodIP, HostIP: m.pod.Status.HostIP, Device: []ascend.RanktableDevice{}}
-	at := roleServer(s, m.role)
-	if rt, err := ascend.BuildRanktable(string(npuType(at)), []*corev1.Pod{m.pod}); err == nil && len(rt.ServerList) == 1 {
-		e.Device = rt.ServerList[0].Device
+// memberAddressed: every pod of the member is addressed.
+func memberAddressed(m groupMember) bool {
+	for _, p := range m.pods {
+		if !addressed(p) {
+			return false
+		}
 	}
-	return e
+	return true
+}
+
+// devicesOf are the NPUs of the member's pods as the role API names them;
+// none (empty lists) while a pod has no NPUs known.
+func devicesOf(s *v1alpha1.InferServer, m groupMember) [][]mindieDevice {
+	devices, err := memberDevices(s, m.member, m.pods)
+	if err != nil {
+		devices = make([][]mindieDevice, len(m.pods))
+		for i := range devices {
+			devices[i] = []mindieDevice{}
+		}
+	}
+	return devices
+}
+
+// roleEntry is a single-node member as a role POST (v1) names it.
+func roleEntry(s *v1alpha1.InferServer, m groupMember) roleServerEntry {
+	return roleServerEntry{ID: m.id, ServerIP: m.pod.Status.PodIP, HostIP: m.pod.Status.HostIP, Device: devicesOf(s, m)[0]}
+}
+
+// roleServersV2 are the servers of a member as a role POST (v2) names
+// them: one per pod, in rank order (the first is the member's master,
+// which holds rank 0).
+func roleServersV2(s *v1alpha1.InferServer, m groupMember) []roleServerV2 {
+	devices := devicesOf(s, m)
+	out := make([]roleServerV2, 0, len(m.pods))
+	for i, p := range m.pods {
+		out = append(out, roleServerV2{ServerIP: p.Status.PodIP, HostIP: p.Status.HostIP,
+			DPInstList: []dpInstance{{DPInstID: m.id * dpInstanceIDs, Device: devices[i]}}})
+	}
+	return out
 }
 
 // roleTargets are what the addressed members of a group should be told:
-// their id and every addressed member of the other role as peers.
+// their id (v1) or servers (v2), and every addressed member of the other
+// role as peers.
 func roleTargets(in *instance) []roleTarget {
 	s := in.shape
 	members := servingMembers(in)
@@ -371,26 +453,42 @@ func roleTargets(in *instance) []roleTarget {
 	if s.Spec.TLS.Enabled {
 		scheme = "https"
 	}
+	api := roleAPI(s)
 	var out []roleTarget
 	for _, m := range members {
-		if !addressed(m.pod) {
+		if !memberAddressed(m) {
 			continue
 		}
-		body := roleBody{Local: roleEntry(s, m), Peers: []roleServerEntry{}}
 		var peers []int64
-		for _, o := range members {
-			if o.role == m.role || !addressed(o.pod) {
-				continue
+		var body any
+		switch api {
+		case roleAPIv2:
+			b := roleBodyV2{Local: roleServersV2(s, m), Peers: [][]roleServerV2{}}
+			for _, o := range members {
+				if o.role == m.role || !memberAddressed(o) {
+					continue
+				}
+				b.Peers = append(b.Peers, roleServersV2(s, o))
+				peers = append(peers, o.id)
 			}
-			body.Peers = append(body.Peers, roleEntry(s, o))
-			peers = append(peers, o.id)
+			body = b
+		default:
+			b := roleBody{Local: roleEntry(s, m), Peers: []roleServerEntry{}}
+			for _, o := range members {
+				if o.role == m.role || !memberAddressed(o) {
+					continue
+				}
+				b.Peers = append(b.Peers, roleEntry(s, o))
+				peers = append(peers, o.id)
+			}
+			body = b
 		}
 		raw, err := json.Marshal(body)
 		if err != nil {
 			panic(err) // plain structs
 		}
 		out = append(out, roleTarget{
-			pod: m.pod.Name, uid: m.pod.UID, role: m.role, body: string(raw), peers: peers,
+			pod: m.pod.Name, uid: m.pod.UID, api: api, role: m.role, body: string(raw), peers: peers,
 			base: scheme + "://" + net.JoinHostPort(m.pod.Status.PodIP, strconv.Itoa(int(managementPort(s)))),
 		})
 	}
@@ -440,6 +538,8 @@ func memberStatuses(in *instance, tByPod map[string]roleTarget, states map[strin
 		t, told := tByPod[ms.Pod]
 		st := states[ms.Pod]
 		switch {
+		case !told && m.multiNode():
+			ms.Message = fmt.Sprintf("waiting for its %d pods to be ready", m.nodes)
 		case !told:
 			ms.Message = "waiting for its pod to be ready"
 		default:

@@ -120,14 +120,20 @@ func (c *Controller) notePodProblem(s *v1alpha1.InferServer, st *syncState, p *c
 	}
 	for _, cond := range p.Status.Conditions {
 		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Reason == corev1.PodReasonUnschedulable {
-			res := npuResource(s)
+			// A Prefill/Decode member's pod asks for its role's NPUs.
+			who, as := "pod "+p.Name, s
+			if role := p.Labels[v1alpha1.LabelRole]; role != "" {
+				who = fmt.Sprintf("%s instance %s of group %s (pod %s)", role, p.Labels[v1alpha1.LabelMember], p.Labels[v1alpha1.LabelInstance], p.Name)
+				as = roleServer(s, v1alpha1.RoleName(role))
+			}
+			res := npuResource(as)
 			if strings.Contains(cond.Message, "Insufficient "+string(res)) {
 				st.degradedReason = inferstatus.ReasonInsufficientNPU
-				st.degradedMessage = fmt.Sprintf("pod %s needs %d %s on a node with %s=%s and cannot be scheduled: %s",
-					p.Name, npuCount(s), res, ascend.LabelAccelerator, ascend.AcceleratorValue(string(npuType(s))), cond.Message)
+				st.degradedMessage = fmt.Sprintf("%s needs %d %s on a node with %s=%s and cannot be scheduled: %s",
+					who, npuCount(as), res, ascend.LabelAccelerator, ascend.AcceleratorValue(string(npuType(as))), cond.Message)
 			} else {
 				st.degradedReason = inferstatus.ReasonUnschedulable
-				st.degradedMessage = fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, cond.Message)
+				st.degradedMessage = fmt.Sprintf("%s cannot be scheduled: %s", who, cond.Message)
 			}
 			return
 		}
@@ -276,6 +282,10 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 		setCond(v1alpha1.ConditionProgressing, false, inferstatus.ReasonProgressDeadlineExceeded,
 			fmt.Sprintf("rollout of %s made no progress since %s, beyond its progress deadline of %ds: %s",
 				st.update.Name, status.LastProgressTime.UTC().Format(time.RFC3339), *s.Spec.ProgressDeadlineSeconds, progress))
+	case st.inPlace != "":
+		setCond(v1alpha1.ConditionProgressing, true, inferstatus.ReasonRollingInPlace,
+			fmt.Sprintf("rolling out %s in place (%s): %s", st.update.Name, st.inPlace, progress))
+		st.requeueAfter(left + time.Second)
 	default:
 		setCond(v1alpha1.ConditionProgressing, true, inferstatus.ReasonRolloutInProgress,
 			fmt.Sprintf("rolling out %s: %s", st.update.Name, progress))

@@ -19410,7 +19410,7 @@ func schema_deployer_apis_infer_v1alpha1_InstanceStatus(ref common.ReferenceCall
 					},
 					"recreations": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Recreations counts how often the controller recreated the whole instance because one of its pods failed (cross-node instances).",
+							Description: "Recreations counts how often the controller recreated the whole instance because one of its pods failed (cross-node instances), or for a Prefill/Decode group, one of its members (a failed member is recreated alone).",
 							Type:        []string{"integer"},
 							Format:      "int32",
 						},

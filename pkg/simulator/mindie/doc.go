@@ -102,11 +102,15 @@
 // Roles. POST /v1/role/{prefill|decode|flex} on the management port, body
 // {"local":{"id":<uint>,"server_ip":...,...},"peers":[{"id":<uint>,
 // "server_ip":"<peer ip>","mgmt_port":<optional>,...},...]} (POST
-// /v2/role/...: local is an array, whose first entry with an id counts,
-// and each peer may be an array of such entries, one link each; other
-// keys are ignored; the body may be empty). A peer without id, or with a
-// mgmt_port that is not a port (number or string), is a 400; an unknown
-// role a 404. A 200 ({"result":"ok"}) puts a server whose role changes in
+// /v2/role/..., MindIE's multi-node mode: local is the array of this
+// instance's servers, whose first entry naming an instance counts, and
+// each peer the array of one instance's servers, linked once through the
+// first; a v2 server entry names its instance by "dp_inst_list":
+// [{"dp_inst_id": id*DPInstanceIDs + index, "device": [...]}] rather than
+// by id; other keys are ignored; the body may be empty). A peer without id
+// or dp_inst_id, a peer whose servers name different instances, or one
+// with a mgmt_port that is not a port (number or string), is a 400; an
+// unknown role a 404. A 200 ({"result":"ok"}) puts a server whose role changes in
 // RoleSwitching for Config.RoleSwitchTime (by the clock; default 2s),
 // then RoleReady; its links are all made again. A POST of the role it has
 // already keeps it RoleReady and updates the peers: new ones start

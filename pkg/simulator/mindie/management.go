@@ -218,10 +218,12 @@ func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
 }
 
 // handleRole serves POST /v{1,2}/role/<role> (see applyRole). The body,
-// MindIE's controller's {"local":{...},"peers":[...]} (v2: local is an
-// array, and so may each peer be), is optional; each peer needs an id, and
-// is dialled on its server_ip and mgmt_port (default: this server's
-// management port) to bring its KV link up.
+// MindIE's controller's {"local":{...},"peers":[...]} (v2: local is the
+// array of this instance's servers, and each peer the array of one
+// instance's servers, which name their instance by dp_inst_list instead of
+// id; see parseRoleBody), is optional; each peer needs an id, and is
+// dialled on its (first server's) server_ip and mgmt_port (default: this
+// server's management port) to bring its KV link up.
 func (s *Server) handleRole(w http.ResponseWriter, r *http.Request) {
 	role := Role(r.PathValue("role"))
 	if role == RoleNone || !role.valid() {

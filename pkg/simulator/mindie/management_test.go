@@ -341,6 +341,69 @@ func TestRoleAssignment(t *testing.T) {
 	}
 }
 
+// TestRoleAssignmentV2 posts roles in the shape MindIE's Controller uses
+// in multi-node mode: local is the instance's servers, each peer the
+// servers of one instance, every server naming its instance through
+// dp_inst_list (dp_inst_id = id*DPInstanceIDs + index). A peer of several
+// servers is one link, dialled on its first server; /v2/status reports it
+// by instance id, as /v1/status does.
+func TestRoleAssignmentV2(t *testing.T) {
+	h := newHarness(t, testConfig())
+	self := h.mgmt.Listener.Addr().(*net.TCPAddr).Port
+	server := func(ip string, dp int, port int) string {
+		mgmt := ""
+		if port != 0 {
+			mgmt = fmt.Sprintf(`"mgmt_port": "%d", `, port)
+		}
+		return fmt.Sprintf(`{"server_ip": %q, "host_ip": "10.0.0.1", %s"dp_inst_list": [{"dp_inst_id": %d,
+		  "device": [{"device_id": "0", "device_ip": "127.254.0.0", "device_logical_id": "0", "rank_id": "0"}]}]}`, ip, mgmt, dp)
+	}
+	// This server is instance 2 on two servers; prefill 0 runs on two
+	// servers (the first answers), prefill 1 on one that does not answer.
+	body := fmt.Sprintf(`{"local": [%s, %s], "peers": [[%s, %s], [%s]]}`,
+		server("127.0.0.1", 2*DPInstanceIDs, 0), server("127.0.0.3", 2*DPInstanceIDs, 0),
+		server("127.0.0.1", 0, self), server("127.0.0.4", 0, closedPort(t)),
+		server("127.0.0.1", 1*DPInstanceIDs, closedPort(t)))
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v2/role/decode", body); r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != `{"result":"ok"}` {
+		t.Fatalf("POST /v2/role/decode: %d %s", r.status, r.body)
+	}
+	check := func(when, wantStatus string, wantPeers []PeerStatus) {
+		t.Helper()
+		st := getStatus(t, h, "/v2/status")
+		if st.Service.RoleStatus != wantStatus || st.Service.CurrentRole != "decode" || !cmp.Equal(st.LinkStatus.Peers, wantPeers) {
+			t.Errorf("%s: %s %s %+v, want %s decode %+v", when, st.Service.RoleStatus, st.Service.CurrentRole, st.LinkStatus.Peers, wantStatus, wantPeers)
+		}
+	}
+	check("right after the POST", "RoleSwitching", []PeerStatus{{0, "linking"}, {1, "linking"}})
+	waitReachable(t, h.srv, 0)
+	h.clock.Advance(2 * time.Second)
+	check("after RoleSwitchTime", "RoleReady", []PeerStatus{{0, "ok"}, {1, "linking"}})
+	h.srv.mu.Lock()
+	local := h.srv.localID
+	h.srv.mu.Unlock()
+	if local == nil || *local != 2 {
+		t.Errorf("local id %v, want 2 (from dp_inst_id %d)", local, 2*DPInstanceIDs)
+	}
+
+	// The same role again with fewer peers updates them.
+	body = fmt.Sprintf(`{"local": [%s], "peers": [[%s]]}`, server("127.0.0.1", 2*DPInstanceIDs, 0), server("127.0.0.1", 0, self))
+	if r := h.do(http.MethodPost, h.mgmt.URL+"/v2/role/decode", body); r.status != http.StatusOK {
+		t.Fatalf("re-POST: %d %s", r.status, r.body)
+	}
+	check("re-POST", "RoleReady", []PeerStatus{{0, "ok"}})
+
+	for _, tc := range []struct{ body, want string }{
+		{fmt.Sprintf(`{"local": [], "peers": [[%s, %s]]}`, server("127.0.0.1", 0, 0), server("127.0.0.2", DPInstanceIDs, 0)),
+			"peers[0][1]: names instance 1, but peers[0][0] names 0"},
+		{`{"local": [], "peers": [[{"server_ip": "127.0.0.1", "dp_inst_list": []}]]}`, "peers[0]: id (or dp_inst_list[0].dp_inst_id) is required"},
+		{`{"local": [], "peers": [[{"server_ip": "127.0.0.1", "dp_inst_list": [{"dp_inst_id": "x"}]}]]}`, "peers[0]"},
+	} {
+		if r := h.do(http.MethodPost, h.mgmt.URL+"/v2/role/decode", tc.body); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("body %s: %d %s, want 400 with %q", tc.body, r.status, r.body, tc.want)
+		}
+	}
+}
+
 func TestPeerElsewhereIsNeverDialled(t *testing.T) {
 	h := newHarness(t, testConfig())
 	if r := h.do(http.MethodPost, h.mgmt.URL+"/v1/role/prefill", `{"peers": [{"id": 5, "server_ip": "peer.invalid"}]}`); r.status != http.StatusOK {

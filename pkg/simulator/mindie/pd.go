@@ -61,6 +61,13 @@ const linkRetryInterval = 200 * time.Millisecond
 // maxReqIDLength is the longest req-id MindIE Server accepts.
 const maxReqIDLength = 1024
 
+// DPInstanceIDs is how many data-parallel instance ids an instance
+// reserves in role API v2: a server's dp_inst_id is the instance's id times
+// DPInstanceIDs plus the data-parallel instance's index, and the instance
+// id is read back as dp_inst_id / DPInstanceIDs (MindIE Motor's
+// DP_GROUP_NUM; MindIE Server's linkStatus names instances so).
+const DPInstanceIDs = 10000
+
 // kvLink is this instance's KV link to a peer, set up after a role POST.
 // Its fields from reachable on are guarded by Server.mu.
 type kvLink struct {
@@ -115,11 +122,30 @@ func (s *Server) peerStatuses() []PeerStatus {
 	return out
 }
 
-// roleServer is a server entry of a role POST's local or peers.
+// roleServer is a server entry of a role POST's local or peers: v1's
+// {"id", "server_ip", ...}, or v2's {"server_ip", "host_ip",
+// "dp_inst_list": [{"dp_inst_id", "device"}]}, whose instance id is its
+// first dp_inst_id / DPInstanceIDs.
 type roleServer struct {
-	ID       *uint64         `json:"id"`
-	ServerIP string          `json:"server_ip"`
-	MgmtPort json.RawMessage `json:"mgmt_port"` // a number or a string of digits
+	ID         *uint64         `json:"id"`
+	ServerIP   string          `json:"server_ip"`
+	MgmtPort   json.RawMessage `json:"mgmt_port"` // a number or a string of digits
+	DPInstList []struct {
+		DPInstID *uint64 `json:"dp_inst_id"`
+	} `json:"dp_inst_list"`
+}
+
+// instanceID is the id of the instance the server entry is of: its id,
+// else the one its first dp_inst_id names; nil when it names none.
+func (r roleServer) instanceID() *uint64 {
+	if r.ID != nil {
+		return r.ID
+	}
+	if len(r.DPInstList) > 0 && r.DPInstList[0].DPInstID != nil {
+		id := *r.DPInstList[0].DPInstID / DPInstanceIDs
+		return &id
+	}
+	return nil
 }
 
 // rolePeer is a peer to link to.
@@ -130,9 +156,13 @@ type rolePeer struct {
 }
 
 // parseRoleBody reads a role POST's body: {"local": {...} or [{...}],
-// "peers": [{...} or [{...}, ...], ...]} (role API v1 or v2). It returns
-// the local id (nil if none) and the peers; a peer without an id or with
-// a bad mgmt_port is an error.
+// "peers": [{...} or [{...}, ...], ...]} (role API v1 or v2: in v2 local
+// is the servers of this instance, and each peer the servers of one
+// instance). It returns the local id (nil if none) and the peers, one per
+// server entry (a peer instance's servers all name its id: applyRole
+// links it once, through its first server); a peer server without an id
+// (or dp_inst_list), a v2 peer whose servers name different instances,
+// or a bad mgmt_port is an error.
 func parseRoleBody(raw []byte) (*uint64, []rolePeer, *apiError) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil, nil
@@ -164,8 +194,8 @@ func parseRoleBody(raw []byte) (*uint64, []rolePeer, *apiError) {
 		return nil, nil, badRequest("local: %s", describeJSONError(body.Local, err))
 	}
 	for _, l := range locals {
-		if l.ID != nil {
-			local = l.ID
+		if id := l.instanceID(); id != nil {
+			local = id
 			break
 		}
 	}
@@ -175,15 +205,22 @@ func parseRoleBody(raw []byte) (*uint64, []rolePeer, *apiError) {
 		if err != nil {
 			return nil, nil, badRequest("peers[%d]: %s", i, describeJSONError(raw, err))
 		}
-		for _, p := range list {
-			if p.ID == nil {
-				return nil, nil, badRequest("peers[%d]: id is required", i)
+		var first *uint64
+		for j, p := range list {
+			id := p.instanceID()
+			if id == nil {
+				return nil, nil, badRequest("peers[%d]: id (or dp_inst_list[0].dp_inst_id) is required", i)
+			}
+			if first == nil {
+				first = id
+			} else if *id != *first {
+				return nil, nil, badRequest("peers[%d][%d]: names instance %d, but peers[%d][0] names %d: the servers of one peer are one instance", i, j, *id, i, *first)
 			}
 			port, err := parsePort(p.MgmtPort)
 			if err != nil {
 				return nil, nil, badRequest("peers[%d].mgmt_port: %v", i, err)
 			}
-			peers = append(peers, rolePeer{id: *p.ID, ip: strings.TrimSpace(p.ServerIP), port: port})
+			peers = append(peers, rolePeer{id: *id, ip: strings.TrimSpace(p.ServerIP), port: port})
 		}
 	}
 	return local, peers, nil

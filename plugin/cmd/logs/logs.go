@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +46,9 @@ type logsOptions struct {
 	since          time.Duration
 	tail           int64
 	instance       string
+	role           string
+	group          int
+	groupSet       bool
 	container      string
 	prefix         bool
 	timestamps     bool
@@ -63,26 +68,121 @@ func NewCmdLogs(mindie *options.MindieOptions) *cobra.Command {
 labelled infer.mindie.io/server=NAME), each line prefixed with [instance/pod]
 and, on a terminal, coloured per pod. With -f the logs of all pods are
 followed at once, and pods that appear later (a rollout, a rescheduled pod)
-are followed as they start.`,
+are followed as they start.
+
+For a Prefill/Decode server (spec.roles), --role prefill|decode keeps the
+pods of that role's members and --group N those of group N (the pods
+labelled infer.mindie.io/role and infer.mindie.io/group); the instance in
+the prefix is then the group.`,
 		Example: `  # Everything the servers logged
   kubectl mindie logs llama3
 
   # Follow the last 20 lines of every pod of one instance
-  kubectl mindie logs llama3 -f --tail=20 --instance=llama3-0`,
+  kubectl mindie logs llama3 -f --tail=20 --instance=llama3-0
+
+  # The decode instances of a Prefill/Decode server, in group 0 only
+  kubectl mindie logs llama3-pd --role=decode --group=0`,
 		Args:              options.ExactArgs(1, "NAME"),
 		ValidArgsFunction: completion.InferServerNames(mindie, false),
-		RunE:              func(c *cobra.Command, args []string) error { return o.run(c.Context(), args[0]) },
+		RunE: func(c *cobra.Command, args []string) error {
+			o.groupSet = c.Flags().Changed("group")
+			return o.run(c.Context(), args[0])
+		},
 	}
 	c.Flags().BoolVarP(&o.follow, "follow", "f", false, "Follow the logs of every pod.")
 	c.Flags().DurationVar(&o.since, "since", 0, "Only lines newer than this duration, like 5s, 2m or 3h.")
 	c.Flags().Int64Var(&o.tail, "tail", -1, "Lines of recent log of each pod to show; -1 shows all.")
 	c.Flags().StringVar(&o.instance, "instance", "", "Only the pods of this instance.")
+	c.Flags().StringVar(&o.role, "role", "", "Only the pods of this role's members, for a Prefill/Decode server: prefill or decode.")
+	c.Flags().IntVar(&o.group, "group", 0, "Only the pods of this group (0, 1, ...), for a Prefill/Decode server.")
 	c.Flags().StringVarP(&o.container, "container", "c", "", "The container to print; default the pod's default container, else its first.")
 	c.Flags().BoolVar(&o.prefix, "prefix", true, "Prefix every line with [instance/pod].")
 	c.Flags().BoolVar(&o.timestamps, "timestamps", false, "Include a timestamp on each line.")
 	c.Flags().IntVar(&o.maxLogRequests, "max-log-requests", 32, "The most pods to follow at once with -f.")
 	_ = c.RegisterFlagCompletionFunc("instance", o.completeInstances)
+	_ = c.RegisterFlagCompletionFunc("role", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return roleNames(), cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = c.RegisterFlagCompletionFunc("group", o.completeGroups)
 	return c
+}
+
+// roleNames are the values --role takes.
+func roleNames() []string {
+	return []string{string(v1alpha1.RolePrefill), string(v1alpha1.RoleDecode)}
+}
+
+// completeGroups completes --group with the groups of the InferServer's pods.
+func (o *logsOptions) completeGroups(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) != 1 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), completion.Timeout)
+	defer cancel()
+	ns, _, err := o.Namespace()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	pods, err := o.pods(ctx, ns, args[0])
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return groupsOf(pods), cobra.ShellCompDirectiveNoFileComp
+}
+
+// groupsOf are the groups of Prefill/Decode pods, in numeric order.
+func groupsOf(pods []corev1.Pod) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range pods {
+		if g := p.Labels[v1alpha1.LabelGroup]; g != "" && !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, errA := strconv.Atoi(out[i])
+		b, errB := strconv.Atoi(out[j])
+		if errA != nil || errB != nil {
+			return out[i] < out[j]
+		}
+		return a < b
+	})
+	return out
+}
+
+// validateRoleFlags checks the values of --role and --group before
+// anything is asked of the cluster.
+func (o *logsOptions) validateRoleFlags() error {
+	if o.role != "" && o.role != string(v1alpha1.RolePrefill) && o.role != string(v1alpha1.RoleDecode) {
+		return fmt.Errorf("invalid --role %q: must be one of %s", o.role, strings.Join(roleNames(), ", "))
+	}
+	if o.groupSet && o.group < 0 {
+		return fmt.Errorf("invalid --group %d: must be a group number, 0 or more", o.group)
+	}
+	return nil
+}
+
+// roleFlags names the role flags given, for messages: "--role=decode --group=1".
+func (o *logsOptions) roleFlags() string {
+	var flags []string
+	if o.role != "" {
+		flags = append(flags, "--role="+o.role)
+	}
+	if o.groupSet {
+		flags = append(flags, "--group="+strconv.Itoa(o.group))
+	}
+	return strings.Join(flags, " ")
+}
+
+// roleSelector adds --role and --group to the pods' label selector.
+func (o *logsOptions) roleSelector(set labels.Set) {
+	if o.role != "" {
+		set[v1alpha1.LabelRole] = o.role
+	}
+	if o.groupSet {
+		set[v1alpha1.LabelGroup] = strconv.Itoa(o.group)
+	}
 }
 
 // completeInstances completes --instance with the instances of the InferServer.
@@ -126,7 +226,9 @@ func (o *logsOptions) pods(ctx context.Context, ns, name string) ([]corev1.Pod, 
 	if err != nil {
 		return nil, err
 	}
-	sel := labels.Set{v1alpha1.LabelServer: name}.AsSelector().String()
+	set := labels.Set{v1alpha1.LabelServer: name}
+	o.roleSelector(set)
+	sel := set.AsSelector().String()
 	list, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, err
@@ -151,6 +253,9 @@ func (o *logsOptions) run(ctx context.Context, name string) error {
 	if o.maxLogRequests < 1 {
 		return errors.New("--max-log-requests must be at least 1")
 	}
+	if err := o.validateRoleFlags(); err != nil {
+		return err
+	}
 	ns, _, err := o.Namespace()
 	if err != nil {
 		return err
@@ -161,8 +266,12 @@ func (o *logsOptions) run(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := client.InferV1alpha1().InferServers(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+	s, err := client.InferV1alpha1().InferServers(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
 		return err
+	}
+	if flags := o.roleFlags(); flags != "" && len(s.Spec.Roles) == 0 {
+		return fmt.Errorf("%s: InferServer %q has no roles: --role and --group select the pods of a Prefill/Decode server (spec.roles); use --instance for the instances of this one", flags, name)
 	}
 	rc, err := o.RESTClient()
 	if err != nil {
@@ -177,7 +286,7 @@ func (o *logsOptions) run(ctx context.Context, name string) error {
 		return err
 	}
 	if len(pods) == 0 {
-		fmt.Fprintf(o.ErrOut, "InferServer %q has no pods%s.\n", name, o.instanceNote())
+		fmt.Fprintf(o.ErrOut, "InferServer %q has no pods%s%s.\n", name, o.instanceNote(), o.groupsNote(ctx, ns, name))
 		return nil
 	}
 	var errs []error
@@ -189,11 +298,44 @@ func (o *logsOptions) run(ctx context.Context, name string) error {
 	return utilerrors.NewAggregate(errs)
 }
 
+// instanceNote says which pods were asked for: " in instance \"x\"",
+// " of role decode in group 1".
 func (o *logsOptions) instanceNote() string {
-	if o.instance == "" {
+	note := ""
+	if o.role != "" {
+		note += " of role " + o.role
+	}
+	if o.groupSet {
+		note += " in group " + strconv.Itoa(o.group)
+	}
+	if o.instance != "" {
+		note += fmt.Sprintf(" in instance %q", o.instance)
+	}
+	return note
+}
+
+// groupsNote names the groups that have pods when --group found none:
+// " (its groups: 0, 1)".
+func (o *logsOptions) groupsNote(ctx context.Context, ns, name string) string {
+	if !o.groupSet {
 		return ""
 	}
-	return fmt.Sprintf(" in instance %q", o.instance)
+	kube, err := o.KubeClient()
+	if err != nil {
+		return ""
+	}
+	list, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{v1alpha1.LabelServer: name}.AsSelector().String()})
+	if err != nil {
+		return ""
+	}
+	groups := groupsOf(list.Items)
+	if len(groups) == 0 {
+		return " (it has no group with pods)"
+	}
+	if len(groups) == 1 {
+		return " (its only group is " + groups[0] + ")"
+	}
+	return " (its groups: " + strings.Join(groups, ", ") + ")"
 }
 
 func (o *logsOptions) useColour() bool {

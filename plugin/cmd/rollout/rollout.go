@@ -1,5 +1,5 @@
 // Package rollout holds the rollout command and its subcommands: status,
-// history, undo, restart, pause and resume of an InferServer's rollout.
+// history, undo, restart, pause, resume and plan of an InferServer's rollout.
 package rollout
 
 import (
@@ -12,7 +12,7 @@ import (
 func NewCmdRollout(mindie *options.MindieOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rollout SUBCOMMAND",
-		Short: "Manage the rollout of an InferServer: status, history, undo, restart, pause, resume",
+		Short: "Manage the rollout of an InferServer: status, history, undo, restart, pause, resume, plan",
 		Long: `Manage the rollout of an InferServer's instances, as kubectl rollout does for
 Deployments. Every change of the instance template (anything in spec but
 replicas, strategy, paused, revisionHistoryLimit and service) is a revision,
@@ -30,6 +30,7 @@ stored as a ControllerRevision owned by the InferServer.`,
 		newRolloutRestartCommand(mindie),
 		newRolloutPauseCommand(mindie, true),
 		newRolloutPauseCommand(mindie, false),
+		newRolloutPlanCommand(mindie),
 	)
 	return c
 }

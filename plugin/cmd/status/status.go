@@ -49,6 +49,12 @@ router when spec.router is set (algorithm, authentication, replicas, endpoint,
 node port, router pods; "kubectl mindie routes" shows how each routes), the
 model the servers report, the rollout's progress and the recent events.
 
+For a Prefill/Decode server (spec.roles) replicas count groups: a Roles
+section gives each role's instances per group, nodes per instance, NPUs per
+pod and how many of its members serve their role and are linked to their
+peers, and the groups are listed with their members (role, MindIE instance
+id, pod, role status, links ok out of peers, what they wait for).
+
 With -w it follows the InferServer until the controller has observed its
 current spec and reports it Available (enough instances serve; a rollout may
 still be under way, see "kubectl mindie rollout status"), or until --timeout;
@@ -214,8 +220,14 @@ func describe(out io.Writer, info statusInfo, now time.Time) {
 	if s.DeletionTimestamp != nil {
 		w.Row("Deleting:", fmt.Sprintf("since %s ago, finalizers %v", printing.MetaAge(*s.DeletionTimestamp, now), s.Finalizers))
 	}
-	w.Row("Replicas:", fmt.Sprintf("%d desired, %d %s per instance", *s.Spec.Replicas, nodes, plural(int(nodes), "node", "nodes")))
-	w.Row("NPUs:", fmt.Sprintf("%d x %s per pod, %d per instance", npus, s.Spec.Resources.NPU.Type, npus*nodes))
+	pd := len(s.Spec.Roles) > 0
+	if pd {
+		w.Row("Replicas:", fmt.Sprintf("%d %s desired, each with %s", *s.Spec.Replicas, plural(int(*s.Spec.Replicas), "group", "groups"), groupShape(s)))
+		w.Row("NPUs:", groupNPUs(s)+" per group")
+	} else {
+		w.Row("Replicas:", fmt.Sprintf("%d desired, %d %s per instance", *s.Spec.Replicas, nodes, plural(int(nodes), "node", "nodes")))
+		w.Row("NPUs:", fmt.Sprintf("%d x %s per pod, %d per instance", npus, s.Spec.Resources.NPU.Type, npus*nodes))
+	}
 	w.Row("Image:", printing.OrNone(s.Spec.Image))
 	w.Row("Revision:", revisionSummary(info))
 	if s.Spec.Paused {
@@ -223,6 +235,11 @@ func describe(out io.Writer, info statusInfo, now time.Time) {
 	}
 	w.Row("Rollout:", rolloutSummary(s))
 	w.Flush()
+
+	if pd {
+		fmt.Fprintln(out)
+		describeRoles(out, s)
+	}
 
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Conditions:")
@@ -238,20 +255,30 @@ func describe(out io.Writer, info statusInfo, now time.Time) {
 	}
 
 	fmt.Fprintln(out)
-	fmt.Fprintln(out, "Instances:")
+	instanceColumn := "  INSTANCE"
+	if pd {
+		fmt.Fprintln(out, "Groups:")
+		instanceColumn = "  GROUP"
+	} else {
+		fmt.Fprintln(out, "Instances:")
+	}
 	if len(s.Status.Instances) == 0 {
 		fmt.Fprintln(out, "  <none>")
 	} else {
-		w = printing.NewTabWriter(out)
-		w.Row("  INSTANCE", "READY", "REVISION", "MASTER", "RANKTABLE")
-		for _, in := range s.Status.Instances {
-			w.Row("  "+in.Name, in.Ready, revisionName(info, in.Revision), printing.OrNone(in.Master), dash(in.Ranktable))
+		if pd {
+			describeGroups(out, info)
+		} else {
+			w = printing.NewTabWriter(out)
+			w.Row("  INSTANCE", "READY", "REVISION", "MASTER", "RANKTABLE")
+			for _, in := range s.Status.Instances {
+				w.Row("  "+in.Name, in.Ready, revisionName(info, in.Revision), printing.OrNone(in.Master), dash(in.Ranktable))
+			}
+			w.Flush()
 		}
-		w.Flush()
 		fmt.Fprintln(out)
 		fmt.Fprintln(out, "Pods:")
 		w = printing.NewTabWriter(out)
-		w.Row("  INSTANCE", "POD", "NODE", "POD IP", "NPUS", "PHASE", "LIVE", "READY", "RESTARTS", "MESSAGE")
+		w.Row(instanceColumn, "POD", "NODE", "POD IP", "NPUS", "PHASE", "LIVE", "READY", "RESTARTS", "MESSAGE")
 		for _, in := range s.Status.Instances {
 			if len(in.Pods) == 0 {
 				w.Row("  "+in.Name, "<none>", "", "", "", "", "", "", "", "")
@@ -411,7 +438,11 @@ func rolloutSummary(s *v1alpha1.InferServer) string {
 	st := s.Status
 	line := fmt.Sprintf("%d/%d updated, %d/%d ready, %d/%d available", st.UpdatedReplicas, want, st.ReadyReplicas, want, st.AvailableReplicas, want)
 	if st.Replicas != want {
-		line += fmt.Sprintf(", %d instances exist", st.Replicas)
+		unit := "instances"
+		if len(s.Spec.Roles) > 0 {
+			unit = plural(int(st.Replicas), "group", "groups")
+		}
+		line += fmt.Sprintf(", %d %s exist", st.Replicas, unit)
 	}
 	if st.ObservedGeneration < s.Generation {
 		line += fmt.Sprintf("; generation %d not yet observed (observed %d)", s.Generation, st.ObservedGeneration)

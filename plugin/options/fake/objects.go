@@ -3,12 +3,14 @@ package fake
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -98,4 +100,41 @@ func Columns(out string) [][]string {
 		}
 	}
 	return rows
+}
+
+// PD makes s a Prefill/Decode server as the API server holds it: one
+// prefill and one decode instance per group (spec.replicas counts groups),
+// single-node, behind one router replica (least_load, the default with
+// roles). Used as a mutation of InferServer, it gets the defaults.
+func PD(s *v1alpha1.InferServer) {
+	s.Spec.Roles = []v1alpha1.InferRole{
+		{Name: v1alpha1.RolePrefill, Instances: ptr.To(int32(1))},
+		{Name: v1alpha1.RoleDecode, Instances: ptr.To(int32(1))},
+	}
+	s.Spec.Router = &v1alpha1.RouterSpec{Replicas: ptr.To(int32(1))}
+}
+
+// PDGroup is the status of group g of the Prefill/Decode server s with
+// one prefill and one decode member, both serving their roles linked to
+// each other when linked, on the pods <s>-<g>-p0 and <s>-<g>-d0.
+func PDGroup(s *v1alpha1.InferServer, g int, revision string, linked bool) v1alpha1.InstanceStatus {
+	name := fmt.Sprintf("%s-%d", s.Name, g)
+	in := v1alpha1.InstanceStatus{Name: name, Revision: revision, Ready: linked, Master: name + "-p0"}
+	for i, role := range []v1alpha1.RoleName{v1alpha1.RolePrefill, v1alpha1.RoleDecode} {
+		member := string(role[0]) + "0"
+		pod := name + "-" + member
+		in.Pods = append(in.Pods, v1alpha1.InstancePodStatus{Name: pod, Node: fmt.Sprintf("sim-node-%d", g), PodIP: fmt.Sprintf("127.2.%d.%d", g, i+1),
+			Phase: corev1.PodRunning, Live: true, Ready: true})
+		m := v1alpha1.GroupMemberStatus{Name: member, Role: role, PDID: int64(g*16 + i), Pod: pod, Peers: 1}
+		if linked {
+			m.RoleStatus, m.LinkedPeers = "RoleReady", 1
+		} else {
+			m.RoleStatus, m.Message = "RoleSwitching", "role "+string(role)+" is RoleSwitching"
+		}
+		in.Members = append(in.Members, m)
+	}
+	if !linked {
+		in.Message = fmt.Sprintf("member p0 (prefill, id %d): %s", g*16, in.Members[0].Message)
+	}
+	return in
 }
