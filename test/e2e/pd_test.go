@@ -85,6 +85,48 @@ func decodeTokens(t *testing.T, podIP string) int64 {
 	return n
 }
 
+// checkGlobalRanktable reads the server's global ranktable: completed,
+// the router as Coordinator (group "0"), and a group per member with its
+// role (deploy_server 2 prefill, 1 decode), its pod's IP and NPUs.
+func checkGlobalRanktable(t *testing.T, name string, prefill, decode v1alpha1.InstancePodStatus) {
+	t.Helper()
+	var rt struct {
+		Status string `json:"status"`
+		Groups []struct {
+			GroupID      string `json:"group_id"`
+			DeployServer string `json:"deploy_server"`
+			Servers      []struct {
+				ServerIP string            `json:"server_ip"`
+				Devices  []json.RawMessage `json:"device"`
+			} `json:"server_list"`
+		} `json:"server_group_list"`
+	}
+	eventually(t, time.Minute, time.Second, "the global ranktable completed", func() (bool, string) {
+		raw := kubectl(t, "", "-n", routerNS, "get", "configmap", v1alpha1.GlobalRanktableName(name),
+			"-o", `go-template={{index .data "`+v1alpha1.GlobalRanktableKey+`"}}`).stdout
+		if err := json.Unmarshal([]byte(raw), &rt); err != nil {
+			return false, raw
+		}
+		return rt.Status == "completed", raw
+	})
+	found := map[string]bool{}
+	for _, g := range rt.Groups {
+		for _, srv := range g.Servers {
+			switch {
+			case g.DeployServer == "2" && srv.ServerIP == prefill.PodIP && len(srv.Devices) == 1:
+				found["prefill"] = true
+			case g.DeployServer == "1" && srv.ServerIP == decode.PodIP && len(srv.Devices) == 1:
+				found["decode"] = true
+			case g.GroupID == "0" && srv.ServerIP != "":
+				found["router"] = true
+			}
+		}
+	}
+	if len(found) != 3 {
+		t.Errorf("global ranktable %+v: found %v, want the router, the prefill pod %s and the decode pod %s with one NPU each", rt, found, prefill.PodIP, decode.PodIP)
+	}
+}
+
 func TestPrefillDecode(t *testing.T) {
 	name := uniqueName("pd")
 	token := serviceAccountToken(t, routerNS, uniqueName("pd-chatter"), "edit")
@@ -96,6 +138,7 @@ func TestPrefillDecode(t *testing.T) {
 	}
 	prefill, decode := memberPod(t, s, 0, v1alpha1.RolePrefill), memberPod(t, s, 0, v1alpha1.RoleDecode)
 	before := decodeTokens(t, decode.PodIP)
+	checkGlobalRanktable(t, name, prefill, decode)
 
 	var routerIP string
 	for _, p := range s.Status.Router.Pods {

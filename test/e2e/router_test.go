@@ -72,7 +72,7 @@ func waitRouted(t *testing.T, ns, name string, instances, routers int32) *v1alph
 		}
 		ok := s.Status.ObservedGeneration == s.Generation && meta.IsStatusConditionTrue(s.Status.Conditions, v1alpha1.ConditionAvailable) &&
 			s.Status.ReadyReplicas == instances && s.Status.UpdatedReplicas == instances && s.Status.Replicas == instances &&
-			r != nil && r.ReadyReplicas == routers && ready == int(routers) && len(r.Pods) == int(routers)
+			r != nil && r.ReadyReplicas == routers && r.UpdatedReplicas == routers && ready == int(routers) && len(r.Pods) == int(routers)
 		return ok, fmt.Sprintf("status %+v", s.Status)
 	})
 	return s

@@ -209,9 +209,13 @@ func probes(s *v1alpha1.InferServer) (startup, readiness, liveness *corev1ac.Pro
 	return startup, probe(h.Readiness, "/v2/health/ready"), probe(h.Liveness, "/v2/health/live")
 }
 
+// fieldEnv is an environment variable from a field of the pod. The field
+// selector is atomic for server-side apply and the API server defaults its
+// apiVersion, so it is given: otherwise the selector read back differs from
+// the one applied, and every sync applies the workload again.
 func fieldEnv(name, path string) *corev1ac.EnvVarApplyConfiguration {
 	return corev1ac.EnvVar().WithName(name).
-		WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath(path)))
+		WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath(path)))
 }
 
 func valueEnv(name, value string) *corev1ac.EnvVarApplyConfiguration {

@@ -139,7 +139,11 @@ func printPlan(out interface{ Write([]byte) (int, error) }, s *v1alpha1.InferSer
 	if p.Recreate {
 		strategy = "recreate: every old " + strings.TrimSuffix(unit, "s") + " goes before a new one is made"
 	}
-	fmt.Fprintf(out, "InferServer %s/%s: %d %s to revision %s (%s)\n", s.Namespace, s.Name, *s.Spec.Replicas, unit, p.Target, strategy)
+	count := fmt.Sprintf("%d %s", *s.Spec.Replicas, unit)
+	if *s.Spec.Replicas == 1 {
+		count = "1 " + strings.TrimSuffix(unit, "s")
+	}
+	fmt.Fprintf(out, "InferServer %s/%s: %s to revision %s (%s)\n", s.Namespace, s.Name, count, p.Target, strategy)
 	fmt.Fprintf(out, "Each new %s: %d pods, %d NPUs\n", strings.TrimSuffix(unit, "s"), p.InstancePods, p.InstanceNPUs)
 	fmt.Fprintf(out, "Now: %s\n", p.Free)
 	switch {
