@@ -88,7 +88,7 @@ func decodeTokens(t *testing.T, podIP string) int64 {
 // checkGlobalRanktable reads the server's global ranktable: completed,
 // the router as Coordinator (group "0"), and a group per member with its
 // role (deploy_server 2 prefill, 1 decode), its pod's IP and NPUs.
-func checkGlobalRanktable(t *testing.T, name string, prefill, decode v1alpha1.InstancePodStatus) {
+func checkGlobalRanktable(t *testing.T, name string, prefill, decode v1alpha1.InstancePodStatus, npus int) {
 	t.Helper()
 	var rt struct {
 		Status string `json:"status"`
@@ -113,9 +113,9 @@ func checkGlobalRanktable(t *testing.T, name string, prefill, decode v1alpha1.In
 	for _, g := range rt.Groups {
 		for _, srv := range g.Servers {
 			switch {
-			case g.DeployServer == "2" && srv.ServerIP == prefill.PodIP && len(srv.Devices) == 1:
+			case g.DeployServer == "2" && srv.ServerIP == prefill.PodIP && len(srv.Devices) == npus:
 				found["prefill"] = true
-			case g.DeployServer == "1" && srv.ServerIP == decode.PodIP && len(srv.Devices) == 1:
+			case g.DeployServer == "1" && srv.ServerIP == decode.PodIP && len(srv.Devices) == npus:
 				found["decode"] = true
 			case g.GroupID == "0" && srv.ServerIP != "":
 				found["router"] = true
@@ -123,7 +123,7 @@ func checkGlobalRanktable(t *testing.T, name string, prefill, decode v1alpha1.In
 		}
 	}
 	if len(found) != 3 {
-		t.Errorf("global ranktable %+v: found %v, want the router, the prefill pod %s and the decode pod %s with one NPU each", rt, found, prefill.PodIP, decode.PodIP)
+		t.Errorf("global ranktable %+v: found %v, want the router, the prefill pod %s and the decode pod %s with %d NPUs each", rt, found, prefill.PodIP, decode.PodIP, npus)
 	}
 }
 
@@ -138,7 +138,7 @@ func TestPrefillDecode(t *testing.T) {
 	}
 	prefill, decode := memberPod(t, s, 0, v1alpha1.RolePrefill), memberPod(t, s, 0, v1alpha1.RoleDecode)
 	before := decodeTokens(t, decode.PodIP)
-	checkGlobalRanktable(t, name, prefill, decode)
+	checkGlobalRanktable(t, name, prefill, decode, 1)
 
 	var routerIP string
 	for _, p := range s.Status.Router.Pods {
@@ -342,4 +342,71 @@ func testPDRollout(t *testing.T, name, token, addr string, client *http.Client) 
 	if len(tr.served) < 2 {
 		t.Errorf("the traffic reached %v: want the groups of both revisions", tr.served)
 	}
+}
+
+// TestPrefillDecodeCrossNode runs a group whose prefill instance spans two
+// nodes (8 NPUs each, its own HCCL ranktable, its role pushed with
+// /v2/role) beside a single-node decode instance: it links, serves chats,
+// and when a pod of the prefill member fails the member is made again
+// whole while the decode pod stays.
+func TestPrefillDecodeCrossNode(t *testing.T) {
+	waitNoServerPods(t)
+	name := uniqueName("pdx")
+	token := serviceAccountToken(t, routerNS, uniqueName("pdx-chatter"), "edit")
+	createInferServer(t, "tenant-a-editor", routerNS, name, 1,
+		`terminationGracePeriodSeconds: 2, resources: {npu: {count: 8}}, router: {replicas: 1}, `+
+			`roles: [{name: prefill, instances: 1, nodesPerInstance: 2}, {name: decode, instances: 1}]`)
+	s := waitPD(t, routerNS, name, 1)
+	g := s.Status.Instances[0]
+	if len(g.Pods) != 3 || g.Ranktable != "completed" {
+		t.Errorf("group %+v: want 3 pods and its prefill member's ranktable completed", g)
+	}
+	prefill, decode := memberPod(t, s, 0, v1alpha1.RolePrefill), memberPod(t, s, 0, v1alpha1.RoleDecode)
+	checkGlobalRanktable(t, name, prefill, decode, 8)
+
+	var routerIP string
+	for _, p := range s.Status.Router.Pods {
+		if p.Ready {
+			routerIP = p.PodIP
+		}
+	}
+	addr := net.JoinHostPort(routerIP, "1025")
+	client, _ := routerClient(t, addr)
+	chat := func(what string) {
+		t.Helper()
+		eventually(t, time.Minute, time.Second, what, func() (bool, string) {
+			code, served, body, err := routerChat(client, "https://"+addr, token, "Which nodes prefill me?")
+			return err == nil && code == http.StatusOK && served == prefill.Name+"+"+decode.Name, fmt.Sprintf("%d %s %v %s", code, served, err, body)
+		})
+	}
+	chat("a chat prefilled by the two-node prefill instance")
+	for i := 0; i < 5; i++ {
+		// Only the member's first pod is an instance to the router.
+		if code, served, body, err := routerChat(client, "https://"+addr, token, fmt.Sprintf("Chat %d", i)); err != nil || code != http.StatusOK || served != prefill.Name+"+"+decode.Name {
+			t.Errorf("chat %d: %d %s %v %s", i, code, served, err, body)
+		}
+	}
+
+	// The prefill member's second pod fails: the member comes back whole
+	// (both pods new), the decode pod stays.
+	uid := func(pod string) string {
+		return mustKubectl(t, "", "-n", routerNS, "get", "pod", pod, "--ignore-not-found", "-o", "jsonpath={.metadata.uid}")
+	}
+	rank1 := name + "-0-p0-1"
+	before := map[string]string{prefill.Name: uid(prefill.Name), rank1: uid(rank1), decode.Name: uid(decode.Name)}
+	if before[rank1] == "" {
+		t.Fatalf("no pod %s: %+v", rank1, g.Pods)
+	}
+	mustKubectl(t, "", "-n", routerNS, "delete", "pod", rank1, "--wait=false")
+	eventually(t, 3*time.Minute, time.Second, "the prefill member made again whole", func() (bool, string) {
+		a, b := uid(prefill.Name), uid(rank1)
+		return a != "" && b != "" && a != before[prefill.Name] && b != before[rank1], a + " " + b
+	})
+	s = waitPD(t, routerNS, name, 1)
+	if uid(decode.Name) != before[decode.Name] {
+		t.Errorf("the decode pod %s was replaced with the prefill member", decode.Name)
+	}
+	prefill = memberPod(t, s, 0, v1alpha1.RolePrefill)
+	chat("the group serving again")
+	deleteServerAndWait(t, routerNS, name)
 }
