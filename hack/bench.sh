@@ -24,6 +24,15 @@
 #              about 4 minutes; docs/bench/router.json, rendered as the Router
 #              section of docs/benchmarks.md). When skipped, the document
 #              shows the last run's results from docs/bench/router.json.
+#   PD_BENCH   0 skips the Prefill/Decode benchmark that follows them
+#              (go run ./test/bench/pdbench: four simulated MindIE Server
+#              instances without roles, then as prefill and decode instances
+#              behind the router in PD mode, on one long-prompt trace; TTFT,
+#              time per output token and tokens/s from the simulator's timing
+#              model; about 2.5 minutes; docs/bench/pd.json, rendered as the
+#              Prefill/Decode section of docs/benchmarks.md). When skipped,
+#              the document shows the last run's results from
+#              docs/bench/pd.json, or says it has not run.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/bench/scale-check.json,
@@ -74,6 +83,12 @@ go run ./test/bench/report
 if [ "${ROUTER_BENCH:-1}" != 0 ]; then
   echo "+ go run ./test/bench/routerbench -out docs/bench/router.json (ROUTER_BENCH=0 skips it)" >&2
   go run ./test/bench/routerbench -out docs/bench/router.json
+  go run ./test/bench/report
+fi
+
+if [ "${PD_BENCH:-1}" != 0 ]; then
+  echo "+ go run ./test/bench/pdbench -out docs/bench/pd.json (PD_BENCH=0 skips it)" >&2
+  go run ./test/bench/pdbench -out docs/bench/pd.json
   go run ./test/bench/report
 fi
 

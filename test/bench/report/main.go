@@ -8,7 +8,10 @@
 //   - reconcile.json, the reconcile benchmark's results (test/bench/results);
 //   - scale-check.json, the scale check's results (test/bench/results);
 //   - router.json, the router benchmark's results (test/bench/results),
-//     rendered as the "Router" section of docs/benchmarks.md.
+//     rendered as the "Router" section of docs/benchmarks.md;
+//   - pd.json, the Prefill/Decode benchmark's results (test/bench/results),
+//     rendered as the "Prefill/Decode" section of docs/benchmarks.md (which
+//     says it has not run when the file is missing).
 //
 // It writes docs/benchmarks.md (the benchmarks' ratios to their baselines
 // and goals, and the reconcile benchmark's summary),
@@ -36,7 +39,7 @@ import (
 // or not written.
 type paths struct {
 	apiserverIn, reconcileIn, scaleCheckIn     string
-	routerIn                                   string
+	routerIn, pdIn                             string
 	benchmarksOut, reconcileOut, scaleCheckOut string
 }
 
@@ -46,6 +49,7 @@ func main() {
 	flag.StringVar(&ps.reconcileIn, "reconcile", "docs/bench/reconcile.json", "the reconcile benchmark's results; empty: none")
 	flag.StringVar(&ps.scaleCheckIn, "scale-check", "docs/bench/scale-check.json", "the scale check's results; empty: none")
 	flag.StringVar(&ps.routerIn, "router", "", "the router benchmark's results (default: router.json beside -apiserver); missing: no Router section")
+	flag.StringVar(&ps.pdIn, "pd", "", "the Prefill/Decode benchmark's results (default: pd.json beside -apiserver); missing: a section saying it has not run")
 	flag.StringVar(&ps.benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
 	flag.StringVar(&ps.reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
 	flag.StringVar(&ps.scaleCheckOut, "scale-check-out", "docs/scale-check.md", "where the scale check's document goes; empty: not written")
@@ -99,6 +103,20 @@ func run(ps paths) error {
 			return err
 		default:
 			doc.WriteString(renderRouter(rt))
+		}
+		pdIn := ps.pdIn
+		if pdIn == "" {
+			pdIn = filepath.Join(filepath.Dir(ps.apiserverIn), "pd.json")
+		}
+		pd, err := results.LoadPD(pdIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: the Prefill/Decode section says it has not run\n", pdIn)
+			doc.WriteString(renderPDNotRun())
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderPD(pd))
 		}
 		if err := write(ps.benchmarksOut, doc.Bytes()); err != nil {
 			return err
