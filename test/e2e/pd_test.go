@@ -219,7 +219,7 @@ func TestPrefillDecode(t *testing.T) {
 		now := uid(decode.Name)
 		return now != "" && now != decodeUID, now
 	})
-	s = waitPD(t, routerNS, name, 1)
+	waitPD(t, routerNS, name, 1)
 	if uid(prefill.Name) != prefillUID {
 		t.Errorf("the prefill pod %s was replaced with its decode peer", prefill.Name)
 	}
