@@ -611,6 +611,9 @@ type InferServerStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Instances []InstanceStatus `json:"instances,omitempty"`
+	// Roles is the state of each role of a Prefill/Decode server, counted
+	// over the groups of the revision being rolled out.
+	Roles []InferRoleStatus `json:"roles,omitempty"`
 	// Router is the state of the router, when spec.router is set.
 	// +optional
 	Router *RouterStatus `json:"router,omitempty"`
@@ -700,6 +703,15 @@ type InstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []GroupMemberStatus `json:"members,omitempty"`
+}
+
+// InferRoleStatus is the state of one role of a Prefill/Decode server.
+type InferRoleStatus struct {
+	Name      RoleName `json:"name"`
+	Instances int32    `json:"instances,omitempty"`
+	Updated   int32    `json:"updated,omitempty"`
+	Ready     int32    `json:"ready,omitempty"`
+	Linked    int32    `json:"linked,omitempty"`
 }
 
 // GroupMemberStatus is the observed state of one member (a prefill or a

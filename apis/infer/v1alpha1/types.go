@@ -614,6 +614,12 @@ type InferServerStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Instances []InstanceStatus `json:"instances,omitempty"`
+	// Roles is the state of each role of a Prefill/Decode server, counted
+	// over the groups of the revision being rolled out.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Roles []InferRoleStatus `json:"roles,omitempty"`
 	// Router is the state of the router, when spec.router is set.
 	// +optional
 	Router *RouterStatus `json:"router,omitempty"`
@@ -705,6 +711,28 @@ type InstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []GroupMemberStatus `json:"members,omitempty"`
+}
+
+// InferRoleStatus is the state of one role of a Prefill/Decode server.
+type InferRoleStatus struct {
+	// Name of the role: prefill or decode.
+	Name RoleName `json:"name"`
+	// Instances is how many instances of the role the spec asks for:
+	// roles[].instances in each of spec.replicas groups.
+	// +optional
+	Instances int32 `json:"instances,omitempty"`
+	// Updated counts the instances of the role in groups of the revision
+	// being rolled out.
+	// +optional
+	Updated int32 `json:"updated,omitempty"`
+	// Ready counts the instances of the role, in groups of that revision,
+	// whose pods are ready and which serve their role (RoleReady).
+	// +optional
+	Ready int32 `json:"ready,omitempty"`
+	// Linked counts the instances of the role, in groups of that revision,
+	// that report every peer they were told of linked.
+	// +optional
+	Linked int32 `json:"linked,omitempty"`
 }
 
 // GroupMemberStatus is the observed state of one member (a prefill or a

@@ -52,6 +52,11 @@ func (in InferRole) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InferRoleStatus) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.InferRoleStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in InferServer) OpenAPIModelName() string {
 	return "io.mindie.deployer.apis.infer.v1alpha1.InferServer"
 }

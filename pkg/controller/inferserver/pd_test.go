@@ -365,6 +365,10 @@ func TestPDRolesAssigned(t *testing.T) {
 	if m := s.Status.Instances[0].Members[2]; m.Peers != 2 || m.LinkedPeers != 0 || m.RoleStatus != "RoleSwitching" || m.Pod != "llama-0-d0" {
 		t.Errorf("member d0 %+v", m)
 	}
+	if r := s.Status.Roles; len(r) != 2 || r[0] != (v1alpha1.InferRoleStatus{Name: v1alpha1.RolePrefill, Instances: 2, Updated: 2}) ||
+		r[1] != (v1alpha1.InferRoleStatus{Name: v1alpha1.RoleDecode, Instances: 1, Updated: 1}) {
+		t.Errorf("roles before linking %+v", r)
+	}
 
 	// Linked: the group is ready, and no role is posted again.
 	fm.setLinked(true)
@@ -381,6 +385,10 @@ func TestPDRolesAssigned(t *testing.T) {
 	}
 	if d := condition(s, v1alpha1.ConditionDegraded); d != nil && d.Status == metav1.ConditionTrue {
 		t.Errorf("degraded %+v", d)
+	}
+	if r := s.Status.Roles; len(r) != 2 || r[0] != (v1alpha1.InferRoleStatus{Name: v1alpha1.RolePrefill, Instances: 2, Updated: 2, Ready: 2, Linked: 2}) ||
+		r[1] != (v1alpha1.InferRoleStatus{Name: v1alpha1.RoleDecode, Instances: 1, Updated: 1, Ready: 1, Linked: 1}) {
+		t.Errorf("roles %+v", r)
 	}
 	if ev := f.events(); !has(ev, "RolesLinked Group llama-0 linked: p0 (prefill, id 0), p1 (prefill, id 1), d0 (decode, id 2)") {
 		t.Errorf("events %v", ev)

@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
 // A failed member of a Prefill/Decode group (its pod failed, was deleted
@@ -67,4 +69,43 @@ func (c *Controller) membersRecreating(key string, in *instance, ready bool) str
 		}
 	}
 	return msg
+}
+
+// roleStatuses counts each role's instances over the groups of the update
+// revision (nil for a server without roles).
+func roleStatuses(s *v1alpha1.InferServer, groups []v1alpha1.InstanceStatus, update string) []v1alpha1.InferRoleStatus {
+	if !isPD(s) {
+		return nil
+	}
+	var out []v1alpha1.InferRoleStatus
+	for _, name := range roleOrder {
+		r := roleSpec(s, name)
+		if r == nil {
+			continue
+		}
+		rs := v1alpha1.InferRoleStatus{Name: name, Instances: *r.Instances * replicas(s)}
+		for _, g := range groups {
+			if g.Revision != update {
+				continue
+			}
+			ready := map[string]bool{}
+			for _, p := range g.Pods {
+				ready[p.Name] = p.Ready
+			}
+			for _, m := range g.Members {
+				if m.Role != name {
+					continue
+				}
+				rs.Updated++
+				if ready[m.Pod] && m.RoleStatus == roleStatusReady {
+					rs.Ready++
+				}
+				if m.Peers > 0 && m.LinkedPeers == m.Peers {
+					rs.Linked++
+				}
+			}
+		}
+		out = append(out, rs)
+	}
+	return out
 }

@@ -196,6 +196,7 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 		LastProgressTime:   s.Status.LastProgressTime,
 		Conditions:         s.Status.Conditions,
 		Instances:          st.instances,
+		Roles:              roleStatuses(s, st.instances, st.update.Name),
 		Router:             st.router,
 	}
 	if status.Router != nil {

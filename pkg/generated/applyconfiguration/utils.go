@@ -44,6 +44,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &inferv1alpha1.InferResourcesApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("InferRole"):
 		return &inferv1alpha1.InferRoleApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("InferRoleStatus"):
+		return &inferv1alpha1.InferRoleStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("InferServer"):
 		return &inferv1alpha1.InferServerApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("InferServerSpec"):

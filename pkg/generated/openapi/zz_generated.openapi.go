@@ -359,6 +359,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		v1alpha1.InferPorts{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_InferPorts(ref),
 		v1alpha1.InferResources{}.OpenAPIModelName():                   schema_deployer_apis_infer_v1alpha1_InferResources(ref),
 		v1alpha1.InferRole{}.OpenAPIModelName():                        schema_deployer_apis_infer_v1alpha1_InferRole(ref),
+		v1alpha1.InferRoleStatus{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_InferRoleStatus(ref),
 		v1alpha1.InferServer{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_InferServer(ref),
 		v1alpha1.InferServerList{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_InferServerList(ref),
 		v1alpha1.InferServerSpec{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref),
@@ -18348,6 +18349,57 @@ func schema_deployer_apis_infer_v1alpha1_InferRole(ref common.ReferenceCallback)
 	}
 }
 
+func schema_deployer_apis_infer_v1alpha1_InferRoleStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "InferRoleStatus is the state of one role of a Prefill/Decode server.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name of the role: prefill or decode.\n\nPossible enum values:\n - `\"decode\"` instances generate the tokens of requests a prefill instance handed over.\n - `\"prefill\"` instances compute prompts and hand each request to a decode instance.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"decode", "prefill"},
+						},
+					},
+					"instances": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Instances is how many instances of the role the spec asks for: roles[].instances in each of spec.replicas groups.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"updated": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Updated counts the instances of the role in groups of the revision being rolled out.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"ready": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Ready counts the instances of the role, in groups of that revision, whose pods are ready and which serve their role (RoleReady).",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"linked": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Linked counts the instances of the role, in groups of that revision, that report every peer they were told of linked.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+				Required: []string{"name"},
+			},
+		},
+	}
+}
+
 func schema_deployer_apis_infer_v1alpha1_InferServer(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -18928,6 +18980,28 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 							},
 						},
 					},
+					"roles": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Roles is the state of each role of a Prefill/Decode server, counted over the groups of the revision being rolled out.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.InferRoleStatus{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 					"router": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Router is the state of the router, when spec.router is set.",
@@ -18944,7 +19018,7 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName(), v1alpha1.RouterStatus{}.OpenAPIModelName()},
+			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.InferRoleStatus{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName(), v1alpha1.RouterStatus{}.OpenAPIModelName()},
 	}
 }
 

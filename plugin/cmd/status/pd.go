@@ -89,31 +89,24 @@ func memberLinked(m v1alpha1.GroupMemberStatus) bool {
 	return m.Peers > 0 && m.LinkedPeers == m.Peers
 }
 
-// describeRoles renders the Roles section: each role's shape and how many
-// of its members, across the groups, serve their role and are linked.
+// describeRoles renders the Roles section: each role's shape and, from
+// status.roles, how many of its instances in groups of the revision being
+// rolled out are updated, serve their role and are linked.
 func describeRoles(out io.Writer, s *v1alpha1.InferServer) {
 	fmt.Fprintln(out, "Roles:")
 	w := printing.NewTabWriter(out)
-	w.Row("  ROLE", "INSTANCES/GROUP", "NODES/INSTANCE", "NPUS/POD", "ROLE READY", "LINKED")
+	w.Row("  ROLE", "INSTANCES/GROUP", "NODES/INSTANCE", "NPUS/POD", "UPDATED", "ROLE READY", "LINKED")
 	for _, r := range orderedRoles(s) {
-		var ready, linked int
-		for _, g := range s.Status.Instances {
-			for _, m := range g.Members {
-				if m.Role != r.Name {
-					continue
-				}
-				if m.RoleStatus == roleStatusReady {
-					ready++
-				}
-				if memberLinked(m) {
-					linked++
-				}
+		var st v1alpha1.InferRoleStatus
+		for _, rs := range s.Status.Roles {
+			if rs.Name == r.Name {
+				st = rs
 			}
 		}
 		want := int32Value(r.Instances) * int32Value(s.Spec.Replicas)
 		res := roleResources(s, r)
 		w.Row("  "+string(r.Name), int32Value(r.Instances), roleNodes(s, r), fmt.Sprintf("%d x %s", int32Value(res.NPU.Count), res.NPU.Type),
-			fmt.Sprintf("%d/%d", ready, want), fmt.Sprintf("%d/%d", linked, want))
+			fmt.Sprintf("%d/%d", st.Updated, want), fmt.Sprintf("%d/%d", st.Ready, want), fmt.Sprintf("%d/%d", st.Linked, want))
 	}
 	w.Flush()
 }

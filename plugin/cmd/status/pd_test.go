@@ -19,6 +19,10 @@ func pdStatus(s *v1alpha1.InferServer) {
 	s.Status.ReadyReplicas, s.Status.AvailableReplicas = 1, 1
 	s.Status.CurrentRevision, s.Status.UpdateRevision = "llama-pd-abc", "llama-pd-abc"
 	s.Status.Instances = []v1alpha1.InstanceStatus{fake.PDGroup(s, 0, "llama-pd-abc", true), fake.PDGroup(s, 1, "llama-pd-abc", false)}
+	s.Status.Roles = []v1alpha1.InferRoleStatus{
+		{Name: v1alpha1.RolePrefill, Instances: 2, Updated: 2, Ready: 1, Linked: 1},
+		{Name: v1alpha1.RoleDecode, Instances: 2, Updated: 2, Ready: 1, Linked: 1},
+	}
 }
 
 // TestStatusPrefillDecode checks the Roles, Groups and Members sections of
@@ -32,9 +36,9 @@ func TestStatusPrefillDecode(t *testing.T) {
 		"NPUs: 16 x Ascend910 per group\n",
 		"Rollout: 2/2 updated, 1/2 ready, 1/2 available\n",
 		squash(`Roles:
-  ROLE     INSTANCES/GROUP  NODES/INSTANCE  NPUS/POD       ROLE READY  LINKED
-  prefill  1                1               8 x Ascend910  1/2         1/2
-  decode   1                1               8 x Ascend910  1/2         1/2
+  ROLE     INSTANCES/GROUP  NODES/INSTANCE  NPUS/POD       UPDATED  ROLE READY  LINKED
+  prefill  1                1               8 x Ascend910  2/2      1/2         1/2
+  decode   1                1               8 x Ascend910  2/2      1/2         1/2
 `),
 		squash(`Groups:
   GROUP       READY  REVISION           MESSAGE
@@ -90,9 +94,9 @@ func TestStatusPrefillDecodeShapes(t *testing.T) {
 		"Replicas: 1 group desired, each with 2 prefill instances and 1 decode instance\n",
 		"NPUs: 16 x Ascend910 + 2 x Ascend310P per group\n",
 		"0/1 available, 2 groups exist;",
-		squash(`  ROLE     INSTANCES/GROUP  NODES/INSTANCE  NPUS/POD        ROLE READY  LINKED
-  prefill  2                1               8 x Ascend910   0/2         0/2
-  decode   1                1               2 x Ascend310P  0/1         0/1
+		squash(`  ROLE     INSTANCES/GROUP  NODES/INSTANCE  NPUS/POD        UPDATED  ROLE READY  LINKED
+  prefill  2                1               8 x Ascend910   0/2      0/2         0/2
+  decode   1                1               2 x Ascend310P  0/1      0/1         0/1
 `),
 		"  mixed-3 false mixed-new 3 of 3 pods ready\n",
 		"  mixed-3 <none>\n",
@@ -106,7 +110,7 @@ func TestStatusPrefillDecodeShapes(t *testing.T) {
 	// No group yet.
 	f = fake.New(t, NewCmdStatus, fake.InferServer("default", "new-pd", fake.PD))
 	out = squash(f.MustRun(t, "", "status", "new-pd"))
-	if !strings.Contains(out, "Groups:\n  <none>\n") || !strings.Contains(out, "prefill 1 1 8 x Ascend910 0/2 0/2\n") {
+	if !strings.Contains(out, "Groups:\n  <none>\n") || !strings.Contains(out, "prefill 1 1 8 x Ascend910 0/2 0/2 0/2\n") {
 		t.Errorf("status of a PD server without groups:\n%s", out)
 	}
 }

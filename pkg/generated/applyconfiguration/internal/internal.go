@@ -1533,6 +1533,25 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: serverConfig
       type:
         namedType: io.mindie.deployer.apis.infer.v1alpha1.ServerConfigSource
+- name: io.mindie.deployer.apis.infer.v1alpha1.InferRoleStatus
+  map:
+    fields:
+    - name: instances
+      type:
+        scalar: numeric
+    - name: linked
+      type:
+        scalar: numeric
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: ready
+      type:
+        scalar: numeric
+    - name: updated
+      type:
+        scalar: numeric
 - name: io.mindie.deployer.apis.infer.v1alpha1.InferServer
   map:
     fields:
@@ -1736,6 +1755,14 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: replicas
       type:
         scalar: numeric
+    - name: roles
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.InferRoleStatus
+          elementRelationship: associative
+          keys:
+          - name
     - name: router
       type:
         namedType: io.mindie.deployer.apis.infer.v1alpha1.RouterStatus

@@ -56,6 +56,9 @@ type InferServerStatusApplyConfiguration struct {
 	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 	// Instances lists every instance and its pods.
 	Instances []InstanceStatusApplyConfiguration `json:"instances,omitempty"`
+	// Roles is the state of each role of a Prefill/Decode server, counted
+	// over the groups of the revision being rolled out.
+	Roles []InferRoleStatusApplyConfiguration `json:"roles,omitempty"`
 	// Router is the state of the router, when spec.router is set.
 	Router *RouterStatusApplyConfiguration `json:"router,omitempty"`
 	// Model is what the servers report from GET /info on the management port.
@@ -170,6 +173,19 @@ func (b *InferServerStatusApplyConfiguration) WithInstances(values ...*InstanceS
 			panic("nil value passed to WithInstances")
 		}
 		b.Instances = append(b.Instances, *values[i])
+	}
+	return b
+}
+
+// WithRoles adds the given value to the Roles field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Roles field.
+func (b *InferServerStatusApplyConfiguration) WithRoles(values ...*InferRoleStatusApplyConfiguration) *InferServerStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithRoles")
+		}
+		b.Roles = append(b.Roles, *values[i])
 	}
 	return b
 }
