@@ -409,10 +409,10 @@ func serverAt(st *syncState, name string) (*v1alpha1.InferServer, error) {
 	return nil, fmt.Errorf("revision %s is gone", name)
 }
 
-// deleteInstance deletes an instance's pods and its ranktable (a PD
-// group's: its members' ranktables).
-func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer, in *instance) error {
-	for _, p := range in.present() {
+// deletePods deletes the pods not being deleted yet, each only if it is
+// still the pod observed (its UID).
+func (c *Controller) deletePods(ctx context.Context, s *v1alpha1.InferServer, pods []*corev1.Pod) error {
+	for _, p := range pods {
 		if p.DeletionTimestamp != nil {
 			continue
 		}
@@ -421,6 +421,15 @@ func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer
 			c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedDelete, "Deleting pod %s: %v", p.Name, err)
 			return fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
+	}
+	return nil
+}
+
+// deleteInstance deletes an instance's pods and its ranktable (a PD
+// group's: its members' ranktables).
+func (c *Controller) deleteInstance(ctx context.Context, s *v1alpha1.InferServer, in *instance) error {
+	if err := c.deletePods(ctx, s, in.present()); err != nil {
+		return err
 	}
 	if isPD(s) {
 		return c.deleteMemberRanktables(ctx, s, in)

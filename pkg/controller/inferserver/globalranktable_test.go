@@ -1,11 +1,8 @@
 package inferserver
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -345,42 +342,7 @@ func TestGlobalRanktableFormat(t *testing.T) {
 // the v2 bodies the controller posts are ones the simulator takes, and the
 // group gets ready on /v2/status.
 func TestPDMultiNodeRolesLinkWithTheSimulator(t *testing.T) {
-	ips := []string{"127.0.0.1", "127.0.0.2"}
-	var mgmt []net.Listener
-	for range 20 {
-		mgmt = nil
-		first, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mgmt = append(mgmt, first)
-		if ln, err := net.Listen("tcp", net.JoinHostPort(ips[1], strconv.Itoa(first.Addr().(*net.TCPAddr).Port))); err == nil {
-			mgmt = append(mgmt, ln)
-			break
-		}
-		first.Close()
-	}
-	if len(mgmt) != 2 {
-		t.Fatal("no port free on both loopback addresses")
-	}
-	port := int32(mgmt[0].Addr().(*net.TCPAddr).Port)
-	cfg := mindie.Config{LoadTime: mindie.NoDelay, RoleSwitchTime: mindie.NoDelay, LinkTime: mindie.NoDelay}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	sims := map[string]*mindie.Server{}
-	for i, ip := range ips {
-		srv, err := mindie.New(cfg, mindie.WithLogWriter(io.Discard))
-		if err != nil {
-			t.Fatal(err)
-		}
-		inf, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = srv.ServeListeners(ctx, inf, mgmt[i]) }()
-		<-srv.Listening()
-		sims[ip] = srv
-	}
+	ips, sims, port := startSimulators(t)
 
 	f := newFixture(t, multiNodePD(1, func(s *v1alpha1.InferServer) { s.Spec.Ports.Management = ptr.To(port) }))
 	f.sync("llama")

@@ -429,13 +429,17 @@ func TestPDRolesAssigned(t *testing.T) {
 	}
 }
 
-func TestPDRolloutReplacesWholeGroups(t *testing.T) {
-	fm := newFakeManagement(t, 12)
+// linkedPD is a fixture with a 2-group 1P1D server "llama" rolled out with
+// the bounds maxSurge and maxUnavailable, both groups linked through fake
+// management ports on that many loopback addresses.
+func linkedPD(t *testing.T, addresses int, maxSurge, maxUnavailable int32) (*fixture, *fakeManagement) {
+	t.Helper()
+	fm := newFakeManagement(t, addresses)
 	fm.setLinked(true)
 	f := newFixture(t, pdServer("llama", 2, 1, 1, func(s *v1alpha1.InferServer) {
 		s.Spec.Ports.Management = ptr.To(fm.port)
 		s.Spec.Strategy.RollingUpdate = &v1alpha1.RollingUpdateInferServer{
-			MaxSurge: ptr.To(intstr.FromInt32(0)), MaxUnavailable: ptr.To(intstr.FromInt32(1))}
+			MaxSurge: ptr.To(intstr.FromInt32(maxSurge)), MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable))}
 	}))
 	f.sync("llama")
 	f.readyPD(fm, "llama")
@@ -443,6 +447,11 @@ func TestPDRolloutReplacesWholeGroups(t *testing.T) {
 	if s := f.server("llama"); s.Status.ReadyReplicas != 2 {
 		t.Fatalf("status %+v", s.Status)
 	}
+	return f, fm
+}
+
+func TestPDRolloutReplacesWholeGroups(t *testing.T) {
+	f, fm := linkedPD(t, 12, 0, 1)
 	f.update("llama", func(s *v1alpha1.InferServer) { s.Spec.Image = "mindie:v2" })
 	f.rollPD(fm, "llama", 2)
 	for _, p := range f.pods() {
@@ -522,42 +531,7 @@ func (f *fixture) rollPD(fm *fakeManagement, name string, perGroup int) {
 // waits for the group to be ready: the body the controller posts is one
 // the simulator takes, and its /v1/status is read as MindIE's.
 func TestPDRolesLinkWithTheSimulator(t *testing.T) {
-	ips := []string{"127.0.0.1", "127.0.0.2"}
-	var mgmt []net.Listener
-	for range 20 {
-		mgmt = nil
-		first, err := net.Listen("tcp", ips[0]+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		mgmt = append(mgmt, first)
-		if ln, err := net.Listen("tcp", net.JoinHostPort(ips[1], strconv.Itoa(first.Addr().(*net.TCPAddr).Port))); err == nil {
-			mgmt = append(mgmt, ln)
-			break
-		}
-		first.Close()
-	}
-	if len(mgmt) != 2 {
-		t.Fatal("no port free on both loopback addresses")
-	}
-	port := int32(mgmt[0].Addr().(*net.TCPAddr).Port)
-	cfg := mindie.Config{LoadTime: mindie.NoDelay, RoleSwitchTime: mindie.NoDelay, LinkTime: mindie.NoDelay}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	sims := map[string]*mindie.Server{}
-	for i, ip := range ips {
-		srv, err := mindie.New(cfg, mindie.WithLogWriter(io.Discard))
-		if err != nil {
-			t.Fatal(err)
-		}
-		inf, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = srv.ServeListeners(ctx, inf, mgmt[i]) }()
-		<-srv.Listening()
-		sims[ip] = srv
-	}
+	ips, sims, port := startSimulators(t)
 
 	f := newFixture(t, pdServer("llama", 1, 1, 1, func(s *v1alpha1.InferServer) { s.Spec.Ports.Management = ptr.To(port) }))
 	f.sync("llama")
@@ -629,4 +603,49 @@ func TestRoleTargetsOverTLS(t *testing.T) {
 	if ts[1].pod != "llama-1-d0" || ts[1].role != v1alpha1.RoleDecode || len(ts[1].peers) != 1 || ts[1].peers[0] != 16 {
 		t.Errorf("decode target %+v", ts[1])
 	}
+}
+
+// startSimulators runs a MindIE simulator on 127.0.0.1 and one on
+// 127.0.0.2, their management ports on one port number (as pods of one
+// container port), roles and links taking no time. It returns the
+// addresses, the simulators by address and the management port.
+func startSimulators(t *testing.T) ([]string, map[string]*mindie.Server, int32) {
+	t.Helper()
+	ips := []string{"127.0.0.1", "127.0.0.2"}
+	var mgmt []net.Listener
+	for range 20 {
+		mgmt = nil
+		first, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mgmt = append(mgmt, first)
+		if ln, err := net.Listen("tcp", net.JoinHostPort(ips[1], strconv.Itoa(first.Addr().(*net.TCPAddr).Port))); err == nil {
+			mgmt = append(mgmt, ln)
+			break
+		}
+		first.Close()
+	}
+	if len(mgmt) != 2 {
+		t.Fatal("no port free on both loopback addresses")
+	}
+	port := int32(mgmt[0].Addr().(*net.TCPAddr).Port)
+	cfg := mindie.Config{LoadTime: mindie.NoDelay, RoleSwitchTime: mindie.NoDelay, LinkTime: mindie.NoDelay}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	sims := map[string]*mindie.Server{}
+	for i, ip := range ips {
+		srv, err := mindie.New(cfg, mindie.WithLogWriter(io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inf, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.ServeListeners(ctx, inf, mgmt[i]) }()
+		<-srv.Listening()
+		sims[ip] = srv
+	}
+	return ips, sims, port
 }

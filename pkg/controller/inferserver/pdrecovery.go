@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 )
@@ -36,15 +34,8 @@ func (c *Controller) recreateMembers(ctx context.Context, st *syncState, in *ins
 			c.track.setRecreating(key, mk, f.why)
 			st.membersRecreated = append(st.membersRecreated, in.name)
 		}
-		for _, p := range in.memberPods(f.member) {
-			if p.DeletionTimestamp != nil {
-				continue
-			}
-			err := c.kube.CoreV1().Pods(s.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
-			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedDelete, "Deleting pod %s: %v", p.Name, err)
-				return fmt.Errorf("delete pod %s: %w", p.Name, err)
-			}
+		if err := c.deletePods(ctx, s, in.memberPods(f.member)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -7,8 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
@@ -38,16 +36,7 @@ func (f *fixture) addNode(name string) {
 func TestSurgeThatDoesNotFitRollsInPlace(t *testing.T) {
 	for _, spare := range []int{0, 2} {
 		t.Run(map[int]string{0: "full", 2: "room"}[spare], func(t *testing.T) {
-			fm := newFakeManagement(t, 5)
-			fm.setLinked(true)
-			f := newFixture(t, pdServer("llama", 2, 1, 1, func(s *v1alpha1.InferServer) {
-				s.Spec.Ports.Management = ptr.To(fm.port)
-				s.Spec.Strategy.RollingUpdate = &v1alpha1.RollingUpdateInferServer{
-					MaxSurge: ptr.To(intstr.FromInt32(1)), MaxUnavailable: ptr.To(intstr.FromInt32(1))}
-			}))
-			f.sync("llama")
-			f.readyPD(fm, "llama")
-			f.sync("llama")
+			f, _ := linkedPD(t, 5, 1, 1)
 			for _, p := range f.pods() {
 				f.addNode(p.Spec.NodeName)
 			}

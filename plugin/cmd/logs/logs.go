@@ -114,6 +114,12 @@ func roleNames() []string {
 
 // completeGroups completes --group with the groups of the InferServer's pods.
 func (o *logsOptions) completeGroups(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return o.completeFromPods(args, groupsOf)
+}
+
+// completeFromPods completes a flag with what of lists from the pods of
+// the InferServer named in args.
+func (o *logsOptions) completeFromPods(args []string, of func([]corev1.Pod) []string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	if len(args) != 1 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -127,7 +133,7 @@ func (o *logsOptions) completeGroups(_ *cobra.Command, args []string, _ string) 
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	return groupsOf(pods), cobra.ShellCompDirectiveNoFileComp
+	return of(pods), cobra.ShellCompDirectiveNoFileComp
 }
 
 // groupsOf are the groups of Prefill/Decode pods, in numeric order.
@@ -187,28 +193,17 @@ func (o *logsOptions) roleSelector(set labels.Set) {
 
 // completeInstances completes --instance with the instances of the InferServer.
 func (o *logsOptions) completeInstances(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	if len(args) != 1 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), completion.Timeout)
-	defer cancel()
-	ns, _, err := o.Namespace()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	pods, err := o.pods(ctx, ns, args[0])
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	seen := map[string]bool{}
-	var out []cobra.Completion
-	for _, p := range pods {
-		if in := instanceOf(&p); !seen[in] {
-			seen[in] = true
-			out = append(out, in)
+	return o.completeFromPods(args, func(pods []corev1.Pod) []string {
+		seen := map[string]bool{}
+		var out []string
+		for _, p := range pods {
+			if in := instanceOf(&p); !seen[in] {
+				seen[in] = true
+				out = append(out, in)
+			}
 		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+		return out
+	})
 }
 
 // instanceOf is the instance of a pod: its label, or its own name for a
