@@ -49,6 +49,18 @@ func waitPD(t *testing.T, ns, name string, groups int32) *v1alpha1.InferServer {
 	return s
 }
 
+// readyRouter is the address of a ready router pod of s.
+func readyRouter(t *testing.T, s *v1alpha1.InferServer) string {
+	t.Helper()
+	for _, p := range s.Status.Router.Pods {
+		if p.Ready {
+			return net.JoinHostPort(p.PodIP, "1025")
+		}
+	}
+	t.Fatalf("no router pod of %s is ready: %+v", s.Name, s.Status.Router)
+	return ""
+}
+
 // memberPod returns the serving pod of the group's member of role.
 func memberPod(t *testing.T, s *v1alpha1.InferServer, group int, role v1alpha1.RoleName) v1alpha1.InstancePodStatus {
 	t.Helper()
@@ -140,13 +152,7 @@ func TestPrefillDecode(t *testing.T) {
 	before := decodeTokens(t, decode.PodIP)
 	checkGlobalRanktable(t, name, prefill, decode, 1)
 
-	var routerIP string
-	for _, p := range s.Status.Router.Pods {
-		if p.Ready {
-			routerIP = p.PodIP
-		}
-	}
-	addr := net.JoinHostPort(routerIP, "1025")
+	addr := readyRouter(t, s)
 	client, _ := routerClient(t, addr)
 	for _, stream := range []bool{false, true} {
 		body := fmt.Sprintf(`{"model":"llama3-8b-sim","messages":[{"role":"user","content":"What is prefill/decode disaggregation?"}],"max_tokens":12,"stream":%t}`, stream)
@@ -226,11 +232,7 @@ func TestPrefillDecode(t *testing.T) {
 	if ev := mustKubectl(t, "", "-n", routerNS, "get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={.items[*].message}"); !strings.Contains(ev, "Recreating member d0 (decode) of group "+name+"-0") {
 		t.Errorf("no event of the decode member recreated: %s", ev)
 	}
-	for _, p := range typedServer(t, routerNS, name).Status.Router.Pods {
-		if p.Ready {
-			addr = net.JoinHostPort(p.PodIP, "1025")
-		}
-	}
+	addr = readyRouter(t, typedServer(t, routerNS, name))
 	client, _ = routerClient(t, addr)
 	eventually(t, time.Minute, time.Second, "the group serving again", func() (bool, string) {
 		code, served, body, err := routerChat(client, "https://"+addr, token, "Are you back?")
@@ -364,13 +366,7 @@ func TestPrefillDecodeCrossNode(t *testing.T) {
 	prefill, decode := memberPod(t, s, 0, v1alpha1.RolePrefill), memberPod(t, s, 0, v1alpha1.RoleDecode)
 	checkGlobalRanktable(t, name, prefill, decode, 8)
 
-	var routerIP string
-	for _, p := range s.Status.Router.Pods {
-		if p.Ready {
-			routerIP = p.PodIP
-		}
-	}
-	addr := net.JoinHostPort(routerIP, "1025")
+	addr := readyRouter(t, s)
 	client, _ := routerClient(t, addr)
 	chat := func(what string) {
 		t.Helper()

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -347,21 +346,7 @@ func TestPDMultiNodeRolesLinkWithTheSimulator(t *testing.T) {
 	f := newFixture(t, multiNodePD(1, func(s *v1alpha1.InferServer) { s.Spec.Ports.Management = ptr.To(port) }))
 	f.sync("llama")
 	podIP := map[string]string{"llama-0-p0-0": ips[0], "llama-0-p0-1": "127.0.0.3", "llama-0-d0": ips[1]}
-	for name, ip := range podIP {
-		f.editPod(name, func(p *corev1.Pod) {
-			runPod(p)
-			p.Status.PodIP = ip
-		})
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for f.server("llama").Status.ReadyReplicas != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("group not linked: %+v", f.server("llama").Status.Instances)
-		}
-		f.sync("llama")
-		f.c.pdRoles.step(f.ctx, "ns/llama")
-		time.Sleep(50 * time.Millisecond)
-	}
+	f.linkOnSimulators(podIP)
 	p, d := sims[ips[0]].Stats(), sims[ips[1]].Stats()
 	if p.Role != mindie.RolePrefill || d.Role != mindie.RoleDecode || len(p.Peers) != 1 || p.Peers[0].Target != 1 ||
 		len(d.Peers) != 1 || d.Peers[0].Target != 0 || d.Peers[0].Link != mindie.LinkOK {

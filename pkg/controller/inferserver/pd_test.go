@@ -554,21 +554,7 @@ func TestPDRolesLinkWithTheSimulator(t *testing.T) {
 	}
 	probeAll("without a role")
 	podIP := map[string]string{"llama-0-p0": ips[0], "llama-0-d0": ips[1]}
-	for name, ip := range podIP {
-		f.editPod(name, func(p *corev1.Pod) {
-			runPod(p)
-			p.Status.PodIP = ip
-		})
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for f.server("llama").Status.ReadyReplicas != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("group not linked: %+v", f.server("llama").Status.Instances)
-		}
-		f.sync("llama")
-		f.c.pdRoles.step(f.ctx, "ns/llama")
-		time.Sleep(50 * time.Millisecond)
-	}
+	f.linkOnSimulators(podIP)
 	probeAll("with roles")
 	p, d := sims[ips[0]].Stats(), sims[ips[1]].Stats()
 	if p.Role != mindie.RolePrefill || d.Role != mindie.RoleDecode || len(p.Peers) != 1 || p.Peers[0].Target != 1 ||
@@ -648,4 +634,26 @@ func startSimulators(t *testing.T) ([]string, map[string]*mindie.Server, int32) 
 		sims[ip] = srv
 	}
 	return ips, sims, port
+}
+
+// linkOnSimulators runs the pods of server "llama" on the given addresses
+// (the simulators' of startSimulators) and syncs and assigns roles until
+// its group is ready.
+func (f *fixture) linkOnSimulators(podIP map[string]string) {
+	f.t.Helper()
+	for name, ip := range podIP {
+		f.editPod(name, func(p *corev1.Pod) {
+			runPod(p)
+			p.Status.PodIP = ip
+		})
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for f.server("llama").Status.ReadyReplicas != 1 {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("group not linked: %+v", f.server("llama").Status.Instances)
+		}
+		f.sync("llama")
+		f.c.pdRoles.step(f.ctx, "ns/llama")
+		time.Sleep(50 * time.Millisecond)
+	}
 }
