@@ -41,6 +41,7 @@ import (
 
 	"mindie.io/deployer/pkg/router"
 	"mindie.io/deployer/pkg/simulator/mindie"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -135,9 +136,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	began := time.Now()
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "pdbench %6.1fs: %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
-	}
+	logf := measure.Logger("pdbench", began)
 	shape := traceShape
 	shape.Seed, shape.Requests = *seed, *requests
 	t, err := GenerateTrace(shape)
@@ -151,7 +150,7 @@ func main() {
 		Run: results.RouterRun{
 			Command: strings.TrimSpace("go run ./test/bench/pdbench " + strings.Join(os.Args[1:], " ")),
 			Go:      runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-			CPU:     cpuModel(),
+			CPU:     measure.CPUModel(),
 			CPUs:    runtime.GOMAXPROCS(0),
 			Note:    *note,
 		},
@@ -178,7 +177,7 @@ func main() {
 		res.Runs = append(res.Runs, run)
 	}
 	res.Run.Date = time.Now().UTC().Format(time.RFC3339)
-	res.Run.WallSeconds = round(time.Since(began).Seconds(), 1)
+	res.Run.WallSeconds = measure.Round(time.Since(began).Seconds(), 1)
 	if err := res.Save(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "pdbench:", err)
 		os.Exit(1)
@@ -212,11 +211,11 @@ func simConfig(scale float64) mindie.Config {
 // divided by the scale again.
 func simSetup(sim mindie.Config, scale float64) results.PDSimulator {
 	full := sim.WithDefaults()
-	micros := func(d time.Duration) float64 { return round(float64(d)/float64(time.Microsecond)/scale, 2) }
+	micros := func(d time.Duration) float64 { return measure.Round(float64(d)/float64(time.Microsecond)/scale, 2) }
 	return results.PDSimulator{
 		TimeScale:                scale,
 		PrefillPerTokenMicros:    micros(full.PrefillPerToken),
-		DecodePerTokenMs:         round(micros(full.DecodePerToken)/1000, 3),
+		DecodePerTokenMs:         measure.Round(micros(full.DecodePerToken)/1000, 3),
 		DecodePerBatchedMicros:   micros(full.DecodePerBatchedRequest),
 		KVTransferPerTokenMicros: micros(full.KVTransferPerToken),
 		BlockSize:                full.BlockSize,
@@ -233,18 +232,4 @@ func layoutNames() string {
 		names[i] = l.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-// cpuModel is the model name of /proc/cpuinfo.
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if name, ok := strings.CutPrefix(line, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
-		}
-	}
-	return "unknown"
 }

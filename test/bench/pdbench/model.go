@@ -7,6 +7,8 @@ package main
 
 import (
 	"time"
+
+	"mindie.io/deployer/test/bench/measure"
 )
 
 // prediction is what the replay predicts for one layout, in the model's
@@ -40,14 +42,14 @@ func predictTTFT(t *Trace, servers int, perToken time.Duration) prediction {
 		prefill := time.Duration(r.PromptTokens) * perToken
 		work += prefill
 		free[k] = max(free[k], r.At) + prefill
-		ttfts = append(ttfts, float64(free[k]-r.At)/float64(time.Millisecond))
+		ttfts = append(ttfts, measure.Ms(free[k]-r.At))
 	}
 	p := prediction{
-		ttftP50Ms: round(Percentile(ttfts, 0.5), 1),
-		ttftP90Ms: round(Percentile(ttfts, 0.9), 1),
+		ttftP50Ms: measure.Round(measure.Percentile(ttfts, 0.5), 1),
+		ttftP90Ms: measure.Round(measure.Percentile(ttfts, 0.9), 1),
 	}
 	if last := t.Requests[len(t.Requests)-1].At; last > 0 {
-		p.busy = round(float64(work)/float64(last)/float64(servers), 3)
+		p.busy = measure.Round(float64(work)/float64(last)/float64(servers), 3)
 	}
 	return p
 }

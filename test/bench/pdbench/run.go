@@ -22,6 +22,7 @@ import (
 
 	"mindie.io/deployer/pkg/router"
 	"mindie.io/deployer/pkg/simulator/mindie"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -128,12 +129,7 @@ func assignRoles(ctx context.Context, insts []*instance) error {
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.inst.Management+"/v1/role/"+in.inst.Role, bytes.NewReader(data))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
+		resp, err := measure.PostJSON(ctx, client, in.inst.Management+"/v1/role/"+in.inst.Role, data)
 		if err != nil {
 			return fmt.Errorf("role of %s: %w", in.inst.Name, err)
 		}
@@ -228,23 +224,12 @@ func runLayout(ctx context.Context, t *Trace, p runParams) (results.PDRun, error
 	defer stopRun()
 
 	// Sample the instances' queues and batches while the trace runs.
-	sampleDone := make(chan struct{})
-	go func() {
-		defer close(sampleDone)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			for _, in := range insts {
-				st := in.srv.Stats()
-				in.maxWait, in.maxRun = max(in.maxWait, st.Waiting), max(in.maxRun, st.Running)
-			}
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-			}
+	sampleDone := measure.Sample(runCtx, 100*time.Millisecond, func() {
+		for _, in := range insts {
+			st := in.srv.Stats()
+			in.maxWait, in.maxRun = max(in.maxWait, st.Waiting), max(in.maxRun, st.Running)
 		}
-	}()
+	})
 
 	client := &http.Client{Transport: &http.Transport{
 		Proxy: nil, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
@@ -307,12 +292,7 @@ func streamChat(ctx context.Context, client *http.Client, url, model, content st
 		"messages":       []map[string]string{{"role": "user", "content": content}},
 	})
 	o := outcome{sent: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return o
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := measure.PostJSON(ctx, client, url+"/v1/chat/completions", body)
 	if err != nil {
 		return o
 	}

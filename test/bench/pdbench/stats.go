@@ -4,10 +4,9 @@ package main
 // figures: TTFT and TPOT percentiles, output tokens/s, failures.
 
 import (
-	"math"
-	"slices"
 	"time"
 
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -39,39 +38,19 @@ func (o *outcome) tpot() (time.Duration, bool) {
 	return o.last.Sub(o.first) / time.Duration(o.tokens-1), true
 }
 
-// Percentile returns the q-quantile (0 < q ≤ 1) of xs by the nearest-rank
-// method: the smallest value with at least q of the values at or below it.
-// It returns 0 for no values.
-func Percentile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	rank := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[min(max(rank, 0), len(s)-1)]
-}
-
-// round rounds v to the given number of decimals, so that the results
-// file does not pretend to a precision the measurement lacks.
-func round(v float64, decimals int) float64 {
-	p := math.Pow(10, float64(decimals))
-	return math.Round(v*p) / p
-}
-
 // summarize fills in run's request, token, latency and throughput figures
 // from the outcomes of its requests. scale is the run's time scale: wall
 // durations are divided by it, so the figures are the model's. A request
 // is interrupted when it waited more than interruptGap (model time)
 // between two of its tokens.
 func summarize(run *results.PDRun, outcomes []outcome, scale float64, interruptGap time.Duration) {
-	model := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / scale }
+	model := func(d time.Duration) float64 { return measure.Ms(d) / scale }
 	run.Requests = len(outcomes)
 	run.Failed, run.PromptTokens, run.CompletionTokens = 0, 0, 0
 	var ttfts, tpots []float64
 	var maxGap time.Duration
 	var firstSent, lastEnd time.Time
-	interrupted, gapMs := 0, float64(interruptGap)/float64(time.Millisecond)
+	interrupted, gapMs := 0, measure.Ms(interruptGap)
 	for i := range outcomes {
 		o := &outcomes[i]
 		if firstSent.IsZero() || o.sent.Before(firstSent) {
@@ -95,22 +74,22 @@ func summarize(run *results.PDRun, outcomes []outcome, scale float64, interruptG
 			lastEnd = o.end
 		}
 	}
-	run.TTFTP50Ms = round(Percentile(ttfts, 0.5), 1)
-	run.TTFTP90Ms = round(Percentile(ttfts, 0.9), 1)
-	run.TTFTP99Ms = round(Percentile(ttfts, 0.99), 1)
-	run.TPOTP50Ms = round(Percentile(tpots, 0.5), 2)
-	run.TPOTP90Ms = round(Percentile(tpots, 0.9), 2)
-	run.TPOTP99Ms = round(Percentile(tpots, 0.99), 2)
+	run.TTFTP50Ms = measure.Round(measure.Percentile(ttfts, 0.5), 1)
+	run.TTFTP90Ms = measure.Round(measure.Percentile(ttfts, 0.9), 1)
+	run.TTFTP99Ms = measure.Round(measure.Percentile(ttfts, 0.99), 1)
+	run.TPOTP50Ms = measure.Round(measure.Percentile(tpots, 0.5), 2)
+	run.TPOTP90Ms = measure.Round(measure.Percentile(tpots, 0.9), 2)
+	run.TPOTP99Ms = measure.Round(measure.Percentile(tpots, 0.99), 2)
 	run.TPOTRequests = len(tpots)
-	run.MaxGapMs = round(model(maxGap), 1)
-	run.InterruptGapMs = round(gapMs, 1)
+	run.MaxGapMs = measure.Round(model(maxGap), 1)
+	run.InterruptGapMs = measure.Round(gapMs, 1)
 	run.InterruptedShare = 0
 	if len(ttfts) > 0 {
-		run.InterruptedShare = round(float64(interrupted)/float64(len(ttfts)), 3)
+		run.InterruptedShare = measure.Round(float64(interrupted)/float64(len(ttfts)), 3)
 	}
 	run.Seconds, run.OutputTokensPerSecond = 0, 0
 	if s := lastEnd.Sub(firstSent).Seconds() / scale; !lastEnd.IsZero() && s > 0 {
-		run.Seconds = round(s, 2)
-		run.OutputTokensPerSecond = round(float64(run.CompletionTokens)/s, 1)
+		run.Seconds = measure.Round(s, 2)
+		run.OutputTokensPerSecond = measure.Round(float64(run.CompletionTokens)/s, 1)
 	}
 }

@@ -7,21 +7,6 @@ import (
 	"mindie.io/deployer/test/bench/results"
 )
 
-func TestPercentile(t *testing.T) {
-	xs := []float64{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
-	for _, c := range []struct{ q, want float64 }{{0.5, 5}, {0.9, 9}, {0.99, 10}, {1, 10}, {0.01, 1}} {
-		if got := Percentile(xs, c.q); got != c.want {
-			t.Errorf("p%g = %g, want %g", c.q*100, got, c.want)
-		}
-	}
-	if xs[0] != 5 {
-		t.Error("Percentile sorted its argument")
-	}
-	if Percentile(nil, 0.5) != 0 {
-		t.Error("the percentile of nothing is not 0")
-	}
-}
-
 // answered is an outcome sent at t0+sent whose n tokens arrive from
 // t0+first, one every gap.
 func answered(t0 time.Time, sent, first, gap time.Duration, n int) outcome {

@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"mindie.io/deployer/pkg/simulator/mindie"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -35,18 +35,6 @@ type Trace struct {
 	Shape    results.PDTrace
 	Requests []Request
 }
-
-// syllables make the words of the prompts: two each, letters only, so
-// that every word is one simulator token.
-var syllables = func() []string {
-	var out []string
-	for _, c := range "bdfgklmnprstvz" {
-		for _, v := range "aeiou" {
-			out = append(out, string(c)+string(v))
-		}
-	}
-	return out
-}()
 
 // GenerateTrace generates shape.Requests requests: exponential gaps of
 // mean 1/RatePerSecond, each prompt of PromptTokensMin–PromptTokensMax
@@ -71,14 +59,7 @@ func GenerateTrace(shape results.PDTrace) (*Trace, error) {
 	for i := range shape.Requests {
 		at += time.Duration(rng.ExpFloat64() / shape.RatePerSecond * float64(time.Second))
 		n := shape.PromptTokensMin + rng.IntN(shape.PromptTokensMax-shape.PromptTokensMin+1)
-		var b strings.Builder
-		fmt.Fprintf(&b, "request%d", i)
-		for range n - chatOverhead - 1 {
-			b.WriteByte(' ')
-			b.WriteString(syllables[rng.IntN(len(syllables))])
-			b.WriteString(syllables[rng.IntN(len(syllables))])
-		}
-		content := b.String()
+		content := fmt.Sprintf("request%d %s", i, measure.Words(rng, n-chatOverhead-1))
 		tokens := len(mindie.Tokenize("user: " + content + "\n"))
 		t.Requests = append(t.Requests, Request{At: at, Content: content, PromptTokens: tokens})
 		t.Shape.PromptTokens += int64(tokens)

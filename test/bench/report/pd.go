@@ -49,12 +49,7 @@ func renderPD(r *results.PD) string {
 		"**Every figure of this section is *simulated*: it comes from the MindIE Server simulator's timing model** ([simulator.md](simulator.md)), " +
 		"not from MindIE on an NPU. It shows what taking the prefills off the instances that decode does under that model, " +
 		"not how fast a real deployment is.\n\n")
-	p("- Date: %s; wall time of the whole run %s\n", orDash(r.Run.Date), secs(r.Run.WallSeconds))
-	p("- Go: %s; CPU: %s, %d CPUs, shared by the client, the router and the simulators (one process)\n", orDash(r.Run.Go), orDash(r.Run.CPU), r.Run.CPUs)
-	p("- Command: `%s`\n", r.Run.Command)
-	if r.Run.Note != "" {
-		p("- Note: %s\n", r.Run.Note)
-	}
+	renderRun(p, r.Run, "the client, the router and the simulators")
 
 	p("\n### Goals\n\n| goal | figure | goal and verdict | source |\n|---|--:|---|---|\n")
 	for _, g := range r.Summary.Goals {

@@ -72,6 +72,18 @@ func kib(bytes int) string {
 	return fmt.Sprintf("%d B", bytes)
 }
 
+// renderRun renders the run of a benchmark program (routerbench,
+// pdbench): its date and wall time, Go and the CPUs that sharedBy shared
+// in one process, its command and note.
+func renderRun(p func(string, ...any), run results.RouterRun, sharedBy string) {
+	p("- Date: %s; wall time of the whole run %s\n", orDash(run.Date), secs(run.WallSeconds))
+	p("- Go: %s; CPU: %s, %d CPUs, shared by %s (one process)\n", orDash(run.Go), orDash(run.CPU), run.CPUs, sharedBy)
+	p("- Command: `%s`\n", run.Command)
+	if run.Note != "" {
+		p("- Note: %s\n", run.Note)
+	}
+}
+
 // renderRouter returns the "Router" section of docs/benchmarks.md.
 func renderRouter(r *results.Router) string {
 	var sb strings.Builder
@@ -83,12 +95,7 @@ func renderRouter(r *results.Router) string {
 		"the same backend reached directly, the routing quality against `round_robin` and the oracle. " +
 		"**Figures marked *simulated* come from the MindIE Server simulator** ([simulator.md](simulator.md)), not from MindIE on an NPU: " +
 		"they show what the routing decisions do under the simulator's timing model, not how fast a real instance is.\n\n")
-	p("- Date: %s; wall time of the whole run %s\n", orDash(r.Run.Date), secs(r.Run.WallSeconds))
-	p("- Go: %s; CPU: %s, %d CPUs, shared by the load generator, the router and the backends (one process)\n", orDash(r.Run.Go), orDash(r.Run.CPU), r.Run.CPUs)
-	p("- Command: `%s`\n", r.Run.Command)
-	if r.Run.Note != "" {
-		p("- Note: %s\n", r.Run.Note)
-	}
+	renderRun(p, r.Run, "the load generator, the router and the backends")
 
 	p("\n### Goals\n\n| goal | figure | goal and verdict | source |\n|---|--:|---|---|\n")
 	for _, g := range r.Summary.Goals {

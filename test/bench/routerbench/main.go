@@ -41,6 +41,7 @@ import (
 
 	"mindie.io/deployer/pkg/router"
 	"mindie.io/deployer/pkg/simulator/mindie"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -120,15 +121,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	began := time.Now()
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "routerbench %6.1fs: %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
-	}
+	logf := measure.Logger("routerbench", began)
 	res := &results.Router{
 		Version: results.RouterVersion,
 		Run: results.RouterRun{
 			Command: "go run ./test/bench/routerbench " + strings.Join(os.Args[1:], " "),
 			Go:      runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-			CPU:     cpuModel(),
+			CPU:     measure.CPUModel(),
 			CPUs:    runtime.GOMAXPROCS(0),
 			Note:    *note,
 		},
@@ -145,7 +144,7 @@ func main() {
 		os.Exit(1)
 	}
 	res.Run.Date = time.Now().UTC().Format(time.RFC3339)
-	res.Run.WallSeconds = round(time.Since(began).Seconds(), 1)
+	res.Run.WallSeconds = measure.Round(time.Since(began).Seconds(), 1)
 	if err := res.Save(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "routerbench:", err)
 		os.Exit(1)
@@ -212,7 +211,7 @@ func run(ctx context.Context, res *results.Router, parts string, traces, algorit
 			return fmt.Errorf("trace %s: %w", shape.Name, err)
 		}
 		TraceOracle(t, full.BlockSize)
-		t.Shape.OracleHitRate = round(t.Shape.OracleHitRate, 4)
+		t.Shape.OracleHitRate = measure.Round(t.Shape.OracleHitRate, 4)
 		logf("trace %s: %d requests, %d prompt tokens, oracle hit rate %.3f, planned %.0fs",
 			t.Shape.Name, t.Shape.Requests, t.Shape.PromptTokens, t.Shape.OracleHitRate, t.Shape.PlannedSeconds)
 		tr := results.TraceResult{Shape: t.Shape, WarmupRequests: router.DefaultAffinityHitWindow}
@@ -254,18 +253,4 @@ func setRouterFlags(args []string) error {
 	}
 	routerConfig, routerFlagsText = cfg, strings.Join(args, " ")
 	return nil
-}
-
-// cpuModel is the model name of /proc/cpuinfo.
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if name, ok := strings.CutPrefix(line, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
-		}
-	}
-	return "unknown"
 }

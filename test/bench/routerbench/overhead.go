@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"mindie.io/deployer/pkg/router"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -93,7 +94,7 @@ func chatBody(size int, seed uint64) []byte {
 		if text.Len() > 0 {
 			text.WriteByte(' ')
 		}
-		text.WriteString(words(rng, 1))
+		text.WriteString(measure.Words(rng, 1))
 	}
 	body, _ := json.Marshal(map[string]any{
 		"model":      "echo",
@@ -106,12 +107,7 @@ func chatBody(size int, seed uint64) []byte {
 // post sends one request and reads the whole answer; it reports whether
 // the answer was a 200.
 func post(ctx context.Context, client *http.Client, url string, body []byte) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return false
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := measure.PostJSON(ctx, client, url+"/v1/chat/completions", body)
 	if err != nil {
 		return false
 	}
@@ -153,7 +149,7 @@ func openLoop(ctx context.Context, client *http.Client, url string, body []byte,
 			defer outstanding.Add(-1)
 			good := post(ctx, client, url, body)
 			end := time.Now()
-			lat[i], ok[i] = ms(end.Sub(planned)), good
+			lat[i], ok[i] = measure.Ms(end.Sub(planned)), good
 			mu.Lock()
 			if end.After(last) {
 				last = end
@@ -172,14 +168,14 @@ func openLoop(ctx context.Context, client *http.Client, url string, body []byte,
 	l := results.Latency{
 		Requests:   n,
 		Failed:     n - len(good),
-		P50Ms:      round(Percentile(good, 0.50), 3),
-		P90Ms:      round(Percentile(good, 0.90), 3),
-		P99Ms:      round(Percentile(good, 0.99), 3),
-		MaxMs:      round(Percentile(good, 1), 3),
-		CPUSeconds: round(cpu.Seconds(), 4),
+		P50Ms:      measure.Round(measure.Percentile(good, 0.50), 3),
+		P90Ms:      measure.Round(measure.Percentile(good, 0.90), 3),
+		P99Ms:      measure.Round(measure.Percentile(good, 0.99), 3),
+		MaxMs:      measure.Round(measure.Percentile(good, 1), 3),
+		CPUSeconds: measure.Round(cpu.Seconds(), 4),
 	}
 	if s := last.Sub(start).Seconds(); s > 0 {
-		l.Achieved = round(float64(len(good))/s, 1)
+		l.Achieved = measure.Round(float64(len(good))/s, 1)
 	}
 	return l
 }
@@ -260,8 +256,8 @@ func measureOverhead(ctx context.Context, p overheadParams, algorithm router.Alg
 		var cpuD, cpuR time.Duration
 		c.DirectRate, f1, cpuD = closedLoop(ctx, direct, backend, body, p.Concurrency, cd)
 		c.RoutedRate, f2, cpuR = closedLoop(ctx, viaRouter, routed, body, p.Concurrency, cd)
-		c.DirectRate, c.RoutedRate = round(c.DirectRate, 1), round(c.RoutedRate, 1)
-		c.DirectCPU, c.RoutedCPU, c.Failed = round(cpuD.Seconds(), 4), round(cpuR.Seconds(), 4), f1+f2
+		c.DirectRate, c.RoutedRate = measure.Round(c.DirectRate, 1), measure.Round(c.RoutedRate, 1)
+		c.DirectCPU, c.RoutedCPU, c.Failed = measure.Round(cpuD.Seconds(), 4), measure.Round(cpuR.Seconds(), 4), f1+f2
 		logf("capacity: %d B, %d clients: direct %.0f/s, routed %.0f/s", size, p.Concurrency, c.DirectRate, c.RoutedRate)
 		out.Capacity = append(out.Capacity, c)
 		direct.CloseIdleConnections()

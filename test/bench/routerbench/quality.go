@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"mindie.io/deployer/pkg/router"
 	"mindie.io/deployer/pkg/simulator/mindie"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -77,12 +77,7 @@ func streamChat(ctx context.Context, client *http.Client, url, model string, msg
 	})
 	start := time.Now()
 	o := outcome{sent: start}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/chat/completions", bytes.NewReader(body))
-	if err != nil {
-		return o
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := measure.PostJSON(ctx, client, url+"/v1/chat/completions", body)
 	if err != nil {
 		return o
 	}
@@ -171,22 +166,11 @@ func runTrace(ctx context.Context, t *Trace, p runParams) (results.AlgorithmRun,
 
 	// Sample the instances' queues while the trace runs.
 	maxWaiting := 0
-	sampleDone := make(chan struct{})
-	go func() {
-		defer close(sampleDone)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			for _, s := range sims {
-				maxWaiting = max(maxWaiting, s.Stats().Waiting)
-			}
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-			}
+	sampleDone := measure.Sample(runCtx, 100*time.Millisecond, func() {
+		for _, s := range sims {
+			maxWaiting = max(maxWaiting, s.Stats().Waiting)
 		}
-	}()
+	})
 
 	client := newClient()
 	client.Timeout = 0 // bounded by runCtx
@@ -234,7 +218,7 @@ func runTrace(ctx context.Context, t *Trace, p runParams) (results.AlgorithmRun,
 			run.Failed++
 			continue
 		}
-		ttfts = append(ttfts, ms(o.ttft))
+		ttfts = append(ttfts, measure.Ms(o.ttft))
 		run.PromptTokens += o.prompt
 		run.CachedTokens += o.cached
 		run.CompletionTokens += o.completion
@@ -252,20 +236,20 @@ func runTrace(ctx context.Context, t *Trace, p runParams) (results.AlgorithmRun,
 		run.EvictedBlocks += st.EvictedBlocks
 	}
 	if run.PromptTokens > 0 {
-		run.HitRate = round(float64(run.CachedTokens)/float64(run.PromptTokens), 4)
+		run.HitRate = measure.Round(float64(run.CachedTokens)/float64(run.PromptTokens), 4)
 	}
-	run.TTFTP50Ms = round(Percentile(ttfts, 0.5), 1)
-	run.TTFTP90Ms = round(Percentile(ttfts, 0.9), 1)
-	run.TTFTP99Ms = round(Percentile(ttfts, 0.99), 1)
+	run.TTFTP50Ms = measure.Round(measure.Percentile(ttfts, 0.5), 1)
+	run.TTFTP90Ms = measure.Round(measure.Percentile(ttfts, 0.9), 1)
+	run.TTFTP99Ms = measure.Round(measure.Percentile(ttfts, 0.99), 1)
 	// The same after the first warm-up requests sent: what the router does
 	// once its reuse detector's window has filled.
 	slices.SortFunc(outcomes, func(a, b outcome) int { return a.sent.Compare(b.sent) })
 	if len(outcomes) > p.Warmup {
-		run.TTFTP90AfterWarmupMs = round(Percentile(ttftsOf(outcomes[p.Warmup:]), 0.9), 1)
+		run.TTFTP90AfterWarmupMs = measure.Round(measure.Percentile(ttftsOf(outcomes[p.Warmup:]), 0.9), 1)
 	}
 	if s := last.Sub(start).Seconds(); s > 0 {
-		run.Seconds = round(s, 2)
-		run.OutputTokensPerSecond = round(float64(run.CompletionTokens)/s, 1)
+		run.Seconds = measure.Round(s, 2)
+		run.OutputTokensPerSecond = measure.Round(float64(run.CompletionTokens)/s, 1)
 	}
 	return run, nil
 }
@@ -274,7 +258,7 @@ func ttftsOf(os []outcome) []float64 {
 	var out []float64
 	for _, o := range os {
 		if o.ok {
-			out = append(out, ms(o.ttft))
+			out = append(out, measure.Ms(o.ttft))
 		}
 	}
 	return out

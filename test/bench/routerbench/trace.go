@@ -15,33 +15,9 @@ import (
 	"time"
 
 	"mindie.io/deployer/pkg/simulator/mindie"
+	"mindie.io/deployer/test/bench/measure"
 	"mindie.io/deployer/test/bench/results"
 )
-
-// syllables make the trace's words: every word is two of them, letters
-// only, so that the simulator's tokenizer counts one token per word.
-var syllables = func() []string {
-	var out []string
-	for _, c := range "bdfgklmnprstvz" {
-		for _, v := range "aeiou" {
-			out = append(out, string(c)+string(v))
-		}
-	}
-	return out // 70 syllables, 4,900 words
-}()
-
-// words returns n random words separated by spaces: n simulator tokens.
-func words(rng *rand.Rand, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(syllables[rng.IntN(len(syllables))])
-		b.WriteString(syllables[rng.IntN(len(syllables))])
-	}
-	return b.String()
-}
 
 // Message is one chat message of a request.
 type Message struct {
@@ -121,7 +97,7 @@ func GenerateChat(shape results.TraceShape) (*Trace, error) {
 	for g := range systems {
 		// The group's index leads its system prompt, so that no two groups
 		// share even their first block by chance.
-		systems[g] = fmt.Sprintf("group%d %s", g, words(rng, shape.SystemTokens-1))
+		systems[g] = fmt.Sprintf("group%d %s", g, measure.Words(rng, shape.SystemTokens-1))
 	}
 	t := &Trace{Shape: shape}
 	var at time.Duration
@@ -133,8 +109,8 @@ func GenerateChat(shape results.TraceShape) (*Trace, error) {
 			turn := Turn{
 				// The session's id leads its first message, so that two
 				// sessions never share more than their system prompt.
-				User:      fmt.Sprintf("user%d turn%d %s", u, k, words(rng, intRange(rng, shape.UserTokensMin, shape.UserTokensMax)-2)),
-				Answer:    words(rng, answer),
+				User:      fmt.Sprintf("user%d turn%d %s", u, k, measure.Words(rng, intRange(rng, shape.UserTokensMin, shape.UserTokensMax)-2)),
+				Answer:    measure.Words(rng, answer),
 				MaxTokens: answer,
 			}
 			if k > 0 {
@@ -162,8 +138,8 @@ func GenerateNoReuse(shape results.TraceShape) (*Trace, error) {
 		at += exponential(rng, time.Duration(float64(time.Second)/shape.SessionsPerSecond))
 		answer := intRange(rng, shape.AnswerTokensMin, shape.AnswerTokensMax)
 		t.Sessions = append(t.Sessions, Session{ID: u, Group: -1, Start: at, Turns: []Turn{{
-			User:      fmt.Sprintf("request%d %s", u, words(rng, intRange(rng, shape.UserTokensMin, shape.UserTokensMax)-1)),
-			Answer:    words(rng, answer),
+			User:      fmt.Sprintf("request%d %s", u, measure.Words(rng, intRange(rng, shape.UserTokensMin, shape.UserTokensMax)-1)),
+			Answer:    measure.Words(rng, answer),
 			MaxTokens: answer,
 		}}})
 	}
