@@ -164,11 +164,27 @@ type InferServerSpec struct {
 	// Scheduler picks the pod scheduler: "default" or "volcano". Defaults to "default".
 	// +optional
 	Scheduler SchedulerType `json:"scheduler,omitempty"`
-	// FaultRescheduling is what Volcano does with a pod whose NPU fails
-	// (legacy "npu_fault_reschedule"): Grace, Force or Off. Defaults to Grace.
-	// Grace and Force take effect only with scheduler "volcano".
+	// FaultRescheduling is what happens to a pod whose NPU fails with a
+	// fault that needs a move (legacy "npu_fault_reschedule"): Force deletes
+	// it at once, Grace drains it (deleted gracefully, forced after
+	// faultGraceOverTimeSeconds), Off only reports it. Its instance (a
+	// cross-node instance whole, a Prefill/Decode member alone) is made again
+	// on healthy NPUs. With scheduler "volcano" Volcano moves the pods and
+	// the controller only reports. Defaults to Grace.
 	// +optional
 	FaultRescheduling FaultReschedulingPolicy `json:"faultRescheduling,omitempty"`
+	// FaultGraceOverTimeSeconds bounds the drain of a pod moved off a faulty
+	// NPU with faultRescheduling Grace: still there after this long, it is
+	// deleted at once (Volcano's grace-over-time). 2 to 3600. Defaults to
+	// 900. Not part of the instance template: changing it restarts nothing.
+	// +optional
+	FaultGraceOverTimeSeconds *int32 `json:"faultGraceOverTimeSeconds,omitempty"`
+	// NodeLostSeconds is how long a node may be NotReady or unreachable
+	// before the pods on it are deleted at once and their instances made
+	// again elsewhere (Kubernetes alone waits 300 s). 0 to 3600. Defaults
+	// to 60. Not part of the instance template.
+	// +optional
+	NodeLostSeconds *int32 `json:"nodeLostSeconds,omitempty"`
 	// TerminationGracePeriodSeconds is how long a stopping server may drain
 	// (legacy "termination_grace_period_seconds"). 0 to 3600. Defaults to 60.
 	// +optional
@@ -614,6 +630,9 @@ type InferServerStatus struct {
 	// Roles is the state of each role of a Prefill/Decode server, counted
 	// over the groups of the revision being rolled out.
 	Roles []InferRoleStatus `json:"roles,omitempty"`
+	// Faults are the server's recent faults, oldest first, at most
+	// MaxFaultHistory.
+	Faults []FaultRecord `json:"faults,omitempty"`
 	// Router is the state of the router, when spec.router is set.
 	// +optional
 	Router *RouterStatus `json:"router,omitempty"`
@@ -703,6 +722,27 @@ type InstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []GroupMemberStatus `json:"members,omitempty"`
+}
+
+// FaultKind is the kind of a recorded fault.
+type FaultKind string
+
+// FaultAction is what the controller did about a fault.
+type FaultAction string
+
+// FaultRecord is one fault of an instance.
+type FaultRecord struct {
+	Time          metav1.Time  `json:"time"`
+	Kind          FaultKind    `json:"kind"`
+	Instance      string       `json:"instance,omitempty"`
+	Pod           string       `json:"pod,omitempty"`
+	Node          string       `json:"node,omitempty"`
+	Chip          string       `json:"chip,omitempty"`
+	Level         string       `json:"level,omitempty"`
+	Code          string       `json:"code,omitempty"`
+	Action        FaultAction  `json:"action,omitempty"`
+	Message       string       `json:"message,omitempty"`
+	RecoveredTime *metav1.Time `json:"recoveredTime,omitempty"`
 }
 
 // InferRoleStatus is the state of one role of a Prefill/Decode server.

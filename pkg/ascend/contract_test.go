@@ -210,7 +210,7 @@ func TestContractWireNames(t *testing.T) {
 		{UnhealthyKey("Ascend910"), "huawei.com/Ascend910-Unhealthy"},
 		{NetworkUnhealthyKey("Ascend910"), "huawei.com/Ascend910-NetworkUnhealthy"},
 		{FaultKey("Ascend910"), "huawei.com/Ascend910-Fault"},
-		{strings.Join(FaultLevels, ","), "NotHandleFault,RestartRequest,RestartBusiness,RestartNPU,SeparateNPU"},
+		{strings.Join(FaultLevels, ","), "NotHandleFault,SubHealthFault,RestartRequest,RestartBusiness,FreeRestartNPU,RestartNPU,PreSeparateNPU,SeparateNPU,ManuallySeparateNPU"},
 		{RanktableConfigMapName("w") + " " + RanktableFile, "rings-config-w hccl.json"},
 		{RanktableMountPath, "/user/serverid/devindex/config"},
 		{RanktableInitializing + " " + RanktableCompleted + " " + RanktableVersion, "initializing completed 1.0"},

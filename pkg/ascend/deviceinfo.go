@@ -54,17 +54,47 @@ func NetworkUnhealthyKey(npuType string) string { return HealthyKey(npuType) + "
 // JSON list of FaultInfo.
 func FaultKey(npuType string) string { return HealthyKey(npuType) + "-Fault" }
 
-// Fault levels of a FaultInfo, from mildest to gravest.
+// Fault levels of a FaultInfo (fault_handling), from mildest to gravest,
+// as the device plugin orders them when several apply.
 const (
-	FaultNotHandle       = "NotHandleFault"
-	FaultRestartRequest  = "RestartRequest"
-	FaultRestartBusiness = "RestartBusiness"
-	FaultRestartNPU      = "RestartNPU"
-	FaultSeparateNPU     = "SeparateNPU"
+	FaultNotHandle           = "NotHandleFault"
+	FaultSubHealth           = "SubHealthFault"
+	FaultRestartRequest      = "RestartRequest"
+	FaultRestartBusiness     = "RestartBusiness"
+	FaultFreeRestartNPU      = "FreeRestartNPU"
+	FaultRestartNPU          = "RestartNPU"
+	FaultPreSeparateNPU      = "PreSeparateNPU"
+	FaultSeparateNPU         = "SeparateNPU"
+	FaultManuallySeparateNPU = "ManuallySeparateNPU"
 )
 
 // FaultLevels are the fault levels, from mildest to gravest.
-var FaultLevels = []string{FaultNotHandle, FaultRestartRequest, FaultRestartBusiness, FaultRestartNPU, FaultSeparateNPU}
+var FaultLevels = []string{FaultNotHandle, FaultSubHealth, FaultRestartRequest, FaultRestartBusiness, FaultFreeRestartNPU,
+	FaultRestartNPU, FaultPreSeparateNPU, FaultSeparateNPU, FaultManuallySeparateNPU}
+
+// SeparatesChip says whether a fault level takes the chip out of use: the
+// device plugin isolates it (pre-isolates: PreSeparateNPU), and whatever
+// runs on it must move.
+func SeparatesChip(level string) bool {
+	return level == FaultPreSeparateNPU || level == FaultSeparateNPU || level == FaultManuallySeparateNPU
+}
+
+// RestartsProcess says whether a fault level makes the service restart in
+// place (the chip is reset or the business re-run), with no move.
+func RestartsProcess(level string) bool {
+	return level == FaultRestartBusiness || level == FaultFreeRestartNPU || level == FaultRestartNPU
+}
+
+// FaultLevelOf is the level of a fault entry: fault_handling, which the
+// device plugin's documentation recommends, or its synonyms.
+func FaultLevelOf(f FaultInfo) string {
+	for _, l := range []string{f.FaultHandling, f.FaultLevel, f.LargeModelFaultLevel} {
+		if l != "" {
+			return l
+		}
+	}
+	return ""
+}
 
 // FaultInfo is one fault of a chip, an element of the FaultKey list.
 type FaultInfo struct {
@@ -74,9 +104,17 @@ type FaultInfo struct {
 	FaultLevel           string `json:"fault_level"`
 	FaultHandling        string `json:"fault_handling"`
 	FaultCode            string `json:"fault_code"`
-	// FaultTimeAndLevelMap is written as an object; nothing here reads
-	// its content.
-	FaultTimeAndLevelMap struct{} `json:"fault_time_and_level_map"`
+	// FaultTimeAndLevelMap gives, for each fault code of FaultCode, when
+	// the fault occurred and its level.
+	FaultTimeAndLevelMap map[string]FaultTimeAndLevel `json:"fault_time_and_level_map"`
+}
+
+// FaultTimeAndLevel is a value of FaultInfo.FaultTimeAndLevelMap, as the
+// device plugin writes it (MindCluster's FaultTimeAndLevel).
+type FaultTimeAndLevel struct {
+	// FaultTime is when the fault occurred, in Unix milliseconds.
+	FaultTime  int64  `json:"fault_time"`
+	FaultLevel string `json:"fault_level"`
 }
 
 // CheckCode is the checksum the device plugin puts next to a DeviceInfo:

@@ -47,7 +47,12 @@ const (
 	ReasonCrashLoop          = "CrashLoopBackOff"
 	ReasonImagePull          = "ImagePullFailed"
 	ReasonInstanceRecreating = "InstanceRecreating"
-	ReasonReconcileError     = "ReconcileError"
+	// ReasonNPUFault: a pod holds a chip the device plugin reports faulty
+	// and cannot serve; the controller moves it (faultRescheduling).
+	ReasonNPUFault = "NPUFault"
+	// ReasonNodeLost: a pod's node is NotReady or unreachable.
+	ReasonNodeLost       = "NodeLost"
+	ReasonReconcileError = "ReconcileError"
 	// ReasonRolesNotLinked: the pods of a Prefill/Decode group are ready
 	// but a member does not serve its role linked to all its peers yet.
 	ReasonRolesNotLinked = "RolesNotLinked"

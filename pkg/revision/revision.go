@@ -34,11 +34,14 @@ func Template(spec *v1alpha1.InferServerSpec) v1alpha1.InferServerSpec {
 	t.Paused = false
 	t.RevisionHistoryLimit = nil
 	t.Service = v1alpha1.InferServiceExposure{}
+	t.FaultGraceOverTimeSeconds = nil
+	t.NodeLostSeconds = nil
 	return t
 }
 
 // Restore sets the template fields of spec from template and keeps the
-// others (replicas, strategy, paused, revisionHistoryLimit, service).
+// others (replicas, strategy, paused, revisionHistoryLimit, service,
+// faultGraceOverTimeSeconds, nodeLostSeconds).
 func Restore(spec *v1alpha1.InferServerSpec, template v1alpha1.InferServerSpec) {
 	keep := *spec.DeepCopy()
 	*spec = *template.DeepCopy()
@@ -47,6 +50,8 @@ func Restore(spec *v1alpha1.InferServerSpec, template v1alpha1.InferServerSpec) 
 	spec.Paused = keep.Paused
 	spec.RevisionHistoryLimit = keep.RevisionHistoryLimit
 	spec.Service = keep.Service
+	spec.FaultGraceOverTimeSeconds = keep.FaultGraceOverTimeSeconds
+	spec.NodeLostSeconds = keep.NodeLostSeconds
 }
 
 // Hash is a short, label-safe hash of a template. collisions salts it: the

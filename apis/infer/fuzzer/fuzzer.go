@@ -58,6 +58,8 @@ func fuzzInferServerSpec(s *infer.InferServerSpec, c randfill.Continue) {
 	}
 	fillInt32(&s.RevisionHistoryLimit, c)
 	fillInt32(&s.ProgressDeadlineSeconds, c)
+	fillInt32(&s.FaultGraceOverTimeSeconds, c)
+	fillInt32(&s.NodeLostSeconds, c)
 }
 
 // fuzzServerConfigSource keeps at least one source so that the default host

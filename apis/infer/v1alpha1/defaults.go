@@ -31,9 +31,12 @@ const (
 	DefaultLivenessPeriodSeconds         int32 = 3
 	DefaultReadinessPeriodSeconds        int32 = 5
 	DefaultTerminationGracePeriodSeconds int64 = 60
-	DefaultMaxSurge                            = "50%"
-	DefaultMaxUnavailable                      = "50%"
-	DefaultRevisionHistoryLimit          int32 = 10
+	// DefaultFaultGraceOverTimeSeconds is Volcano's grace-over-time.
+	DefaultFaultGraceOverTimeSeconds int32 = 900
+	DefaultNodeLostSeconds           int32 = 60
+	DefaultMaxSurge                        = "50%"
+	DefaultMaxUnavailable                  = "50%"
+	DefaultRevisionHistoryLimit      int32 = 10
 	// ProgressDeadlineMarginSeconds is added to the startup budget to make
 	// the default progress deadline: time to schedule, pull and load.
 	ProgressDeadlineMarginSeconds int32 = 600
@@ -110,6 +113,12 @@ func SetDefaults_InferServerSpec(s *InferServerSpec) {
 	}
 	if s.TerminationGracePeriodSeconds == nil {
 		s.TerminationGracePeriodSeconds = ptr.To(DefaultTerminationGracePeriodSeconds)
+	}
+	if s.FaultGraceOverTimeSeconds == nil {
+		s.FaultGraceOverTimeSeconds = ptr.To(DefaultFaultGraceOverTimeSeconds)
+	}
+	if s.NodeLostSeconds == nil {
+		s.NodeLostSeconds = ptr.To(DefaultNodeLostSeconds)
 	}
 	if s.RevisionHistoryLimit == nil {
 		s.RevisionHistoryLimit = ptr.To(DefaultRevisionHistoryLimit)

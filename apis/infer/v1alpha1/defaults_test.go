@@ -86,6 +86,8 @@ func documentedDefaults() InferServerSpec {
 		Scheduler:                     SchedulerDefault,
 		FaultRescheduling:             FaultReschedulingGrace,
 		TerminationGracePeriodSeconds: ptr.To[int64](60),
+		FaultGraceOverTimeSeconds:     ptr.To[int32](900),
+		NodeLostSeconds:               ptr.To[int32](60),
 		Strategy: InferServerStrategy{
 			Type: RollingUpdateInferServerStrategyType,
 			RollingUpdate: &RollingUpdateInferServer{

@@ -167,11 +167,27 @@ type InferServerSpec struct {
 	// Scheduler picks the pod scheduler: "default" or "volcano". Defaults to "default".
 	// +optional
 	Scheduler SchedulerType `json:"scheduler,omitempty"`
-	// FaultRescheduling is what Volcano does with a pod whose NPU fails
-	// (legacy "npu_fault_reschedule"): Grace, Force or Off. Defaults to Grace.
-	// Grace and Force take effect only with scheduler "volcano".
+	// FaultRescheduling is what happens to a pod whose NPU fails with a
+	// fault that needs a move (legacy "npu_fault_reschedule"): Force deletes
+	// it at once, Grace drains it (deleted gracefully, forced after
+	// faultGraceOverTimeSeconds), Off only reports it. Its instance (a
+	// cross-node instance whole, a Prefill/Decode member alone) is made again
+	// on healthy NPUs. With scheduler "volcano" Volcano moves the pods and
+	// the controller only reports. Defaults to Grace.
 	// +optional
 	FaultRescheduling FaultReschedulingPolicy `json:"faultRescheduling,omitempty"`
+	// FaultGraceOverTimeSeconds bounds the drain of a pod moved off a faulty
+	// NPU with faultRescheduling Grace: still there after this long, it is
+	// deleted at once (Volcano's grace-over-time). 2 to 3600. Defaults to
+	// 900. Not part of the instance template: changing it restarts nothing.
+	// +optional
+	FaultGraceOverTimeSeconds *int32 `json:"faultGraceOverTimeSeconds,omitempty"`
+	// NodeLostSeconds is how long a node may be NotReady or unreachable
+	// before the pods on it are deleted at once and their instances made
+	// again elsewhere (Kubernetes alone waits 300 s). 0 to 3600. Defaults
+	// to 60. Not part of the instance template.
+	// +optional
+	NodeLostSeconds *int32 `json:"nodeLostSeconds,omitempty"`
 	// TerminationGracePeriodSeconds is how long a stopping server may drain
 	// (legacy "termination_grace_period_seconds"). 0 to 3600. Defaults to 60.
 	// +optional
@@ -620,6 +636,13 @@ type InferServerStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Roles []InferRoleStatus `json:"roles,omitempty"`
+	// Faults are the server's recent faults, oldest first, at most
+	// MaxFaultHistory (20): NPU faults of its pods' chips, lost nodes,
+	// server crashes and probe failures, each with what was done and when
+	// its instance served again.
+	// +optional
+	// +listType=atomic
+	Faults []FaultRecord `json:"faults,omitempty"`
 	// Router is the state of the router, when spec.router is set.
 	// +optional
 	Router *RouterStatus `json:"router,omitempty"`
@@ -711,6 +734,84 @@ type InstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Members []GroupMemberStatus `json:"members,omitempty"`
+}
+
+// FaultKind is the kind of a recorded fault.
+// +enum
+type FaultKind string
+
+const (
+	// FaultNPU: a chip the pod holds reports a fault (device plugin).
+	FaultNPU FaultKind = "NPUFault"
+	// FaultNodeLost: the pod's node is NotReady or unreachable.
+	FaultNodeLost FaultKind = "NodeLost"
+	// FaultProcessCrash: the server's container exited and restarted.
+	FaultProcessCrash FaultKind = "ProcessCrash"
+	// FaultProbeFailure: a serving pod stopped passing its readiness
+	// probe, with no other fault known.
+	FaultProbeFailure FaultKind = "ProbeFailure"
+)
+
+// FaultAction is what the controller did about a fault.
+// +enum
+type FaultAction string
+
+const (
+	// FaultActionDeleted: the pod was deleted at once (Force, node lost)
+	// and its instance is made again on healthy NPUs.
+	FaultActionDeleted FaultAction = "Deleted"
+	// FaultActionDrained: the pod was deleted gracefully (Grace): no new
+	// requests, its running ones finish, then it goes.
+	FaultActionDrained FaultAction = "Drained"
+	// FaultActionForced: a drained pod outlived faultGraceOverTimeSeconds
+	// and was deleted at once.
+	FaultActionForced FaultAction = "Forced"
+	// FaultActionReported: faultRescheduling Off: nothing moved.
+	FaultActionReported FaultAction = "Reported"
+	// FaultActionLeftToVolcano: scheduler volcano moves the pod.
+	FaultActionLeftToVolcano FaultAction = "LeftToVolcano"
+	// FaultActionNone: the fault needs no move (its level, a RestartRequest
+	// shorter than 60 s, a restart in place, a node not lost for long).
+	FaultActionNone FaultAction = "None"
+)
+
+// MaxFaultHistory is how many faults status.faults keeps.
+const MaxFaultHistory = 20
+
+// FaultRecord is one fault of an instance.
+type FaultRecord struct {
+	// Time the fault was first seen.
+	Time metav1.Time `json:"time"`
+	// Kind of fault: NPUFault, NodeLost, ProcessCrash, ProbeFailure.
+	Kind FaultKind `json:"kind"`
+	// Instance the fault hit.
+	// +optional
+	Instance string `json:"instance,omitempty"`
+	// Pod the fault hit.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// Node of the pod.
+	// +optional
+	Node string `json:"node,omitempty"`
+	// Chip of an NPU fault (Ascend910-3).
+	// +optional
+	Chip string `json:"chip,omitempty"`
+	// Level of an NPU fault (SeparateNPU, RestartRequest, ...).
+	// +optional
+	Level string `json:"level,omitempty"`
+	// Code of an NPU fault, as the device plugin reports it.
+	// +optional
+	Code string `json:"code,omitempty"`
+	// Action the controller took.
+	// +optional
+	Action FaultAction `json:"action,omitempty"`
+	// Message says more: why that action, an exit code.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// RecoveredTime is when the instance served again (or the fault
+	// cleared), unset while it lasts.
+	// +optional
+	RecoveredTime *metav1.Time `json:"recoveredTime,omitempty"`
 }
 
 // InferRoleStatus is the state of one role of a Prefill/Decode server.

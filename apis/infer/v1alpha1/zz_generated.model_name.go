@@ -27,6 +27,11 @@ func (in ConfigMapKeyReference) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in FaultRecord) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.FaultRecord"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in GroupMemberStatus) OpenAPIModelName() string {
 	return "io.mindie.deployer.apis.infer.v1alpha1.GroupMemberStatus"
 }

@@ -47,6 +47,9 @@ const (
 	MinProbePeriodSeconds      = 1
 	MaxProbePeriodSeconds      = 3600
 	MaxTerminationGracePeriod  = 3600
+	MinFaultGraceOverTime      = 2
+	MaxFaultGraceOverTime      = 3600
+	MaxNodeLostSeconds         = 3600
 	MaxRevisionHistoryLimit    = 100
 	MaxProgressDeadlineSeconds = 86400
 	MinRouterReplicas          = 1
@@ -227,6 +230,8 @@ func ValidateInferServerSpec(s *infer.InferServerSpec, p *field.Path) field.Erro
 	} else if v := *s.TerminationGracePeriodSeconds; v < 0 || v > MaxTerminationGracePeriod {
 		allErrs = append(allErrs, field.Invalid(p.Child("terminationGracePeriodSeconds"), v, rangeMessage(0, MaxTerminationGracePeriod)))
 	}
+	allErrs = append(allErrs, int32InRange(s.FaultGraceOverTimeSeconds, MinFaultGraceOverTime, MaxFaultGraceOverTime, p.Child("faultGraceOverTimeSeconds"))...)
+	allErrs = append(allErrs, int32InRange(s.NodeLostSeconds, 0, MaxNodeLostSeconds, p.Child("nodeLostSeconds"))...)
 	allErrs = append(allErrs, validateStrategy(&s.Strategy, p.Child("strategy"))...)
 	allErrs = append(allErrs, int32InRange(s.RevisionHistoryLimit, 0, MaxRevisionHistoryLimit, p.Child("revisionHistoryLimit"))...)
 	allErrs = append(allErrs, int32InRange(s.ProgressDeadlineSeconds, 1, MaxProgressDeadlineSeconds, p.Child("progressDeadlineSeconds"))...)

@@ -258,6 +258,8 @@ func TestValidateReplicasAndCounters(t *testing.T) {
 		int32Range("spec.replicas", 1, 256, func(s *infer.InferServerSpec) **int32 { return &s.Replicas }),
 		int32Range("spec.revisionHistoryLimit", 0, 100, func(s *infer.InferServerSpec) **int32 { return &s.RevisionHistoryLimit }),
 		int32Range("spec.progressDeadlineSeconds", 1, 86400, func(s *infer.InferServerSpec) **int32 { return &s.ProgressDeadlineSeconds }),
+		int32Range("spec.faultGraceOverTimeSeconds", 2, 3600, func(s *infer.InferServerSpec) **int32 { return &s.FaultGraceOverTimeSeconds }),
+		int32Range("spec.nodeLostSeconds", 0, 3600, func(s *infer.InferServerSpec) **int32 { return &s.NodeLostSeconds }),
 	))
 }
 

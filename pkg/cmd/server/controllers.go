@@ -109,12 +109,14 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 		run := func(ctx context.Context) {
 			kubeInformers := inferserver.NewKubeInformers(kube, 10*time.Minute)
 			routerInformers := inferserver.NewRouterInformers(kube, 10*time.Minute)
+			faultInformers := inferserver.NewFaultInformers(kube, 10*time.Minute)
 			c, err := inferserver.New(inferserver.Config{
 				Kube:              kube,
 				Infer:             server.Client,
 				Servers:           servers,
 				KubeInformers:     kubeInformers,
 				RouterInformers:   routerInformers,
+				FaultInformers:    faultInformers,
 				Recorder:          recorder,
 				ModelInfoInterval: cfg.ModelInfoInterval,
 				FillRanktables:    cfg.FillRanktables,
@@ -125,12 +127,14 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			}
 			kubeInformers.Start(ctx.Done())
 			routerInformers.Start(ctx.Done())
+			faultInformers.Start(ctx.Done())
 			inferInformers.Start(ctx.Done())
 			if err := c.Run(ctx, cfg.Workers); err != nil {
 				klog.ErrorS(err, "InferServer controller stopped")
 			}
 			kubeInformers.Shutdown()
 			routerInformers.Shutdown()
+			faultInformers.Shutdown()
 		}
 		if !cfg.LeaderElect {
 			go func() {

@@ -89,6 +89,9 @@ type Config struct {
 	// factory restricted to them (labelled v1alpha1.LabelRouter). Nil: the
 	// router pods are not reported in status.
 	RouterInformers kubeinformers.SharedInformerFactory
+	// FaultInformers (NewFaultInformers) watch the nodes and the device
+	// plugin's ConfigMaps; without them the controller sees no fault.
+	FaultInformers kubeinformers.SharedInformerFactory
 	// Recorder records Events on InferServers.
 	Recorder record.EventRecorder
 	// ModelInfoInterval is how often each server's GET /info is read; 0 means 30s.
@@ -141,7 +144,12 @@ type Controller struct {
 	roleBindings        rbaclisters.RoleBindingLister
 	clusterRoleBindings rbaclisters.ClusterRoleBindingLister
 	routerPods          corelisters.PodLister // nil without RouterInformers
-	synced              []cache.InformerSynced
+	// What faults are read from (nil without FaultInformers): the nodes,
+	// the device plugin's ConfigMaps, and the pods by node.
+	nodes      corelisters.NodeLister
+	deviceInfo corelisters.ConfigMapLister
+	podIndex   cache.Indexer
+	synced     []cache.InformerSynced
 
 	queue   workqueue.TypedRateLimitingInterface[string]
 	info    *modelInfoPoller
@@ -234,6 +242,11 @@ func New(cfg Config) (*Controller, error) {
 		}
 		c.synced = append(c.synced, inf.HasSynced)
 		c.routerPods = cfg.RouterInformers.Core().V1().Pods().Lister()
+	}
+	if cfg.FaultInformers != nil {
+		if err := c.watchFaults(cfg.FaultInformers, f.Core().V1().Pods().Informer()); err != nil {
+			return nil, err
+		}
 	}
 	c.synced = append(c.synced, si.HasSynced)
 	c.deployments = f.Apps().V1().Deployments().Lister()
@@ -361,7 +374,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		s = updated
 	}
 
-	st := &syncState{server: s, key: key}
+	st := &syncState{server: s, key: key, faults: append([]v1alpha1.FaultRecord(nil), s.Status.Faults...), openFaults: map[string]bool{}}
 	if err := c.syncRevisions(ctx, st); err != nil {
 		return 0, err
 	}
@@ -422,6 +435,10 @@ type syncState struct {
 	// membersRecreated are the PD groups (once for each member) whose
 	// members this sync found failed and deleted.
 	membersRecreated []string
+	// faults is the fault history being written: the last status's, with
+	// this sync's faults; openFaults the keys of the faults seen now.
+	faults     []v1alpha1.FaultRecord
+	openFaults map[string]bool
 	// inPlace says why the rollout goes in place (its surge does not fit
 	// the free NPUs); empty when it does not.
 	inPlace string

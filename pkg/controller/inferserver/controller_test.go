@@ -48,6 +48,7 @@ type fixture struct {
 	recorder *record.FakeRecorder
 	kubeInf  kubeinformers.SharedInformerFactory
 	routeInf kubeinformers.SharedInformerFactory
+	faultInf kubeinformers.SharedInformerFactory
 	inferInf inferinformers.SharedInformerFactory
 	c        *Controller
 	// now is the controller's clock; tests move it.
@@ -69,12 +70,14 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	f.infer = inferfake.NewClientset(inferObjs...)
 	f.kubeInf = NewKubeInformers(f.kube, 0)
 	f.routeInf = NewRouterInformers(f.kube, 0)
+	f.faultInf = NewFaultInformers(f.kube, 0)
 	f.inferInf = inferinformers.NewSharedInformerFactory(f.infer, 0)
 	c, err := New(Config{
 		Kube: f.kube, Infer: f.infer, Recorder: f.recorder,
 		Servers:         f.inferInf.Infer().V1alpha1().InferServers(),
 		KubeInformers:   f.kubeInf,
 		RouterInformers: f.routeInf,
+		FaultInformers:  f.faultInf,
 		FillRanktables:  true,
 		Now:             func() time.Time { return f.now },
 	})
@@ -100,7 +103,7 @@ func (f *fixture) refresh() {
 		}
 	}
 	list := func(resource, ns string) []runtime.Object {
-		kinds := map[string]string{"deployments": "Deployment", "controllerrevisions": "ControllerRevision", "pods": "Pod",
+		kinds := map[string]string{"deployments": "Deployment", "controllerrevisions": "ControllerRevision", "pods": "Pod", "nodes": "Node",
 			"services": "Service", "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role",
 			"rolebindings": "RoleBinding", "clusterrolebindings": "ClusterRoleBinding"}
 		gvr := schema.GroupVersionResource{Version: "v1", Resource: resource}
@@ -138,6 +141,8 @@ func (f *fixture) refresh() {
 	fill(f.kubeInf.Rbac().V1().Roles().Informer(), list("roles", testNS))
 	fill(f.kubeInf.Rbac().V1().RoleBindings().Informer(), list("rolebindings", testNS))
 	fill(f.kubeInf.Rbac().V1().ClusterRoleBindings().Informer(), list("clusterrolebindings", ""))
+	fill(f.faultInf.Core().V1().Nodes().Informer(), list("nodes", ""))
+	fill(f.faultInf.Core().V1().ConfigMaps().Informer(), list("configmaps", ascend.DeviceInfoNamespace))
 	servers, _ := f.infer.InferV1alpha1().InferServers(testNS).List(f.ctx, metav1.ListOptions{})
 	var objs []runtime.Object
 	for i := range servers.Items {
@@ -952,6 +957,7 @@ func TestRunSyncsThroughInformers(t *testing.T) {
 	defer cancel()
 	f.kubeInf.Start(ctx.Done())
 	f.routeInf.Start(ctx.Done())
+	f.faultInf.Start(ctx.Done())
 	f.inferInf.Start(ctx.Done())
 	done := make(chan error)
 	go func() { done <- f.c.Run(ctx, 1) }()

@@ -155,7 +155,7 @@ func (c *Controller) observeInstances(s *v1alpha1.InferServer, pods []*corev1.Po
 			if p.Status.Phase == corev1.PodRunning {
 				running = true
 			}
-			if !podReady(p) {
+			if !c.podServes(s, p) {
 				in.ready = false
 			}
 			var why string
@@ -232,6 +232,9 @@ func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 		return err
 	}
 	st.pods = owned(s, all)
+	if err := c.handleFaults(ctx, st, st.pods); err != nil {
+		return err
+	}
 	shapes := map[string]*v1alpha1.InferServer{}
 	observed := c.observeInstances(s, st.pods, func(rev string) *v1alpha1.InferServer {
 		if at, ok := shapes[rev]; ok {

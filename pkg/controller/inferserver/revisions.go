@@ -127,6 +127,8 @@ func (c *Controller) pruneRevisions(ctx context.Context, st *syncState) error {
 type tracker struct {
 	mu      sync.Mutex
 	servers map[string]*serverMemory
+	// seen is when each NPU fault (node/chip/level) was first seen.
+	seen map[string]time.Time
 }
 
 // serverMemory is what the tracker holds for one server.
@@ -136,6 +138,21 @@ type serverMemory struct {
 	// surge is what was decided of the surge of the last rollout that
 	// asked; nil before.
 	surge *surgeDecision
+}
+
+// faultSeen is when the controller first saw a fault (node/chip/level),
+// now the first time it is asked.
+func (t *tracker) faultSeen(key string, now time.Time) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if at, ok := t.seen[key]; ok {
+		return at
+	}
+	if t.seen == nil {
+		t.seen = map[string]time.Time{}
+	}
+	t.seen[key] = now
+	return now
 }
 
 func newTracker() *tracker {

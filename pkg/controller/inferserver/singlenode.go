@@ -34,6 +34,9 @@ func (c *Controller) syncDeployment(ctx context.Context, st *syncState) error {
 	pods = podsOfDeployment(s, pods)
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	st.pods = pods
+	if err := c.handleFaults(ctx, st, pods); err != nil {
+		return err
+	}
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || isTerminal(p) {
 			continue

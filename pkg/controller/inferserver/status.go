@@ -30,7 +30,7 @@ func (c *Controller) podStatus(s *v1alpha1.InferServer, p *corev1.Pod) v1alpha1.
 		PodIP: p.Status.PodIP,
 		NPUs:  chipsOf(s, p),
 		Phase: p.Status.Phase,
-		Ready: podReady(p),
+		Ready: c.podServes(s, p),
 	}
 	cs := serverContainer(p)
 	if cs != nil {
@@ -197,6 +197,7 @@ func (c *Controller) updateStatus(ctx context.Context, st *syncState) error {
 		Conditions:         s.Status.Conditions,
 		Instances:          st.instances,
 		Roles:              roleStatuses(s, st.instances, st.update.Name),
+		Faults:             c.faultHistory(st),
 		Router:             st.router,
 	}
 	if status.Router != nil {

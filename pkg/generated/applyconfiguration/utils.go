@@ -34,6 +34,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=infer.mindie.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("ConfigMapKeyReference"):
 		return &inferv1alpha1.ConfigMapKeyReferenceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("FaultRecord"):
+		return &inferv1alpha1.FaultRecordApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GroupMemberStatus"):
 		return &inferv1alpha1.GroupMemberStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("HealthSpec"):

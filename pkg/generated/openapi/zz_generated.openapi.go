@@ -354,6 +354,7 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		intstr.IntOrString{}.OpenAPIModelName():                        schema_apimachinery_pkg_util_intstr_IntOrString(ref),
 		version.Info{}.OpenAPIModelName():                              schema_k8sio_apimachinery_pkg_version_Info(ref),
 		v1alpha1.ConfigMapKeyReference{}.OpenAPIModelName():            schema_deployer_apis_infer_v1alpha1_ConfigMapKeyReference(ref),
+		v1alpha1.FaultRecord{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_FaultRecord(ref),
 		v1alpha1.GroupMemberStatus{}.OpenAPIModelName():                schema_deployer_apis_infer_v1alpha1_GroupMemberStatus(ref),
 		v1alpha1.HealthSpec{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_HealthSpec(ref),
 		v1alpha1.InferPorts{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_InferPorts(ref),
@@ -18110,6 +18111,100 @@ func schema_deployer_apis_infer_v1alpha1_ConfigMapKeyReference(ref common.Refere
 	}
 }
 
+func schema_deployer_apis_infer_v1alpha1_FaultRecord(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "FaultRecord is one fault of an instance.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"time": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Time the fault was first seen.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind of fault: NPUFault, NodeLost, ProcessCrash, ProbeFailure.\n\nPossible enum values:\n - `\"NPUFault\"` : a chip the pod holds reports a fault (device plugin).\n - `\"NodeLost\"` : the pod's node is NotReady or unreachable.\n - `\"ProbeFailure\"` : a serving pod stopped passing its readiness probe, with no other fault known.\n - `\"ProcessCrash\"` : the server's container exited and restarted.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"NPUFault", "NodeLost", "ProbeFailure", "ProcessCrash"},
+						},
+					},
+					"instance": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Instance the fault hit.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"pod": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Pod the fault hit.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"node": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Node of the pod.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"chip": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Chip of an NPU fault (Ascend910-3).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"level": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Level of an NPU fault (SeparateNPU, RestartRequest, ...).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"code": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Code of an NPU fault, as the device plugin reports it.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"action": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Action the controller took.\n\nPossible enum values:\n - `\"Deleted\"` : the pod was deleted at once (Force, node lost) and its instance is made again on healthy NPUs.\n - `\"Drained\"` : the pod was deleted gracefully (Grace): no new requests, its running ones finish, then it goes.\n - `\"Forced\"` : a drained pod outlived faultGraceOverTimeSeconds and was deleted at once.\n - `\"LeftToVolcano\"` : scheduler volcano moves the pod.\n - `\"None\"` : the fault needs no move (its level, a RestartRequest shorter than 60 s, a restart in place, a node not lost for long).\n - `\"Reported\"` : faultRescheduling Off: nothing moved.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Deleted", "Drained", "Forced", "LeftToVolcano", "None", "Reported"},
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message says more: why that action, an exit code.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"recoveredTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RecoveredTime is when the instance served again (or the fault cleared), unset while it lasts.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"time", "kind"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
 func schema_deployer_apis_infer_v1alpha1_GroupMemberStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -18690,10 +18785,24 @@ func schema_deployer_apis_infer_v1alpha1_InferServerSpec(ref common.ReferenceCal
 					},
 					"faultRescheduling": {
 						SchemaProps: spec.SchemaProps{
-							Description: "FaultRescheduling is what Volcano does with a pod whose NPU fails (legacy \"npu_fault_reschedule\"): Grace, Force or Off. Defaults to Grace. Grace and Force take effect only with scheduler \"volcano\".\n\nPossible enum values:\n - `\"Force\"` deletes the affected pod at once.\n - `\"Grace\"` deletes the affected pod gracefully (forced after 15 minutes).\n - `\"Off\"` leaves pods on faulty NPUs where they are.",
+							Description: "FaultRescheduling is what happens to a pod whose NPU fails with a fault that needs a move (legacy \"npu_fault_reschedule\"): Force deletes it at once, Grace drains it (deleted gracefully, forced after faultGraceOverTimeSeconds), Off only reports it. Its instance (a cross-node instance whole, a Prefill/Decode member alone) is made again on healthy NPUs. With scheduler \"volcano\" Volcano moves the pods and the controller only reports. Defaults to Grace.\n\nPossible enum values:\n - `\"Force\"` deletes the affected pod at once.\n - `\"Grace\"` deletes the affected pod gracefully (forced after 15 minutes).\n - `\"Off\"` leaves pods on faulty NPUs where they are.",
 							Type:        []string{"string"},
 							Format:      "",
 							Enum:        []interface{}{"Force", "Grace", "Off"},
+						},
+					},
+					"faultGraceOverTimeSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "FaultGraceOverTimeSeconds bounds the drain of a pod moved off a faulty NPU with faultRescheduling Grace: still there after this long, it is deleted at once (Volcano's grace-over-time). 2 to 3600. Defaults to 900. Not part of the instance template: changing it restarts nothing.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"nodeLostSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodeLostSeconds is how long a node may be NotReady or unreachable before the pods on it are deleted at once and their instances made again elsewhere (Kubernetes alone waits 300 s). 0 to 3600. Defaults to 60. Not part of the instance template.",
+							Type:        []string{"integer"},
+							Format:      "int32",
 						},
 					},
 					"terminationGracePeriodSeconds": {
@@ -19002,6 +19111,25 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 							},
 						},
 					},
+					"faults": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Faults are the server's recent faults, oldest first, at most MaxFaultHistory (20): NPU faults of its pods' chips, lost nodes, server crashes and probe failures, each with what was done and when its instance served again.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.FaultRecord{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
 					"router": {
 						SchemaProps: spec.SchemaProps{
 							Description: "Router is the state of the router, when spec.router is set.",
@@ -19018,7 +19146,7 @@ func schema_deployer_apis_infer_v1alpha1_InferServerStatus(ref common.ReferenceC
 			},
 		},
 		Dependencies: []string{
-			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.InferRoleStatus{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName(), v1alpha1.RouterStatus{}.OpenAPIModelName()},
+			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.FaultRecord{}.OpenAPIModelName(), v1alpha1.InferRoleStatus{}.OpenAPIModelName(), v1alpha1.InstanceStatus{}.OpenAPIModelName(), v1alpha1.ModelInfo{}.OpenAPIModelName(), v1alpha1.RouterStatus{}.OpenAPIModelName()},
 	}
 }
 

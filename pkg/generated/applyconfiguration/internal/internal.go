@@ -1441,6 +1441,43 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: ""
+- name: io.mindie.deployer.apis.infer.v1alpha1.FaultRecord
+  map:
+    fields:
+    - name: action
+      type:
+        scalar: string
+    - name: chip
+      type:
+        scalar: string
+    - name: code
+      type:
+        scalar: string
+    - name: instance
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+      default: ""
+    - name: level
+      type:
+        scalar: string
+    - name: message
+      type:
+        scalar: string
+    - name: node
+      type:
+        scalar: string
+    - name: pod
+      type:
+        scalar: string
+    - name: recoveredTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: time
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: io.mindie.deployer.apis.infer.v1alpha1.GroupMemberStatus
   map:
     fields:
@@ -1599,6 +1636,9 @@ var schemaYAML = typed.YAMLObject(`types:
           elementRelationship: associative
           keys:
           - name
+    - name: faultGraceOverTimeSeconds
+      type:
+        scalar: numeric
     - name: faultRescheduling
       type:
         scalar: string
@@ -1621,6 +1661,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: installPath
       type:
         scalar: string
+    - name: nodeLostSeconds
+      type:
+        scalar: numeric
     - name: nodeSelector
       type:
         map:
@@ -1732,6 +1775,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: currentRevision
       type:
         scalar: string
+    - name: faults
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.FaultRecord
+          elementRelationship: atomic
     - name: instances
       type:
         list:

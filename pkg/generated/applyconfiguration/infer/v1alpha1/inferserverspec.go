@@ -87,10 +87,24 @@ type InferServerSpecApplyConfiguration struct {
 	Health *HealthSpecApplyConfiguration `json:"health,omitempty"`
 	// Scheduler picks the pod scheduler: "default" or "volcano". Defaults to "default".
 	Scheduler *inferv1alpha1.SchedulerType `json:"scheduler,omitempty"`
-	// FaultRescheduling is what Volcano does with a pod whose NPU fails
-	// (legacy "npu_fault_reschedule"): Grace, Force or Off. Defaults to Grace.
-	// Grace and Force take effect only with scheduler "volcano".
+	// FaultRescheduling is what happens to a pod whose NPU fails with a
+	// fault that needs a move (legacy "npu_fault_reschedule"): Force deletes
+	// it at once, Grace drains it (deleted gracefully, forced after
+	// faultGraceOverTimeSeconds), Off only reports it. Its instance (a
+	// cross-node instance whole, a Prefill/Decode member alone) is made again
+	// on healthy NPUs. With scheduler "volcano" Volcano moves the pods and
+	// the controller only reports. Defaults to Grace.
 	FaultRescheduling *inferv1alpha1.FaultReschedulingPolicy `json:"faultRescheduling,omitempty"`
+	// FaultGraceOverTimeSeconds bounds the drain of a pod moved off a faulty
+	// NPU with faultRescheduling Grace: still there after this long, it is
+	// deleted at once (Volcano's grace-over-time). 2 to 3600. Defaults to
+	// 900. Not part of the instance template: changing it restarts nothing.
+	FaultGraceOverTimeSeconds *int32 `json:"faultGraceOverTimeSeconds,omitempty"`
+	// NodeLostSeconds is how long a node may be NotReady or unreachable
+	// before the pods on it are deleted at once and their instances made
+	// again elsewhere (Kubernetes alone waits 300 s). 0 to 3600. Defaults
+	// to 60. Not part of the instance template.
+	NodeLostSeconds *int32 `json:"nodeLostSeconds,omitempty"`
 	// TerminationGracePeriodSeconds is how long a stopping server may drain
 	// (legacy "termination_grace_period_seconds"). 0 to 3600. Defaults to 60.
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
@@ -300,6 +314,22 @@ func (b *InferServerSpecApplyConfiguration) WithScheduler(value inferv1alpha1.Sc
 // If called multiple times, the FaultRescheduling field is set to the value of the last call.
 func (b *InferServerSpecApplyConfiguration) WithFaultRescheduling(value inferv1alpha1.FaultReschedulingPolicy) *InferServerSpecApplyConfiguration {
 	b.FaultRescheduling = &value
+	return b
+}
+
+// WithFaultGraceOverTimeSeconds sets the FaultGraceOverTimeSeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the FaultGraceOverTimeSeconds field is set to the value of the last call.
+func (b *InferServerSpecApplyConfiguration) WithFaultGraceOverTimeSeconds(value int32) *InferServerSpecApplyConfiguration {
+	b.FaultGraceOverTimeSeconds = &value
+	return b
+}
+
+// WithNodeLostSeconds sets the NodeLostSeconds field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the NodeLostSeconds field is set to the value of the last call.
+func (b *InferServerSpecApplyConfiguration) WithNodeLostSeconds(value int32) *InferServerSpecApplyConfiguration {
+	b.NodeLostSeconds = &value
 	return b
 }
 

@@ -59,6 +59,11 @@ type InferServerStatusApplyConfiguration struct {
 	// Roles is the state of each role of a Prefill/Decode server, counted
 	// over the groups of the revision being rolled out.
 	Roles []InferRoleStatusApplyConfiguration `json:"roles,omitempty"`
+	// Faults are the server's recent faults, oldest first, at most
+	// MaxFaultHistory (20): NPU faults of its pods' chips, lost nodes,
+	// server crashes and probe failures, each with what was done and when
+	// its instance served again.
+	Faults []FaultRecordApplyConfiguration `json:"faults,omitempty"`
 	// Router is the state of the router, when spec.router is set.
 	Router *RouterStatusApplyConfiguration `json:"router,omitempty"`
 	// Model is what the servers report from GET /info on the management port.
@@ -186,6 +191,19 @@ func (b *InferServerStatusApplyConfiguration) WithRoles(values ...*InferRoleStat
 			panic("nil value passed to WithRoles")
 		}
 		b.Roles = append(b.Roles, *values[i])
+	}
+	return b
+}
+
+// WithFaults adds the given value to the Faults field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the Faults field.
+func (b *InferServerStatusApplyConfiguration) WithFaults(values ...*FaultRecordApplyConfiguration) *InferServerStatusApplyConfiguration {
+	for i := range values {
+		if values[i] == nil {
+			panic("nil value passed to WithFaults")
+		}
+		b.Faults = append(b.Faults, *values[i])
 	}
 	return b
 }
