@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/inferstatus"
@@ -296,6 +297,9 @@ func describe(out io.Writer, info statusInfo, now time.Time) {
 	}
 
 	fmt.Fprintln(out)
+	describeFaults(out, s, now)
+
+	fmt.Fprintln(out)
 	fmt.Fprintln(out, "Model:")
 	if m := s.Status.Model; m == nil {
 		fmt.Fprintln(out, "  <none> (no instance has reported yet)")
@@ -519,4 +523,27 @@ func eventSelector(s *v1alpha1.InferServer) string {
 		fields.OneTermEqualSelector("involvedObject.name", s.Name),
 		fields.OneTermEqualSelector("involvedObject.namespace", s.Namespace),
 	).String()
+}
+
+// describeFaults renders the server's fault history, newest first: what
+// happened to which pod, what the controller did, and when the instance
+// served again.
+func describeFaults(out io.Writer, s *v1alpha1.InferServer, now time.Time) {
+	fmt.Fprintf(out, "Faults (policy %s, node lost after %ds, grace-over-time %ds):\n",
+		s.Spec.FaultRescheduling, ptr.Deref(s.Spec.NodeLostSeconds, 0), ptr.Deref(s.Spec.FaultGraceOverTimeSeconds, 0))
+	if len(s.Status.Faults) == 0 {
+		fmt.Fprintln(out, "  <none>")
+		return
+	}
+	w := printing.NewTabWriter(out)
+	w.Row("  AGE", "KIND", "INSTANCE", "POD", "NODE", "CHIP", "LEVEL", "ACTION", "RECOVERED", "MESSAGE")
+	for i := len(s.Status.Faults) - 1; i >= 0; i-- {
+		f := s.Status.Faults[i]
+		recovered := "no"
+		if f.RecoveredTime != nil {
+			recovered = "after " + f.RecoveredTime.Sub(f.Time.Time).Round(time.Second).String()
+		}
+		w.Row("  "+printing.MetaAge(f.Time, now), f.Kind, dash(f.Instance), dash(f.Pod), dash(f.Node), dash(f.Chip), dash(f.Level), dash(string(f.Action)), recovered, f.Message)
+	}
+	w.Flush()
 }

@@ -324,3 +324,31 @@ func TestStatusRouter(t *testing.T) {
 		t.Errorf("status of an InferServer without router shows a router section:\n%s", out)
 	}
 }
+
+// TestStatusFaults: the fault history, newest first, with what was done
+// and when the instance served again.
+func TestStatusFaults(t *testing.T) {
+	at := metav1.NewTime(time.Now().Add(-10 * time.Minute))
+	back := metav1.NewTime(at.Add(45 * time.Second))
+	s := fake.InferServer("default", "llama3", func(s *v1alpha1.InferServer) {
+		s.Status.Faults = []v1alpha1.FaultRecord{
+			{Time: at, Kind: v1alpha1.FaultNPU, Instance: "llama3-7d9-x", Pod: "llama3-7d9-x", Node: "ascend-2", Chip: "Ascend910-1",
+				Level: "SeparateNPU", Action: v1alpha1.FaultActionDrained, Message: "the chip is separated", RecoveredTime: &back},
+			{Time: at, Kind: v1alpha1.FaultNodeLost, Instance: "llama3-7d9-y", Pod: "llama3-7d9-y", Node: "ascend-3",
+				Action: v1alpha1.FaultActionNone, Message: "node ascend-3 is unreachable"},
+		}
+	})
+	f := fake.New(t, NewCmdStatus, s)
+	out := squash(f.MustRun(t, "", "status", "llama3"))
+	want := squash(`Faults (policy Grace, node lost after 60s, grace-over-time 900s):
+  AGE  KIND      INSTANCE      POD           NODE      CHIP         LEVEL        ACTION   RECOVERED  MESSAGE
+  10m  NodeLost  llama3-7d9-y  llama3-7d9-y  ascend-3  -            -            None     no         node ascend-3 is unreachable
+  10m  NPUFault  llama3-7d9-x  llama3-7d9-x  ascend-2  Ascend910-1  SeparateNPU  Drained  after 45s  the chip is separated
+`)
+	if !strings.Contains(out, want) {
+		t.Errorf("status lacks\n%s\n:\n%s", want, out)
+	}
+	if out := squash(fake.New(t, NewCmdStatus, fake.InferServer("default", "calm")).MustRun(t, "", "status", "calm")); !strings.Contains(out, "Faults (policy Grace, node lost after 60s, grace-over-time 900s):\n  <none>\n") {
+		t.Errorf("status of a server without faults:\n%s", out)
+	}
+}
