@@ -110,6 +110,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			kubeInformers := inferserver.NewKubeInformers(kube, 10*time.Minute)
 			routerInformers := inferserver.NewRouterInformers(kube, 10*time.Minute)
 			faultInformers := inferserver.NewFaultInformers(kube, 10*time.Minute)
+			leaseInformers := inferserver.NewNodeLeaseInformers(kube, 10*time.Minute)
 			c, err := inferserver.New(inferserver.Config{
 				Kube:              kube,
 				Infer:             server.Client,
@@ -117,6 +118,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 				KubeInformers:     kubeInformers,
 				RouterInformers:   routerInformers,
 				FaultInformers:    faultInformers,
+				LeaseInformers:    leaseInformers,
 				Recorder:          recorder,
 				ModelInfoInterval: cfg.ModelInfoInterval,
 				FillRanktables:    cfg.FillRanktables,
@@ -128,6 +130,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			kubeInformers.Start(ctx.Done())
 			routerInformers.Start(ctx.Done())
 			faultInformers.Start(ctx.Done())
+			leaseInformers.Start(ctx.Done())
 			inferInformers.Start(ctx.Done())
 			if err := c.Run(ctx, cfg.Workers); err != nil {
 				klog.ErrorS(err, "InferServer controller stopped")
@@ -135,6 +138,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			kubeInformers.Shutdown()
 			routerInformers.Shutdown()
 			faultInformers.Shutdown()
+			leaseInformers.Shutdown()
 		}
 		if !cfg.LeaderElect {
 			go func() {

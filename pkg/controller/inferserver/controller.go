@@ -38,6 +38,7 @@ import (
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
+	coordlisters "k8s.io/client-go/listers/coordination/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	rbaclisters "k8s.io/client-go/listers/rbac/v1"
 	"k8s.io/client-go/tools/cache"
@@ -92,6 +93,11 @@ type Config struct {
 	// FaultInformers (NewFaultInformers) watch the nodes and the device
 	// plugin's ConfigMaps; without them the controller sees no fault.
 	FaultInformers kubeinformers.SharedInformerFactory
+	// LeaseInformers (NewNodeLeaseInformers) watch the nodes' heartbeats:
+	// a node whose kubelet stops renewing its Lease is lost sooner than
+	// its Ready condition says (the node lifecycle controller waits its
+	// grace period first).
+	LeaseInformers kubeinformers.SharedInformerFactory
 	// Recorder records Events on InferServers.
 	Recorder record.EventRecorder
 	// ModelInfoInterval is how often each server's GET /info is read; 0 means 30s.
@@ -147,6 +153,7 @@ type Controller struct {
 	// What faults are read from (nil without FaultInformers): the nodes,
 	// the device plugin's ConfigMaps, and the pods by node.
 	nodes      corelisters.NodeLister
+	nodeLeases coordlisters.LeaseLister // nil without LeaseInformers
 	deviceInfo corelisters.ConfigMapLister
 	podIndex   cache.Indexer
 	synced     []cache.InformerSynced
@@ -244,7 +251,7 @@ func New(cfg Config) (*Controller, error) {
 		c.routerPods = cfg.RouterInformers.Core().V1().Pods().Lister()
 	}
 	if cfg.FaultInformers != nil {
-		if err := c.watchFaults(cfg.FaultInformers, f.Core().V1().Pods().Informer()); err != nil {
+		if err := c.watchFaults(cfg.FaultInformers, cfg.LeaseInformers, f.Core().V1().Pods().Informer()); err != nil {
 			return nil, err
 		}
 	}

@@ -49,6 +49,7 @@ type fixture struct {
 	kubeInf  kubeinformers.SharedInformerFactory
 	routeInf kubeinformers.SharedInformerFactory
 	faultInf kubeinformers.SharedInformerFactory
+	leaseInf kubeinformers.SharedInformerFactory
 	inferInf inferinformers.SharedInformerFactory
 	c        *Controller
 	// now is the controller's clock; tests move it.
@@ -71,6 +72,7 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	f.kubeInf = NewKubeInformers(f.kube, 0)
 	f.routeInf = NewRouterInformers(f.kube, 0)
 	f.faultInf = NewFaultInformers(f.kube, 0)
+	f.leaseInf = NewNodeLeaseInformers(f.kube, 0)
 	f.inferInf = inferinformers.NewSharedInformerFactory(f.infer, 0)
 	c, err := New(Config{
 		Kube: f.kube, Infer: f.infer, Recorder: f.recorder,
@@ -78,6 +80,7 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 		KubeInformers:   f.kubeInf,
 		RouterInformers: f.routeInf,
 		FaultInformers:  f.faultInf,
+		LeaseInformers:  f.leaseInf,
 		FillRanktables:  true,
 		Now:             func() time.Time { return f.now },
 	})
@@ -103,7 +106,7 @@ func (f *fixture) refresh() {
 		}
 	}
 	list := func(resource, ns string) []runtime.Object {
-		kinds := map[string]string{"deployments": "Deployment", "controllerrevisions": "ControllerRevision", "pods": "Pod", "nodes": "Node",
+		kinds := map[string]string{"deployments": "Deployment", "controllerrevisions": "ControllerRevision", "pods": "Pod", "nodes": "Node", "leases": "Lease",
 			"services": "Service", "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role",
 			"rolebindings": "RoleBinding", "clusterrolebindings": "ClusterRoleBinding"}
 		gvr := schema.GroupVersionResource{Version: "v1", Resource: resource}
@@ -112,6 +115,8 @@ func (f *fixture) refresh() {
 			gvr.Group = "apps"
 		case "roles", "rolebindings", "clusterrolebindings":
 			gvr.Group = "rbac.authorization.k8s.io"
+		case "leases":
+			gvr.Group = "coordination.k8s.io"
 		}
 		objs, err := f.kube.Tracker().List(gvr, gvr.GroupVersion().WithKind(kinds[resource]), ns)
 		if err != nil {
@@ -143,6 +148,7 @@ func (f *fixture) refresh() {
 	fill(f.kubeInf.Rbac().V1().ClusterRoleBindings().Informer(), list("clusterrolebindings", ""))
 	fill(f.faultInf.Core().V1().Nodes().Informer(), list("nodes", ""))
 	fill(f.faultInf.Core().V1().ConfigMaps().Informer(), list("configmaps", ascend.DeviceInfoNamespace))
+	fill(f.leaseInf.Coordination().V1().Leases().Informer(), list("leases", corev1.NamespaceNodeLease))
 	servers, _ := f.infer.InferV1alpha1().InferServers(testNS).List(f.ctx, metav1.ListOptions{})
 	var objs []runtime.Object
 	for i := range servers.Items {
@@ -958,6 +964,7 @@ func TestRunSyncsThroughInformers(t *testing.T) {
 	f.kubeInf.Start(ctx.Done())
 	f.routeInf.Start(ctx.Done())
 	f.faultInf.Start(ctx.Done())
+	f.leaseInf.Start(ctx.Done())
 	f.inferInf.Start(ctx.Done())
 	done := make(chan error)
 	go func() { done <- f.c.Run(ctx, 1) }()

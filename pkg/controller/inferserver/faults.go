@@ -69,6 +69,12 @@ func NewFaultInformers(kube kubernetes.Interface, resync time.Duration) kubeinfo
 	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithNamespace(ascend.DeviceInfoNamespace))
 }
 
+// NewNodeLeaseInformers returns the informer factory of the nodes'
+// heartbeats (the Leases of kube-node-lease).
+func NewNodeLeaseInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
+	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithNamespace(corev1.NamespaceNodeLease))
+}
+
 // podsByNode indexes the controller's pods by node.
 const podsByNode = "byNode"
 
@@ -81,7 +87,7 @@ func indexPodsByNode(obj any) ([]string, error) {
 
 // watchFaults queues the servers of a node's pods when the node or its
 // device info changes.
-func (c *Controller) watchFaults(f kubeinformers.SharedInformerFactory, pods cache.SharedIndexInformer) error {
+func (c *Controller) watchFaults(f, leases kubeinformers.SharedInformerFactory, pods cache.SharedIndexInformer) error {
 	if err := pods.AddIndexers(cache.Indexers{podsByNode: indexPodsByNode}); err != nil {
 		return err
 	}
@@ -118,6 +124,14 @@ func (c *Controller) watchFaults(f kubeinformers.SharedInformerFactory, pods cac
 	})); err != nil {
 		return err
 	}
+	if leases != nil {
+		inf := leases.Coordination().V1().Leases().Informer()
+		if _, err := inf.AddEventHandler(handler(func(m metav1.Object) (string, bool) { return m.GetName(), true })); err != nil {
+			return err
+		}
+		c.nodeLeases = leases.Coordination().V1().Leases().Lister()
+		c.synced = append(c.synced, inf.HasSynced)
+	}
 	c.nodes = f.Core().V1().Nodes().Lister()
 	c.deviceInfo = f.Core().V1().ConfigMaps().Lister()
 	c.synced = append(c.synced, nodes.HasSynced, cms.HasSynced)
@@ -151,21 +165,8 @@ func (c *Controller) podFaults(s *v1alpha1.InferServer, p *corev1.Pod) []podFaul
 	}
 	now := c.now()
 	var out []podFault
-	if n, err := c.nodes.Get(p.Spec.NodeName); err == nil {
-		for _, cond := range n.Status.Conditions {
-			if cond.Type != corev1.NodeReady || cond.Status == corev1.ConditionTrue {
-				continue
-			}
-			lost := time.Duration(*s.Spec.NodeLostSeconds) * time.Second
-			since := cond.LastTransitionTime.Time
-			f := podFault{kind: v1alpha1.FaultNodeLost, node: n.Name, since: since, unserving: true,
-				move: now.Sub(since) >= lost}
-			f.why = fmt.Sprintf("node %s is %s since %s (%s)", n.Name, readiness(cond.Status), since.UTC().Format(time.RFC3339), cond.Reason)
-			if !f.move {
-				f.moveAt = since.Add(lost)
-			}
-			out = append(out, f)
-		}
+	if f, ok := c.nodeFault(s, p.Spec.NodeName, now); ok {
+		out = append(out, f)
 	}
 	cm, err := c.deviceInfo.ConfigMaps(ascend.DeviceInfoNamespace).Get(ascend.DeviceInfoConfigMapName(p.Spec.NodeName))
 	if err != nil {
@@ -207,6 +208,42 @@ func (c *Controller) podFaults(s *v1alpha1.InferServer, p *corev1.Pod) []podFaul
 		out = append(out, f)
 	}
 	return out
+}
+
+// nodeFault is the fault of a node that is not ready, or whose kubelet
+// stopped renewing its Lease: unserving at once, lost (its pods must
+// move) once it has been so for nodeLostSeconds, counted from the
+// earlier of the Ready condition's change and the Lease's last renewal.
+func (c *Controller) nodeFault(s *v1alpha1.InferServer, node string, now time.Time) (podFault, bool) {
+	var since time.Time
+	var why string
+	if n, err := c.nodes.Get(node); err == nil {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status != corev1.ConditionTrue {
+				since = cond.LastTransitionTime.Time
+				why = fmt.Sprintf("node %s is %s since %s (%s)", node, readiness(cond.Status), since.UTC().Format(time.RFC3339), cond.Reason)
+			}
+		}
+	}
+	if c.nodeLeases != nil {
+		if l, err := c.nodeLeases.Leases(corev1.NamespaceNodeLease).Get(node); err == nil && l.Spec.RenewTime != nil {
+			renewed := l.Spec.RenewTime.Time
+			expires := renewed.Add(time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 40)) * time.Second)
+			if now.After(expires) && (since.IsZero() || renewed.Before(since)) {
+				since = renewed
+				why = fmt.Sprintf("node %s has not renewed its heartbeat (Lease) since %s", node, renewed.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	if since.IsZero() {
+		return podFault{}, false
+	}
+	lost := time.Duration(*s.Spec.NodeLostSeconds) * time.Second
+	f := podFault{kind: v1alpha1.FaultNodeLost, node: node, since: since, unserving: true, move: now.Sub(since) >= lost, why: why}
+	if !f.move {
+		f.moveAt = since.Add(lost)
+	}
+	return f, true
 }
 
 func readiness(s corev1.ConditionStatus) string {

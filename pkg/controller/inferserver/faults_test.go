@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -279,5 +280,29 @@ func TestProcessCrashRecorded(t *testing.T) {
 	f.sync("llama")
 	if r := lastFault(f.server("llama")); r.RecoveredTime == nil {
 		t.Errorf("not closed while serving: %+v", r)
+	}
+}
+
+// TestNodeLostByHeartbeat: a node whose kubelet stopped renewing its Lease
+// is not serving once the Lease expires, and lost nodeLostSeconds after
+// its last renewal, before its Ready condition changes.
+func TestNodeLostByHeartbeat(t *testing.T) {
+	f, d := faultyServer(t, "", nil)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-llama-a", Namespace: corev1.NamespaceNodeLease},
+		Spec: coordinationv1.LeaseSpec{RenewTime: ptr.To(metav1.NewMicroTime(testNow.Add(-45 * time.Second))), LeaseDurationSeconds: ptr.To[int32](40)}}
+	if _, err := f.kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Create(f.ctx, lease, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.refresh()
+	f.sync("llama")
+	s := f.server("llama")
+	if _, ok := d.of("llama-a"); ok || s.Status.ReadyReplicas != 0 || lastFault(s).Kind != v1alpha1.FaultNodeLost ||
+		!strings.Contains(lastFault(s).Message, "has not renewed its heartbeat (Lease) since") {
+		t.Fatalf("deleted %v, status %+v", ok, s.Status)
+	}
+	f.now = f.now.Add(15 * time.Second)
+	f.sync("llama")
+	if g, ok := d.of("llama-a"); !ok || g != 0 {
+		t.Errorf("not deleted 60 s after the last heartbeat: %v %d", ok, g)
 	}
 }
