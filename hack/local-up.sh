@@ -8,6 +8,10 @@
 # $OUT/logs/. Running it again starts whatever is not running and reapplies
 # the configuration. Stop everything with hack/local-down.sh.
 #
+# The node lifecycle controller marks a node whose heartbeats stopped
+# NotReady after 20 s (--node-monitor-grace-period; Kubernetes' default is
+# 50 s), so that node failures show quickly here.
+#
 # It also starts SIM_NODES (default 4) simulated Ascend nodes (cmd/ascend-sim:
 # a kubelet and device plugin stand-in that runs the MindIE Server simulator
 # for every pod, on a loopback pod IP from SIM_POD_CIDR); SIM_NODES=0 starts none.
@@ -152,6 +156,7 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
   --authentication-kubeconfig="$OUT/kube-controller-manager.kubeconfig" \
   --authorization-kubeconfig="$OUT/kube-controller-manager.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
+  --node-monitor-grace-period=20s \
   --use-service-account-credentials=true \
   --service-account-private-key-file="$PKI/service-account.key" --root-ca-file="$PKI/cluster-ca.crt"
 start kube-scheduler "$BIN/kube-scheduler" \

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"mindie.io/deployer/pkg/ascend"
 	"mindie.io/deployer/pkg/simulator/kubelet"
 )
 
@@ -70,7 +69,24 @@ const faultUsage = `usage:
   ascend-sim fault pod  [--namespace default] --name P --action hang|unhang|crash|slow [--factor 4]
   ascend-sim fault pod  [--namespace default] --name P --action decode-error|decode-recompute --factor N | drop-dresult
   ascend-sim fault node --node N --down=true|false
-each with --control-addr-file FILE or --control-addr HOST:PORT (loopback) of a running ascend-sim`
+each with --control-addr-file FILE or --control-addr HOST:PORT (loopback) of a running ascend-sim.
+
+An NPU fault acts on the pod holding the chip (its huawei.com/<type> annotation lists it):
+  NotHandleFault, SubHealthFault            nothing happens; the chip stays allocatable
+  RestartRequest                            the requests running on its servers fail (500 / an error
+                                            event ending the stream); new requests are served
+  RestartBusiness, FreeRestartNPU, RestartNPU
+                                            its servers crash (connections dropped); the containers
+                                            restart as the pod's restartPolicy says
+  PreSeparateNPU, SeparateNPU, ManuallySeparateNPU
+                                            the chip is unusable: its servers fail every request (500)
+                                            and their liveness/readiness checks (503) while the pod
+                                            holds the chip; --level "" (or a milder level) restores it
+Every level but NotHandleFault and SubHealthFault takes the chip out of the node's allocatable
+(PreSeparateNPU only once no pod holds it). A node that goes down kills its pods' servers (their
+ports refuse connections) and writes nothing (lease, node and pod status, device info) until it
+is back (--down=false): then its containers start again (restartCount +1, exit code 255) and pods
+deleted meanwhile are cleaned up. Marking it NotReady is left to Kubernetes.`
 
 // fault runs the fault subcommand: one request to the control API.
 func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -89,7 +105,7 @@ func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "npu":
 		node := fs.String("node", "", "simulated node name")
 		chip := fs.Int("chip", -1, "chip index (0-based)")
-		level := fs.String("level", "", `fault level (`+strings.Join(ascend.FaultLevels, ", ")+`); "" clears`)
+		level := fs.String("level", "", `fault level (`+strings.Join(kubelet.NPUFaultLevels, ", ")+`); "" clears`)
 		req := &kubelet.NPUFaultRequest{}
 		body = req
 		check = func() error {

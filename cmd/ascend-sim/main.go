@@ -29,7 +29,11 @@
 //	ascend-sim fault node --node N --down=true|false
 //
 // The fault subcommand finds the server from --control-addr-file or
-// --control-addr.
+// --control-addr. An NPU fault hurts the pod holding the chip as its level
+// says (nothing; its running requests fail; its servers crash; or its
+// servers fail their requests and health checks while it holds the chip),
+// and a node that goes down kills its pods' servers and writes nothing
+// until it is back; docs/simulator.md ("Faults") has the details.
 package main
 
 import (

@@ -67,14 +67,36 @@ func TestFaultCLI(t *testing.T) {
 	if !strings.Contains(cm.Data["DeviceInfoCfg"], `"huawei.com/Ascend910-Unhealthy":"Ascend910-3"`) {
 		t.Errorf("device info: %s", cm.Data["DeviceInfoCfg"])
 	}
+	if code, msg := cli("npu", "--control-addr-file", file, "--node", "ascend-0", "--chip", "2", "--level", "ManuallySeparateNPU"); code != 0 {
+		t.Fatalf("fault npu ManuallySeparateNPU: %d %s", code, msg)
+	}
+	cm, _ = client.CoreV1().ConfigMaps("kube-system").Get(ctx, "mindx-dl-deviceinfo-ascend-0", metav1.GetOptions{})
+	if !strings.Contains(cm.Data["DeviceInfoCfg"], `"huawei.com/Ascend910-Unhealthy":"Ascend910-2,Ascend910-3"`) || cm.Data["ManuallySeparateNPU"] != "Ascend910-2" {
+		t.Errorf("device info: %v", cm.Data)
+	}
 	if code, msg := cli("node", "--control-addr", strings.TrimSpace(string(raw)), "--node", "ascend-0", "--down=true"); code != 0 {
 		t.Fatalf("fault node: %d %s", code, msg)
 	}
+	lease := func() time.Time {
+		l, _ := client.CoordinationV1().Leases(kubelet.LeaseNamespace).Get(ctx, "ascend-0", metav1.GetOptions{})
+		return l.Spec.RenewTime.Time
+	}
+	down := lease()
+	time.Sleep(300 * time.Millisecond) // three lease intervals
+	if l := lease(); !l.Equal(down) {
+		t.Errorf("the lease of a down node was renewed: %s -> %s", down, l)
+	}
+	if code, msg := cli("node", "--control-addr-file", file, "--node", "ascend-0", "--down=false"); code != 0 {
+		t.Fatalf("fault node up: %d %s", code, msg)
+	}
 	n, _ := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionFalse {
-			t.Errorf("Ready = %s after node down", c.Status)
+		if c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue {
+			t.Errorf("Ready = %s after node up", c.Status)
 		}
+	}
+	if l := lease(); !l.After(down) {
+		t.Errorf("the lease was not renewed when the node came back")
 	}
 	for _, tc := range []struct {
 		args []string
@@ -88,6 +110,9 @@ func TestFaultCLI(t *testing.T) {
 		{[]string{"node", "--control-addr-file", file, "--node", "ascend-0", "--down=maybe"}, 2, "--down must be true or false"},
 		{[]string{"node", "--control-addr", "10.1.2.3:80", "--node", "ascend-0", "--down=false"}, 2, "not a loopback address"},
 		{[]string{"disk"}, 2, "unknown fault kind"},
+		{[]string{"npu", "--control-addr-file", file, "--node", "ascend-0", "--chip", "1", "--level", "Broken"}, 1,
+			"unknown fault level \"Broken\": want one of NotHandleFault, SubHealthFault, RestartRequest, RestartBusiness, FreeRestartNPU, RestartNPU, PreSeparateNPU, SeparateNPU, ManuallySeparateNPU"},
+		{nil, 2, "PreSeparateNPU, SeparateNPU, ManuallySeparateNPU"},
 	} {
 		code, msg := cli(tc.args...)
 		if code != tc.code || !strings.Contains(msg, tc.msg) {

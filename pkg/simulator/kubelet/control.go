@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-
-	"mindie.io/deployer/pkg/ascend"
 )
 
 // Pod fault actions of SetPodFault.
@@ -165,7 +163,7 @@ func (s *Simulator) setDecodeFault(namespace, name, action string, count int) er
 type NPUFaultRequest struct {
 	Node  string `json:"node"`
 	Chip  *int   `json:"chip"`
-	Level string `json:"level"` // "" clears the fault
+	Level string `json:"level"` // one of NPUFaultLevels; "" clears the fault
 }
 
 // PodFaultRequest is the body of POST /faults/pod.
@@ -196,8 +194,13 @@ type ControlError struct {
 //	POST /faults/node {"node": N, "down": true}
 //	GET  /nodes       the simulated nodes' names
 //
-// Success is 200 {"ok": true}; errors are JSON ControlErrors naming the
-// bad field.
+// /faults/npu takes a level of NPUFaultLevels and hurts the pod holding
+// the chip as SetNPUFault says (nothing; its running requests fail; its
+// servers crash; its servers fail requests and health checks while it
+// holds the chip); /faults/node takes the node down or back as
+// SetNodeDown says (its servers killed, nothing written until it is
+// back). Success is 200 {"ok": true}; errors are JSON ControlErrors naming
+// the bad field.
 func (s *Simulator) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /faults/npu", func(w http.ResponseWriter, r *http.Request) {
@@ -217,8 +220,8 @@ func (s *Simulator) ControlHandler() http.Handler {
 			writeErr(w, &FieldError{Field: "chip", Message: fmt.Sprintf("chip %d out of range 0..%d", *req.Chip, s.cfg.NPUsPerNode-1)})
 			return
 		}
-		if req.Level != "" && !slices.Contains(ascend.FaultLevels, req.Level) {
-			writeErr(w, &FieldError{Field: "level", Message: fmt.Sprintf("unknown fault level %q: want one of %s or \"\" to clear", req.Level, strings.Join(ascend.FaultLevels, ", "))})
+		if req.Level != "" && !slices.Contains(NPUFaultLevels, req.Level) {
+			writeErr(w, &FieldError{Field: "level", Message: fmt.Sprintf("unknown fault level %q: want one of %s or \"\" to clear", req.Level, strings.Join(NPUFaultLevels, ", "))})
 			return
 		}
 		writeResult(w, s.SetNPUFault(req.Node, *req.Chip, req.Level))

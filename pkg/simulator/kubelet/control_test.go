@@ -87,11 +87,11 @@ func TestControlAPI(t *testing.T) {
 		n, _ := client.CoreV1().Nodes().Get(ctx, "ascend-1", metav1.GetOptions{})
 		return nodeCondition(n, corev1.NodeReady)
 	}
-	if code, ce := post(t, srv, "/faults/node", `{"node":"ascend-1","down":true}`); code != 200 || nodeReady() != corev1.ConditionFalse {
-		t.Fatalf("node down: %d %+v, Ready=%s", code, ce, nodeReady())
+	if code, ce := post(t, srv, "/faults/node", `{"node":"ascend-1","down":true}`); code != 200 || !sim.isDown("ascend-1") {
+		t.Fatalf("node down: %d %+v, down=%t", code, ce, sim.isDown("ascend-1"))
 	}
-	if code, ce := post(t, srv, "/faults/node", `{"node":"ascend-1","down":false}`); code != 200 || nodeReady() != corev1.ConditionTrue {
-		t.Fatalf("node up: %d %+v, Ready=%s", code, ce, nodeReady())
+	if code, ce := post(t, srv, "/faults/node", `{"node":"ascend-1","down":false}`); code != 200 || sim.isDown("ascend-1") || nodeReady() != corev1.ConditionTrue {
+		t.Fatalf("node up: %d %+v, down=%t, Ready=%s", code, ce, sim.isDown("ascend-1"), nodeReady())
 	}
 
 	// Pod faults act on the running workload.

@@ -3,7 +3,6 @@ package kubelet
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,12 +13,6 @@ import (
 	"mindie.io/deployer/pkg/ascend"
 )
 
-// unhealthyLevel reports whether a chip with this fault level is listed
-// as unhealthy (and so not allocatable).
-func unhealthyLevel(level string) bool {
-	return level != "" && level != ascend.FaultNotHandle && level != ascend.FaultRestartRequest
-}
-
 func (s *Simulator) deviceInfo(node string) ascend.DeviceInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -27,14 +20,15 @@ func (s *Simulator) deviceInfo(node string) ascend.DeviceInfo {
 	faults := []ascend.FaultInfo{}
 	for i, c := range s.nodes[node].chips {
 		name := s.chipName(i)
-		if unhealthyLevel(c.fault) {
-			unhealthy = append(unhealthy, name)
-		} else {
+		if chipHealthy(c) {
 			healthy = append(healthy, name)
+		} else {
+			unhealthy = append(unhealthy, name)
 		}
-		if c.fault != "" {
-			faults = append(faults, ascend.FaultInfo{FaultType: "CardUnhealthy", NPUName: name, LargeModelFaultLevel: c.fault,
-				FaultLevel: c.fault, FaultHandling: c.fault, FaultCode: "80E01801"})
+		if l, ok := faultLevel(c.fault); ok {
+			faults = append(faults, ascend.FaultInfo{FaultType: "CardUnhealthy", NPUName: name, LargeModelFaultLevel: l.name,
+				FaultLevel: l.name, FaultHandling: l.name, FaultCode: l.code,
+				FaultTimeAndLevelMap: map[string]ascend.FaultTimeAndLevel{l.code: {FaultTime: c.faultTime.UnixMilli(), FaultLevel: l.name}}})
 		}
 	}
 	faultJSON, _ := json.Marshal(faults)
@@ -50,12 +44,31 @@ func (s *Simulator) deviceInfo(node string) ascend.DeviceInfo {
 	}
 }
 
-// writeDeviceInfo creates or rewrites the node's device info ConfigMap.
+// manuallySeparated is the manuallySeparateNPUKey value of node.
+func (s *Simulator) manuallySeparated(node string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for i, c := range s.nodes[node].chips {
+		if c.fault == ascend.FaultManuallySeparateNPU {
+			names = append(names, s.chipName(i))
+		}
+	}
+	return ascend.FormatChipList(names)
+}
+
+// writeDeviceInfo creates or rewrites the node's device info ConfigMap,
+// unless the node is down.
 func (s *Simulator) writeDeviceInfo(ctx context.Context, node string) error {
+	return skipDown(s.whileUp(node, func() error { return s.writeDeviceInfoCM(ctx, node) }))
+}
+
+func (s *Simulator) writeDeviceInfoCM(ctx context.Context, node string) error {
 	doc, err := ascend.FormatDeviceInfoCfg(s.deviceInfo(node))
 	if err != nil {
 		return err
 	}
+	manual := s.manuallySeparated(node)
 	cms := s.cfg.Client.CoreV1().ConfigMaps(ascend.DeviceInfoNamespace)
 	name := ascend.DeviceInfoConfigMapName(node)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -63,7 +76,7 @@ func (s *Simulator) writeDeviceInfo(ctx context.Context, node string) error {
 		if apierrors.IsNotFound(err) {
 			_, err = cms.Create(ctx, &corev1.ConfigMap{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ascend.DeviceInfoNamespace, Labels: map[string]string{SimulatedLabel: "true"}},
-				Data:       map[string]string{ascend.DeviceInfoKey: doc},
+				Data:       map[string]string{ascend.DeviceInfoKey: doc, manuallySeparateNPUKey: manual},
 			}, metav1.CreateOptions{})
 			return err
 		}
@@ -74,34 +87,8 @@ func (s *Simulator) writeDeviceInfo(ctx context.Context, node string) error {
 			cur.Data = map[string]string{}
 		}
 		cur.Data[ascend.DeviceInfoKey] = doc
+		cur.Data[manuallySeparateNPUKey] = manual
 		_, err = cms.Update(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
-}
-
-// SetNPUFault sets the fault level of chip (0-based) on node; "" clears
-// it. Chips with a level other than NotHandleFault and RestartRequest are
-// listed as unhealthy, leave the node's allocatable and get no new pods.
-// The device info ConfigMap and node status are rewritten.
-func (s *Simulator) SetNPUFault(node string, chipIndex int, level string) error {
-	s.mu.Lock()
-	ns, ok := s.nodes[node]
-	if ok && (chipIndex < 0 || chipIndex >= len(ns.chips)) {
-		s.mu.Unlock()
-		return fmt.Errorf("node %s has no chip %d", node, chipIndex)
-	}
-	if ok {
-		ns.chips[chipIndex].fault = level
-	}
-	s.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("no simulated node %q", node)
-	}
-	s.logf("node %s: chip %s fault level %q (fault injection)", node, s.chipName(chipIndex), level)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := s.writeDeviceInfo(ctx, node); err != nil {
-		return err
-	}
-	return s.updateNodeStatus(ctx, node)
 }

@@ -21,6 +21,25 @@
 // kube-system/mindx-dl-deviceinfo-<node>, where NPU faults can be injected
 // with [Simulator.SetNPUFault].
 //
+// # Faults
+//
+// An NPU fault ([Simulator.SetNPUFault]) hurts the pod holding the chip as
+// on real hardware, by level ([NPUFaultLevels]): NotHandleFault and
+// SubHealthFault do nothing; RestartRequest fails the requests running on
+// its MindIE servers ([NPUFaultable].FailRunning); RestartBusiness,
+// FreeRestartNPU and RestartNPU crash them (the containers restart as the
+// restartPolicy says); PreSeparateNPU, SeparateNPU and ManuallySeparateNPU
+// make the chip unusable: its servers fail their requests and health
+// checks ([NPUFaultable].SetNPUFailed) for as long as the pod holds the
+// chip, restarted servers included, until the fault is cleared. The device
+// info lists every faulty chip but NotHandleFault, SubHealthFault and an
+// in-use PreSeparateNPU chip as unhealthy, which also leaves the node's
+// allocatable NPUs. A node that goes down ([Simulator.SetNodeDown]) kills
+// its pods' workloads (their listeners close: connections are refused),
+// stops their probes and writes nothing to the API until it is back; then
+// pods deleted meanwhile are cleaned up and the others' containers start
+// again. docs/simulator.md ("Faults") has the details.
+//
 // # Device plugin annotations
 //
 // Every name and format the simulated device plugin writes (resources, node

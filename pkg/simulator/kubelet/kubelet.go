@@ -33,19 +33,30 @@ type Simulator struct {
 	writers sync.WaitGroup // pod status writers
 
 	kubeletAddr *net.TCPAddr // of the kubelet API, once started
+
+	nodeFaults sync.Mutex // serializes SetNodeDown
+
+	runCtx context.Context   // Run's, once it runs
+	resync func(node string) // queues a node's pods for a sync, once pods are watched
 }
 
 type nodeState struct {
-	name   string
-	index  int // in Config.NodeNames
-	down   bool
+	name  string
+	index int // in Config.NodeNames
+	down  bool
+	up    chan struct{} // closed while the node is up
+	// writes is held (read) by every API write of the node's kubelet and
+	// device plugin, and (write) by SetNodeDown to take the node down: no
+	// write of a down node is under way or starts.
+	writes sync.RWMutex
 	chips  []chip
 	uidRef types.UID
 }
 
 type chip struct {
-	owner types.UID // pod holding the chip, "" when free
-	fault string    // fault level, "" when healthy
+	owner     types.UID // pod holding the chip, "" when free
+	fault     string    // fault level, "" when healthy
+	faultTime time.Time // when the fault was injected
 }
 
 // New checks cfg and returns a simulator; Run starts it.
@@ -64,7 +75,9 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	s := &Simulator{cfg: cfg, nodes: map[string]*nodeState{}, ips: ips, devIPs: devIPs, pods: map[string]*podState{}}
 	for i, n := range cfg.NodeNames {
-		s.nodes[n] = &nodeState{name: n, index: i, chips: make([]chip, cfg.NPUsPerNode)}
+		up := make(chan struct{})
+		close(up)
+		s.nodes[n] = &nodeState{name: n, index: i, up: up, chips: make([]chip, cfg.NPUsPerNode)}
 	}
 	return s, nil
 }
@@ -85,6 +98,9 @@ func (s *Simulator) chipName(i int) string { return ascend.ChipName(s.cfg.NPUTyp
 // then stops every workload (leaving the pods in the API) and returns nil.
 // A failure to register the nodes is returned at once.
 func (s *Simulator) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
 	if err := s.startKubeletServer(ctx); err != nil {
 		return err
 	}
@@ -154,27 +170,29 @@ func (s *Simulator) registerNode(ctx context.Context, name string) error {
 	return s.updateNodeStatus(ctx, name)
 }
 
-// updateNodeStatus writes the node's whole status with fresh heartbeats.
+// updateNodeStatus writes the node's whole status with fresh heartbeats,
+// unless the node is down.
 func (s *Simulator) updateNodeStatus(ctx context.Context, name string) error {
 	nodes := s.cfg.Client.CoreV1().Nodes()
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := nodes.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
+	return skipDown(s.whileUp(name, func() error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := nodes.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			s.fillNodeStatus(cur)
+			_, err = nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 			return err
-		}
-		s.fillNodeStatus(cur)
-		_, err = nodes.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		return err
-	})
+		})
+	}))
 }
 
 func (s *Simulator) fillNodeStatus(node *corev1.Node) {
 	s.mu.Lock()
 	ns := s.nodes[node.Name]
-	down := ns.down
 	healthy := 0
 	for _, c := range ns.chips {
-		if !unhealthyLevel(c.fault) {
+		if chipHealthy(c) {
 			healthy++
 		}
 	}
@@ -202,10 +220,9 @@ func (s *Simulator) fillNodeStatus(node *corev1.Node) {
 		KernelVersion: "simulated", OSImage: "ascend-sim (simulated node, no kubelet)",
 		ContainerRuntimeVersion: "simulated://0", KubeletVersion: "v1.36.3-ascend-sim", OperatingSystem: "linux", Architecture: "arm64",
 	}
+	// A down node writes nothing: Kubernetes' node lifecycle controller
+	// marks it NotReady once its lease and heartbeats stop.
 	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "simulated kubelet is posting ready status"}
-	if down {
-		ready = corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady", Message: "simulated node is down (fault injection)"}
-	}
 	want := []corev1.NodeCondition{
 		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
 		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
@@ -224,7 +241,12 @@ func (s *Simulator) fillNodeStatus(node *corev1.Node) {
 	st.Conditions = want
 }
 
+// renewLease renews the node's lease, unless the node is down.
 func (s *Simulator) renewLease(ctx context.Context, name string) error {
+	return skipDown(s.whileUp(name, func() error { return s.writeLease(ctx, name) }))
+}
+
+func (s *Simulator) writeLease(ctx context.Context, name string) error {
 	leases := s.cfg.Client.CoordinationV1().Leases(LeaseNamespace)
 	now := metav1.NewMicroTime(time.Now())
 	dur := int32(max(40, 4*s.cfg.LeaseInterval/time.Second))
@@ -277,28 +299,4 @@ func (s *Simulator) heartbeatLoop(ctx context.Context, name string) {
 			s.logf("node %s: heartbeat: %v", name, err)
 		}
 	}
-}
-
-// SetNodeDown injects (down=true) or clears a node failure: a down node
-// stops renewing its lease and posting heartbeats, and is marked NotReady
-// at once. Its pods' workloads keep running.
-func (s *Simulator) SetNodeDown(name string, down bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s.mu.Lock()
-	ns, ok := s.nodes[name]
-	if ok {
-		ns.down = down
-	}
-	s.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("no simulated node %q", name)
-	}
-	s.logf("node %s: down=%t (fault injection)", name, down)
-	if !down {
-		if err := s.renewLease(ctx, name); err != nil {
-			return err
-		}
-	}
-	return s.updateNodeStatus(ctx, name)
 }

@@ -229,6 +229,16 @@ func nodeCondition(n *corev1.Node, typ corev1.NodeConditionType) corev1.Conditio
 	return ""
 }
 
+// readyHeartbeat is the lastHeartbeatTime of the node's Ready condition.
+func readyHeartbeat(n *corev1.Node) time.Time {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.LastHeartbeatTime.Time
+		}
+	}
+	return time.Time{}
+}
+
 func podCondition(p *corev1.Pod, typ corev1.PodConditionType) corev1.ConditionStatus {
 	for _, c := range p.Status.Conditions {
 		if c.Type == typ {
@@ -289,14 +299,12 @@ func TestNodeRegistrationAndLease(t *testing.T) {
 		return l.Spec.RenewTime.After(first), l.Spec.RenewTime.String()
 	})
 
-	// Fault injection: the node goes NotReady and its lease stops.
+	// Fault injection: the node's lease and status stop; nothing marks it
+	// NotReady but Kubernetes' node lifecycle controller (not here).
 	if err := sim.SetNodeDown("ascend-0", true); err != nil {
 		t.Fatal(err)
 	}
-	n, _ = client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})
-	if s := nodeCondition(n, corev1.NodeReady); s != corev1.ConditionFalse {
-		t.Fatalf("Ready = %q after SetNodeDown, want False", s)
-	}
+	n1, _ := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})
 	l1, _ := client.CoordinationV1().Leases(LeaseNamespace).Get(ctx, "ascend-0", metav1.GetOptions{})
 	// ascend-1 keeps heartbeating: wait for two of its renewals, then check
 	// that ascend-0's lease did not move.
@@ -312,12 +320,19 @@ func TestNodeRegistrationAndLease(t *testing.T) {
 	if !l2.Spec.RenewTime.Equal(l1.Spec.RenewTime) {
 		t.Errorf("lease of a down node renewed: %s -> %s", l1.Spec.RenewTime, l2.Spec.RenewTime)
 	}
+	n2, _ := client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})
+	if h1, h2 := readyHeartbeat(n1), readyHeartbeat(n2); !h2.Equal(h1) {
+		t.Errorf("status of a down node written: heartbeat %s -> %s", h1, h2)
+	}
 	if err := sim.SetNodeDown("ascend-0", false); err != nil {
 		t.Fatal(err)
 	}
 	n, _ = client.CoreV1().Nodes().Get(ctx, "ascend-0", metav1.GetOptions{})
-	if s := nodeCondition(n, corev1.NodeReady); s != corev1.ConditionTrue {
-		t.Fatalf("Ready = %q after recovery, want True", s)
+	l3, _ := client.CoordinationV1().Leases(LeaseNamespace).Get(ctx, "ascend-0", metav1.GetOptions{})
+	if s := nodeCondition(n, corev1.NodeReady); s != corev1.ConditionTrue || !readyHeartbeat(n).After(readyHeartbeat(n2)) ||
+		!l3.Spec.RenewTime.After(l2.Spec.RenewTime.Time) {
+		t.Fatalf("after recovery: Ready = %q, heartbeat %s (was %s), lease renewed %t; want True, a new heartbeat, true",
+			s, readyHeartbeat(n), readyHeartbeat(n2), l3.Spec.RenewTime.After(l2.Spec.RenewTime.Time))
 	}
 }
 

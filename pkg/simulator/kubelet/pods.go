@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,8 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
@@ -98,6 +101,20 @@ func (s *Simulator) runPods(ctx context.Context) {
 		},
 	})
 	lister := podInformer.Lister()
+	s.mu.Lock()
+	s.resync = func(node string) {
+		s.resyncNode(node, func() []string {
+			pods, _ := lister.List(labels.Everything())
+			var keys []string
+			for _, p := range pods {
+				if p.Spec.NodeName == node {
+					keys = append(keys, p.Namespace+"/"+p.Name)
+				}
+			}
+			return keys
+		}, queue.Add)
+	}
+	s.mu.Unlock()
 	factory.Start(ctx.Done())
 	go func() {
 		<-ctx.Done()
@@ -113,7 +130,7 @@ func (s *Simulator) runPods(ctx context.Context) {
 		if quit {
 			break
 		}
-		if err := s.syncPod(ctx, key, lister); err != nil && ctx.Err() == nil {
+		if err := s.syncPod(ctx, key, lister); err != nil && !errors.Is(err, errNodeDown) && ctx.Err() == nil {
 			s.logf("pod %s: %v (will retry)", key, err)
 			queue.AddRateLimited(key)
 		} else {
@@ -153,31 +170,27 @@ func (s *Simulator) syncPod(ctx context.Context, key string, lister corelisters.
 	}
 	s.mu.Lock()
 	ps := s.pods[key]
-	if ps != nil && (pod == nil || pod.UID != ps.uid || pod.Spec.NodeName != ps.node) {
-		// Gone from the API (or replaced): stop what we ran for it.
-		delete(s.pods, key)
+	if ps != nil && s.nodes[ps.node].down {
+		// A down node's kubelet sees nothing; SetNodeDown syncs its pods
+		// when it comes back.
 		s.mu.Unlock()
-		s.logf("pod %s: removed from the API: stopping its workloads", key)
-		ps.cancel()
-		gone := ps // ps is reset below, before the goroutine may run
-		go func() {
-			gone.wg.Wait()
-			s.release(gone)
-			gone.stopWriter()
-		}()
-		s.mu.Lock()
-		ps = nil
+		return nil
 	}
 	s.mu.Unlock()
+	if ps != nil && (pod == nil || pod.UID != ps.uid || pod.Spec.NodeName != ps.node) {
+		// Gone from the API (or replaced): stop what we ran for it.
+		s.forget(ps, "removed from the API")
+		ps = nil
+	}
 	if pod == nil {
 		return nil
 	}
-	if _, mine := s.nodes[pod.Spec.NodeName]; !mine {
+	if _, mine := s.nodes[pod.Spec.NodeName]; !mine || s.isDown(pod.Spec.NodeName) {
 		return nil
 	}
 	if pod.DeletionTimestamp != nil {
 		if ps == nil {
-			return s.deletePod(ctx, pod.Namespace, pod.Name, pod.UID)
+			return s.deletePod(ctx, pod.Spec.NodeName, pod.Namespace, pod.Name, pod.UID)
 		}
 		s.mu.Lock()
 		start := !ps.terminating
@@ -230,7 +243,7 @@ func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error
 			if len(chips) == want {
 				break
 			}
-			if c.owner == "" && !unhealthyLevel(c.fault) {
+			if c.owner == "" && chipHealthy(c) {
 				chips = append(chips, i)
 			}
 		}
@@ -250,19 +263,30 @@ func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error
 	return ip, chips, nil
 }
 
+// release frees the pod's IP and chips. A freed chip whose health depends
+// on its use (PreSeparateNPU) becomes unhealthy: the node's devices are
+// republished.
 func (s *Simulator) release(ps *podState) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if ps.released {
+		s.mu.Unlock()
 		return
 	}
 	ps.released = true
 	s.ips.release(ps.ip)
 	node := s.nodes[ps.node]
+	changed := false
 	for _, i := range ps.chips {
-		if node.chips[i].owner == ps.uid {
-			node.chips[i].owner = ""
+		c := &node.chips[i]
+		if c.owner == ps.uid {
+			before := chipHealthy(*c)
+			c.owner = ""
+			changed = changed || chipHealthy(*c) != before
 		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.devicesChanged(ps.node)
 	}
 }
 
@@ -299,7 +323,10 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 		if pod.Annotations[chipList] != want[chipList] ||
 			pod.Annotations[ascend.AnnotationAscend910Configuration] != want[ascend.AnnotationAscend910Configuration] {
 			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
-			if _, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			if err := s.whileUp(pod.Spec.NodeName, func() error {
+				_, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+				return err
+			}); err != nil {
 				s.release(ps)
 				return fmt.Errorf("annotate NPUs: %w", err)
 			}
@@ -333,6 +360,12 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 
 func (s *Simulator) failPod(ctx context.Context, pod *corev1.Pod, reason, msg string) error {
 	pods := s.cfg.Client.CoreV1().Pods(pod.Namespace)
+	return s.whileUp(pod.Spec.NodeName, func() error {
+		return s.failPodStatus(ctx, pods, pod, reason, msg)
+	})
+}
+
+func (s *Simulator) failPodStatus(ctx context.Context, pods typedcorev1.PodInterface, pod *corev1.Pod, reason, msg string) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
@@ -374,7 +407,9 @@ func (s *Simulator) pushStatus(ps *podState) {
 
 // statusWriter writes the pod's status whenever pushStatus asks, retrying
 // a failed write with a back-off (conflicts re-read the pod at once), so
-// that the pod's status never stays stale. It returns when ctx ends.
+// that the pod's status never stays stale. While the pod's node is down it
+// writes nothing; it writes the latest state once the node is back. It
+// returns when ctx ends.
 func (s *Simulator) statusWriter(ctx context.Context, ps *podState) {
 	for {
 		select {
@@ -383,11 +418,17 @@ func (s *Simulator) statusWriter(ctx context.Context, ps *podState) {
 		case <-ps.kick:
 		}
 		for delay := statusRetryMin; ; delay = min(2*delay, statusRetryMax) {
+			if !s.waitNodeUp(ctx, ps.node) {
+				return
+			}
 			select {
 			case <-ps.kick: // this write covers that request too
 			default:
 			}
 			err := s.writeStatus(ctx, ps)
+			if errors.Is(err, errNodeDown) {
+				continue // written once the node is back
+			}
 			if err == nil || ctx.Err() != nil {
 				break
 			}
@@ -407,17 +448,19 @@ func (s *Simulator) writeStatus(ctx context.Context, ps *podState) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	pods := s.cfg.Client.CoreV1().Pods(ps.namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := pods.Get(ctx, ps.name, metav1.GetOptions{})
-		if err != nil {
+	return s.whileUp(ps.node, func() error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := pods.Get(ctx, ps.name, metav1.GetOptions{})
+			if err != nil {
+				return ignoreNotFound(err)
+			}
+			if cur.UID != ps.uid {
+				return nil
+			}
+			s.fillPodStatus(ps, cur)
+			_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 			return ignoreNotFound(err)
-		}
-		if cur.UID != ps.uid {
-			return nil
-		}
-		s.fillPodStatus(ps, cur)
-		_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		return ignoreNotFound(err)
+		})
 	})
 }
 
@@ -518,12 +561,14 @@ func qosClass(pod *corev1.Pod) corev1.PodQOSClass {
 	return corev1.PodQOSBestEffort
 }
 
-// deletePod removes the pod from the API as a kubelet does once its
-// containers are gone: grace period 0, UID precondition.
-func (s *Simulator) deletePod(ctx context.Context, namespace, name string, uid types.UID) error {
-	err := s.cfg.Client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr.To[int64](0),
-		Preconditions:      &metav1.Preconditions{UID: &uid},
+// deletePod removes the pod from the API as the kubelet of node does once
+// its containers are gone: grace period 0, UID precondition.
+func (s *Simulator) deletePod(ctx context.Context, node, namespace, name string, uid types.UID) error {
+	err := s.whileUp(node, func() error {
+		return s.cfg.Client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{
+			GracePeriodSeconds: ptr.To[int64](0),
+			Preconditions:      &metav1.Preconditions{UID: &uid},
+		})
 	})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
@@ -587,12 +632,19 @@ func (s *Simulator) terminate(ctx context.Context, ps *podState, pod *corev1.Pod
 	}
 	s.mu.Unlock()
 	ps.stopWriter()
-	if ctx.Err() != nil {
-		return
-	}
-	if err := s.deletePod(ctx, ps.namespace, ps.name, ps.uid); err != nil {
-		s.logf("pod %s: delete: %v", ps.key, err)
-		return
+	for { // a down node's kubelet deletes nothing: it does once back
+		if !s.waitNodeUp(ctx, ps.node) {
+			return
+		}
+		err := s.deletePod(ctx, ps.node, ps.namespace, ps.name, ps.uid)
+		if errors.Is(err, errNodeDown) {
+			continue
+		}
+		if err != nil {
+			s.logf("pod %s: delete: %v", ps.key, err)
+			return
+		}
+		break
 	}
 	s.logf("pod %s: terminated and deleted; IP %s and NPUs %v freed", ps.key, ps.ip, s.chipNames(ps.chips))
 }

@@ -265,11 +265,36 @@ func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 	c := cs.spec
 	policy := restartPolicy(pod)
 	for ps.ctx.Err() == nil {
+		if !s.waitNodeUp(ps.ctx, ps.node) {
+			return
+		}
 		term, clog, stopping := s.runOnce(ps, cs, pod)
 		if stopping {
 			return
 		}
+		nodeDown := s.isDown(ps.node)
+		if nodeDown {
+			// The node lost power: its container runtime never saw the
+			// container exit, as after a reboot.
+			term.ExitCode, term.Reason = 255, "Unknown"
+			clog.printf("container %s killed: node %s went down", c.Name, ps.node)
+		}
 		restart := policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && term.ExitCode != 0)
+		if restart && nodeDown {
+			// Started again, without a back-off, when the node is back.
+			clog.close()
+			s.mu.Lock()
+			cs.running, cs.last = false, term
+			cs.waiting, cs.message = "ContainerCreating", ""
+			s.mu.Unlock()
+			if !s.waitNodeUp(ps.ctx, ps.node) {
+				return
+			}
+			s.mu.Lock()
+			cs.restarts++
+			s.mu.Unlock()
+			continue
+		}
 		if !restart {
 			clog.printf("container %s terminated: reason %s, exit code %d; not restarted (restartPolicy %s)", c.Name, term.Reason, term.ExitCode, policy)
 			clog.close()
@@ -354,7 +379,12 @@ func (s *Simulator) runOnce(ps *podState, cs *containerState, pod *corev1.Pod) (
 	cs.running, cs.startedAt, cs.waiting, cs.message = true, metav1.Now(), "", ""
 	cs.started = c.StartupProbe == nil
 	cs.ready = cs.started && c.ReadinessProbe == nil
+	s.applyChipHealth(ps) // a chip it holds may be unusable
+	down := s.nodes[ps.node].down
 	s.mu.Unlock()
+	if down { // the node went down while the container started
+		kill(w)
+	}
 	s.pushStatus(ps)
 	reason, exitCode, stopping := s.supervise(ps, cs, w)
 

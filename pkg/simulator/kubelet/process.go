@@ -143,6 +143,9 @@ func (w *processWorkload) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Crash kills the process at once (SIGKILL), as when its node loses power.
+func (w *processWorkload) Crash() { _ = w.cmd.Process.Kill() }
+
 // terminate sends SIGTERM once: a second one makes some programs exit at
 // once instead of draining.
 func (w *processWorkload) terminate() {

@@ -53,6 +53,12 @@ func MindIEWorkload(_ context.Context, spec WorkloadSpec) (Workload, error) {
 			}
 		}
 	}
+	return startMindIE(spec, cfg)
+}
+
+// startMindIE runs a MindIE Server simulator configured by cfg for the
+// container of spec (see MindIEWorkload).
+func startMindIE(spec WorkloadSpec, cfg mindie.Config) (Workload, error) {
 	if cfg.WorldSize == 0 && len(spec.NPUs) > 0 {
 		cfg.WorldSize = len(spec.NPUs)
 	}

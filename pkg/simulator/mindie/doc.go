@@ -242,6 +242,15 @@
 // handlers used without Serve drop their connections. [Server.Stop] (and GET
 // /stopService) stops admitting requests, lets running ones finish or, with
 // force, aborts them, then reports stopped; live fails from then on.
+// NPU faults (the simulated kubelet applies them to the server of the pod
+// holding a faulty chip): [Server.FailRunning] fails the requests running
+// on the NPU (holding a batch slot) with a 500 engine error, as a
+// RestartRequest fault does (a stream under way gets the error as its last
+// event, without its end marker; waiting and new requests are served);
+// [Server.SetNPUFailed](true) makes the NPUs unusable, as a SeparateNPU
+// fault does: every request in flight fails that way, new ones are refused
+// with 500, and /v2/health/live, /v2/health/ready, /health and
+// /health/timed-<N> answer 503 until SetNPUFailed(false).
 // PD: [Server.FailNextDecode](n) makes a decode server accept the next n
 // hand-offs and write error: for each instead of decoding it;
 // [Server.RecomputeNextDecode](n) makes it write retry:<original body>;

@@ -23,6 +23,7 @@ const (
 	kindNotFound    errorKind = "not_found"
 	kindOverloaded  errorKind = "overloaded"
 	kindUnavailable errorKind = "unavailable"
+	kindEngine      errorKind = "engine_error" // the engine failed the request (NPU fault)
 )
 
 func (e *apiError) Error() string { return e.msg }
@@ -33,6 +34,12 @@ func badRequest(format string, args ...any) *apiError {
 
 func unavailable(format string, args ...any) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, kind: kindUnavailable, msg: fmt.Sprintf(format, args...)}
+}
+
+// engineError is a request failure of the engine itself (an NPU fault):
+// 500.
+func engineError(err error) *apiError {
+	return &apiError{status: http.StatusInternalServerError, kind: kindEngine, msg: err.Error()}
 }
 
 // errClientGone means the client went away; there is nobody to answer.
@@ -141,6 +148,9 @@ func (s *Server) admit(parent context.Context, j *job, spec admitSpec) (*engineR
 		return nil, ErrCrashed
 	case phaseStopping, phaseStopped:
 		return nil, unavailable("the service is stopping or stopped (/stopService): not accepting new requests")
+	}
+	if s.npuFailed {
+		return nil, engineError(errNPUFailed)
 	}
 	if !s.loaded() {
 		remaining := s.loadTime - s.clock.Now().Sub(s.start)
@@ -266,6 +276,8 @@ func (s *Server) abortReason(ctx context.Context, err error) error {
 		return errClosing
 	case errors.Is(cause, errForceStopped):
 		return unavailable("%v", errForceStopped)
+	case errors.Is(cause, errRequestFault), errors.Is(cause, errNPUFailed):
+		return engineError(cause)
 	}
 	return errClientGone
 }

@@ -277,3 +277,124 @@ func TestClientCancellationReleasesTheRequest(t *testing.T) {
 		return st.Running == 0 && st.RequestsFailed == 1
 	})
 }
+
+// An NPU fault of level RestartRequest fails the requests running on the
+// NPU at that moment, with an engine error; a waiting request and new ones
+// are served.
+func TestFailRunningFailsTheRunningRequestsOnly(t *testing.T) {
+	cfg := testConfig()
+	cfg.TotalSlots = 2
+	h := newHarness(t, cfg)
+	h.clock.setBlocking(true)
+	plain := h.async(t.Context(), http.MethodPost, h.inf.URL+"/v1/completions", `{"prompt": "fail me", "max_tokens": 50}`)
+	waitUntil(t, "the plain request prefills", func() bool { return h.clock.sleepers() == 1 })
+	stream := h.async(t.Context(), http.MethodPost, h.inf.URL+"/v1/chat/completions",
+		chatBody(t, conversation, map[string]any{"stream": true, "max_tokens": 50}))
+	waitUntil(t, "the stream queues", func() bool { return h.srv.Stats().Waiting == 1 })
+	h.clock.Advance(time.Hour) // the first prefill ends; the stream's starts
+	waitUntil(t, "the stream prefills", func() bool {
+		st := h.srv.Stats()
+		return st.Running == 2 && st.GenerationTokens == 1 && h.clock.sleepers() == 1
+	})
+	h.clock.Advance(time.Hour) // the stream's first token; a decode step of both starts
+	waitUntil(t, "both decode", func() bool { return h.srv.Stats().GenerationTokens == 2 && h.clock.sleepers() == 1 })
+	h.clock.Advance(time.Hour) // one token each
+	waitUntil(t, "both generate", func() bool { return h.srv.Stats().GenerationTokens == 4 && h.clock.sleepers() == 1 })
+	// A third request waits: both slots are taken.
+	waiting := h.async(t.Context(), http.MethodPost, h.inf.URL+"/generate", `{"inputs": "wait for me", "parameters": {"max_new_tokens": 2}}`)
+	waitUntil(t, "the third request queues", func() bool { return h.srv.Stats().Waiting == 1 })
+
+	if n := h.srv.FailRunning(); n != 2 {
+		t.Errorf("FailRunning failed %d requests, want the 2 running", n)
+	}
+	p := receive(t, plain)
+	if p.err != nil || p.resp.status != http.StatusInternalServerError ||
+		!strings.Contains(string(p.resp.body), `"type":"server_error"`) || !strings.Contains(string(p.resp.body), "NPU fault (RestartRequest)") {
+		t.Errorf("a running request hit by the fault: %+v, want a 500 server_error", p)
+	}
+	s := receive(t, stream)
+	if s.err != nil || s.resp.status != http.StatusOK {
+		t.Fatalf("the stream had started: %+v", s)
+	}
+	events := sseData(t, s.resp.body)
+	if last := events[len(events)-1]; !strings.Contains(last, `"type":"server_error"`) || !strings.Contains(last, "NPU fault") {
+		t.Errorf("the stream should end with an error event, got %q", last)
+	}
+	if strings.Contains(string(s.resp.body), "[DONE]") || len(events) < 3 {
+		t.Errorf("the stream should have its tokens so far and no end marker: %q", events)
+	}
+	// The waiting request runs on: the NPU works again.
+	if w := advanceUntilDone(t, h, waiting); w.err != nil || w.resp.status != http.StatusOK {
+		t.Errorf("the waiting request: %+v", w)
+	}
+	h.clock.setBlocking(false)
+	if r := h.post("/v1/completions", `{"prompt": "after the fault", "max_tokens": 3}`); r.status != http.StatusOK {
+		t.Errorf("a new request after the fault: %d %s", r.status, r.body)
+	}
+	if r := h.getMgmt("/v2/health/ready"); r.status != http.StatusOK {
+		t.Errorf("ready after a RestartRequest fault: %d", r.status)
+	}
+	if st := h.srv.Stats(); st.RequestsFailed != 2 || st.RequestsSucceeded != 2 || st.Running != 0 || st.FreeBlocks != st.TotalBlocks {
+		t.Errorf("after the fault: %+v", st)
+	}
+	if n := h.srv.FailRunning(); n != 0 {
+		t.Errorf("FailRunning with nothing running failed %d", n)
+	}
+	if !strings.Contains(h.log.String(), "NPU FAULT injected (RestartRequest): 2 running requests failed") {
+		t.Errorf("the fault should be logged:\n%s", h.log)
+	}
+}
+
+// Unusable NPUs fail every request in flight, new requests and the health
+// checks, until they are usable again.
+func TestNPUFailedFailsHealthAndRequestsUntilCleared(t *testing.T) {
+	cfg := testConfig()
+	cfg.TotalSlots = 1
+	h := newHarness(t, cfg)
+	h.clock.setBlocking(true)
+	running := h.async(t.Context(), http.MethodPost, h.inf.URL+"/generate_stream", `{"inputs": "fail me", "parameters": {"max_new_tokens": 50}}`)
+	waitUntil(t, "the request prefills", func() bool { return h.clock.sleepers() == 1 })
+	waiting := h.async(t.Context(), http.MethodPost, h.inf.URL+"/v1/completions", `{"prompt": "me too", "max_tokens": 5}`)
+	waitUntil(t, "the second request queues", func() bool { return h.srv.Stats().Waiting == 1 })
+
+	h.srv.SetNPUFailed(true)
+	h.srv.SetNPUFailed(true) // idempotent
+	for name, ch := range map[string]<-chan result{"running": running, "waiting": waiting} {
+		r := receive(t, ch)
+		if r.err != nil || r.resp.status != http.StatusInternalServerError || !strings.Contains(string(r.resp.body), "the NPU is unusable") {
+			t.Errorf("the %s request: %+v, want a 500 engine error", name, r)
+		}
+	}
+	h.clock.setBlocking(false)
+	h.clock.Advance(time.Hour) // the iteration under way when the NPU failed ends
+	if r := h.post("/generate", `{"inputs": "new", "parameters": {"max_new_tokens": 2}}`); r.status != http.StatusInternalServerError ||
+		!strings.Contains(string(r.body), `"error_type":"engine_error"`) {
+		t.Errorf("a new request on unusable NPUs: %d %s, want 500 engine_error", r.status, r.body)
+	}
+	for _, path := range []string{"/v2/health/live", "/v2/health/ready", "/health", "/health/timed-5"} {
+		if r := h.getMgmt(path); r.status != http.StatusServiceUnavailable {
+			t.Errorf("GET %s on unusable NPUs: %d, want 503", path, r.status)
+		}
+	}
+	for _, path := range []string{"/v1/status", "/info"} {
+		if r := h.getMgmt(path); r.status != http.StatusOK {
+			t.Errorf("GET %s on unusable NPUs: %d, want 200 (the process runs)", path, r.status)
+		}
+	}
+	if st := h.srv.Stats(); !st.NPUFailed || st.Running != 0 || st.Waiting != 0 || st.State != StateReady || st.RequestsFailed != 3 {
+		t.Errorf("stats with unusable NPUs: %+v", st)
+	}
+
+	h.srv.SetNPUFailed(false)
+	for _, path := range []string{"/v2/health/live", "/v2/health/ready", "/health", "/health/timed-5"} {
+		if r := h.getMgmt(path); r.status != http.StatusOK {
+			t.Errorf("GET %s after the NPUs recovered: %d, want 200", path, r.status)
+		}
+	}
+	if r := h.post("/v1/completions", `{"prompt": "recovered", "max_tokens": 3}`); r.status != http.StatusOK {
+		t.Errorf("a request after the NPUs recovered: %d %s", r.status, r.body)
+	}
+	if log := h.log.String(); !strings.Contains(log, "NPU FAILURE (injected): 2 requests in flight failed") || !strings.Contains(log, "NPU failure cleared") {
+		t.Errorf("the failure and its end should be logged:\n%s", log)
+	}
+}

@@ -87,6 +87,8 @@ func (k errorKind) openAIType() string {
 		return "not_found_error"
 	case kindOverloaded:
 		return "overloaded_error"
+	case kindEngine:
+		return "server_error"
 	}
 	return "service_unavailable_error"
 }

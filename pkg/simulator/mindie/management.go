@@ -35,6 +35,12 @@ func (s *Server) ManagementHandler() http.Handler {
 
 // live: the process runs (and, being past the hang check, is not hung).
 func (s *Server) handleLive(w http.ResponseWriter, _ *http.Request) {
+	if s.NPUFailed() {
+		// The NPU under the backend is gone: MindIE's health checker
+		// reports the service unhealthy (SetNPUFailed).
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	switch s.State() {
 	case StateStopped, StateLoading:
 		// MindIE Server's endpoints answer "live" only once the backend is

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,13 @@ var errClosing = errors.New("mindie simulator is shutting down")
 
 // errForceStopped is the cause of requests aborted by a forced stop.
 var errForceStopped = errors.New("request aborted: the service was stopped with mode=Force")
+
+// errRequestFault is the cause of the requests FailRunning fails.
+var errRequestFault = errors.New("request failed: NPU fault (RestartRequest) while it ran on the NPU; the request may be retried")
+
+// errNPUFailed is the cause of the requests failed by SetNPUFailed, and
+// why new ones are refused while the NPUs are unusable.
+var errNPUFailed = errors.New("request failed: the NPU is unusable (NPU fault)")
 
 // State is the simulated server's lifecycle state.
 type State string
@@ -90,6 +98,7 @@ type Server struct {
 	links       []*kvLink // KV links to the peers of the last role POST
 	hung        bool
 	unhung      chan struct{}                      // closed when the current hang is cleared
+	npuFailed   bool                               // SetNPUFailed: the NPUs are unusable
 	active      map[uint64]context.CancelCauseFunc // admitted requests
 	nextID      uint64
 	serving     bool
@@ -195,12 +204,19 @@ func (s *Server) loaded() bool {
 }
 
 // Ready reports whether the server accepts inference requests: the model is
-// loaded and the server neither stopped nor crashed.
+// loaded, the server neither stopped nor crashed, and its NPUs are usable.
 func (s *Server) Ready() bool {
 	s.mu.Lock()
-	ph := s.phase
+	ph, failed := s.phase, s.npuFailed
 	s.mu.Unlock()
-	return ph == phaseServing && s.loaded()
+	return ph == phaseServing && !failed && s.loaded()
+}
+
+// NPUFailed reports whether the server's NPUs are unusable (SetNPUFailed).
+func (s *Server) NPUFailed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.npuFailed
 }
 
 // State returns the server's lifecycle state.
@@ -260,6 +276,61 @@ func (s *Server) Crash() {
 	}
 	s.mu.Unlock()
 	s.logf("CRASH injected: dropping all requests and connections")
+}
+
+// FailRunning fails the requests running on the NPU right now, as an NPU
+// fault of level RestartRequest does to a real engine: every request
+// holding a slot of the batch (being prefilled or decoded, or, on a decode
+// instance, receiving its KV cache) ends with a 500 engine error. A client
+// still waiting for its answer gets the error as the response (OpenAI
+// {"error":{"type":"server_error",...}}, else {"error","error_type":
+// "engine_error"}); a stream already under way gets it as its last event
+// and ends without its end marker; a request handed over by a prefill
+// instance gets error: on /dresult. Tokens generated before the fault were
+// sent. Waiting requests and new ones are served as usual. It returns the
+// number of requests it failed.
+func (s *Server) FailRunning() int {
+	s.mu.Lock()
+	running := slices.Clone(s.batch)
+	for _, r := range running {
+		r.cancel(errRequestFault)
+		s.withdraw(r) // at once: the engine gives it no further token
+	}
+	s.mu.Unlock()
+	s.logf("NPU FAULT injected (RestartRequest): %d running requests failed", len(running))
+	return len(running)
+}
+
+// SetNPUFailed makes the server's NPUs unusable (true), as an NPU fault
+// of level SeparateNPU does, or usable again (false). While they are
+// unusable, every request in flight (running or waiting) fails as with
+// FailRunning, new generation requests (and PD hand-offs) are refused with
+// a 500 engine error, and the health checks fail: /v2/health/live,
+// /v2/health/ready, /health and /health/timed-<N> answer 503. The process
+// still runs: /v1/status, /info, /metrics and the other endpoints answer.
+// Once usable again the server serves as before (its prefix cache is
+// kept).
+func (s *Server) SetNPUFailed(failed bool) {
+	s.mu.Lock()
+	if failed == s.npuFailed {
+		s.mu.Unlock()
+		return
+	}
+	s.npuFailed = failed
+	var inFlight []*engineRequest
+	if failed {
+		inFlight = append(slices.Clone(s.batch), s.queue...)
+		for _, r := range inFlight {
+			r.cancel(errNPUFailed)
+			s.withdraw(r)
+		}
+	}
+	s.mu.Unlock()
+	if failed {
+		s.logf("NPU FAILURE (injected): %d requests in flight failed; health checks and new requests fail until it is cleared", len(inFlight))
+	} else {
+		s.logf("NPU failure cleared: the NPUs are usable again")
+	}
 }
 
 // SetSlowdown multiplies every modelled request duration (prefill, decode,
@@ -379,10 +450,11 @@ func (s *Server) waitWhileHung(ctx context.Context, timeout <-chan struct{}) err
 
 // Stats is a snapshot of the server's state and counters.
 type Stats struct {
-	State    State
-	Hung     bool
-	Slowdown float64
-	Role     Role
+	State     State
+	Hung      bool
+	NPUFailed bool // SetNPUFailed made the NPUs unusable
+	Slowdown  float64
+	Role      Role
 	// RoleStatus is RoleUnknown, RoleSwitching or RoleReady; Peers are the
 	// KV links to the peers of the last role POST.
 	RoleStatus string
@@ -450,6 +522,7 @@ func (s *Server) Stats() Stats {
 	st.DResultBuffered, st.DResultConnected = s.dresult.state()
 	s.mu.Lock()
 	st.Hung = s.hung
+	st.NPUFailed = s.npuFailed
 	st.Role = s.role
 	st.RoleStatus = s.roleStatus()
 	st.Peers = s.peerStatuses()
