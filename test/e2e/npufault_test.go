@@ -139,9 +139,15 @@ func TestNPUFaultForce(t *testing.T) {
 		t.Errorf("pod %s was replaced for a short RestartRequest", other.Name)
 	}
 
-	// A server crash is recorded and over once it serves again.
-	fault(t, "pod", "--namespace", routerNS, "--name", other.Name, "--action", "crash")
+	// RestartNPU crashes the server, which restarts in place: an NPU fault
+	// that moves nothing and a crash, both over once it serves again.
+	fault(t, "npu", "--node", other.Spec.NodeName, "--chip", fmt.Sprint(oidx), "--level", ascend.FaultRestartNPU)
 	waitFault(t, name, other.Name, v1alpha1.FaultProcessCrash, v1alpha1.FaultActionNone, true)
+	waitFault(t, name, other.Name, v1alpha1.FaultNPU, v1alpha1.FaultActionNone, false)
+	fault(t, "npu", "--node", other.Spec.NodeName, "--chip", fmt.Sprint(oidx), "--level", "")
+	if now := podOf(t, routerNS, other.Name); now.UID != other.UID {
+		t.Errorf("pod %s was replaced for a RestartNPU fault", other.Name)
+	}
 }
 
 func TestNPUFaultGraceAndOff(t *testing.T) {
@@ -172,7 +178,7 @@ func TestNPUFaultGraceAndOff(t *testing.T) {
 
 	// Off: reported, nothing moved, never counted ready.
 	name = uniqueName("npuoff")
-	s, _ = faultServer(t, name, 1, `faultRescheduling: Off, resources: {npu: {count: 8}}`)
+	s, _ = faultServer(t, name, 1, `faultRescheduling: "Off", resources: {npu: {count: 8}}`)
 	victim = podOf(t, routerNS, s.Status.Instances[0].Pods[0].Name)
 	_, idx = chipIndex(t, victim)
 	t.Cleanup(func() { fault(t, "npu", "--node", victim.Spec.NodeName, "--chip", fmt.Sprint(idx), "--level", "") })
