@@ -187,7 +187,7 @@ func (c *Controller) podFaults(s *v1alpha1.InferServer, p *corev1.Pod) []podFaul
 			continue
 		}
 		f := podFault{kind: v1alpha1.FaultNPU, node: p.Spec.NodeName, chip: fi.NPUName, level: level, code: fi.FaultCode,
-			since: c.track.faultSeen(fmt.Sprintf("%s/%s/%s", p.Spec.NodeName, fi.NPUName, level), now)}
+			since: faultStart(fi, func() time.Time { return c.track.faultSeen(fmt.Sprintf("%s/%s/%s", p.Spec.NodeName, fi.NPUName, level), now) })}
 		switch {
 		case ascend.SeparatesChip(level):
 			f.move, f.unserving = true, true
@@ -244,6 +244,21 @@ func (c *Controller) nodeFault(s *v1alpha1.InferServer, node string, now time.Ti
 		f.moveAt = since.Add(lost)
 	}
 	return f, true
+}
+
+// faultStart is when a fault began: the earliest fault_time the device
+// plugin gives for it, else when the controller first saw it (seen).
+func faultStart(fi ascend.FaultInfo, seen func() time.Time) time.Time {
+	var first int64
+	for _, tl := range fi.FaultTimeAndLevelMap {
+		if tl.FaultTime > 0 && (first == 0 || tl.FaultTime < first) {
+			first = tl.FaultTime
+		}
+	}
+	if first == 0 {
+		return seen()
+	}
+	return time.UnixMilli(first)
 }
 
 func readiness(s corev1.ConditionStatus) string {

@@ -306,3 +306,24 @@ func TestNodeLostByHeartbeat(t *testing.T) {
 		t.Errorf("not deleted 60 s after the last heartbeat: %v %d", ok, g)
 	}
 }
+
+// TestFaultStart: the device plugin's fault time is the fault's start;
+// without it, when the controller first saw it, forgotten once gone.
+func TestFaultStart(t *testing.T) {
+	fi := ascend.FaultInfo{FaultTimeAndLevelMap: map[string]ascend.FaultTimeAndLevel{
+		"80C98008": {FaultTime: testNow.Add(-90 * time.Second).UnixMilli()}, "80E01801": {FaultTime: testNow.Add(-30 * time.Second).UnixMilli()}}}
+	if got := faultStart(fi, func() time.Time { return testNow }); !got.Equal(testNow.Add(-90 * time.Second)) {
+		t.Errorf("start %v", got)
+	}
+	tr := newTracker()
+	if got := tr.faultSeen("n/c/l", testNow); !got.Equal(testNow) {
+		t.Errorf("first seen %v", got)
+	}
+	if got := tr.faultSeen("n/c/l", testNow.Add(time.Minute)); !got.Equal(testNow) {
+		t.Errorf("seen again %v", got)
+	}
+	later := testNow.Add(time.Minute + faultForgetAfter + time.Second)
+	if got := tr.faultSeen("n/c/l", later); !got.Equal(later) {
+		t.Errorf("a fault gone for long is a new one: %v", got)
+	}
+}

@@ -127,8 +127,8 @@ func (c *Controller) pruneRevisions(ctx context.Context, st *syncState) error {
 type tracker struct {
 	mu      sync.Mutex
 	servers map[string]*serverMemory
-	// seen is when each NPU fault (node/chip/level) was first seen.
-	seen map[string]time.Time
+	// seen is when each NPU fault (node/chip/level) was first and last seen.
+	seen map[string]seenFault
 }
 
 // serverMemory is what the tracker holds for one server.
@@ -140,20 +140,36 @@ type serverMemory struct {
 	surge *surgeDecision
 }
 
-// faultSeen is when the controller first saw a fault (node/chip/level),
-// now the first time it is asked.
+// faultSeen is when the controller first saw a fault (node/chip/level)
+// that the device plugin gave no time for: now the first time it is
+// asked, or when it was not asked for faultForgetAfter (the fault is
+// taken for gone, and a new one).
 func (t *tracker) faultSeen(key string, now time.Time) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if at, ok := t.seen[key]; ok {
-		return at
-	}
 	if t.seen == nil {
-		t.seen = map[string]time.Time{}
+		t.seen = map[string]seenFault{}
 	}
-	t.seen[key] = now
-	return now
+	for k, f := range t.seen {
+		if now.Sub(f.last) > faultForgetAfter {
+			delete(t.seen, k)
+		}
+	}
+	f, ok := t.seen[key]
+	if !ok {
+		f.first = now
+	}
+	f.last = now
+	t.seen[key] = f
+	return f.first
 }
+
+// faultForgetAfter is how long a fault the controller no longer asks about
+// is remembered.
+const faultForgetAfter = 5 * time.Minute
+
+// seenFault is when a fault was first and last seen.
+type seenFault struct{ first, last time.Time }
 
 func newTracker() *tracker {
 	return &tracker{servers: map[string]*serverMemory{}}
