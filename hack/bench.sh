@@ -33,6 +33,15 @@
 #              Prefill/Decode section of docs/benchmarks.md). When skipped,
 #              the document shows the last run's results from
 #              docs/bench/pd.json, or says it has not run.
+#   FAULT_BENCH  0 skips the fault-recovery benchmark that follows them
+#              (hack/fault-bench.sh: a local cluster of its own with 4
+#              simulated nodes; the time from an NPU fault, with
+#              faultRescheduling Force and Grace, and from a node loss to a
+#              replacement instance serving, against a fresh pod's startup
+#              measured in the same run; about 6 minutes; docs/bench/faults.json,
+#              rendered as the Fault recovery section of docs/benchmarks.md).
+#              When skipped, the document shows the last run's results from
+#              docs/bench/faults.json, or says it has not been run.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/bench/scale-check.json,
@@ -95,6 +104,11 @@ fi
 if [ "${RECONCILE_BENCH:-1}" != 0 ]; then
   echo "+ hack/reconcile-bench.sh (RECONCILE_BENCH=0 skips it)" >&2
   hack/reconcile-bench.sh
+fi
+
+if [ "${FAULT_BENCH:-1}" != 0 ]; then
+  echo "+ hack/fault-bench.sh (FAULT_BENCH=0 skips it)" >&2
+  hack/fault-bench.sh
 fi
 
 if [ "${SCALE_CHECK:-1}" != 0 ]; then

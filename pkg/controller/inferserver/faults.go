@@ -187,7 +187,9 @@ func (c *Controller) podFaults(s *v1alpha1.InferServer, p *corev1.Pod) []podFaul
 			continue
 		}
 		f := podFault{kind: v1alpha1.FaultNPU, node: p.Spec.NodeName, chip: fi.NPUName, level: level, code: fi.FaultCode,
-			since: faultStart(fi, func() time.Time { return c.track.faultSeen(fmt.Sprintf("%s/%s/%s", p.Spec.NodeName, fi.NPUName, level), now) })}
+			since: faultStart(fi, func() time.Time {
+				return c.track.faultSeen(fmt.Sprintf("%s/%s/%s", p.Spec.NodeName, fi.NPUName, level), now)
+			})}
 		switch {
 		case ascend.SeparatesChip(level):
 			f.move, f.unserving = true, true

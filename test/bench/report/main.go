@@ -11,6 +11,9 @@
 //     rendered as the "Router" section of docs/benchmarks.md;
 //   - pd.json, the Prefill/Decode benchmark's results (test/bench/results),
 //     rendered as the "Prefill/Decode" section of docs/benchmarks.md (which
+//     says it has not run when the file is missing);
+//   - faults.json, the fault-recovery benchmark's results (test/bench/results),
+//     rendered as the "Fault recovery" section of docs/benchmarks.md (which
 //     says it has not run when the file is missing).
 //
 // It writes docs/benchmarks.md (the benchmarks' ratios to their baselines
@@ -39,7 +42,7 @@ import (
 // or not written.
 type paths struct {
 	apiserverIn, reconcileIn, scaleCheckIn     string
-	routerIn, pdIn                             string
+	routerIn, pdIn, faultsIn                   string
 	benchmarksOut, reconcileOut, scaleCheckOut string
 }
 
@@ -50,6 +53,7 @@ func main() {
 	flag.StringVar(&ps.scaleCheckIn, "scale-check", "docs/bench/scale-check.json", "the scale check's results; empty: none")
 	flag.StringVar(&ps.routerIn, "router", "", "the router benchmark's results (default: router.json beside -apiserver); missing: no Router section")
 	flag.StringVar(&ps.pdIn, "pd", "", "the Prefill/Decode benchmark's results (default: pd.json beside -apiserver); missing: a section saying it has not run")
+	flag.StringVar(&ps.faultsIn, "faults", "", "the fault-recovery benchmark's results (default: faults.json beside -apiserver); missing: a section saying it has not run")
 	flag.StringVar(&ps.benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
 	flag.StringVar(&ps.reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
 	flag.StringVar(&ps.scaleCheckOut, "scale-check-out", "docs/scale-check.md", "where the scale check's document goes; empty: not written")
@@ -117,6 +121,20 @@ func run(ps paths) error {
 			return err
 		default:
 			doc.WriteString(renderPD(pd))
+		}
+		faultsIn := ps.faultsIn
+		if faultsIn == "" {
+			faultsIn = filepath.Join(filepath.Dir(ps.apiserverIn), "faults.json")
+		}
+		fr, err := results.LoadFaults(faultsIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: the Fault recovery section says it has not run\n", faultsIn)
+			doc.WriteString(renderFaultsNotRun())
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderFaults(fr))
 		}
 		if err := write(ps.benchmarksOut, doc.Bytes()); err != nil {
 			return err
