@@ -93,9 +93,12 @@ func (strategy) WarningsOnUpdate(_ context.Context, obj, old runtime.Object) []s
 // warnings points out settings that are valid but do not do what they seem to.
 func warnings(s *infer.InferServerSpec) []string {
 	var w []string
-	// Grace is the default, so only an explicit Force is worth a warning.
-	if s.Scheduler != infer.SchedulerVolcano && s.FaultRescheduling == infer.FaultReschedulingForce {
-		w = append(w, fmt.Sprintf("spec.faultRescheduling: %s takes effect only with spec.scheduler \"volcano\"", s.FaultRescheduling))
+	// A Grace drain is cut at the grace-over-time: one shorter than the
+	// pods' own grace period cuts their drain short.
+	if s.FaultRescheduling == infer.FaultReschedulingGrace && s.FaultGraceOverTimeSeconds != nil && s.TerminationGracePeriodSeconds != nil &&
+		int64(*s.FaultGraceOverTimeSeconds) < *s.TerminationGracePeriodSeconds {
+		w = append(w, fmt.Sprintf("spec.faultGraceOverTimeSeconds: %d is shorter than spec.terminationGracePeriodSeconds (%d): a pod drained off a faulty NPU is deleted at once before its grace period ends",
+			*s.FaultGraceOverTimeSeconds, *s.TerminationGracePeriodSeconds))
 	}
 	if r := s.Router; r != nil && r.Authentication == infer.RouterAuthenticationNone && s.Service.Type == corev1.ServiceTypeNodePort {
 		w = append(w, "spec.router.authentication: None with spec.service.type NodePort admits every caller that reaches a node's port")

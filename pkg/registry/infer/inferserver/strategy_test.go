@@ -254,8 +254,9 @@ func TestWarnings(t *testing.T) {
 		s    *infer.InferServer
 		want string
 	}{
-		{"force without volcano", newServer("foo", withFault(v1alpha1.FaultReschedulingForce)),
-			`spec.faultRescheduling: Force takes effect only with spec.scheduler "volcano"`},
+		{"force without volcano", newServer("foo", withFault(v1alpha1.FaultReschedulingForce)), ""},
+		{"grace cut short", newServer("foo", func(s *v1alpha1.InferServer) { s.Spec.FaultGraceOverTimeSeconds = ptr.To[int32](30) }),
+			`spec.faultGraceOverTimeSeconds: 30 is shorter than spec.terminationGracePeriodSeconds (60): a pod drained off a faulty NPU is deleted at once before its grace period ends`},
 		{"force with volcano", newServer("foo", withFault(v1alpha1.FaultReschedulingForce), withScheduler(v1alpha1.SchedulerVolcano)), ""},
 		{"off without volcano", newServer("foo", withFault(v1alpha1.FaultReschedulingOff)), ""},
 		{"defaulted grace without volcano", newServer("foo"), ""},
