@@ -31,11 +31,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,7 +64,7 @@ func main() {
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "ports":
-		err = ports(args)
+		err = measure.PortsCommand(args)
 	case "run":
 		err = run(args)
 	default:
@@ -76,25 +74,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "faultbench:", err)
 		os.Exit(1)
 	}
-}
-
-// ports prints n distinct free ports of 127.0.0.1, holding every socket
-// open until all are picked.
-func ports(args []string) error {
-	fs := flag.NewFlagSet("ports", flag.ExitOnError)
-	n := fs.Int("n", 4, "how many ports")
-	_ = fs.Parse(args)
-	var out []string
-	for i := 0; i < *n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer func() { _ = l.Close() }()
-		out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-	}
-	fmt.Println(strings.Join(out, " "))
-	return nil
 }
 
 // config is what `faultbench run` is told.

@@ -9,12 +9,15 @@ package measure
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -121,4 +124,24 @@ func Words(rng *rand.Rand, n int) string {
 		b.WriteString(syllables[rng.IntN(len(syllables))])
 	}
 	return b.String()
+}
+
+// PortsCommand is the "ports" command of the benchmarks that bring up a
+// local cluster of their own: it prints -n distinct free ports of
+// 127.0.0.1, holding every socket open until all are picked.
+func PortsCommand(args []string) error {
+	fs := flag.NewFlagSet("ports", flag.ExitOnError)
+	n := fs.Int("n", 4, "how many ports")
+	_ = fs.Parse(args)
+	var out []string
+	for i := 0; i < *n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = l.Close() }()
+		out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	fmt.Println(strings.Join(out, " "))
+	return nil
 }

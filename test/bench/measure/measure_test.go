@@ -130,3 +130,20 @@ func TestSample(t *testing.T) {
 		t.Error("f was called after done was closed")
 	}
 }
+
+func TestPortsCommand(t *testing.T) {
+	old := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = w
+	err = PortsCommand([]string{"-n", "3"})
+	os.Stdout = old
+	w.Close()
+	out, _ := io.ReadAll(r)
+	ports := strings.Fields(string(out))
+	if err != nil || len(ports) != 3 || ports[0] == ports[1] || ports[1] == ports[2] || ports[0] == ports[2] {
+		t.Errorf("ports %q, %v", out, err)
+	}
+}
