@@ -191,7 +191,7 @@ func TestNPUFaultGraceAndOff(t *testing.T) {
 	t.Cleanup(func() { fault(t, "npu", "--node", victim.Spec.NodeName, "--chip", fmt.Sprint(idx), "--level", "") })
 	fault(t, "npu", "--node", victim.Spec.NodeName, "--chip", fmt.Sprint(idx), "--level", ascend.FaultManuallySeparateNPU)
 	waitFault(t, name, victim.Name, v1alpha1.FaultNPU, v1alpha1.FaultActionReported, false)
-	s = waitServer(t, routerNS, name, time.Minute, "Degraded NPUFault, no instance ready", func(s *v1alpha1.InferServer) (bool, string) {
+	waitServer(t, routerNS, name, time.Minute, "Degraded NPUFault, no instance ready", func(s *v1alpha1.InferServer) (bool, string) {
 		d := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionDegraded)
 		return s.Status.ReadyReplicas == 0 && d != nil && d.Reason == "NPUFault", fmt.Sprintf("%+v", s.Status)
 	})

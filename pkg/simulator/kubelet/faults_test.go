@@ -470,11 +470,7 @@ type writeCounter struct {
 func (w *writeCounter) react(a k8stesting.Action) (bool, runtime.Object, error) {
 	var name string
 	switch a := a.(type) {
-	case k8stesting.UpdateAction:
-		if o, ok := a.GetObject().(metav1.Object); ok {
-			name = o.GetName()
-		}
-	case k8stesting.CreateAction:
+	case k8stesting.CreateAction: // updates too: an UpdateAction is one
 		if o, ok := a.GetObject().(metav1.Object); ok {
 			name = o.GetName()
 		}

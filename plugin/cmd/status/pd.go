@@ -13,10 +13,6 @@ import (
 // roles[].instances prefill and decode members; status.instances has one
 // entry per group, with its members.
 
-// roleStatusReady is what a member's GET /v1/status says once it serves
-// its role (GroupMemberStatus.RoleStatus).
-const roleStatusReady = "RoleReady"
-
 // roleOrder is the order roles are printed in, as the controller numbers
 // a group's members: prefill first.
 var roleOrder = []v1alpha1.RoleName{v1alpha1.RolePrefill, v1alpha1.RoleDecode}
@@ -82,11 +78,6 @@ func groupNPUs(s *v1alpha1.InferServer) string {
 		parts = append(parts, fmt.Sprintf("%d x %s", count[t], t))
 	}
 	return strings.Join(parts, " + ")
-}
-
-// memberLinked says whether a member reports every peer it was told of linked.
-func memberLinked(m v1alpha1.GroupMemberStatus) bool {
-	return m.Peers > 0 && m.LinkedPeers == m.Peers
 }
 
 // describeRoles renders the Roles section: each role's shape and, from
