@@ -29,6 +29,6 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &InferServer{}, &InferServerList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &InferServer{}, &InferServerList{}, &EdgeDeployment{}, &EdgeDeploymentList{})
 	return nil
 }

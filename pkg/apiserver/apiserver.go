@@ -21,6 +21,7 @@ import (
 	"mindie.io/deployer/apis/infer/install"
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	"mindie.io/deployer/pkg/registry/infer/edgedeployment"
 	"mindie.io/deployer/pkg/registry/infer/inferserver"
 )
 
@@ -93,6 +94,10 @@ func (c completedConfig) New() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	edge, err := edgedeployment.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
+	if err != nil {
+		return nil, err
+	}
 	apiGroupInfo := genericapiserver.NewDefaultAPIGroupInfo(infer.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	// InferServers have no protobuf encoding; advertising only JSON (and
 	// YAML, CBOR) makes clients that prefer protobuf fall back to JSON
@@ -103,6 +108,9 @@ func (c completedConfig) New() (*Server, error) {
 		"inferservers/status": storage.Status,
 		"inferservers/scale":  storage.Scale,
 		"inferservers/proxy":  storage.Proxy,
+
+		"edgedeployments":        edge.EdgeDeployment,
+		"edgedeployments/status": edge.Status,
 	}
 	s.Proxy = storage.Proxy
 	if err := generic.InstallAPIGroup(&apiGroupInfo); err != nil {

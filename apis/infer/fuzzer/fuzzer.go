@@ -23,7 +23,7 @@ import (
 
 // Funcs returns the fuzzer functions of the infer.mindie.io API group.
 var Funcs = func(_ runtimeserializer.CodecFactory) []interface{} {
-	return []interface{}{
+	return append([]interface{}{
 		fuzzInferServerSpec,
 		fuzzServerConfigSource,
 		fuzzInferStorage,
@@ -38,7 +38,7 @@ var Funcs = func(_ runtimeserializer.CodecFactory) []interface{} {
 		fuzzInferServerStrategy,
 		fuzzVolumeSource,
 		fuzzFileKeySelector,
-	}
+	}, edgeFuncs...)
 }
 
 func fuzzInferServerSpec(s *infer.InferServerSpec, c randfill.Continue) {

@@ -32,7 +32,7 @@ func init() {
 }
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &InferServer{}, &InferServerList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &InferServer{}, &InferServerList{}, &EdgeDeployment{}, &EdgeDeploymentList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

@@ -24,9 +24,9 @@ package v1alpha1
 import (
 	unsafe "unsafe"
 
-	corev1 "k8s.io/api/core/v1"
+	v1 "k8s.io/api/core/v1"
 	resource "k8s.io/apimachinery/pkg/api/resource"
-	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	conversion "k8s.io/apimachinery/pkg/conversion"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 	intstr "k8s.io/apimachinery/pkg/util/intstr"
@@ -47,6 +47,166 @@ func RegisterConversions(s *runtime.Scheme) error {
 	}
 	if err := s.AddGeneratedConversionFunc((*infer.ConfigMapKeyReference)(nil), (*ConfigMapKeyReference)(nil), func(a, b interface{}, scope conversion.Scope) error {
 		return Convert_infer_ConfigMapKeyReference_To_v1alpha1_ConfigMapKeyReference(a.(*infer.ConfigMapKeyReference), b.(*ConfigMapKeyReference), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeContainer)(nil), (*infer.EdgeContainer)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeContainer_To_infer_EdgeContainer(a.(*EdgeContainer), b.(*infer.EdgeContainer), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeContainer)(nil), (*EdgeContainer)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeContainer_To_v1alpha1_EdgeContainer(a.(*infer.EdgeContainer), b.(*EdgeContainer), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeDeployment)(nil), (*infer.EdgeDeployment)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeDeployment_To_infer_EdgeDeployment(a.(*EdgeDeployment), b.(*infer.EdgeDeployment), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeDeployment)(nil), (*EdgeDeployment)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeDeployment_To_v1alpha1_EdgeDeployment(a.(*infer.EdgeDeployment), b.(*EdgeDeployment), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeDeploymentList)(nil), (*infer.EdgeDeploymentList)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeDeploymentList_To_infer_EdgeDeploymentList(a.(*EdgeDeploymentList), b.(*infer.EdgeDeploymentList), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeDeploymentList)(nil), (*EdgeDeploymentList)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeDeploymentList_To_v1alpha1_EdgeDeploymentList(a.(*infer.EdgeDeploymentList), b.(*EdgeDeploymentList), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeDeploymentSpec)(nil), (*infer.EdgeDeploymentSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeDeploymentSpec_To_infer_EdgeDeploymentSpec(a.(*EdgeDeploymentSpec), b.(*infer.EdgeDeploymentSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeDeploymentSpec)(nil), (*EdgeDeploymentSpec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeDeploymentSpec_To_v1alpha1_EdgeDeploymentSpec(a.(*infer.EdgeDeploymentSpec), b.(*EdgeDeploymentSpec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeDeploymentStatus)(nil), (*infer.EdgeDeploymentStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeDeploymentStatus_To_infer_EdgeDeploymentStatus(a.(*EdgeDeploymentStatus), b.(*infer.EdgeDeploymentStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeDeploymentStatus)(nil), (*EdgeDeploymentStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeDeploymentStatus_To_v1alpha1_EdgeDeploymentStatus(a.(*infer.EdgeDeploymentStatus), b.(*EdgeDeploymentStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeEmptyDir)(nil), (*infer.EdgeEmptyDir)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeEmptyDir_To_infer_EdgeEmptyDir(a.(*EdgeEmptyDir), b.(*infer.EdgeEmptyDir), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeEmptyDir)(nil), (*EdgeEmptyDir)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeEmptyDir_To_v1alpha1_EdgeEmptyDir(a.(*infer.EdgeEmptyDir), b.(*EdgeEmptyDir), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeExec)(nil), (*infer.EdgeExec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeExec_To_infer_EdgeExec(a.(*EdgeExec), b.(*infer.EdgeExec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeExec)(nil), (*EdgeExec)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeExec_To_v1alpha1_EdgeExec(a.(*infer.EdgeExec), b.(*EdgeExec), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeHTTPGet)(nil), (*infer.EdgeHTTPGet)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeHTTPGet_To_infer_EdgeHTTPGet(a.(*EdgeHTTPGet), b.(*infer.EdgeHTTPGet), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeHTTPGet)(nil), (*EdgeHTTPGet)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeHTTPGet_To_v1alpha1_EdgeHTTPGet(a.(*infer.EdgeHTTPGet), b.(*EdgeHTTPGet), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeNPU)(nil), (*infer.EdgeNPU)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeNPU_To_infer_EdgeNPU(a.(*EdgeNPU), b.(*infer.EdgeNPU), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeNPU)(nil), (*EdgeNPU)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeNPU_To_v1alpha1_EdgeNPU(a.(*infer.EdgeNPU), b.(*EdgeNPU), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeNetwork)(nil), (*infer.EdgeNetwork)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeNetwork_To_infer_EdgeNetwork(a.(*EdgeNetwork), b.(*infer.EdgeNetwork), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeNetwork)(nil), (*EdgeNetwork)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeNetwork_To_v1alpha1_EdgeNetwork(a.(*infer.EdgeNetwork), b.(*EdgeNetwork), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeNodeStatus)(nil), (*infer.EdgeNodeStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeNodeStatus_To_infer_EdgeNodeStatus(a.(*EdgeNodeStatus), b.(*infer.EdgeNodeStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeNodeStatus)(nil), (*EdgeNodeStatus)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeNodeStatus_To_v1alpha1_EdgeNodeStatus(a.(*infer.EdgeNodeStatus), b.(*EdgeNodeStatus), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgePortMapping)(nil), (*infer.EdgePortMapping)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgePortMapping_To_infer_EdgePortMapping(a.(*EdgePortMapping), b.(*infer.EdgePortMapping), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgePortMapping)(nil), (*EdgePortMapping)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgePortMapping_To_v1alpha1_EdgePortMapping(a.(*infer.EdgePortMapping), b.(*EdgePortMapping), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeProbe)(nil), (*infer.EdgeProbe)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeProbe_To_infer_EdgeProbe(a.(*EdgeProbe), b.(*infer.EdgeProbe), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeProbe)(nil), (*EdgeProbe)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeProbe_To_v1alpha1_EdgeProbe(a.(*infer.EdgeProbe), b.(*EdgeProbe), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeResources)(nil), (*infer.EdgeResources)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeResources_To_infer_EdgeResources(a.(*EdgeResources), b.(*infer.EdgeResources), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeResources)(nil), (*EdgeResources)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeResources_To_v1alpha1_EdgeResources(a.(*infer.EdgeResources), b.(*EdgeResources), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeTargets)(nil), (*infer.EdgeTargets)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeTargets_To_infer_EdgeTargets(a.(*EdgeTargets), b.(*infer.EdgeTargets), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeTargets)(nil), (*EdgeTargets)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeTargets_To_v1alpha1_EdgeTargets(a.(*infer.EdgeTargets), b.(*EdgeTargets), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*EdgeVolume)(nil), (*infer.EdgeVolume)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_v1alpha1_EdgeVolume_To_infer_EdgeVolume(a.(*EdgeVolume), b.(*infer.EdgeVolume), scope)
+	}); err != nil {
+		return err
+	}
+	if err := s.AddGeneratedConversionFunc((*infer.EdgeVolume)(nil), (*EdgeVolume)(nil), func(a, b interface{}, scope conversion.Scope) error {
+		return Convert_infer_EdgeVolume_To_v1alpha1_EdgeVolume(a.(*infer.EdgeVolume), b.(*EdgeVolume), scope)
 	}); err != nil {
 		return err
 	}
@@ -355,6 +515,488 @@ func Convert_infer_ConfigMapKeyReference_To_v1alpha1_ConfigMapKeyReference(in *i
 	return autoConvert_infer_ConfigMapKeyReference_To_v1alpha1_ConfigMapKeyReference(in, out, s)
 }
 
+func autoConvert_v1alpha1_EdgeContainer_To_infer_EdgeContainer(in *EdgeContainer, out *infer.EdgeContainer, s conversion.Scope) error {
+	out.Image = in.Image
+	out.ImagePullPolicy = v1.PullPolicy(in.ImagePullPolicy)
+	if err := Convert_v1alpha1_EdgeResources_To_infer_EdgeResources(&in.Resources, &out.Resources, s); err != nil {
+		return err
+	}
+	out.Command = *(*[]string)(unsafe.Pointer(&in.Command))
+	out.Args = *(*[]string)(unsafe.Pointer(&in.Args))
+	out.Privileged = in.Privileged
+	out.Env = *(*[]v1.EnvVar)(unsafe.Pointer(&in.Env))
+	out.Volumes = *(*[]infer.EdgeVolume)(unsafe.Pointer(&in.Volumes))
+	out.LivenessProbe = (*infer.EdgeProbe)(unsafe.Pointer(in.LivenessProbe))
+	out.ReadinessProbe = (*infer.EdgeProbe)(unsafe.Pointer(in.ReadinessProbe))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeContainer_To_infer_EdgeContainer is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeContainer_To_infer_EdgeContainer(in *EdgeContainer, out *infer.EdgeContainer, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeContainer_To_infer_EdgeContainer(in, out, s)
+}
+
+func autoConvert_infer_EdgeContainer_To_v1alpha1_EdgeContainer(in *infer.EdgeContainer, out *EdgeContainer, s conversion.Scope) error {
+	out.Image = in.Image
+	out.ImagePullPolicy = v1.PullPolicy(in.ImagePullPolicy)
+	if err := Convert_infer_EdgeResources_To_v1alpha1_EdgeResources(&in.Resources, &out.Resources, s); err != nil {
+		return err
+	}
+	out.Command = *(*[]string)(unsafe.Pointer(&in.Command))
+	out.Args = *(*[]string)(unsafe.Pointer(&in.Args))
+	out.Privileged = in.Privileged
+	out.Env = *(*[]v1.EnvVar)(unsafe.Pointer(&in.Env))
+	out.Volumes = *(*[]EdgeVolume)(unsafe.Pointer(&in.Volumes))
+	out.LivenessProbe = (*EdgeProbe)(unsafe.Pointer(in.LivenessProbe))
+	out.ReadinessProbe = (*EdgeProbe)(unsafe.Pointer(in.ReadinessProbe))
+	return nil
+}
+
+// Convert_infer_EdgeContainer_To_v1alpha1_EdgeContainer is an autogenerated conversion function.
+func Convert_infer_EdgeContainer_To_v1alpha1_EdgeContainer(in *infer.EdgeContainer, out *EdgeContainer, s conversion.Scope) error {
+	return autoConvert_infer_EdgeContainer_To_v1alpha1_EdgeContainer(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeDeployment_To_infer_EdgeDeployment(in *EdgeDeployment, out *infer.EdgeDeployment, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_v1alpha1_EdgeDeploymentSpec_To_infer_EdgeDeploymentSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	if err := Convert_v1alpha1_EdgeDeploymentStatus_To_infer_EdgeDeploymentStatus(&in.Status, &out.Status, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_v1alpha1_EdgeDeployment_To_infer_EdgeDeployment is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeDeployment_To_infer_EdgeDeployment(in *EdgeDeployment, out *infer.EdgeDeployment, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeDeployment_To_infer_EdgeDeployment(in, out, s)
+}
+
+func autoConvert_infer_EdgeDeployment_To_v1alpha1_EdgeDeployment(in *infer.EdgeDeployment, out *EdgeDeployment, s conversion.Scope) error {
+	out.ObjectMeta = in.ObjectMeta
+	if err := Convert_infer_EdgeDeploymentSpec_To_v1alpha1_EdgeDeploymentSpec(&in.Spec, &out.Spec, s); err != nil {
+		return err
+	}
+	if err := Convert_infer_EdgeDeploymentStatus_To_v1alpha1_EdgeDeploymentStatus(&in.Status, &out.Status, s); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Convert_infer_EdgeDeployment_To_v1alpha1_EdgeDeployment is an autogenerated conversion function.
+func Convert_infer_EdgeDeployment_To_v1alpha1_EdgeDeployment(in *infer.EdgeDeployment, out *EdgeDeployment, s conversion.Scope) error {
+	return autoConvert_infer_EdgeDeployment_To_v1alpha1_EdgeDeployment(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeDeploymentList_To_infer_EdgeDeploymentList(in *EdgeDeploymentList, out *infer.EdgeDeploymentList, s conversion.Scope) error {
+	out.ListMeta = in.ListMeta
+	out.Items = *(*[]infer.EdgeDeployment)(unsafe.Pointer(&in.Items))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeDeploymentList_To_infer_EdgeDeploymentList is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeDeploymentList_To_infer_EdgeDeploymentList(in *EdgeDeploymentList, out *infer.EdgeDeploymentList, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeDeploymentList_To_infer_EdgeDeploymentList(in, out, s)
+}
+
+func autoConvert_infer_EdgeDeploymentList_To_v1alpha1_EdgeDeploymentList(in *infer.EdgeDeploymentList, out *EdgeDeploymentList, s conversion.Scope) error {
+	out.ListMeta = in.ListMeta
+	out.Items = *(*[]EdgeDeployment)(unsafe.Pointer(&in.Items))
+	return nil
+}
+
+// Convert_infer_EdgeDeploymentList_To_v1alpha1_EdgeDeploymentList is an autogenerated conversion function.
+func Convert_infer_EdgeDeploymentList_To_v1alpha1_EdgeDeploymentList(in *infer.EdgeDeploymentList, out *EdgeDeploymentList, s conversion.Scope) error {
+	return autoConvert_infer_EdgeDeploymentList_To_v1alpha1_EdgeDeploymentList(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeDeploymentSpec_To_infer_EdgeDeploymentSpec(in *EdgeDeploymentSpec, out *infer.EdgeDeploymentSpec, s conversion.Scope) error {
+	out.Description = in.Description
+	if err := Convert_v1alpha1_EdgeTargets_To_infer_EdgeTargets(&in.Targets, &out.Targets, s); err != nil {
+		return err
+	}
+	out.NamePrefix = in.NamePrefix
+	out.InstancesPerNode = (*int32)(unsafe.Pointer(in.InstancesPerNode))
+	out.RestartPolicy = v1.RestartPolicy(in.RestartPolicy)
+	out.HostPID = in.HostPID
+	out.ImagePullSecrets = *(*[]v1.LocalObjectReference)(unsafe.Pointer(&in.ImagePullSecrets))
+	if err := Convert_v1alpha1_EdgeContainer_To_infer_EdgeContainer(&in.Container, &out.Container, s); err != nil {
+		return err
+	}
+	if err := Convert_v1alpha1_EdgeNetwork_To_infer_EdgeNetwork(&in.Network, &out.Network, s); err != nil {
+		return err
+	}
+	out.MaxConcurrentNodes = (*int32)(unsafe.Pointer(in.MaxConcurrentNodes))
+	out.TimeoutSeconds = (*int32)(unsafe.Pointer(in.TimeoutSeconds))
+	out.Stopped = in.Stopped
+	out.RetryGeneration = in.RetryGeneration
+	return nil
+}
+
+// Convert_v1alpha1_EdgeDeploymentSpec_To_infer_EdgeDeploymentSpec is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeDeploymentSpec_To_infer_EdgeDeploymentSpec(in *EdgeDeploymentSpec, out *infer.EdgeDeploymentSpec, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeDeploymentSpec_To_infer_EdgeDeploymentSpec(in, out, s)
+}
+
+func autoConvert_infer_EdgeDeploymentSpec_To_v1alpha1_EdgeDeploymentSpec(in *infer.EdgeDeploymentSpec, out *EdgeDeploymentSpec, s conversion.Scope) error {
+	out.Description = in.Description
+	if err := Convert_infer_EdgeTargets_To_v1alpha1_EdgeTargets(&in.Targets, &out.Targets, s); err != nil {
+		return err
+	}
+	out.NamePrefix = in.NamePrefix
+	out.InstancesPerNode = (*int32)(unsafe.Pointer(in.InstancesPerNode))
+	out.RestartPolicy = v1.RestartPolicy(in.RestartPolicy)
+	out.HostPID = in.HostPID
+	out.ImagePullSecrets = *(*[]v1.LocalObjectReference)(unsafe.Pointer(&in.ImagePullSecrets))
+	if err := Convert_infer_EdgeContainer_To_v1alpha1_EdgeContainer(&in.Container, &out.Container, s); err != nil {
+		return err
+	}
+	if err := Convert_infer_EdgeNetwork_To_v1alpha1_EdgeNetwork(&in.Network, &out.Network, s); err != nil {
+		return err
+	}
+	out.MaxConcurrentNodes = (*int32)(unsafe.Pointer(in.MaxConcurrentNodes))
+	out.TimeoutSeconds = (*int32)(unsafe.Pointer(in.TimeoutSeconds))
+	out.Stopped = in.Stopped
+	out.RetryGeneration = in.RetryGeneration
+	return nil
+}
+
+// Convert_infer_EdgeDeploymentSpec_To_v1alpha1_EdgeDeploymentSpec is an autogenerated conversion function.
+func Convert_infer_EdgeDeploymentSpec_To_v1alpha1_EdgeDeploymentSpec(in *infer.EdgeDeploymentSpec, out *EdgeDeploymentSpec, s conversion.Scope) error {
+	return autoConvert_infer_EdgeDeploymentSpec_To_v1alpha1_EdgeDeploymentSpec(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeDeploymentStatus_To_infer_EdgeDeploymentStatus(in *EdgeDeploymentStatus, out *infer.EdgeDeploymentStatus, s conversion.Scope) error {
+	out.Phase = infer.EdgeDeploymentPhase(in.Phase)
+	out.ObservedGeneration = in.ObservedGeneration
+	out.ObservedRetryGeneration = in.ObservedRetryGeneration
+	out.StartTime = (*metav1.Time)(unsafe.Pointer(in.StartTime))
+	out.CompletionTime = (*metav1.Time)(unsafe.Pointer(in.CompletionTime))
+	out.Targets = *(*[]string)(unsafe.Pointer(&in.Targets))
+	out.Architecture = in.Architecture
+	out.Queued = in.Queued
+	out.Running = in.Running
+	out.Succeeded = in.Succeeded
+	out.Failed = in.Failed
+	out.TimedOut = in.TimedOut
+	out.Stopped = in.Stopped
+	out.Nodes = *(*[]infer.EdgeNodeStatus)(unsafe.Pointer(&in.Nodes))
+	out.Conditions = *(*[]metav1.Condition)(unsafe.Pointer(&in.Conditions))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeDeploymentStatus_To_infer_EdgeDeploymentStatus is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeDeploymentStatus_To_infer_EdgeDeploymentStatus(in *EdgeDeploymentStatus, out *infer.EdgeDeploymentStatus, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeDeploymentStatus_To_infer_EdgeDeploymentStatus(in, out, s)
+}
+
+func autoConvert_infer_EdgeDeploymentStatus_To_v1alpha1_EdgeDeploymentStatus(in *infer.EdgeDeploymentStatus, out *EdgeDeploymentStatus, s conversion.Scope) error {
+	out.Phase = EdgeDeploymentPhase(in.Phase)
+	out.ObservedGeneration = in.ObservedGeneration
+	out.ObservedRetryGeneration = in.ObservedRetryGeneration
+	out.StartTime = (*metav1.Time)(unsafe.Pointer(in.StartTime))
+	out.CompletionTime = (*metav1.Time)(unsafe.Pointer(in.CompletionTime))
+	out.Targets = *(*[]string)(unsafe.Pointer(&in.Targets))
+	out.Architecture = in.Architecture
+	out.Queued = in.Queued
+	out.Running = in.Running
+	out.Succeeded = in.Succeeded
+	out.Failed = in.Failed
+	out.TimedOut = in.TimedOut
+	out.Stopped = in.Stopped
+	out.Nodes = *(*[]EdgeNodeStatus)(unsafe.Pointer(&in.Nodes))
+	out.Conditions = *(*[]metav1.Condition)(unsafe.Pointer(&in.Conditions))
+	return nil
+}
+
+// Convert_infer_EdgeDeploymentStatus_To_v1alpha1_EdgeDeploymentStatus is an autogenerated conversion function.
+func Convert_infer_EdgeDeploymentStatus_To_v1alpha1_EdgeDeploymentStatus(in *infer.EdgeDeploymentStatus, out *EdgeDeploymentStatus, s conversion.Scope) error {
+	return autoConvert_infer_EdgeDeploymentStatus_To_v1alpha1_EdgeDeploymentStatus(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeEmptyDir_To_infer_EdgeEmptyDir(in *EdgeEmptyDir, out *infer.EdgeEmptyDir, s conversion.Scope) error {
+	out.Medium = infer.EdgeStorageMedium(in.Medium)
+	out.SizeLimit = (*resource.Quantity)(unsafe.Pointer(in.SizeLimit))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeEmptyDir_To_infer_EdgeEmptyDir is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeEmptyDir_To_infer_EdgeEmptyDir(in *EdgeEmptyDir, out *infer.EdgeEmptyDir, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeEmptyDir_To_infer_EdgeEmptyDir(in, out, s)
+}
+
+func autoConvert_infer_EdgeEmptyDir_To_v1alpha1_EdgeEmptyDir(in *infer.EdgeEmptyDir, out *EdgeEmptyDir, s conversion.Scope) error {
+	out.Medium = EdgeStorageMedium(in.Medium)
+	out.SizeLimit = (*resource.Quantity)(unsafe.Pointer(in.SizeLimit))
+	return nil
+}
+
+// Convert_infer_EdgeEmptyDir_To_v1alpha1_EdgeEmptyDir is an autogenerated conversion function.
+func Convert_infer_EdgeEmptyDir_To_v1alpha1_EdgeEmptyDir(in *infer.EdgeEmptyDir, out *EdgeEmptyDir, s conversion.Scope) error {
+	return autoConvert_infer_EdgeEmptyDir_To_v1alpha1_EdgeEmptyDir(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeExec_To_infer_EdgeExec(in *EdgeExec, out *infer.EdgeExec, s conversion.Scope) error {
+	out.Command = *(*[]string)(unsafe.Pointer(&in.Command))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeExec_To_infer_EdgeExec is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeExec_To_infer_EdgeExec(in *EdgeExec, out *infer.EdgeExec, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeExec_To_infer_EdgeExec(in, out, s)
+}
+
+func autoConvert_infer_EdgeExec_To_v1alpha1_EdgeExec(in *infer.EdgeExec, out *EdgeExec, s conversion.Scope) error {
+	out.Command = *(*[]string)(unsafe.Pointer(&in.Command))
+	return nil
+}
+
+// Convert_infer_EdgeExec_To_v1alpha1_EdgeExec is an autogenerated conversion function.
+func Convert_infer_EdgeExec_To_v1alpha1_EdgeExec(in *infer.EdgeExec, out *EdgeExec, s conversion.Scope) error {
+	return autoConvert_infer_EdgeExec_To_v1alpha1_EdgeExec(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeHTTPGet_To_infer_EdgeHTTPGet(in *EdgeHTTPGet, out *infer.EdgeHTTPGet, s conversion.Scope) error {
+	out.Path = in.Path
+	out.Port = in.Port
+	out.Scheme = v1.URIScheme(in.Scheme)
+	return nil
+}
+
+// Convert_v1alpha1_EdgeHTTPGet_To_infer_EdgeHTTPGet is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeHTTPGet_To_infer_EdgeHTTPGet(in *EdgeHTTPGet, out *infer.EdgeHTTPGet, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeHTTPGet_To_infer_EdgeHTTPGet(in, out, s)
+}
+
+func autoConvert_infer_EdgeHTTPGet_To_v1alpha1_EdgeHTTPGet(in *infer.EdgeHTTPGet, out *EdgeHTTPGet, s conversion.Scope) error {
+	out.Path = in.Path
+	out.Port = in.Port
+	out.Scheme = v1.URIScheme(in.Scheme)
+	return nil
+}
+
+// Convert_infer_EdgeHTTPGet_To_v1alpha1_EdgeHTTPGet is an autogenerated conversion function.
+func Convert_infer_EdgeHTTPGet_To_v1alpha1_EdgeHTTPGet(in *infer.EdgeHTTPGet, out *EdgeHTTPGet, s conversion.Scope) error {
+	return autoConvert_infer_EdgeHTTPGet_To_v1alpha1_EdgeHTTPGet(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeNPU_To_infer_EdgeNPU(in *EdgeNPU, out *infer.EdgeNPU, s conversion.Scope) error {
+	out.Type = infer.EdgeNPUType(in.Type)
+	out.Count = (*int32)(unsafe.Pointer(in.Count))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeNPU_To_infer_EdgeNPU is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeNPU_To_infer_EdgeNPU(in *EdgeNPU, out *infer.EdgeNPU, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeNPU_To_infer_EdgeNPU(in, out, s)
+}
+
+func autoConvert_infer_EdgeNPU_To_v1alpha1_EdgeNPU(in *infer.EdgeNPU, out *EdgeNPU, s conversion.Scope) error {
+	out.Type = EdgeNPUType(in.Type)
+	out.Count = (*int32)(unsafe.Pointer(in.Count))
+	return nil
+}
+
+// Convert_infer_EdgeNPU_To_v1alpha1_EdgeNPU is an autogenerated conversion function.
+func Convert_infer_EdgeNPU_To_v1alpha1_EdgeNPU(in *infer.EdgeNPU, out *EdgeNPU, s conversion.Scope) error {
+	return autoConvert_infer_EdgeNPU_To_v1alpha1_EdgeNPU(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeNetwork_To_infer_EdgeNetwork(in *EdgeNetwork, out *infer.EdgeNetwork, s conversion.Scope) error {
+	out.HostNetwork = in.HostNetwork
+	out.Ports = *(*[]infer.EdgePortMapping)(unsafe.Pointer(&in.Ports))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeNetwork_To_infer_EdgeNetwork is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeNetwork_To_infer_EdgeNetwork(in *EdgeNetwork, out *infer.EdgeNetwork, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeNetwork_To_infer_EdgeNetwork(in, out, s)
+}
+
+func autoConvert_infer_EdgeNetwork_To_v1alpha1_EdgeNetwork(in *infer.EdgeNetwork, out *EdgeNetwork, s conversion.Scope) error {
+	out.HostNetwork = in.HostNetwork
+	out.Ports = *(*[]EdgePortMapping)(unsafe.Pointer(&in.Ports))
+	return nil
+}
+
+// Convert_infer_EdgeNetwork_To_v1alpha1_EdgeNetwork is an autogenerated conversion function.
+func Convert_infer_EdgeNetwork_To_v1alpha1_EdgeNetwork(in *infer.EdgeNetwork, out *EdgeNetwork, s conversion.Scope) error {
+	return autoConvert_infer_EdgeNetwork_To_v1alpha1_EdgeNetwork(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeNodeStatus_To_infer_EdgeNodeStatus(in *EdgeNodeStatus, out *infer.EdgeNodeStatus, s conversion.Scope) error {
+	out.Node = in.Node
+	out.State = infer.EdgeNodeState(in.State)
+	out.Reason = in.Reason
+	out.Message = in.Message
+	out.Pods = *(*[]string)(unsafe.Pointer(&in.Pods))
+	out.Since = (*metav1.Time)(unsafe.Pointer(in.Since))
+	out.Attempts = in.Attempts
+	out.RetryGeneration = in.RetryGeneration
+	return nil
+}
+
+// Convert_v1alpha1_EdgeNodeStatus_To_infer_EdgeNodeStatus is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeNodeStatus_To_infer_EdgeNodeStatus(in *EdgeNodeStatus, out *infer.EdgeNodeStatus, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeNodeStatus_To_infer_EdgeNodeStatus(in, out, s)
+}
+
+func autoConvert_infer_EdgeNodeStatus_To_v1alpha1_EdgeNodeStatus(in *infer.EdgeNodeStatus, out *EdgeNodeStatus, s conversion.Scope) error {
+	out.Node = in.Node
+	out.State = EdgeNodeState(in.State)
+	out.Reason = in.Reason
+	out.Message = in.Message
+	out.Pods = *(*[]string)(unsafe.Pointer(&in.Pods))
+	out.Since = (*metav1.Time)(unsafe.Pointer(in.Since))
+	out.Attempts = in.Attempts
+	out.RetryGeneration = in.RetryGeneration
+	return nil
+}
+
+// Convert_infer_EdgeNodeStatus_To_v1alpha1_EdgeNodeStatus is an autogenerated conversion function.
+func Convert_infer_EdgeNodeStatus_To_v1alpha1_EdgeNodeStatus(in *infer.EdgeNodeStatus, out *EdgeNodeStatus, s conversion.Scope) error {
+	return autoConvert_infer_EdgeNodeStatus_To_v1alpha1_EdgeNodeStatus(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgePortMapping_To_infer_EdgePortMapping(in *EdgePortMapping, out *infer.EdgePortMapping, s conversion.Scope) error {
+	out.ContainerPort = in.ContainerPort
+	out.HostPort = in.HostPort
+	out.Protocol = v1.Protocol(in.Protocol)
+	out.HostIP = in.HostIP
+	return nil
+}
+
+// Convert_v1alpha1_EdgePortMapping_To_infer_EdgePortMapping is an autogenerated conversion function.
+func Convert_v1alpha1_EdgePortMapping_To_infer_EdgePortMapping(in *EdgePortMapping, out *infer.EdgePortMapping, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgePortMapping_To_infer_EdgePortMapping(in, out, s)
+}
+
+func autoConvert_infer_EdgePortMapping_To_v1alpha1_EdgePortMapping(in *infer.EdgePortMapping, out *EdgePortMapping, s conversion.Scope) error {
+	out.ContainerPort = in.ContainerPort
+	out.HostPort = in.HostPort
+	out.Protocol = v1.Protocol(in.Protocol)
+	out.HostIP = in.HostIP
+	return nil
+}
+
+// Convert_infer_EdgePortMapping_To_v1alpha1_EdgePortMapping is an autogenerated conversion function.
+func Convert_infer_EdgePortMapping_To_v1alpha1_EdgePortMapping(in *infer.EdgePortMapping, out *EdgePortMapping, s conversion.Scope) error {
+	return autoConvert_infer_EdgePortMapping_To_v1alpha1_EdgePortMapping(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeProbe_To_infer_EdgeProbe(in *EdgeProbe, out *infer.EdgeProbe, s conversion.Scope) error {
+	out.HTTPGet = (*infer.EdgeHTTPGet)(unsafe.Pointer(in.HTTPGet))
+	out.Exec = (*infer.EdgeExec)(unsafe.Pointer(in.Exec))
+	out.InitialDelaySeconds = in.InitialDelaySeconds
+	out.TimeoutSeconds = (*int32)(unsafe.Pointer(in.TimeoutSeconds))
+	out.PeriodSeconds = (*int32)(unsafe.Pointer(in.PeriodSeconds))
+	out.FailureThreshold = (*int32)(unsafe.Pointer(in.FailureThreshold))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeProbe_To_infer_EdgeProbe is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeProbe_To_infer_EdgeProbe(in *EdgeProbe, out *infer.EdgeProbe, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeProbe_To_infer_EdgeProbe(in, out, s)
+}
+
+func autoConvert_infer_EdgeProbe_To_v1alpha1_EdgeProbe(in *infer.EdgeProbe, out *EdgeProbe, s conversion.Scope) error {
+	out.HTTPGet = (*EdgeHTTPGet)(unsafe.Pointer(in.HTTPGet))
+	out.Exec = (*EdgeExec)(unsafe.Pointer(in.Exec))
+	out.InitialDelaySeconds = in.InitialDelaySeconds
+	out.TimeoutSeconds = (*int32)(unsafe.Pointer(in.TimeoutSeconds))
+	out.PeriodSeconds = (*int32)(unsafe.Pointer(in.PeriodSeconds))
+	out.FailureThreshold = (*int32)(unsafe.Pointer(in.FailureThreshold))
+	return nil
+}
+
+// Convert_infer_EdgeProbe_To_v1alpha1_EdgeProbe is an autogenerated conversion function.
+func Convert_infer_EdgeProbe_To_v1alpha1_EdgeProbe(in *infer.EdgeProbe, out *EdgeProbe, s conversion.Scope) error {
+	return autoConvert_infer_EdgeProbe_To_v1alpha1_EdgeProbe(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeResources_To_infer_EdgeResources(in *EdgeResources, out *infer.EdgeResources, s conversion.Scope) error {
+	out.CPU = (*resource.Quantity)(unsafe.Pointer(in.CPU))
+	out.CPULimit = (*resource.Quantity)(unsafe.Pointer(in.CPULimit))
+	out.Memory = (*resource.Quantity)(unsafe.Pointer(in.Memory))
+	out.MemoryLimit = (*resource.Quantity)(unsafe.Pointer(in.MemoryLimit))
+	out.NPU = (*infer.EdgeNPU)(unsafe.Pointer(in.NPU))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeResources_To_infer_EdgeResources is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeResources_To_infer_EdgeResources(in *EdgeResources, out *infer.EdgeResources, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeResources_To_infer_EdgeResources(in, out, s)
+}
+
+func autoConvert_infer_EdgeResources_To_v1alpha1_EdgeResources(in *infer.EdgeResources, out *EdgeResources, s conversion.Scope) error {
+	out.CPU = (*resource.Quantity)(unsafe.Pointer(in.CPU))
+	out.CPULimit = (*resource.Quantity)(unsafe.Pointer(in.CPULimit))
+	out.Memory = (*resource.Quantity)(unsafe.Pointer(in.Memory))
+	out.MemoryLimit = (*resource.Quantity)(unsafe.Pointer(in.MemoryLimit))
+	out.NPU = (*EdgeNPU)(unsafe.Pointer(in.NPU))
+	return nil
+}
+
+// Convert_infer_EdgeResources_To_v1alpha1_EdgeResources is an autogenerated conversion function.
+func Convert_infer_EdgeResources_To_v1alpha1_EdgeResources(in *infer.EdgeResources, out *EdgeResources, s conversion.Scope) error {
+	return autoConvert_infer_EdgeResources_To_v1alpha1_EdgeResources(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeTargets_To_infer_EdgeTargets(in *EdgeTargets, out *infer.EdgeTargets, s conversion.Scope) error {
+	out.Nodes = *(*[]string)(unsafe.Pointer(&in.Nodes))
+	out.Selector = (*metav1.LabelSelector)(unsafe.Pointer(in.Selector))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeTargets_To_infer_EdgeTargets is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeTargets_To_infer_EdgeTargets(in *EdgeTargets, out *infer.EdgeTargets, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeTargets_To_infer_EdgeTargets(in, out, s)
+}
+
+func autoConvert_infer_EdgeTargets_To_v1alpha1_EdgeTargets(in *infer.EdgeTargets, out *EdgeTargets, s conversion.Scope) error {
+	out.Nodes = *(*[]string)(unsafe.Pointer(&in.Nodes))
+	out.Selector = (*metav1.LabelSelector)(unsafe.Pointer(in.Selector))
+	return nil
+}
+
+// Convert_infer_EdgeTargets_To_v1alpha1_EdgeTargets is an autogenerated conversion function.
+func Convert_infer_EdgeTargets_To_v1alpha1_EdgeTargets(in *infer.EdgeTargets, out *EdgeTargets, s conversion.Scope) error {
+	return autoConvert_infer_EdgeTargets_To_v1alpha1_EdgeTargets(in, out, s)
+}
+
+func autoConvert_v1alpha1_EdgeVolume_To_infer_EdgeVolume(in *EdgeVolume, out *infer.EdgeVolume, s conversion.Scope) error {
+	out.Name = in.Name
+	out.MountPath = in.MountPath
+	out.ReadOnly = in.ReadOnly
+	out.HostPath = (*v1.HostPathVolumeSource)(unsafe.Pointer(in.HostPath))
+	out.EmptyDir = (*infer.EdgeEmptyDir)(unsafe.Pointer(in.EmptyDir))
+	out.ConfigMap = (*v1.ConfigMapVolumeSource)(unsafe.Pointer(in.ConfigMap))
+	out.Secret = (*v1.SecretVolumeSource)(unsafe.Pointer(in.Secret))
+	return nil
+}
+
+// Convert_v1alpha1_EdgeVolume_To_infer_EdgeVolume is an autogenerated conversion function.
+func Convert_v1alpha1_EdgeVolume_To_infer_EdgeVolume(in *EdgeVolume, out *infer.EdgeVolume, s conversion.Scope) error {
+	return autoConvert_v1alpha1_EdgeVolume_To_infer_EdgeVolume(in, out, s)
+}
+
+func autoConvert_infer_EdgeVolume_To_v1alpha1_EdgeVolume(in *infer.EdgeVolume, out *EdgeVolume, s conversion.Scope) error {
+	out.Name = in.Name
+	out.MountPath = in.MountPath
+	out.ReadOnly = in.ReadOnly
+	out.HostPath = (*v1.HostPathVolumeSource)(unsafe.Pointer(in.HostPath))
+	out.EmptyDir = (*EdgeEmptyDir)(unsafe.Pointer(in.EmptyDir))
+	out.ConfigMap = (*v1.ConfigMapVolumeSource)(unsafe.Pointer(in.ConfigMap))
+	out.Secret = (*v1.SecretVolumeSource)(unsafe.Pointer(in.Secret))
+	return nil
+}
+
+// Convert_infer_EdgeVolume_To_v1alpha1_EdgeVolume is an autogenerated conversion function.
+func Convert_infer_EdgeVolume_To_v1alpha1_EdgeVolume(in *infer.EdgeVolume, out *EdgeVolume, s conversion.Scope) error {
+	return autoConvert_infer_EdgeVolume_To_v1alpha1_EdgeVolume(in, out, s)
+}
+
 func autoConvert_v1alpha1_FaultRecord_To_infer_FaultRecord(in *FaultRecord, out *infer.FaultRecord, s conversion.Scope) error {
 	out.Time = in.Time
 	out.Kind = infer.FaultKind(in.Kind)
@@ -366,7 +1008,7 @@ func autoConvert_v1alpha1_FaultRecord_To_infer_FaultRecord(in *FaultRecord, out 
 	out.Code = in.Code
 	out.Action = infer.FaultAction(in.Action)
 	out.Message = in.Message
-	out.RecoveredTime = (*v1.Time)(unsafe.Pointer(in.RecoveredTime))
+	out.RecoveredTime = (*metav1.Time)(unsafe.Pointer(in.RecoveredTime))
 	return nil
 }
 
@@ -386,7 +1028,7 @@ func autoConvert_infer_FaultRecord_To_v1alpha1_FaultRecord(in *infer.FaultRecord
 	out.Code = in.Code
 	out.Action = FaultAction(in.Action)
 	out.Message = in.Message
-	out.RecoveredTime = (*v1.Time)(unsafe.Pointer(in.RecoveredTime))
+	out.RecoveredTime = (*metav1.Time)(unsafe.Pointer(in.RecoveredTime))
 	return nil
 }
 
@@ -631,8 +1273,8 @@ func autoConvert_v1alpha1_InferServerSpec_To_infer_InferServerSpec(in *InferServ
 	out.Replicas = (*int32)(unsafe.Pointer(in.Replicas))
 	out.NodesPerInstance = (*int32)(unsafe.Pointer(in.NodesPerInstance))
 	out.Image = in.Image
-	out.ImagePullPolicy = corev1.PullPolicy(in.ImagePullPolicy)
-	out.ImagePullSecrets = *(*[]corev1.LocalObjectReference)(unsafe.Pointer(&in.ImagePullSecrets))
+	out.ImagePullPolicy = v1.PullPolicy(in.ImagePullPolicy)
+	out.ImagePullSecrets = *(*[]v1.LocalObjectReference)(unsafe.Pointer(&in.ImagePullSecrets))
 	out.Command = *(*[]string)(unsafe.Pointer(&in.Command))
 	out.Args = *(*[]string)(unsafe.Pointer(&in.Args))
 	out.InstallPath = in.InstallPath
@@ -675,11 +1317,11 @@ func autoConvert_v1alpha1_InferServerSpec_To_infer_InferServerSpec(in *InferServ
 	}
 	out.ServiceAccountName = in.ServiceAccountName
 	out.NodeSelector = *(*map[string]string)(unsafe.Pointer(&in.NodeSelector))
-	out.Tolerations = *(*[]corev1.Toleration)(unsafe.Pointer(&in.Tolerations))
-	out.Affinity = (*corev1.Affinity)(unsafe.Pointer(in.Affinity))
-	out.Env = *(*[]corev1.EnvVar)(unsafe.Pointer(&in.Env))
-	out.Volumes = *(*[]corev1.Volume)(unsafe.Pointer(&in.Volumes))
-	out.VolumeMounts = *(*[]corev1.VolumeMount)(unsafe.Pointer(&in.VolumeMounts))
+	out.Tolerations = *(*[]v1.Toleration)(unsafe.Pointer(&in.Tolerations))
+	out.Affinity = (*v1.Affinity)(unsafe.Pointer(in.Affinity))
+	out.Env = *(*[]v1.EnvVar)(unsafe.Pointer(&in.Env))
+	out.Volumes = *(*[]v1.Volume)(unsafe.Pointer(&in.Volumes))
+	out.VolumeMounts = *(*[]v1.VolumeMount)(unsafe.Pointer(&in.VolumeMounts))
 	return nil
 }
 
@@ -692,8 +1334,8 @@ func autoConvert_infer_InferServerSpec_To_v1alpha1_InferServerSpec(in *infer.Inf
 	out.Replicas = (*int32)(unsafe.Pointer(in.Replicas))
 	out.NodesPerInstance = (*int32)(unsafe.Pointer(in.NodesPerInstance))
 	out.Image = in.Image
-	out.ImagePullPolicy = corev1.PullPolicy(in.ImagePullPolicy)
-	out.ImagePullSecrets = *(*[]corev1.LocalObjectReference)(unsafe.Pointer(&in.ImagePullSecrets))
+	out.ImagePullPolicy = v1.PullPolicy(in.ImagePullPolicy)
+	out.ImagePullSecrets = *(*[]v1.LocalObjectReference)(unsafe.Pointer(&in.ImagePullSecrets))
 	out.Command = *(*[]string)(unsafe.Pointer(&in.Command))
 	out.Args = *(*[]string)(unsafe.Pointer(&in.Args))
 	out.InstallPath = in.InstallPath
@@ -736,11 +1378,11 @@ func autoConvert_infer_InferServerSpec_To_v1alpha1_InferServerSpec(in *infer.Inf
 	}
 	out.ServiceAccountName = in.ServiceAccountName
 	out.NodeSelector = *(*map[string]string)(unsafe.Pointer(&in.NodeSelector))
-	out.Tolerations = *(*[]corev1.Toleration)(unsafe.Pointer(&in.Tolerations))
-	out.Affinity = (*corev1.Affinity)(unsafe.Pointer(in.Affinity))
-	out.Env = *(*[]corev1.EnvVar)(unsafe.Pointer(&in.Env))
-	out.Volumes = *(*[]corev1.Volume)(unsafe.Pointer(&in.Volumes))
-	out.VolumeMounts = *(*[]corev1.VolumeMount)(unsafe.Pointer(&in.VolumeMounts))
+	out.Tolerations = *(*[]v1.Toleration)(unsafe.Pointer(&in.Tolerations))
+	out.Affinity = (*v1.Affinity)(unsafe.Pointer(in.Affinity))
+	out.Env = *(*[]v1.EnvVar)(unsafe.Pointer(&in.Env))
+	out.Volumes = *(*[]v1.Volume)(unsafe.Pointer(&in.Volumes))
+	out.VolumeMounts = *(*[]v1.VolumeMount)(unsafe.Pointer(&in.VolumeMounts))
 	return nil
 }
 
@@ -759,8 +1401,8 @@ func autoConvert_v1alpha1_InferServerStatus_To_infer_InferServerStatus(in *Infer
 	out.Selector = in.Selector
 	out.CurrentRevision = in.CurrentRevision
 	out.UpdateRevision = in.UpdateRevision
-	out.LastProgressTime = (*v1.Time)(unsafe.Pointer(in.LastProgressTime))
-	out.Conditions = *(*[]v1.Condition)(unsafe.Pointer(&in.Conditions))
+	out.LastProgressTime = (*metav1.Time)(unsafe.Pointer(in.LastProgressTime))
+	out.Conditions = *(*[]metav1.Condition)(unsafe.Pointer(&in.Conditions))
 	out.Instances = *(*[]infer.InstanceStatus)(unsafe.Pointer(&in.Instances))
 	out.Roles = *(*[]infer.InferRoleStatus)(unsafe.Pointer(&in.Roles))
 	out.Faults = *(*[]infer.FaultRecord)(unsafe.Pointer(&in.Faults))
@@ -784,8 +1426,8 @@ func autoConvert_infer_InferServerStatus_To_v1alpha1_InferServerStatus(in *infer
 	out.Selector = in.Selector
 	out.CurrentRevision = in.CurrentRevision
 	out.UpdateRevision = in.UpdateRevision
-	out.LastProgressTime = (*v1.Time)(unsafe.Pointer(in.LastProgressTime))
-	out.Conditions = *(*[]v1.Condition)(unsafe.Pointer(&in.Conditions))
+	out.LastProgressTime = (*metav1.Time)(unsafe.Pointer(in.LastProgressTime))
+	out.Conditions = *(*[]metav1.Condition)(unsafe.Pointer(&in.Conditions))
 	out.Instances = *(*[]InstanceStatus)(unsafe.Pointer(&in.Instances))
 	out.Roles = *(*[]InferRoleStatus)(unsafe.Pointer(&in.Roles))
 	out.Faults = *(*[]FaultRecord)(unsafe.Pointer(&in.Faults))
@@ -822,7 +1464,7 @@ func Convert_infer_InferServerStrategy_To_v1alpha1_InferServerStrategy(in *infer
 }
 
 func autoConvert_v1alpha1_InferServiceExposure_To_infer_InferServiceExposure(in *InferServiceExposure, out *infer.InferServiceExposure, s conversion.Scope) error {
-	out.Type = corev1.ServiceType(in.Type)
+	out.Type = v1.ServiceType(in.Type)
 	out.NodePort = in.NodePort
 	return nil
 }
@@ -833,7 +1475,7 @@ func Convert_v1alpha1_InferServiceExposure_To_infer_InferServiceExposure(in *Inf
 }
 
 func autoConvert_infer_InferServiceExposure_To_v1alpha1_InferServiceExposure(in *infer.InferServiceExposure, out *InferServiceExposure, s conversion.Scope) error {
-	out.Type = corev1.ServiceType(in.Type)
+	out.Type = v1.ServiceType(in.Type)
 	out.NodePort = in.NodePort
 	return nil
 }
@@ -918,7 +1560,7 @@ func autoConvert_v1alpha1_InstancePodStatus_To_infer_InstancePodStatus(in *Insta
 	out.Node = in.Node
 	out.PodIP = in.PodIP
 	out.NPUs = *(*[]string)(unsafe.Pointer(&in.NPUs))
-	out.Phase = corev1.PodPhase(in.Phase)
+	out.Phase = v1.PodPhase(in.Phase)
 	out.Live = in.Live
 	out.Ready = in.Ready
 	out.Restarts = in.Restarts
@@ -936,7 +1578,7 @@ func autoConvert_infer_InstancePodStatus_To_v1alpha1_InstancePodStatus(in *infer
 	out.Node = in.Node
 	out.PodIP = in.PodIP
 	out.NPUs = *(*[]string)(unsafe.Pointer(&in.NPUs))
-	out.Phase = corev1.PodPhase(in.Phase)
+	out.Phase = v1.PodPhase(in.Phase)
 	out.Live = in.Live
 	out.Ready = in.Ready
 	out.Restarts = in.Restarts
@@ -1022,7 +1664,7 @@ func autoConvert_v1alpha1_ModelInfo_To_infer_ModelInfo(in *ModelInfo, out *infer
 	out.MaxConcurrentRequests = in.MaxConcurrentRequests
 	out.Models = *(*[]infer.ModelEntry)(unsafe.Pointer(&in.Models))
 	out.Instance = in.Instance
-	out.LastUpdateTime = (*v1.Time)(unsafe.Pointer(in.LastUpdateTime))
+	out.LastUpdateTime = (*metav1.Time)(unsafe.Pointer(in.LastUpdateTime))
 	return nil
 }
 
@@ -1038,7 +1680,7 @@ func autoConvert_infer_ModelInfo_To_v1alpha1_ModelInfo(in *infer.ModelInfo, out 
 	out.MaxConcurrentRequests = in.MaxConcurrentRequests
 	out.Models = *(*[]ModelEntry)(unsafe.Pointer(&in.Models))
 	out.Instance = in.Instance
-	out.LastUpdateTime = (*v1.Time)(unsafe.Pointer(in.LastUpdateTime))
+	out.LastUpdateTime = (*metav1.Time)(unsafe.Pointer(in.LastUpdateTime))
 	return nil
 }
 
@@ -1167,7 +1809,7 @@ func autoConvert_v1alpha1_RouterSpec_To_infer_RouterSpec(in *RouterSpec, out *in
 	out.Algorithm = infer.RouterAlgorithm(in.Algorithm)
 	out.Replicas = (*int32)(unsafe.Pointer(in.Replicas))
 	out.Image = in.Image
-	out.ImagePullPolicy = corev1.PullPolicy(in.ImagePullPolicy)
+	out.ImagePullPolicy = v1.PullPolicy(in.ImagePullPolicy)
 	out.Authentication = infer.RouterAuthentication(in.Authentication)
 	out.TLSSecretName = in.TLSSecretName
 	out.SlotsThresholdPercent = (*int32)(unsafe.Pointer(in.SlotsThresholdPercent))
@@ -1191,7 +1833,7 @@ func autoConvert_infer_RouterSpec_To_v1alpha1_RouterSpec(in *infer.RouterSpec, o
 	out.Algorithm = RouterAlgorithm(in.Algorithm)
 	out.Replicas = (*int32)(unsafe.Pointer(in.Replicas))
 	out.Image = in.Image
-	out.ImagePullPolicy = corev1.PullPolicy(in.ImagePullPolicy)
+	out.ImagePullPolicy = v1.PullPolicy(in.ImagePullPolicy)
 	out.Authentication = RouterAuthentication(in.Authentication)
 	out.TLSSecretName = in.TLSSecretName
 	out.SlotsThresholdPercent = (*int32)(unsafe.Pointer(in.SlotsThresholdPercent))

@@ -30,9 +30,57 @@ import (
 // Public to allow building arbitrary schemes.
 // All generated defaulters are covering - they call all nested defaulters.
 func RegisterDefaults(scheme *runtime.Scheme) error {
+	scheme.AddTypeDefaultingFunc(&EdgeDeployment{}, func(obj interface{}) { SetObjectDefaults_EdgeDeployment(obj.(*EdgeDeployment)) })
+	scheme.AddTypeDefaultingFunc(&EdgeDeploymentList{}, func(obj interface{}) { SetObjectDefaults_EdgeDeploymentList(obj.(*EdgeDeploymentList)) })
 	scheme.AddTypeDefaultingFunc(&InferServer{}, func(obj interface{}) { SetObjectDefaults_InferServer(obj.(*InferServer)) })
 	scheme.AddTypeDefaultingFunc(&InferServerList{}, func(obj interface{}) { SetObjectDefaults_InferServerList(obj.(*InferServerList)) })
 	return nil
+}
+
+func SetObjectDefaults_EdgeDeployment(in *EdgeDeployment) {
+	SetDefaults_EdgeDeploymentSpec(&in.Spec)
+	SetDefaults_EdgeContainer(&in.Spec.Container)
+	SetDefaults_EdgeResources(&in.Spec.Container.Resources)
+	for i := range in.Spec.Container.Env {
+		a := &in.Spec.Container.Env[i]
+		if a.ValueFrom != nil {
+			if a.ValueFrom.FileKeyRef != nil {
+				if a.ValueFrom.FileKeyRef.Optional == nil {
+					var ptrVar1 bool = false
+					a.ValueFrom.FileKeyRef.Optional = &ptrVar1
+				}
+			}
+		}
+	}
+	for i := range in.Spec.Container.Volumes {
+		a := &in.Spec.Container.Volumes[i]
+		if a.EmptyDir != nil {
+			SetDefaults_EdgeEmptyDir(a.EmptyDir)
+		}
+	}
+	if in.Spec.Container.LivenessProbe != nil {
+		SetDefaults_EdgeProbe(in.Spec.Container.LivenessProbe)
+		if in.Spec.Container.LivenessProbe.HTTPGet != nil {
+			SetDefaults_EdgeHTTPGet(in.Spec.Container.LivenessProbe.HTTPGet)
+		}
+	}
+	if in.Spec.Container.ReadinessProbe != nil {
+		SetDefaults_EdgeProbe(in.Spec.Container.ReadinessProbe)
+		if in.Spec.Container.ReadinessProbe.HTTPGet != nil {
+			SetDefaults_EdgeHTTPGet(in.Spec.Container.ReadinessProbe.HTTPGet)
+		}
+	}
+	for i := range in.Spec.Network.Ports {
+		a := &in.Spec.Network.Ports[i]
+		SetDefaults_EdgePortMapping(a)
+	}
+}
+
+func SetObjectDefaults_EdgeDeploymentList(in *EdgeDeploymentList) {
+	for i := range in.Items {
+		a := &in.Items[i]
+		SetObjectDefaults_EdgeDeployment(a)
+	}
 }
 
 func SetObjectDefaults_InferServer(in *InferServer) {

@@ -27,6 +27,86 @@ func (in ConfigMapKeyReference) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeContainer) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeContainer"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeDeployment) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeDeployment"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeDeploymentList) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeDeploymentSpec) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeDeploymentStatus) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeEmptyDir) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeEmptyDir"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeExec) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeExec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeHTTPGet) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeHTTPGet"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeNPU) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeNPU"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeNetwork) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeNetwork"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeNodeStatus) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeNodeStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgePortMapping) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgePortMapping"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeProbe) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeProbe"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeResources) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeResources"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeTargets) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeTargets"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in EdgeVolume) OpenAPIModelName() string {
+	return "io.mindie.deployer.apis.infer.v1alpha1.EdgeVolume"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in FaultRecord) OpenAPIModelName() string {
 	return "io.mindie.deployer.apis.infer.v1alpha1.FaultRecord"
 }

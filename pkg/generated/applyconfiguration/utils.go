@@ -34,6 +34,36 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=infer.mindie.io, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("ConfigMapKeyReference"):
 		return &inferv1alpha1.ConfigMapKeyReferenceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeContainer"):
+		return &inferv1alpha1.EdgeContainerApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeDeployment"):
+		return &inferv1alpha1.EdgeDeploymentApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeDeploymentSpec"):
+		return &inferv1alpha1.EdgeDeploymentSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeDeploymentStatus"):
+		return &inferv1alpha1.EdgeDeploymentStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeEmptyDir"):
+		return &inferv1alpha1.EdgeEmptyDirApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeExec"):
+		return &inferv1alpha1.EdgeExecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeHTTPGet"):
+		return &inferv1alpha1.EdgeHTTPGetApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeNetwork"):
+		return &inferv1alpha1.EdgeNetworkApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeNodeStatus"):
+		return &inferv1alpha1.EdgeNodeStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeNPU"):
+		return &inferv1alpha1.EdgeNPUApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgePortMapping"):
+		return &inferv1alpha1.EdgePortMappingApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeProbe"):
+		return &inferv1alpha1.EdgeProbeApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeResources"):
+		return &inferv1alpha1.EdgeResourcesApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeTargets"):
+		return &inferv1alpha1.EdgeTargetsApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("EdgeVolume"):
+		return &inferv1alpha1.EdgeVolumeApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("FaultRecord"):
 		return &inferv1alpha1.FaultRecordApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("GroupMemberStatus"):

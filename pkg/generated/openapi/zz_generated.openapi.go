@@ -354,6 +354,22 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 		intstr.IntOrString{}.OpenAPIModelName():                        schema_apimachinery_pkg_util_intstr_IntOrString(ref),
 		version.Info{}.OpenAPIModelName():                              schema_k8sio_apimachinery_pkg_version_Info(ref),
 		v1alpha1.ConfigMapKeyReference{}.OpenAPIModelName():            schema_deployer_apis_infer_v1alpha1_ConfigMapKeyReference(ref),
+		v1alpha1.EdgeContainer{}.OpenAPIModelName():                    schema_deployer_apis_infer_v1alpha1_EdgeContainer(ref),
+		v1alpha1.EdgeDeployment{}.OpenAPIModelName():                   schema_deployer_apis_infer_v1alpha1_EdgeDeployment(ref),
+		v1alpha1.EdgeDeploymentList{}.OpenAPIModelName():               schema_deployer_apis_infer_v1alpha1_EdgeDeploymentList(ref),
+		v1alpha1.EdgeDeploymentSpec{}.OpenAPIModelName():               schema_deployer_apis_infer_v1alpha1_EdgeDeploymentSpec(ref),
+		v1alpha1.EdgeDeploymentStatus{}.OpenAPIModelName():             schema_deployer_apis_infer_v1alpha1_EdgeDeploymentStatus(ref),
+		v1alpha1.EdgeEmptyDir{}.OpenAPIModelName():                     schema_deployer_apis_infer_v1alpha1_EdgeEmptyDir(ref),
+		v1alpha1.EdgeExec{}.OpenAPIModelName():                         schema_deployer_apis_infer_v1alpha1_EdgeExec(ref),
+		v1alpha1.EdgeHTTPGet{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_EdgeHTTPGet(ref),
+		v1alpha1.EdgeNPU{}.OpenAPIModelName():                          schema_deployer_apis_infer_v1alpha1_EdgeNPU(ref),
+		v1alpha1.EdgeNetwork{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_EdgeNetwork(ref),
+		v1alpha1.EdgeNodeStatus{}.OpenAPIModelName():                   schema_deployer_apis_infer_v1alpha1_EdgeNodeStatus(ref),
+		v1alpha1.EdgePortMapping{}.OpenAPIModelName():                  schema_deployer_apis_infer_v1alpha1_EdgePortMapping(ref),
+		v1alpha1.EdgeProbe{}.OpenAPIModelName():                        schema_deployer_apis_infer_v1alpha1_EdgeProbe(ref),
+		v1alpha1.EdgeResources{}.OpenAPIModelName():                    schema_deployer_apis_infer_v1alpha1_EdgeResources(ref),
+		v1alpha1.EdgeTargets{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_EdgeTargets(ref),
+		v1alpha1.EdgeVolume{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_EdgeVolume(ref),
 		v1alpha1.FaultRecord{}.OpenAPIModelName():                      schema_deployer_apis_infer_v1alpha1_FaultRecord(ref),
 		v1alpha1.GroupMemberStatus{}.OpenAPIModelName():                schema_deployer_apis_infer_v1alpha1_GroupMemberStatus(ref),
 		v1alpha1.HealthSpec{}.OpenAPIModelName():                       schema_deployer_apis_infer_v1alpha1_HealthSpec(ref),
@@ -18108,6 +18124,1038 @@ func schema_deployer_apis_infer_v1alpha1_ConfigMapKeyReference(ref common.Refere
 				Required: []string{"name"},
 			},
 		},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeContainer(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeContainer is the one container of the application.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"image": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Image of the container, with its version as the tag (the form's image and image version). It must be built for the architecture of the target nodes. An image with the tag \"latest\" or no tag is accepted with a warning: which version runs then depends on when each node pulled, and there is no going back to the previous one.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"imagePullPolicy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ImagePullPolicy: Always, IfNotPresent or Never. Defaults to Always for an image tagged latest or untagged and to IfNotPresent otherwise, as Kubernetes does.\n\nPossible enum values:\n - `\"Always\"` means that kubelet always attempts to pull the latest image. Container will fail If the pull fails.\n - `\"IfNotPresent\"` means that kubelet pulls if the image isn't present on disk. Container will fail if the image isn't present and the pull fails.\n - `\"Never\"` means that kubelet never pulls an image, but only uses a local image. Container will fail if the image isn't present",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Always", "IfNotPresent", "Never"},
+						},
+					},
+					"resources": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Resources of the container: CPU, memory and Ascend NPUs.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EdgeResources{}.OpenAPIModelName()),
+						},
+					},
+					"command": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Command replaces the image's ENTRYPOINT; Args replace its CMD. Unset, the image's own is used:\n  image ENTRYPOINT [touch], CMD [/root/test]:\n  command unset,   args unset        -> touch /root/test\n  command [mkdir], args unset        -> mkdir (the CMD is dropped too)\n  command unset,   args [/opt/test]  -> touch /opt/test\n  command [mkdir], args [/opt/test]  -> mkdir /opt/test\nEach element is one argument, never split on spaces; to run several commands, use a shell: [\"/bin/sh\", \"-c\", \"a && b\"].",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: "",
+										Type:    []string{"string"},
+										Format:  "",
+									},
+								},
+							},
+						},
+					},
+					"args": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Args are the arguments: they replace the image's CMD (see Command).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: "",
+										Type:    []string{"string"},
+										Format:  "",
+									},
+								},
+							},
+						},
+					},
+					"privileged": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Privileged runs the container with root privileges on the node, with access to its devices.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"env": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Env is the container's environment. Each variable has a value, or valueFrom with exactly one of secretKeyRef (a key of a Secret), configMapKeyRef (a key of a ConfigMap) or fieldRef with fieldPath status.hostIP (the node's IP address). Values are stored as they are, not encrypted: put sensitive ones in a Secret.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(corev1.EnvVar{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"volumes": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"name",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Volumes are the volumes of the container, each mounted at its mountPath.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.EdgeVolume{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"livenessProbe": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LivenessProbe restarts the container when it fails.",
+							Ref:         ref(v1alpha1.EdgeProbe{}.OpenAPIModelName()),
+						},
+					},
+					"readinessProbe": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ReadinessProbe says when the application is ready to serve: a node is not Succeeded before its instances are ready.",
+							Ref:         ref(v1alpha1.EdgeProbe{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"image"},
+			},
+		},
+		Dependencies: []string{
+			corev1.EnvVar{}.OpenAPIModelName(), v1alpha1.EdgeProbe{}.OpenAPIModelName(), v1alpha1.EdgeResources{}.OpenAPIModelName(), v1alpha1.EdgeVolume{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeDeployment(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeDeployment is the IEF \"batch application deployment\" job in Kubernetes terms (docs/edge.md has the form field by field).\n\nChoices made, and why:\n  - A batch, not a DaemonSet: the target nodes (spec.targets) are resolved\n    once, when the job starts, and recorded in status.targets; a node that\n    joins later, or gains a matching label, is not deployed to. So\n    spec.targets is immutable.\n  - One template for every node: like a Job's pod template, what is\n    deployed (spec.namePrefix, instancesPerNode, restartPolicy, hostPID,\n    imagePullSecrets, container, network) is immutable, so that every node\n    of the job, retried ones included, runs the same thing. To deploy\n    something else, create another EdgeDeployment.\n  - Job control stays mutable: spec.stopped (stop and continue),\n    spec.retryGeneration (re-run the failed and timed-out nodes; it may\n    only grow), spec.maxConcurrentNodes, spec.timeoutSeconds and\n    spec.description.\n  - The nodes must share one kubernetes.io/arch: which architecture the\n    targets have is only known from the nodes, so the controller checks it\n    and refuses the job (condition Failed, reason MixedArchitectures,\n    naming the nodes of each architecture); the API checks the shape only.\n  - At most 1000 nodes per job (MaxEdgeTargets), so that the per-node\n    status fits in one object; split bigger fleets into several\n    EdgeDeployments.\n\nThe API server sets status.phase to Queued on creation; everything else in status is written by a controller through the status subresource.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard object metadata. The name is a DNS-1123 label of at most 48 characters.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the application and how the job deploys it.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EdgeDeploymentSpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Status is the state of the job, written by the controller only.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EdgeDeploymentStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			metav1.ObjectMeta{}.OpenAPIModelName(), v1alpha1.EdgeDeploymentSpec{}.OpenAPIModelName(), v1alpha1.EdgeDeploymentStatus{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeDeploymentList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeDeploymentList is a list of EdgeDeployments.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Standard list metadata.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(metav1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Items is the list of EdgeDeployments.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.EdgeDeployment{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			metav1.ListMeta{}.OpenAPIModelName(), v1alpha1.EdgeDeployment{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeDeploymentSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeDeploymentSpec is the IEF batch deployment form: the target nodes, the application (one container, its volumes and its network) and the job's control.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"description": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Description of the job (the form's description), at most 255 characters.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"targets": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Targets are the nodes to deploy to: the nodes named and the nodes matching the selector, together. Resolved once when the job starts (status.targets); immutable.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EdgeTargets{}.OpenAPIModelName()),
+						},
+					},
+					"namePrefix": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NamePrefix starts the name of every pod of the job; the controller appends the node and the instance. A DNS-1123 label of at most 48 characters. Empty means metadata.name. Immutable.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"instancesPerNode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "InstancesPerNode is how many instances (pods) of the application run on each target node. Between 1 and 64. Defaults to 1. More than 1 is refused with host port mappings, which two instances on one node cannot share. Immutable.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"restartPolicy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RestartPolicy of the container: Always restarts it whenever it exits, OnFailure only when it exits with an error, Never not at all. Defaults to Always. Immutable.\n\nPossible enum values:\n - `\"Always\"`\n - `\"Never\"`\n - `\"OnFailure\"`",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Always", "Never", "OnFailure"},
+						},
+					},
+					"hostPID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "HostPID shares the node's process ID namespace with the container. Immutable.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"imagePullSecrets": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "ImagePullSecrets used to pull the image from a private registry. Immutable.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(corev1.LocalObjectReference{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"container": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Container is the application. Immutable.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EdgeContainer{}.OpenAPIModelName()),
+						},
+					},
+					"network": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Network is how the container is reached: port mappings or the node's network. Immutable.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1alpha1.EdgeNetwork{}.OpenAPIModelName()),
+						},
+					},
+					"maxConcurrentNodes": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxConcurrentNodes is how many nodes are deployed to at once; the others wait in state Queued. Between 1 and 1000. Defaults to 100, so that a big fleet does not pull the image all at the same time.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"timeoutSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "TimeoutSeconds bounds a run of the job, queueing included, as IEF's \"update timed out\": counted from status.startTime (the creation for the first run, else the retry or the continue after a stop); the nodes not done by then are TimedOut, and so is the job. Between 1 and 86400. Defaults to 600 (IEF's 10 minutes).",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"stopped": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Stopped stops the job: no node is started any more, the nodes being deployed finish (phase Stopping), the waiting ones become Stopped, and what was deployed stays. Setting it back to false continues the job with the Stopped nodes.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"retryGeneration": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RetryGeneration is raised to run the job again on its Failed and TimedOut nodes only, once the current run has ended; status.observedRetryGeneration says which retry the controller acted on. May only grow. Not negative.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"targets", "container"},
+			},
+		},
+		Dependencies: []string{
+			corev1.LocalObjectReference{}.OpenAPIModelName(), v1alpha1.EdgeContainer{}.OpenAPIModelName(), v1alpha1.EdgeNetwork{}.OpenAPIModelName(), v1alpha1.EdgeTargets{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeDeploymentStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeDeploymentStatus is the observed state of a job.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Phase of the job: Queued, Running, Succeeded, PartiallySucceeded, Failed, Stopping, Stopped or TimedOut.\n\nPossible enum values:\n - `\"Failed\"` : the run ended and no node succeeded, or the job was refused (mixed architectures, no or too many target nodes).\n - `\"PartiallySucceeded\"` : the run ended, some nodes succeeded and some failed or timed out.\n - `\"Queued\"` : the job waits to be executed (set on creation).\n - `\"Running\"` : the job is being executed.\n - `\"Stopped\"` : spec.stopped is set and no node is being deployed.\n - `\"Stopping\"` : spec.stopped is set and nodes are still being deployed.\n - `\"Succeeded\"` : every target node succeeded.\n - `\"TimedOut\"` : the run passed spec.timeoutSeconds before every node was done.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Failed", "PartiallySucceeded", "Queued", "Running", "Stopped", "Stopping", "Succeeded", "TimedOut"},
+						},
+					},
+					"observedGeneration": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ObservedGeneration is the generation the controller last acted on.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"observedRetryGeneration": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ObservedRetryGeneration is the spec.retryGeneration the controller last acted on; a retry is pending while it is smaller.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"startTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StartTime is when the current run started: the creation of the EdgeDeployment for the first run (so that time spent Queued counts, as in IEF), else when the last retry or the last continue after a stop was acted on. spec.timeoutSeconds counts from it.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"completionTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CompletionTime is when the current run ended; unset while it goes on.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"targets": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "set",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Targets are the names of the nodes spec.targets resolved to when the job started, recorded once and never changed.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: "",
+										Type:    []string{"string"},
+										Format:  "",
+									},
+								},
+							},
+						},
+					},
+					"architecture": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Architecture (kubernetes.io/arch) the target nodes share.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"queued": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Queued counts the target nodes in state Queued.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"running": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Running counts the target nodes in state Deploying.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"succeeded": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Succeeded counts the target nodes in state Succeeded.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"failed": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Failed counts the target nodes in state Failed.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"timedOut": {
+						SchemaProps: spec.SchemaProps{
+							Description: "TimedOut counts the target nodes in state TimedOut.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"stopped": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Stopped counts the target nodes in state Stopped.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"nodes": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"node",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Nodes is the task of each target node.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.EdgeNodeStatus{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+					"conditions": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-map-keys": []interface{}{
+									"type",
+								},
+								"x-kubernetes-list-type": "map",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Conditions are Complete and Failed.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(metav1.Condition{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			metav1.Condition{}.OpenAPIModelName(), metav1.Time{}.OpenAPIModelName(), v1alpha1.EdgeNodeStatus{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeEmptyDir(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeEmptyDir is a scratch directory.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"medium": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Medium: Disk or Memory. Defaults to Disk.\n\nPossible enum values:\n - `\"Disk\"` keeps an emptyDir on the node's disk.\n - `\"Memory\"` keeps an emptyDir in memory (tmpfs); it counts against the container's memory.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Disk", "Memory"},
+						},
+					},
+					"sizeLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "SizeLimit caps the directory's size; greater than zero when set.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			resource.Quantity{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeExec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeExec is a command health check.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"command": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Command to run, not through a shell: use [\"/bin/sh\", \"-c\", \"...\"] for one.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: "",
+										Type:    []string{"string"},
+										Format:  "",
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"command"},
+			},
+		},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeHTTPGet(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeHTTPGet is an HTTP health check on a container port.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"path": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Path of the request, starting with \"/\". Defaults to \"/\".",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"port": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Port of the container, between 1 and 65535.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"scheme": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Scheme: HTTP or HTTPS (whose certificate is not verified). Defaults to HTTP.\n\nPossible enum values:\n - `\"HTTP\"` means that the scheme used will be http://\n - `\"HTTPS\"` means that the scheme used will be https://",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"HTTP", "HTTPS"},
+						},
+					},
+				},
+				Required: []string{"port"},
+			},
+		},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeNPU(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeNPU is a number of Ascend NPUs of one type (huawei.com/<type>, request = limit).",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"type": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Type: Ascend310, Ascend310P or Ascend910.\n\nPossible enum values:\n - `\"Ascend310\"` is the Ascend 310 (Atlas 200, Atlas 500, Atlas 300I).\n - `\"Ascend310P\"` is the Ascend 310P (Atlas 300I Pro, Atlas 300V).\n - `\"Ascend910\"` is the Ascend 910 (Atlas 800, Atlas 900).",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Ascend310", "Ascend310P", "Ascend910"},
+						},
+					},
+					"count": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Count of NPUs, between 1 and 32. Defaults to 1.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+				Required: []string{"type"},
+			},
+		},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeNetwork(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeNetwork is the form's access configuration.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"hostNetwork": {
+						SchemaProps: spec.SchemaProps{
+							Description: "HostNetwork puts the container in the node's network: it shares the node's IP and binds the node's ports itself. Ports are then ignored (with a warning).",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"ports": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Ports map ports of the node to ports of the container: traffic to the node's hostPort reaches the container's containerPort. Each container port and protocol once, each host port and protocol once.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: map[string]interface{}{},
+										Ref:     ref(v1alpha1.EdgePortMapping{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.EdgePortMapping{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeNodeStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeNodeStatus is the job's task on one node.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"node": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Node name, one of status.targets.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"state": {
+						SchemaProps: spec.SchemaProps{
+							Description: "State: Queued, Deploying, Succeeded, Failed, TimedOut or Stopped.\n\nPossible enum values:\n - `\"Deploying\"` : the node's pods are being made and started.\n - `\"Failed\"` : an instance on the node could not be deployed.\n - `\"Queued\"` : waiting for a slot under spec.maxConcurrentNodes.\n - `\"Stopped\"` : the job was stopped before the node was started.\n - `\"Succeeded\"` : every instance on the node runs (and is ready, with a readiness probe).\n - `\"TimedOut\"` : the run's timeout passed before the node was done.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"Deploying", "Failed", "Queued", "Stopped", "Succeeded", "TimedOut"},
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is a CamelCase word for the state, such as ImagePullBackOff.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message says what happened, for people.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"pods": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "set",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Pods of the job on the node.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: "",
+										Type:    []string{"string"},
+										Format:  "",
+									},
+								},
+							},
+						},
+					},
+					"since": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Since is when the node entered its state.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"attempts": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Attempts counts the runs that deployed to the node: 1, plus one per retry that re-ran it.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"retryGeneration": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RetryGeneration is the spec.retryGeneration of the last attempt.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+				},
+				Required: []string{"node", "state"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgePortMapping(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgePortMapping maps a host port to a container port.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"containerPort": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ContainerPort the application listens on, between 1 and 65535.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"hostPort": {
+						SchemaProps: spec.SchemaProps{
+							Description: "HostPort of the node, between 1 and 65535.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"protocol": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Protocol: TCP or UDP. Defaults to TCP.\n\nPossible enum values:\n - `\"SCTP\"` is the SCTP protocol.\n - `\"TCP\"` is the TCP protocol.\n - `\"UDP\"` is the UDP protocol.",
+							Type:        []string{"string"},
+							Format:      "",
+							Enum:        []interface{}{"SCTP", "TCP", "UDP"},
+						},
+					},
+					"hostIP": {
+						SchemaProps: spec.SchemaProps{
+							Description: "HostIP binds the host port on one IPv4 address of the node (the form's choice of network card) instead of all of them. IPv6 is not supported, as in IEF.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+				Required: []string{"containerPort", "hostPort"},
+			},
+		},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeProbe(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeProbe is a health check: an HTTP GET or a command, exactly one.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"httpGet": {
+						SchemaProps: spec.SchemaProps{
+							Description: "HTTPGet succeeds when the container answers a GET with a status from 200 to 399.",
+							Ref:         ref(v1alpha1.EdgeHTTPGet{}.OpenAPIModelName()),
+						},
+					},
+					"exec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Exec succeeds when a command run in the container exits with 0.",
+							Ref:         ref(v1alpha1.EdgeExec{}.OpenAPIModelName()),
+						},
+					},
+					"initialDelaySeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "InitialDelaySeconds before the first check, between 0 and 3600.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"timeoutSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "TimeoutSeconds of one check, between 1 and 600. Defaults to 1.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"periodSeconds": {
+						SchemaProps: spec.SchemaProps{
+							Description: "PeriodSeconds between checks, between 1 and 3600. Defaults to 10.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"failureThreshold": {
+						SchemaProps: spec.SchemaProps{
+							Description: "FailureThreshold is how many failed checks in a row count as a failure, between 1 and 100. Defaults to 3.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1alpha1.EdgeExec{}.OpenAPIModelName(), v1alpha1.EdgeHTTPGet{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeResources(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeResources are the container's requests and limits.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"cpu": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CPU request, between 1m and 256 cores. Defaults to 250m.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+					"cpuLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CPULimit, at least CPU. Defaults to CPU.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+					"memory": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Memory request, between 6Mi (the container runtime's least) and 1Ti. Defaults to 512Mi.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+					"memoryLimit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MemoryLimit, at least Memory. Defaults to Memory.",
+							Ref:         ref(resource.Quantity{}.OpenAPIModelName()),
+						},
+					},
+					"npu": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NPU requests Ascend NPUs of one kind: a container uses one kind of Ascend chip only. Unset, none.",
+							Ref:         ref(v1alpha1.EdgeNPU{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			resource.Quantity{}.OpenAPIModelName(), v1alpha1.EdgeNPU{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeTargets(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeTargets selects the nodes of a job: the nodes named, the nodes matching the selector, or both (their union). At least one is given.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"nodes": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "set",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Nodes by name, at most 1000, each once.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Default: "",
+										Type:    []string{"string"},
+										Format:  "",
+									},
+								},
+							},
+						},
+					},
+					"selector": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Selector matches nodes by their labels (the form's label search). It must have at least one requirement: an empty selector would match every node of the cluster.",
+							Ref:         ref(metav1.LabelSelector{}.OpenAPIModelName()),
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			metav1.LabelSelector{}.OpenAPIModelName()},
+	}
+}
+
+func schema_deployer_apis_infer_v1alpha1_EdgeVolume(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "EdgeVolume is one volume and where it is mounted in the container. Exactly one of hostPath, emptyDir, configMap and secret is set.\n\nA volume may not be mounted on a system directory of the container (/, /bin, /boot, /dev, /etc, /lib, /lib64, /proc, /run, /sbin, /sys, /usr, /var, /var/run), which would break it, nor, with an NPU, on or under /var/dlog, which the Ascend runtime mounts for the NPU's logs.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"name": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Name of the volume, a DNS-1123 label, unique in the container.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"mountPath": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MountPath in the container: absolute, without \"..\", unique.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"readOnly": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ReadOnly mounts the volume read-only.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"hostPath": {
+						SchemaProps: spec.SchemaProps{
+							Description: "HostPath is a directory or file of the node; what the application writes there outlives it. Mounting a sensitive host directory (/, /etc, /var/run, ...) is accepted with a warning: run the container as a user without privileges then. For logs, /var/IEF/app/log/<name> is IEF's convention.",
+							Ref:         ref(corev1.HostPathVolumeSource{}.OpenAPIModelName()),
+						},
+					},
+					"emptyDir": {
+						SchemaProps: spec.SchemaProps{
+							Description: "EmptyDir is an empty directory on the node's disk or in memory that lives as long as the pod.",
+							Ref:         ref(v1alpha1.EdgeEmptyDir{}.OpenAPIModelName()),
+						},
+					},
+					"configMap": {
+						SchemaProps: spec.SchemaProps{
+							Description: "ConfigMap mounts the keys of a ConfigMap of the namespace as files.",
+							Ref:         ref(corev1.ConfigMapVolumeSource{}.OpenAPIModelName()),
+						},
+					},
+					"secret": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Secret mounts the keys of a Secret of the namespace as files.",
+							Ref:         ref(corev1.SecretVolumeSource{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"name", "mountPath"},
+			},
+		},
+		Dependencies: []string{
+			corev1.ConfigMapVolumeSource{}.OpenAPIModelName(), corev1.HostPathVolumeSource{}.OpenAPIModelName(), corev1.SecretVolumeSource{}.OpenAPIModelName(), v1alpha1.EdgeEmptyDir{}.OpenAPIModelName()},
 	}
 }
 

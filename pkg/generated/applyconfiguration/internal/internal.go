@@ -1441,6 +1441,366 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         scalar: string
       default: ""
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeContainer
+  map:
+    fields:
+    - name: args
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: command
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+    - name: env
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.api.core.v1.EnvVar
+          elementRelationship: associative
+          keys:
+          - name
+    - name: image
+      type:
+        scalar: string
+      default: ""
+    - name: imagePullPolicy
+      type:
+        scalar: string
+    - name: livenessProbe
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeProbe
+    - name: privileged
+      type:
+        scalar: boolean
+    - name: readinessProbe
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeProbe
+    - name: resources
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeResources
+      default: {}
+    - name: volumes
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeVolume
+          elementRelationship: associative
+          keys:
+          - name
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeDeployment
+  map:
+    fields:
+    - name: apiVersion
+      type:
+        scalar: string
+    - name: kind
+      type:
+        scalar: string
+    - name: metadata
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta
+      default: {}
+    - name: spec
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentSpec
+      default: {}
+    - name: status
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentStatus
+      default: {}
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentSpec
+  map:
+    fields:
+    - name: container
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeContainer
+      default: {}
+    - name: description
+      type:
+        scalar: string
+    - name: hostPID
+      type:
+        scalar: boolean
+    - name: imagePullSecrets
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.api.core.v1.LocalObjectReference
+          elementRelationship: atomic
+    - name: instancesPerNode
+      type:
+        scalar: numeric
+    - name: maxConcurrentNodes
+      type:
+        scalar: numeric
+    - name: namePrefix
+      type:
+        scalar: string
+    - name: network
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeNetwork
+      default: {}
+    - name: restartPolicy
+      type:
+        scalar: string
+    - name: retryGeneration
+      type:
+        scalar: numeric
+    - name: stopped
+      type:
+        scalar: boolean
+    - name: targets
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeTargets
+      default: {}
+    - name: timeoutSeconds
+      type:
+        scalar: numeric
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeDeploymentStatus
+  map:
+    fields:
+    - name: architecture
+      type:
+        scalar: string
+    - name: completionTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: conditions
+      type:
+        list:
+          elementType:
+            namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Condition
+          elementRelationship: associative
+          keys:
+          - type
+    - name: failed
+      type:
+        scalar: numeric
+    - name: nodes
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeNodeStatus
+          elementRelationship: associative
+          keys:
+          - node
+    - name: observedGeneration
+      type:
+        scalar: numeric
+    - name: observedRetryGeneration
+      type:
+        scalar: numeric
+    - name: phase
+      type:
+        scalar: string
+    - name: queued
+      type:
+        scalar: numeric
+    - name: running
+      type:
+        scalar: numeric
+    - name: startTime
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: stopped
+      type:
+        scalar: numeric
+    - name: succeeded
+      type:
+        scalar: numeric
+    - name: targets
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: timedOut
+      type:
+        scalar: numeric
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeEmptyDir
+  map:
+    fields:
+    - name: medium
+      type:
+        scalar: string
+    - name: sizeLimit
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeExec
+  map:
+    fields:
+    - name: command
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: atomic
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeHTTPGet
+  map:
+    fields:
+    - name: path
+      type:
+        scalar: string
+    - name: port
+      type:
+        scalar: numeric
+      default: 0
+    - name: scheme
+      type:
+        scalar: string
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeNPU
+  map:
+    fields:
+    - name: count
+      type:
+        scalar: numeric
+    - name: type
+      type:
+        scalar: string
+      default: ""
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeNetwork
+  map:
+    fields:
+    - name: hostNetwork
+      type:
+        scalar: boolean
+    - name: ports
+      type:
+        list:
+          elementType:
+            namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgePortMapping
+          elementRelationship: atomic
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeNodeStatus
+  map:
+    fields:
+    - name: attempts
+      type:
+        scalar: numeric
+    - name: message
+      type:
+        scalar: string
+    - name: node
+      type:
+        scalar: string
+      default: ""
+    - name: pods
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: reason
+      type:
+        scalar: string
+    - name: retryGeneration
+      type:
+        scalar: numeric
+    - name: since
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: state
+      type:
+        scalar: string
+      default: ""
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgePortMapping
+  map:
+    fields:
+    - name: containerPort
+      type:
+        scalar: numeric
+      default: 0
+    - name: hostIP
+      type:
+        scalar: string
+    - name: hostPort
+      type:
+        scalar: numeric
+      default: 0
+    - name: protocol
+      type:
+        scalar: string
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeProbe
+  map:
+    fields:
+    - name: exec
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeExec
+    - name: failureThreshold
+      type:
+        scalar: numeric
+    - name: httpGet
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeHTTPGet
+    - name: initialDelaySeconds
+      type:
+        scalar: numeric
+    - name: periodSeconds
+      type:
+        scalar: numeric
+    - name: timeoutSeconds
+      type:
+        scalar: numeric
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeResources
+  map:
+    fields:
+    - name: cpu
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: cpuLimit
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: memory
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: memoryLimit
+      type:
+        namedType: io.k8s.apimachinery.pkg.api.resource.Quantity
+    - name: npu
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeNPU
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeTargets
+  map:
+    fields:
+    - name: nodes
+      type:
+        list:
+          elementType:
+            scalar: string
+          elementRelationship: associative
+    - name: selector
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector
+- name: io.mindie.deployer.apis.infer.v1alpha1.EdgeVolume
+  map:
+    fields:
+    - name: configMap
+      type:
+        namedType: io.k8s.api.core.v1.ConfigMapVolumeSource
+    - name: emptyDir
+      type:
+        namedType: io.mindie.deployer.apis.infer.v1alpha1.EdgeEmptyDir
+    - name: hostPath
+      type:
+        namedType: io.k8s.api.core.v1.HostPathVolumeSource
+    - name: mountPath
+      type:
+        scalar: string
+      default: ""
+    - name: name
+      type:
+        scalar: string
+      default: ""
+    - name: readOnly
+      type:
+        scalar: boolean
+    - name: secret
+      type:
+        namedType: io.k8s.api.core.v1.SecretVolumeSource
 - name: io.mindie.deployer.apis.infer.v1alpha1.FaultRecord
   map:
     fields:

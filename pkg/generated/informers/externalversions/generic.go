@@ -53,6 +53,8 @@ func (f *genericInformer) Lister() cache.GenericLister {
 func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource) (GenericInformer, error) {
 	switch resource {
 	// Group=infer.mindie.io, Version=v1alpha1
+	case v1alpha1.SchemeGroupVersion.WithResource("edgedeployments"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Infer().V1alpha1().EdgeDeployments().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("inferservers"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Infer().V1alpha1().InferServers().Informer()}, nil
 

@@ -18,6 +18,14 @@ limitations under the License.
 
 package v1alpha1
 
+// EdgeDeploymentListerExpansion allows custom methods to be added to
+// EdgeDeploymentLister.
+type EdgeDeploymentListerExpansion interface{}
+
+// EdgeDeploymentNamespaceListerExpansion allows custom methods to be added to
+// EdgeDeploymentNamespaceLister.
+type EdgeDeploymentNamespaceListerExpansion interface{}
+
 // InferServerListerExpansion allows custom methods to be added to
 // InferServerLister.
 type InferServerListerExpansion interface{}

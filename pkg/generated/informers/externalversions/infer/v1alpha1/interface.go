@@ -24,6 +24,8 @@ import (
 
 // Interface provides access to all the informers in this group version.
 type Interface interface {
+	// EdgeDeployments returns a EdgeDeploymentInformer.
+	EdgeDeployments() EdgeDeploymentInformer
 	// InferServers returns a InferServerInformer.
 	InferServers() InferServerInformer
 }
@@ -37,6 +39,11 @@ type version struct {
 // New returns a new Interface.
 func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakListOptions internalinterfaces.TweakListOptionsFunc) Interface {
 	return &version{factory: f, namespace: namespace, tweakListOptions: tweakListOptions}
+}
+
+// EdgeDeployments returns a EdgeDeploymentInformer.
+func (v *version) EdgeDeployments() EdgeDeploymentInformer {
+	return &edgeDeploymentInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // InferServers returns a InferServerInformer.

@@ -28,12 +28,17 @@ import (
 
 type InferV1alpha1Interface interface {
 	RESTClient() rest.Interface
+	EdgeDeploymentsGetter
 	InferServersGetter
 }
 
 // InferV1alpha1Client is used to interact with features provided by the infer.mindie.io group.
 type InferV1alpha1Client struct {
 	restClient rest.Interface
+}
+
+func (c *InferV1alpha1Client) EdgeDeployments(namespace string) EdgeDeploymentInterface {
+	return newEdgeDeployments(c, namespace)
 }
 
 func (c *InferV1alpha1Client) InferServers(namespace string) InferServerInterface {

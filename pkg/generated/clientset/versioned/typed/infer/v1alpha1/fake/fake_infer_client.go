@@ -28,6 +28,10 @@ type FakeInferV1alpha1 struct {
 	*testing.Fake
 }
 
+func (c *FakeInferV1alpha1) EdgeDeployments(namespace string) v1alpha1.EdgeDeploymentInterface {
+	return newFakeEdgeDeployments(c, namespace)
+}
+
 func (c *FakeInferV1alpha1) InferServers(namespace string) v1alpha1.InferServerInterface {
 	return newFakeInferServers(c, namespace)
 }
