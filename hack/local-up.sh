@@ -14,11 +14,17 @@
 #
 # It also starts SIM_NODES (default 4) simulated Ascend nodes (cmd/ascend-sim:
 # a kubelet and device plugin stand-in that runs the MindIE Server simulator
-# for every pod, on a loopback pod IP from SIM_POD_CIDR); SIM_NODES=0 starts none.
+# for every MindIE pod, on a loopback pod IP from SIM_POD_CIDR); SIM_NODES=0
+# starts none. And SIM_EDGE_NODES (default 3; 0 when SIM_NODES=0) simulated
+# edge nodes edge-0, edge-1, ... (labelled mindie.io/edge=true and
+# node-role.kubernetes.io/edge="", tainted node-role.kubernetes.io/edge:NoSchedule,
+# arm64 or amd64, some with one huawei.com/Ascend310P; each with its own
+# loopback address from SIM_EDGE_CIDR), where pods of any image run a
+# generic simulated app (docs/simulator.md, "Edge nodes and generic pods").
 #
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
 # KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
-# SIM_POD_CIDR (127.1.0.0/16).
+# SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16).
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -29,6 +35,8 @@ KUBE_PORT=${KUBE_PORT:-16443}
 MINDIE_PORT=${MINDIE_PORT:-18443}
 SIM_NODES=${SIM_NODES:-4}
 SIM_POD_CIDR=${SIM_POD_CIDR:-127.1.0.0/16}
+if [ "$SIM_NODES" -gt 0 ]; then SIM_EDGE_NODES=${SIM_EDGE_NODES:-3}; else SIM_EDGE_NODES=${SIM_EDGE_NODES:-0}; fi
+SIM_EDGE_CIDR=${SIM_EDGE_CIDR:-127.2.0.0/16}
 PKI=$OUT/pki
 LOGS=$OUT/logs
 PIDS=$OUT/pids
@@ -165,11 +173,23 @@ start kube-scheduler "$BIN/kube-scheduler" \
   --authorization-kubeconfig="$OUT/kube-scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
 
-# --- simulated Ascend nodes -------------------------------------------------------
-if [ "$SIM_NODES" -gt 0 ]; then
-  start ascend-sim "$OUT/bin/ascend-sim" --kubeconfig="$OUT/kubeconfig" \
-    --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --crash-loop-backoff=2s --control-addr-file="$OUT/ascend-sim.control" \
-    --router-binary="$OUT/bin/mindie-router"
+# --- simulated Ascend and edge nodes -------------------------------------------------
+SIM_ARGS=(--kubeconfig="$OUT/kubeconfig"
+  --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --edge-nodes="$SIM_EDGE_NODES" --edge-node-cidr="$SIM_EDGE_CIDR"
+  --crash-loop-backoff=2s --control-addr-file="$OUT/ascend-sim.control" --router-binary="$OUT/bin/mindie-router")
+if [ $((SIM_NODES + SIM_EDGE_NODES)) -gt 0 ]; then
+  # An ascend-sim started with other nodes (other SIM_* values, or an older
+  # local-up without edge nodes) is restarted with these; its pods stay in
+  # the API and the new one runs them again.
+  if running ascend-sim && [ "$(cat "$OUT/ascend-sim.args" 2>/dev/null)" != "${SIM_ARGS[*]}" ]; then
+    log "restarting ascend-sim: its nodes changed"
+    pid=$(cat "$PIDS/ascend-sim")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do running ascend-sim || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  start ascend-sim "$OUT/bin/ascend-sim" "${SIM_ARGS[@]}"
+  echo "${SIM_ARGS[*]}" >"$OUT/ascend-sim.args"
 fi
 
 # --- mindie-apiserver ----------------------------------------------------------
@@ -235,5 +255,15 @@ if [ "$SIM_NODES" -gt 0 ]; then
   done
   kubectl wait --for=condition=Ready --timeout=$((60 + SIM_NODES))s node -l mindie.io/simulated=true >/dev/null
 fi
-log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io; $SIM_NODES simulated Ascend nodes"
+if [ "$SIM_EDGE_NODES" -gt 0 ]; then
+  # By name: edge nodes of an earlier run with more of them are not waited for.
+  EDGE=()
+  for ((i = 0; i < SIM_EDGE_NODES; i++)); do EDGE+=("node/edge-$i"); done
+  for _ in $(seq 1 $((120 + 2 * SIM_EDGE_NODES))); do
+    kubectl get "${EDGE[@]}" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  kubectl wait --for=condition=Ready --timeout=$((60 + SIM_EDGE_NODES))s "${EDGE[@]}" >/dev/null
+fi
+log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io; $SIM_NODES simulated Ascend nodes, $SIM_EDGE_NODES simulated edge nodes (-l mindie.io/edge=true)"
 echo "export KUBECONFIG=$OUT/kubeconfig"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make run: the local cluster with mindie-apiserver registered, the sample
-# InferServers of artifacts/samples/ applied (inferserver.yaml, and pd.yaml,
-# a Prefill/Decode server), and what to try next.
+# make run: the local cluster with mindie-apiserver registered, the samples
+# of artifacts/samples/ applied (the InferServers inferserver.yaml and pd.yaml,
+# a Prefill/Decode server, and edge.yaml, an EdgeDeployment to the arm64
+# simulated edge nodes), and what to try next.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -30,6 +31,11 @@ mindie-apiserver serves infer.mindie.io behind kube-apiserver https://127.0.0.1:
   kubectl mindie status llama3-8b-pd        # the Prefill/Decode sample (pd.yaml): roles, groups, members linked
   kubectl mindie chat llama3-8b-pd -m "Hello"        # prefilled by one instance, decoded by the other
   kubectl mindie logs llama3-8b-pd --role=decode --tail=5   # the decode instances' logs
+  kubectl mindie edge status edge-infer -w  # the EdgeDeployment sample (edge.yaml): the arm64 edge nodes, one at a time
+  kubectl get edgedeployments -o wide      # phase, nodes succeeded/targets, failed; or: kubectl mindie edge list
+  kubectl mindie edge stop edge-infer; kubectl mindie edge continue edge-infer   # the job's control
+  kubectl mindie edge retry edge-infer      # when nodes ended Failed or TimedOut: run it again on them
+  kubectl get nodes -l mindie.io/edge=true -L kubernetes.io/arch   # the simulated edge nodes
   kubectl explain inferserver.spec.strategy
   kubectl scale inferserver llama3-8b --replicas=3
   kubectl auth can-i create inferservers -n team-b --as=tenant-a-editor

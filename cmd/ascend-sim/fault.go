@@ -86,7 +86,9 @@ Every level but NotHandleFault and SubHealthFault takes the chip out of the node
 (PreSeparateNPU only once no pod holds it). A node that goes down kills its pods' servers (their
 ports refuse connections) and writes nothing (lease, node and pod status, device info) until it
 is back (--down=false): then its containers start again (restartCount +1, exit code 255) and pods
-deleted meanwhile are cleaned up. Marking it NotReady is left to Kubernetes.`
+deleted meanwhile are cleaned up. Marking it NotReady is left to Kubernetes.
+Edge nodes (edge-0, ...) take node faults, and NPU faults on their Ascend310P chips; a generic app
+(any image but MindIE's and the router's) takes crash (exit code 1) and hang/unhang.`
 
 // fault runs the fault subcommand: one request to the control API.
 func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -19,6 +19,21 @@
 // kubeconfig for this API server holding a token of the pod's service
 // account from the TokenRequest API, refreshed while the process runs.
 //
+// Containers of any other image (neither a MindIE Server image nor the
+// router) run a generic app SIMULATED in process: it logs its command,
+// args and resolved env ("env NAME=VALUE" lines), serves HTTP 200 on every
+// declared port (and hostPort, on the node's address), and exits, fails
+// probes or never pulls when its image or env asks (sim/fail-pull images,
+// SIM_EXIT_CODE, SIM_EXIT_AFTER, SIM_EXIT_TIMES, SIM_PROBE_FAIL).
+//
+// --edge-nodes N (or --edge-node-spec) registers simulated edge nodes
+// too, edge-0 .. edge-<N-1>: labelled mindie.io/edge=true,
+// node-role.kubernetes.io/edge="", mindie.io/simulated=edge and their
+// kubernetes.io/arch, some with huawei.com/Ascend310P, each with its own
+// loopback address (--edge-node-cidr), and tainted
+// node-role.kubernetes.io/edge:NoSchedule unless --edge-taint=false.
+// docs/simulator.md ("Edge nodes and generic pods") has the details.
+//
 // It also serves the kubelet API for `kubectl logs` (--kubelet-port, on
 // 127.0.0.1) and a fault-injection control API (--control-addr, written to
 // --control-addr-file) that its fault subcommand drives:
@@ -82,7 +97,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ascend-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the (loopback) API server")
-	nodes := fs.Int("nodes", kubelet.DefaultNodeCount, "number of simulated nodes")
+	nodes := fs.Int("nodes", kubelet.DefaultNodeCount, "number of simulated Ascend nodes (0: none)")
 	prefix := fs.String("prefix", kubelet.DefaultNodePrefix, "node name prefix: nodes are <prefix>0 .. <prefix><nodes-1>")
 	npus := fs.Int("npus-per-node", kubelet.DefaultNPUsPerNode, "NPU chips per node")
 	npuType := fs.String("npu-type", kubelet.DefaultNPUType, "NPU type: resource huawei.com/<type>")
@@ -96,6 +111,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	kubeletPort := fs.Int("kubelet-port", 0, "port on 127.0.0.1 of the HTTPS kubelet API (kubectl logs) shared by all nodes; 0: any free port")
 	controlAddr := fs.String("control-addr", "127.0.0.1:0", "loopback address of the fault-injection control API (empty: none)")
 	controlFile := fs.String("control-addr-file", "", "file the control API's chosen address is written to")
+	edgeNodes := fs.Int("edge-nodes", 0, "number of simulated edge nodes edge-0 .. edge-<N-1>: i%3==2 amd64, else arm64; even i with one Ascend310P, odd i without NPU")
+	edgeSpec := fs.String("edge-node-spec", "", "the edge nodes, instead of --edge-nodes: NAME[:ARCH][:NPUTYPE[=COUNT]],... e.g. edge-0:arm64:Ascend310P=1,edge-1:amd64")
+	edgeCIDR := fs.String("edge-node-cidr", kubelet.DefaultEdgeNodeIPCIDR, "loopback range of the edge nodes' addresses (InternalIP, hostIP of their pods): the i-th gets address i+1")
+	edgeTaint := fs.Bool("edge-taint", true, "taint the edge nodes "+kubelet.EdgeTaintKey+":NoSchedule (pods must tolerate it to run there)")
 	routerBinary := fs.String("router-binary", defaultRouterBinary(),
 		"mindie-router executable run, as a process on the pod IP, for containers whose command[0] is "+kubelet.RouterCommand+" (empty: such containers fail to start)")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +123,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if *crashBackOff <= 0 {
 		fmt.Fprintln(stderr, "ascend-sim: --crash-loop-backoff must be positive")
 		return 2
+	}
+	edges := kubelet.DefaultEdgeNodes(*edgeNodes)
+	if *edgeSpec != "" {
+		var err error
+		if edges, err = kubelet.ParseEdgeNodes(*edgeSpec); err != nil {
+			fmt.Fprintf(stderr, "ascend-sim: --edge-node-spec: %v\n", err)
+			return 2
+		}
+	}
+	if *nodes < 0 || *edgeNodes < 0 {
+		fmt.Fprintln(stderr, "ascend-sim: --nodes and --edge-nodes must not be negative")
+		return 2
+	}
+	if *nodes == 0 && len(edges) == 0 {
+		fmt.Fprintln(stderr, "ascend-sim: no nodes to simulate (--nodes=0 and no edge nodes)")
+		return 2
+	}
+	nodeCount := *nodes
+	if nodeCount == 0 {
+		nodeCount = -1 // none (0 is the default count in kubelet.Config)
 	}
 	if *kubeconfig == "" {
 		fmt.Fprintln(stderr, "ascend-sim: --kubeconfig is required")
@@ -131,7 +170,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
 		return 2
 	}
-	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: *nodes, NodePrefix: *prefix, NPUsPerNode: *npus,
+	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: nodeCount, NodePrefix: *prefix, NPUsPerNode: *npus,
+		EdgeNodes: edges, EdgeNodeIPCIDR: *edgeCIDR, EdgeNodesUntainted: !*edgeTaint,
 		NPUType: *npuType, PodCIDR: *podCIDR, DeviceIPCIDR: *deviceCIDR, CrashLoopBackOff: *crashBackOff,
 		LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort,
 		RouterBinary: *routerBinary, APIServer: restCfg.Host, APIServerCA: apiServerCA})

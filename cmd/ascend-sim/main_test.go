@@ -140,6 +140,12 @@ current-context: c
 		{[]string{"--crash-loop-backoff=-2s"}, "--crash-loop-backoff must be positive"},
 		{[]string{"--crash-loop-backoff=2s", "--device-ip-cidr=10.0.0.0/16"}, "device IP CIDR 10.0.0.0/16 is not an IPv4 loopback range"},
 		{[]string{"--device-ip-cidr=127.1.0.0/24"}, "overlaps the pod CIDR"},
+		{[]string{"--nodes=0"}, "no nodes to simulate"},
+		{[]string{"--nodes=-1"}, "must not be negative"},
+		{[]string{"--edge-nodes=-1"}, "must not be negative"},
+		{[]string{"--edge-node-spec=edge-0:arm64:Ascend310P=x"}, `edge node "edge-0:arm64:Ascend310P=x": NPU count "x" is not a number`},
+		{[]string{"--edge-nodes=2", "--edge-node-cidr=127.1.0.0/24"}, "edge node IP CIDR 127.1.0.0/24 overlaps"},
+		{[]string{"--edge-node-spec=ascend-0"}, `duplicate node name "ascend-0"`},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"serve", "--kubeconfig=" + kubeconfig, "--control-addr="}, tc.args...), &stderr)

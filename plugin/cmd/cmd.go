@@ -1,7 +1,8 @@
 // Package cmd is the command tree of kubectl-mindie, the kubectl plugin for
-// InferServers (infer.mindie.io/v1alpha1). Each command lives in a package
-// of its own below this one (create, get, delete, status, logs, chat,
-// routes, rollout, scale) and reaches the cluster through options.MindieOptions.
+// InferServers and EdgeDeployments (infer.mindie.io/v1alpha1). Each command
+// lives in a package of its own below this one (create, get, delete,
+// status, logs, chat, routes, rollout, scale, edge) and reaches the cluster
+// through options.MindieOptions.
 package cmd
 
 import (
@@ -11,6 +12,7 @@ import (
 	"mindie.io/deployer/plugin/cmd/completion"
 	"mindie.io/deployer/plugin/cmd/create"
 	"mindie.io/deployer/plugin/cmd/delete"
+	"mindie.io/deployer/plugin/cmd/edge"
 	"mindie.io/deployer/plugin/cmd/get"
 	"mindie.io/deployer/plugin/cmd/logs"
 	"mindie.io/deployer/plugin/cmd/rollout"
@@ -25,11 +27,13 @@ import (
 func NewCmdMindie(o *options.MindieOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kubectl-mindie",
-		Short: "Manage MindIE InferServers (infer.mindie.io)",
+		Short: "Manage MindIE InferServers and EdgeDeployments (infer.mindie.io)",
 		Long: `kubectl mindie manages InferServers, the MindIE inference services served by
 mindie-apiserver (infer.mindie.io/v1alpha1): create them from manifests or from
 the legacy infer_server.json, watch their rollout, read their logs, chat with
 the model they serve, see how their routers route, roll back and scale them.
+"kubectl mindie edge" runs EdgeDeployments: one application deployed to many
+edge nodes as a job that can be followed, stopped, continued and retried.
 
 Every standard kubectl flag works: --kubeconfig, --context, -n, --as, ...`,
 		Annotations: map[string]string{
@@ -57,6 +61,7 @@ Every standard kubectl flag works: --kubeconfig, --context, -n, --as, ...`,
 		routes.NewCmdRoutes(o),
 		rollout.NewCmdRollout(o),
 		scale.NewCmdScale(o),
+		edge.NewCmdEdge(o),
 	)
 	return root
 }

@@ -25,6 +25,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/apiserver"
+	"mindie.io/deployer/pkg/controller/edgedeployment"
 	"mindie.io/deployer/pkg/controller/inferserver"
 	informers "mindie.io/deployer/pkg/generated/informers/externalversions"
 )
@@ -127,14 +128,39 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 				klog.ErrorS(err, "Cannot build the InferServer controller")
 				return
 			}
+			edgePods, edgeNodes := edgedeployment.NewKubeInformers(kube, 10*time.Minute)
+			edge, err := edgedeployment.New(edgedeployment.Config{
+				Kube:     kube,
+				Infer:    server.Client,
+				Jobs:     inferInformers.Infer().V1alpha1().EdgeDeployments(),
+				Pods:     edgePods,
+				Nodes:    edgeNodes,
+				Recorder: recorder,
+			})
+			if err != nil {
+				klog.ErrorS(err, "Cannot build the EdgeDeployment controller")
+				return
+			}
 			kubeInformers.Start(ctx.Done())
 			routerInformers.Start(ctx.Done())
 			faultInformers.Start(ctx.Done())
 			leaseInformers.Start(ctx.Done())
+			edgePods.Start(ctx.Done())
+			edgeNodes.Start(ctx.Done())
 			inferInformers.Start(ctx.Done())
+			edgeDone := make(chan struct{})
+			go func() {
+				defer close(edgeDone)
+				if err := edge.Run(ctx, cfg.Workers); err != nil {
+					klog.ErrorS(err, "EdgeDeployment controller stopped")
+				}
+			}()
 			if err := c.Run(ctx, cfg.Workers); err != nil {
 				klog.ErrorS(err, "InferServer controller stopped")
 			}
+			<-edgeDone
+			edgePods.Shutdown()
+			edgeNodes.Shutdown()
 			kubeInformers.Shutdown()
 			routerInformers.Shutdown()
 			faultInformers.Shutdown()

@@ -34,10 +34,17 @@ const (
 	// (the kubelet's 10 minutes).
 	CrashLoopBackOffResetSeconds = 600
 
-	// NodeIP is every simulated node's InternalIP and every pod's hostIP.
+	// NodeIP is every simulated Ascend node's InternalIP and the hostIP
+	// of their pods. (Each edge node has an address of its own: see
+	// EdgeNode.IP.)
 	NodeIP = "127.0.0.1"
-	// SimulatedLabel marks the nodes this package manages.
+	// SimulatedLabel marks the nodes this package manages: "true" on the
+	// Ascend nodes, SimulatedEdgeValue on the edge nodes (so that
+	// mindie.io/simulated=true keeps selecting the Ascend nodes only, and
+	// the bare key selects them all).
 	SimulatedLabel = "mindie.io/simulated"
+	// SimulatedEdgeValue is SimulatedLabel's value on edge nodes.
+	SimulatedEdgeValue = "edge"
 	// LeaseNamespace holds node leases.
 	LeaseNamespace = "kube-node-lease"
 )
@@ -80,8 +87,10 @@ var inheritedEnv = []string{"PATH", "HOME", "TMPDIR"}
 type Config struct {
 	// Client talks to the API server. Required.
 	Client kubernetes.Interface
-	// NodeNames names the simulated nodes. When empty, NodeCount nodes
-	// named NodePrefix+"0" .. NodePrefix+"<NodeCount-1>" are simulated.
+	// NodeNames names the simulated Ascend nodes. When empty, NodeCount
+	// nodes named NodePrefix+"0" .. NodePrefix+"<NodeCount-1>" are
+	// simulated: DefaultNodeCount when NodeCount is 0, none when it is
+	// negative (a world of edge nodes only).
 	NodeNames  []string
 	NodeCount  int
 	NodePrefix string
@@ -92,6 +101,17 @@ type Config struct {
 	NPUsPerNode int
 	// ExtraLabels are added to every node.
 	ExtraLabels map[string]string
+	// EdgeNodes are simulated edge nodes, registered beside the Ascend
+	// nodes (see EdgeNode, DefaultEdgeNodes and ParseEdgeNodes).
+	EdgeNodes []EdgeNode
+	// EdgeNodeIPCIDR is the loopback range the edge nodes' addresses come
+	// from when their IP is not set: the i-th edge node (0-based) gets
+	// address i+1 of it (127.2.0.1, 127.2.0.2, ... by default). It must
+	// not overlap PodCIDR or DeviceIPCIDR. Default DefaultEdgeNodeIPCIDR.
+	EdgeNodeIPCIDR string
+	// EdgeNodesUntainted leaves the edge nodes without the
+	// EdgeTaintKey:NoSchedule taint they carry by default.
+	EdgeNodesUntainted bool
 	// PodCIDR is the loopback range pod IPs come from. Default 127.1.0.0/16.
 	PodCIDR string
 	// DeviceIPCIDR is the loopback range the NPUs' device IPs (published in
@@ -147,8 +167,15 @@ type Config struct {
 type WorkloadSpec struct {
 	Pod       *corev1.Pod
 	Container corev1.Container
-	// PodIP is the loopback address the workload must serve on.
+	// PodIP is the loopback address the workload must serve on (the
+	// node's HostIP when the pod has hostNetwork).
 	PodIP string
+	// HostIP is the loopback address of the pod's node (its InternalIP,
+	// the pod's status.hostIP): where hostPorts are served.
+	HostIP string
+	// Restarts is the container's restart count before this run (0 for
+	// its first run).
+	Restarts int32
 	// NPUs are the chips allocated to the pod ("Ascend910-0", ...).
 	NPUs []string
 	// Log receives the workload's log.
@@ -171,8 +198,23 @@ type ExitCoder interface {
 }
 
 // WorkloadStarter starts the workload of one container. ctx ends when the
-// pod is torn down.
+// pod is torn down. An error is a failed start (terminated, reason
+// StartError, exit code 128), unless it is a *WaitingError.
 type WorkloadStarter func(ctx context.Context, spec WorkloadSpec) (Workload, error)
+
+// WaitingError is a WorkloadStarter's error for a container that could not
+// be created, as a kubelet reports ErrImagePull or
+// CreateContainerConfigError: the container is not started (no
+// termination, no restart counted, no log), it stays waiting with Reason
+// and Message, and the start is tried again after a back-off (the
+// CrashLoopBackOff delays). A pod with such a container that never ran
+// is Pending.
+type WaitingError struct {
+	Reason  string
+	Message string
+}
+
+func (e *WaitingError) Error() string { return e.Reason + ": " + e.Message }
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Client == nil {
@@ -182,12 +224,15 @@ func (c Config) withDefaults() (Config, error) {
 		c.NodePrefix = DefaultNodePrefix
 	}
 	if len(c.NodeNames) == 0 {
-		if c.NodeCount <= 0 {
+		if c.NodeCount == 0 {
 			c.NodeCount = DefaultNodeCount
 		}
 		for i := 0; i < c.NodeCount; i++ {
 			c.NodeNames = append(c.NodeNames, fmt.Sprintf("%s%d", c.NodePrefix, i))
 		}
+	}
+	if len(c.NodeNames) == 0 && len(c.EdgeNodes) == 0 {
+		return c, errors.New("kubelet simulator: no nodes to simulate")
 	}
 	seen := map[string]bool{}
 	for _, n := range c.NodeNames {
@@ -216,6 +261,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.DeviceIPCIDR = DefaultDeviceIPCIDR
 	}
 	if err := checkDeviceIPCIDR(c.DeviceIPCIDR, c.PodCIDR); err != nil {
+		return c, err
+	}
+	if err := c.edgeDefaults(seen); err != nil {
 		return c, err
 	}
 	if c.LeaseInterval <= 0 {

@@ -216,8 +216,11 @@ func (s *Simulator) ControlHandler() http.Handler {
 			writeErr(w, &FieldError{Field: "chip", Message: "required"})
 			return
 		}
-		if *req.Chip < 0 || *req.Chip >= s.cfg.NPUsPerNode {
-			writeErr(w, &FieldError{Field: "chip", Message: fmt.Sprintf("chip %d out of range 0..%d", *req.Chip, s.cfg.NPUsPerNode-1)})
+		if n := len(s.nodes[req.Node].chips); n == 0 { // the node set and chip counts never change
+			writeErr(w, &FieldError{Field: "chip", Message: fmt.Sprintf("node %s has no NPUs", req.Node)})
+			return
+		} else if *req.Chip < 0 || *req.Chip >= n {
+			writeErr(w, &FieldError{Field: "chip", Message: fmt.Sprintf("chip %d out of range 0..%d", *req.Chip, n-1)})
 			return
 		}
 		if req.Level != "" && !slices.Contains(NPUFaultLevels, req.Level) {
@@ -260,7 +263,7 @@ func (s *Simulator) checkNode(name string) error {
 		return &FieldError{Field: "node", Message: "required"}
 	}
 	if _, ok := s.nodes[name]; !ok { // the node set never changes
-		return &FieldError{Field: "node", Message: fmt.Sprintf("no simulated node %q (have %s)", name, strings.Join(s.cfg.NodeNames, ", ")), NotFound: true}
+		return &FieldError{Field: "node", Message: fmt.Sprintf("no simulated node %q (have %s)", name, strings.Join(s.nodeNames, ", ")), NotFound: true}
 	}
 	return nil
 }

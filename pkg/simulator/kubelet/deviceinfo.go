@@ -18,8 +18,9 @@ func (s *Simulator) deviceInfo(node string) ascend.DeviceInfo {
 	defer s.mu.Unlock()
 	var healthy, unhealthy []string
 	faults := []ascend.FaultInfo{}
-	for i, c := range s.nodes[node].chips {
-		name := s.chipName(i)
+	ns := s.nodes[node]
+	for i, c := range ns.chips {
+		name := ns.chipName(i)
 		if chipHealthy(c) {
 			healthy = append(healthy, name)
 		} else {
@@ -32,7 +33,7 @@ func (s *Simulator) deviceInfo(node string) ascend.DeviceInfo {
 		}
 	}
 	faultJSON, _ := json.Marshal(faults)
-	t := s.cfg.NPUType
+	t := ns.npuType
 	return ascend.DeviceInfo{
 		DeviceList: map[string]string{
 			ascend.HealthyKey(t):          ascend.FormatChipList(healthy),
@@ -49,17 +50,21 @@ func (s *Simulator) manuallySeparated(node string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var names []string
-	for i, c := range s.nodes[node].chips {
+	ns := s.nodes[node]
+	for i, c := range ns.chips {
 		if c.fault == ascend.FaultManuallySeparateNPU {
-			names = append(names, s.chipName(i))
+			names = append(names, ns.chipName(i))
 		}
 	}
 	return ascend.FormatChipList(names)
 }
 
 // writeDeviceInfo creates or rewrites the node's device info ConfigMap,
-// unless the node is down.
+// unless the node is down or has no NPUs (no device plugin runs there).
 func (s *Simulator) writeDeviceInfo(ctx context.Context, node string) error {
+	if s.nodes[node].npuType == "" {
+		return nil
+	}
 	return skipDown(s.whileUp(node, func() error { return s.writeDeviceInfoCM(ctx, node) }))
 }
 

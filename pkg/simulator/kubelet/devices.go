@@ -62,8 +62,9 @@ func (d deviceIPs) ip(i, c int) string {
 // ascendConfiguration returns the ascend.AnnotationAscend910Configuration
 // value of a pod holding chips (in chip order) of node.
 func (s *Simulator) ascendConfiguration(podName, node string, chips []int) string {
-	cfg := ascend.PodConfiguration{PodName: podName, ServerID: NodeIP, HostIP: NodeIP}
-	idx := s.nodes[node].index
+	ns := s.nodes[node]
+	cfg := ascend.PodConfiguration{PodName: podName, ServerID: ns.hostIP, HostIP: ns.hostIP}
+	idx := ns.index
 	for _, c := range chips {
 		cfg.Devices = append(cfg.Devices, ascend.PodDevice{DeviceID: strconv.Itoa(c), DeviceIP: s.devIPs.ip(idx, c)})
 	}

@@ -4,22 +4,33 @@
 // container whose command is mindie-router runs the project's real router
 // binary as a process on the pod's IP, with the pod's expanded args and a
 // kubeconfig holding a TokenRequest token of the pod's service account, as
-// a kubelet's projected token would.
+// a kubelet's projected token would; a container of any other image runs a
+// generic app simulated in process (see GenericWorkloadStarter and
+// defaultWorkloadStarter for which is which): it logs its resolved env,
+// serves HTTP 200 on its declared ports and host ports, and exits or fails
+// its probes when its env asks (SIM_EXIT_CODE, SIM_EXIT_AFTER,
+// SIM_EXIT_TIMES, SIM_PROBE_FAIL). An image of FailPullRepository never
+// pulls (ErrImagePull, ImagePullBackOff; the pod stays Pending).
 //
 // Against any Kubernetes API server (a real local control plane with no
 // kubelets, or client-go's fake clientset) it registers simulated Ascend NPU
 // nodes (Node objects with huawei.com/Ascend910 capacity, the labels the
 // Ascend device plugin and Volcano expect, node leases renewed on a
-// heartbeat), and for every pod bound to one of those nodes it plays the
-// kubelet's part: it gives the pod its own loopback IP (127.1.0.0/16 by
-// default), allocates NPU chips, starts one simulated workload per container
-// (by default a MindIE Server simulator from package mindie serving
-// podIP:<first containerPort> and podIP:<second containerPort>), runs the
+// heartbeat) and, if asked (Config.EdgeNodes), simulated edge nodes
+// (labelled EdgeLabel=true and EdgeRoleLabel, tainted EdgeTaintKey
+// NoSchedule, arm64 or amd64, with Ascend310P chips or none, each with its
+// own loopback address), and for every pod bound to one of those nodes it
+// plays the kubelet's part: it gives the pod its own loopback IP
+// (127.1.0.0/16 by default; the node's address with hostNetwork), allocates
+// NPU chips, starts one simulated workload per container (a MindIE Server
+// simulator from package mindie serving podIP:<first containerPort> and
+// podIP:<second containerPort>, a router process or a generic app), runs the
 // startup, readiness and liveness probes against the pod IP, and on deletion
 // runs preStop hooks, stops the workloads and removes the pod. Per node it
 // publishes the device plugin's ConfigMap
-// kube-system/mindx-dl-deviceinfo-<node>, where NPU faults can be injected
-// with [Simulator.SetNPUFault].
+// kube-system/mindx-dl-deviceinfo-<node> (nodes with NPUs only), where NPU
+// faults can be injected with [Simulator.SetNPUFault]. docs/simulator.md
+// ("Edge nodes and generic pods") describes edge nodes and generic apps.
 //
 // # Faults
 //
@@ -56,6 +67,12 @@
 // chip c of the i-th node is 127.254.i.c).
 //
 // # Container exits and restartPolicy
+//
+// A container that cannot be created (its image does not pull, its env
+// names a missing Secret or ConfigMap: a [WaitingError]) is not started: it
+// stays waiting (ErrImagePull then ImagePullBackOff, or
+// CreateContainerConfigError) and is tried again after the CrashLoopBackOff
+// delays; while a container has never run, its pod is Pending.
 //
 // A container ends when its workload exits on its own (exit code 1, a crash,
 // unless the workload implements [ExitCoder]; reason Completed for code 0,

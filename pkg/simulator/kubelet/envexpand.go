@@ -69,20 +69,20 @@ func expandAll(in []string, env map[string]string) []string {
 }
 
 // containerEnv resolves the environment of container c of pod, whose IP is
-// podIP, as the kubelet does: first the envFrom sources (ConfigMaps and
+// podIP on a node whose address is hostIP, as the kubelet does: first the envFrom sources (ConfigMaps and
 // Secrets, each key prefixed), then the env entries in order, a later
 // definition of a name replacing an earlier one. An entry's value has its
 // $(NAME) references to the variables defined before it expanded; a
 // valueFrom is read from the pod (fieldRef: metadata.name,
 // metadata.namespace, metadata.uid, metadata.labels['k'],
 // metadata.annotations['k'], spec.nodeName, spec.serviceAccountName,
-// status.podIP(s), status.hostIP(s), which is NodeIP) or from a ConfigMap
+// status.podIP(s), status.hostIP(s)) or from a ConfigMap
 // or Secret key through client. A source that is missing and not optional,
 // or of a kind the simulator does not resolve (resourceFieldRef), is an
 // error: the container cannot start, as with a real kubelet's
 // CreateContainerConfigError. The variables come back in the order their
 // names were first defined.
-func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, c corev1.Container, podIP string) ([]corev1.EnvVar, error) {
+func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, c corev1.Container, podIP, hostIP string) ([]corev1.EnvVar, error) {
 	values := map[string]string{}
 	var order []string
 	set := func(name, value string) {
@@ -111,7 +111,7 @@ func containerEnv(ctx context.Context, client kubernetes.Interface, pod *corev1.
 				return v, ok
 			}))
 		case e.ValueFrom != nil:
-			v, ok, err := envValueFrom(ctx, client, pod, podIP, e)
+			v, ok, err := envValueFrom(ctx, client, pod, podIP, hostIP, e)
 			if err != nil {
 				return nil, err
 			}
@@ -140,11 +140,11 @@ func envMap(env []corev1.EnvVar) map[string]string {
 
 // envValueFrom resolves the valueFrom of e. ok is false when the value is
 // to be left out: an optional ConfigMap or Secret key that does not exist.
-func envValueFrom(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, podIP string, e corev1.EnvVar) (value string, ok bool, err error) {
+func envValueFrom(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, podIP, hostIP string, e corev1.EnvVar) (value string, ok bool, err error) {
 	from := e.ValueFrom
 	switch {
 	case from.FieldRef != nil:
-		v, err := podFieldValue(pod, podIP, from.FieldRef.FieldPath)
+		v, err := podFieldValue(pod, podIP, hostIP, from.FieldRef.FieldPath)
 		if err != nil {
 			return "", false, fmt.Errorf("env %s: %w", e.Name, err)
 		}
@@ -225,8 +225,9 @@ func envFromSource(ctx context.Context, client kubernetes.Interface, namespace s
 }
 
 // podFieldValue is the value of a fieldRef's fieldPath for a pod whose IP
-// is podIP, formatted as the kubelet formats it.
-func podFieldValue(pod *corev1.Pod, podIP, fieldPath string) (string, error) {
+// is podIP on a node whose address is hostIP, formatted as the kubelet
+// formats it.
+func podFieldValue(pod *corev1.Pod, podIP, hostIP, fieldPath string) (string, error) {
 	switch fieldPath {
 	case "metadata.name":
 		return pod.Name, nil
@@ -243,7 +244,7 @@ func podFieldValue(pod *corev1.Pod, podIP, fieldPath string) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs":
-		return NodeIP, nil
+		return hostIP, nil
 	case "status.podIP", "status.podIPs":
 		return podIP, nil
 	}

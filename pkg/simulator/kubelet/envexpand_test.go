@@ -198,7 +198,7 @@ func TestContainerEnv(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := corev1.Container{Name: "c", EnvFrom: tc.from, Env: tc.env}
-			got, err := containerEnv(context.Background(), client, pod, c, "127.1.2.3")
+			got, err := containerEnv(context.Background(), client, pod, c, "127.1.2.3", NodeIP)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
@@ -225,7 +225,7 @@ func TestExpandCommandAndArgs(t *testing.T) {
 		Env: []corev1.EnvVar{fieldEnv("POD_IP", "status.podIP"), fieldEnv("POD_NAME", "metadata.name"),
 			{Name: "PORT", Value: "1025"}, {Name: "SERVER", Value: "llama-$(POD_NAME)"}},
 	}
-	env, err := containerEnv(context.Background(), fake.NewClientset(), pod, c, "127.1.9.9")
+	env, err := containerEnv(context.Background(), fake.NewClientset(), pod, c, "127.1.9.9", NodeIP)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -210,6 +210,9 @@ func (s *Simulator) SetNPUFault(node string, chipIndex int, level string) error 
 	}
 	if chipIndex < 0 || chipIndex >= len(ns.chips) {
 		s.mu.Unlock()
+		if len(ns.chips) == 0 {
+			return &FieldError{Field: "chip", Message: fmt.Sprintf("node %s has no NPUs", node)}
+		}
 		return &FieldError{Field: "chip", Message: fmt.Sprintf("node %s has no chip %d", node, chipIndex)}
 	}
 	c := &ns.chips[chipIndex]
@@ -229,7 +232,7 @@ func (s *Simulator) SetNPUFault(node string, chipIndex int, level string) error 
 	down := ns.down
 	s.mu.Unlock()
 
-	chipName := s.chipName(chipIndex)
+	chipName := ns.chipName(chipIndex)
 	holder := "no pod"
 	if ps != nil {
 		holder = "pod " + ps.key

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,11 +25,12 @@ import (
 type Simulator struct {
 	cfg Config
 
-	mu     sync.Mutex
-	nodes  map[string]*nodeState
-	ips    *ipPool
-	devIPs deviceIPs
-	pods   map[string]*podState // by namespace/name
+	mu        sync.Mutex
+	nodes     map[string]*nodeState
+	nodeNames []string // every simulated node: the Ascend nodes, then the edge nodes
+	ips       *ipPool
+	devIPs    deviceIPs
+	pods      map[string]*podState // by namespace/name
 
 	writers sync.WaitGroup // pod status writers
 
@@ -42,9 +44,16 @@ type Simulator struct {
 
 type nodeState struct {
 	name  string
-	index int // in Config.NodeNames
-	down  bool
-	up    chan struct{} // closed while the node is up
+	index int // in Config.NodeNames (Ascend nodes) or Config.EdgeNodes
+	// edge is the node's description if it is an edge node, nil for an
+	// Ascend node.
+	edge *EdgeNode
+	// npuType is the type of the node's chips, "" when it has none.
+	npuType string
+	// hostIP is the node's InternalIP and its pods' hostIP.
+	hostIP string
+	down   bool
+	up     chan struct{} // closed while the node is up
 	// writes is held (read) by every API write of the node's kubelet and
 	// device plugin, and (write) by SetNodeDown to take the node down: no
 	// write of a down node is under way or starts.
@@ -77,21 +86,59 @@ func New(cfg Config) (*Simulator, error) {
 	for i, n := range cfg.NodeNames {
 		up := make(chan struct{})
 		close(up)
-		s.nodes[n] = &nodeState{name: n, index: i, up: up, chips: make([]chip, cfg.NPUsPerNode)}
+		s.nodes[n] = &nodeState{name: n, index: i, up: up, npuType: cfg.NPUType, hostIP: NodeIP, chips: make([]chip, cfg.NPUsPerNode)}
+		s.nodeNames = append(s.nodeNames, n)
+	}
+	for i := range cfg.EdgeNodes {
+		e := &cfg.EdgeNodes[i]
+		up := make(chan struct{})
+		close(up)
+		s.nodes[e.Name] = &nodeState{name: e.Name, index: i, edge: e, up: up, npuType: e.NPUType, hostIP: e.IP, chips: make([]chip, e.NPUs)}
+		s.nodeNames = append(s.nodeNames, e.Name)
 	}
 	return s, nil
 }
 
-// NodeNames returns the simulated nodes' names.
-func (s *Simulator) NodeNames() []string { return append([]string(nil), s.cfg.NodeNames...) }
+// NodeNames returns the simulated nodes' names: the Ascend nodes', then
+// the edge nodes'.
+func (s *Simulator) NodeNames() []string { return append([]string(nil), s.nodeNames...) }
+
+// EdgeNodes returns the simulated edge nodes, their defaults filled in.
+func (s *Simulator) EdgeNodes() []EdgeNode { return append([]EdgeNode(nil), s.cfg.EdgeNodes...) }
+
+// HostIP returns the address of a simulated node (its InternalIP, its
+// pods' hostIP), "" for a node it does not simulate.
+func (s *Simulator) HostIP(node string) string {
+	if ns, ok := s.nodes[node]; ok { // the node set never changes
+		return ns.hostIP
+	}
+	return ""
+}
 
 func (s *Simulator) logf(format string, args ...any) {
 	fmt.Fprintf(s.cfg.Log, time.Now().Format("15:04:05.000")+" ascend-sim: "+format+"\n", args...)
 }
 
-func (s *Simulator) resourceName() corev1.ResourceName { return ascend.ResourceName(s.cfg.NPUType) }
+// resourceName is the extended resource of the node's chips ("" when it
+// has none).
+func (ns *nodeState) resourceName() corev1.ResourceName {
+	if ns.npuType == "" {
+		return ""
+	}
+	return ascend.ResourceName(ns.npuType)
+}
 
-func (s *Simulator) chipName(i int) string { return ascend.ChipName(s.cfg.NPUType, i) }
+// chipName is the device plugin's name of the node's chip i.
+func (ns *nodeState) chipName(i int) string { return ascend.ChipName(ns.npuType, i) }
+
+// chipNames returns the names of the node's chips.
+func (ns *nodeState) chipNames(chips []int) []string {
+	names := make([]string, len(chips))
+	for i, c := range chips {
+		names[i] = ns.chipName(c)
+	}
+	return names
+}
 
 // Run registers the nodes, publishes their device info, keeps their leases
 // and heartbeats and plays the kubelet for their pods until ctx ends. It
@@ -104,7 +151,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 	if err := s.startKubeletServer(ctx); err != nil {
 		return err
 	}
-	for _, name := range s.cfg.NodeNames {
+	for _, name := range s.nodeNames {
 		if err := s.registerNode(ctx, name); err != nil {
 			return fmt.Errorf("register node %s: %w", name, err)
 		}
@@ -115,9 +162,26 @@ func (s *Simulator) Run(ctx context.Context) error {
 			return fmt.Errorf("lease of node %s: %w", name, err)
 		}
 	}
-	s.logf("registered %d simulated %s nodes: %v", len(s.cfg.NodeNames), s.cfg.NPUType, s.cfg.NodeNames)
+	if len(s.cfg.NodeNames) > 0 {
+		s.logf("registered %d simulated %s nodes: %v", len(s.cfg.NodeNames), s.cfg.NPUType, s.cfg.NodeNames)
+	}
+	if len(s.cfg.EdgeNodes) > 0 {
+		var desc []string
+		for _, e := range s.cfg.EdgeNodes {
+			d := e.Name + " (" + e.Arch + ", " + e.IP
+			if e.NPUType != "" {
+				d += fmt.Sprintf(", %d %s", e.NPUs, e.NPUType)
+			}
+			desc = append(desc, d+")")
+		}
+		taint := "tainted " + EdgeTaintKey + ":NoSchedule"
+		if s.cfg.EdgeNodesUntainted {
+			taint = "untainted"
+		}
+		s.logf("registered %d simulated edge nodes, %s: %s", len(desc), taint, strings.Join(desc, ", "))
+	}
 	var wg sync.WaitGroup
-	for _, name := range s.cfg.NodeNames {
+	for _, name := range s.nodeNames {
 		wg.Go(func() { s.heartbeatLoop(ctx, name) })
 	}
 	wg.Go(func() { s.runPods(ctx) })
@@ -125,21 +189,64 @@ func (s *Simulator) Run(ctx context.Context) error {
 	return nil
 }
 
+// nodeLabels are the labels the simulator gives node name.
 func (s *Simulator) nodeLabels(name string) map[string]string {
-	l := ascend.NodeLabels(s.cfg.NPUType)
+	ns := s.nodes[name]
+	l := map[string]string{}
+	if ns.npuType != "" {
+		l = ascend.NodeLabels(ns.npuType)
+	}
 	maps.Copy(l, map[string]string{
 		corev1.LabelHostname:   name,
 		corev1.LabelOSStable:   "linux",
-		corev1.LabelArchStable: "arm64",
+		corev1.LabelArchStable: s.nodeArch(ns),
 		SimulatedLabel:         "true",
 	})
+	if ns.edge != nil {
+		l[SimulatedLabel] = SimulatedEdgeValue
+		l[EdgeLabel] = "true"
+		l[EdgeRoleLabel] = ""
+	}
 	maps.Copy(l, s.cfg.ExtraLabels)
 	return l
 }
 
+// nodeArch is the node's architecture.
+func (s *Simulator) nodeArch(ns *nodeState) string {
+	if ns.edge != nil {
+		return ns.edge.Arch
+	}
+	return "arm64"
+}
+
+// edgeTaint is the taint of the edge nodes.
+var edgeTaint = corev1.Taint{Key: EdgeTaintKey, Effect: corev1.TaintEffectNoSchedule}
+
+// setTaints gives node the taints the simulator manages (the edge taint
+// on an edge node, unless Config.EdgeNodesUntainted), keeping the others.
+func (s *Simulator) setTaints(node *corev1.Node) {
+	ns := s.nodes[node.Name]
+	want := ns.edge != nil && !s.cfg.EdgeNodesUntainted
+	var taints []corev1.Taint
+	for _, t := range node.Spec.Taints {
+		if t.Key != EdgeTaintKey || t.Effect != corev1.TaintEffectNoSchedule {
+			taints = append(taints, t)
+		}
+	}
+	if want {
+		taints = append(taints, edgeTaint)
+	}
+	node.Spec.Taints = taints
+}
+
+// managedLabelKeys are the label keys the simulator sets on some nodes
+// only: a node registered again loses those it should not have.
+var managedLabelKeys = []string{ascend.LabelAccelerator, ascend.LabelNPUChipName, ascend.LabelWorkerSelector, EdgeLabel, EdgeRoleLabel}
+
 func (s *Simulator) registerNode(ctx context.Context, name string) error {
 	nodes := s.cfg.Client.CoreV1().Nodes()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: s.nodeLabels(name)}}
+	s.setTaints(node)
 	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
 	switch {
 	case err == nil:
@@ -153,7 +260,14 @@ func (s *Simulator) registerNode(ctx context.Context, name string) error {
 			if cur.Labels == nil {
 				cur.Labels = map[string]string{}
 			}
-			maps.Copy(cur.Labels, s.nodeLabels(name))
+			want := s.nodeLabels(name)
+			for _, k := range managedLabelKeys {
+				if _, ok := want[k]; !ok {
+					delete(cur.Labels, k)
+				}
+			}
+			maps.Copy(cur.Labels, want)
+			s.setTaints(cur)
 			cur.Spec.Unschedulable = false
 			node, err = nodes.Update(ctx, cur, metav1.UpdateOptions{})
 			return err
@@ -203,22 +317,33 @@ func (s *Simulator) fillNodeStatus(node *corev1.Node) {
 		corev1.ResourceMemory:           resource.MustParse("1536Gi"),
 		corev1.ResourcePods:             resource.MustParse("110"),
 		corev1.ResourceEphemeralStorage: resource.MustParse("1Ti"),
-		s.resourceName():                *resource.NewQuantity(int64(s.cfg.NPUsPerNode), resource.DecimalSI),
+	}
+	osImage := "ascend-sim (simulated node, no kubelet)"
+	if ns.edge != nil { // an edge box
+		capacity[corev1.ResourceCPU] = resource.MustParse("8")
+		capacity[corev1.ResourceMemory] = resource.MustParse("32Gi")
+		capacity[corev1.ResourceEphemeralStorage] = resource.MustParse("256Gi")
+		osImage = "ascend-sim (simulated edge node, no kubelet)"
+	}
+	if ns.npuType != "" {
+		capacity[ns.resourceName()] = *resource.NewQuantity(int64(len(ns.chips)), resource.DecimalSI)
 	}
 	alloc := capacity.DeepCopy()
-	alloc[s.resourceName()] = *resource.NewQuantity(int64(healthy), resource.DecimalSI)
+	if ns.npuType != "" {
+		alloc[ns.resourceName()] = *resource.NewQuantity(int64(healthy), resource.DecimalSI)
+	}
 	st := &node.Status
 	st.Capacity, st.Allocatable = capacity, alloc
 	st.Phase = corev1.NodeRunning
-	st.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: NodeIP}, {Type: corev1.NodeHostName, Address: node.Name}}
+	st.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ns.hostIP}, {Type: corev1.NodeHostName, Address: node.Name}}
 	st.DaemonEndpoints = corev1.NodeDaemonEndpoints{}
 	if addr := s.KubeletAddr(); addr != nil {
 		st.DaemonEndpoints.KubeletEndpoint.Port = int32(addr.Port)
 	}
 	st.NodeInfo = corev1.NodeSystemInfo{
 		MachineID: "simulated-" + node.Name, SystemUUID: "simulated-" + node.Name, BootID: "simulated",
-		KernelVersion: "simulated", OSImage: "ascend-sim (simulated node, no kubelet)",
-		ContainerRuntimeVersion: "simulated://0", KubeletVersion: "v1.36.3-ascend-sim", OperatingSystem: "linux", Architecture: "arm64",
+		KernelVersion: "simulated", OSImage: osImage,
+		ContainerRuntimeVersion: "simulated://0", KubeletVersion: "v1.36.3-ascend-sim", OperatingSystem: "linux", Architecture: s.nodeArch(ns),
 	}
 	// A down node writes nothing: Kubernetes' node lifecycle controller
 	// marks it NotReady once its lease and heartbeats stop.

@@ -15,7 +15,9 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -309,9 +311,17 @@ func (s *Simulator) kubeletHandler() http.Handler {
 }
 
 // startKubeletServer listens on 127.0.0.1:<KubeletPort> with a self-signed
-// certificate and serves the kubelet API until ctx ends.
+// certificate and serves the kubelet API until ctx ends; on the same port
+// of every other node address too (the edge nodes'), which is where the
+// API server reaches a node's kubelet (its InternalIP).
 func (s *Simulator) startKubeletServer(ctx context.Context) error {
-	cert, err := selfSignedCert()
+	ips := []string{NodeIP}
+	for _, name := range s.nodeNames {
+		if ip := s.nodes[name].hostIP; !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	cert, err := selfSignedCert(ips)
 	if err != nil {
 		return err
 	}
@@ -319,17 +329,35 @@ func (s *Simulator) startKubeletServer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubelet API listener: %w", err)
 	}
+	lns := []net.Listener{ln}
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, ip := range ips[1:] {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return fmt.Errorf("kubelet API listener of %s: %w", ip, err)
+		}
+		lns = append(lns, l)
+	}
 	srv := &http.Server{Handler: s.kubeletHandler(), ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	s.mu.Lock()
 	s.kubeletAddr = ln.Addr().(*net.TCPAddr)
 	s.mu.Unlock()
-	s.logf("kubelet API (container logs) on https://%s", ln.Addr())
-	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.logf("kubelet API: %v", err)
-		}
-	}()
+	if len(ips) > 1 {
+		s.logf("kubelet API (container logs) on https://%s and port %d of %s", ln.Addr(), port, strings.Join(ips[1:], ", "))
+	} else {
+		s.logf("kubelet API (container logs) on https://%s", ln.Addr())
+	}
+	for _, l := range lns {
+		go func() {
+			if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logf("kubelet API: %v", err)
+			}
+		}()
+	}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
@@ -345,7 +373,9 @@ func (s *Simulator) KubeletAddr() *net.TCPAddr {
 	return s.kubeletAddr
 }
 
-func selfSignedCert() (tls.Certificate, error) {
+// selfSignedCert is a serving certificate for the addresses ips, ::1 and
+// localhost.
+func selfSignedCert(ips []string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -357,7 +387,7 @@ func selfSignedCert() (tls.Certificate, error) {
 		NotAfter:     time.Now().Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP(NodeIP), net.IPv6loopback},
+		IPAddresses:  append(ipList(ips), net.IPv6loopback),
 		DNSNames:     []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -365,4 +395,12 @@ func selfSignedCert() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+func ipList(ips []string) []net.IP {
+	out := make([]net.IP, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, net.ParseIP(ip))
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +35,9 @@ type podState struct {
 	namespace string
 	name      string
 	node      string
-	ip        string
+	ip        string // the pod IP: the node's hostIP with hostNetwork
+	hostIP    string // the node's
+	hostNet   bool   // hostNetwork: ip is not the pool's
 	chips     []int
 	startTime metav1.Time
 
@@ -67,9 +70,13 @@ type containerState struct {
 	waiting    string        // reason when neither running nor terminated
 	message    string        // of the waiting reason
 	backoff    time.Duration // the next CrashLoopBackOff delay; 0: the base
-	log        *containerLog // of the current (or last) run, nil before the first
-	prevLog    *containerLog // of the run before
-	workload   Workload      // running, nil when not
+	// createBackoff is the next delay before a container that could not
+	// be created (a WaitingError: ErrImagePull, ...) is tried again; 0:
+	// the base.
+	createBackoff time.Duration
+	log           *containerLog // of the current (or last) run, nil before the first
+	prevLog       *containerLog // of the run before
+	workload      Workload      // running, nil when not
 }
 
 func (s *Simulator) runPods(ctx context.Context) {
@@ -207,35 +214,59 @@ func (s *Simulator) syncPod(ctx context.Context, key string, lister corelisters.
 	return s.startPod(ctx, pod.DeepCopy())
 }
 
-// npuRequest is the number of chips the pod's containers ask for.
-func (s *Simulator) npuRequest(pod *corev1.Pod) int {
-	n := 0
+// npuRequests is the number of chips of each huawei.com/ resource the
+// pod's containers ask for (their limits, else their requests).
+func npuRequests(pod *corev1.Pod) map[corev1.ResourceName]int {
+	n := map[corev1.ResourceName]int{}
 	for _, c := range pod.Spec.Containers {
-		q, ok := c.Resources.Limits[s.resourceName()]
-		if !ok {
-			q, ok = c.Resources.Requests[s.resourceName()]
+		names := map[corev1.ResourceName]bool{}
+		for name := range c.Resources.Limits {
+			names[name] = true
 		}
-		if ok {
-			n += int(q.Value())
+		for name := range c.Resources.Requests {
+			names[name] = true
+		}
+		for name := range names {
+			if !strings.HasPrefix(string(name), ascend.ResourcePrefix) {
+				continue
+			}
+			q, ok := c.Resources.Limits[name]
+			if !ok {
+				q = c.Resources.Requests[name]
+			}
+			n[name] += int(q.Value())
 		}
 	}
 	return n
 }
 
 // allocate gives the pod an IP and chips, keeping those it already has
-// (after a simulator restart). Called with s.mu held.
+// (after a simulator restart). A pod asking for NPUs the node does not
+// have is refused, as the kubelet's device manager refuses it. Called with
+// s.mu held.
 func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error) {
 	node := s.nodes[pod.Spec.NodeName]
-	want := s.npuRequest(pod)
-	if names := ascend.PodChips(pod, s.cfg.NPUType); names != nil {
-		for _, name := range names {
-			t, i, err := ascend.ParseChipName(name)
-			if err == nil && t == s.cfg.NPUType && i < len(node.chips) && (node.chips[i].owner == "" || node.chips[i].owner == pod.UID) {
-				chips = append(chips, i)
-			}
+	want := 0
+	for name, n := range npuRequests(pod) {
+		switch {
+		case n == 0:
+		case name == node.resourceName():
+			want = n
+		default:
+			return "", nil, fmt.Errorf("node %s has no %s (pod asks for %d)", node.name, name, n)
 		}
-		if len(chips) != want {
-			chips = nil
+	}
+	if want > 0 {
+		if names := ascend.PodChips(pod, node.npuType); names != nil {
+			for _, name := range names {
+				t, i, err := ascend.ParseChipName(name)
+				if err == nil && t == node.npuType && i < len(node.chips) && (node.chips[i].owner == "" || node.chips[i].owner == pod.UID) {
+					chips = append(chips, i)
+				}
+			}
+			if len(chips) != want {
+				chips = nil
+			}
 		}
 	}
 	if chips == nil {
@@ -248,10 +279,12 @@ func (s *Simulator) allocate(pod *corev1.Pod) (ip string, chips []int, err error
 			}
 		}
 		if len(chips) < want {
-			return "", nil, fmt.Errorf("node %s has %d free healthy %s chips, pod needs %d", node.name, len(chips), s.cfg.NPUType, want)
+			return "", nil, fmt.Errorf("node %s has %d free healthy %s chips, pod needs %d", node.name, len(chips), node.npuType, want)
 		}
 	}
-	if pod.Status.PodIP != "" && s.ips.claim(pod.Status.PodIP) {
+	if pod.Spec.HostNetwork {
+		ip = node.hostIP
+	} else if pod.Status.PodIP != "" && s.ips.claim(pod.Status.PodIP) {
 		ip = pod.Status.PodIP
 	} else if ip, err = s.ips.allocate(); err != nil {
 		return "", nil, err
@@ -273,7 +306,9 @@ func (s *Simulator) release(ps *podState) {
 		return
 	}
 	ps.released = true
-	s.ips.release(ps.ip)
+	if !ps.hostNet {
+		s.ips.release(ps.ip)
+	}
 	node := s.nodes[ps.node]
 	changed := false
 	for _, i := range ps.chips {
@@ -290,12 +325,9 @@ func (s *Simulator) release(ps *podState) {
 	}
 }
 
-func (s *Simulator) chipNames(chips []int) []string {
-	names := make([]string, len(chips))
-	for i, c := range chips {
-		names[i] = s.chipName(c)
-	}
-	return names
+// chipNames returns the names of chips of node.
+func (s *Simulator) chipNames(node string, chips []int) []string {
+	return s.nodes[node].chipNames(chips)
 }
 
 func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
@@ -307,21 +339,27 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 		s.logf("pod %s: admission failed: %v", key, err)
 		return s.failPod(ctx, pod, "UnexpectedAdmissionError", err.Error())
 	}
+	node := s.nodes[pod.Spec.NodeName]
 	ps := &podState{key: key, uid: pod.UID, namespace: pod.Namespace, name: pod.Name, node: pod.Spec.NodeName,
-		ip: ip, chips: chips, startTime: metav1.Now()}
+		ip: ip, hostIP: node.hostIP, hostNet: pod.Spec.HostNetwork, chips: chips, startTime: metav1.Now()}
 	if pod.Status.StartTime != nil {
 		ps.startTime = *pod.Status.StartTime
 	}
 	if len(chips) > 0 {
 		// The device plugin's annotations, before any status write: whoever
 		// sees the pod Running with its IP also sees its devices.
-		chipList := ascend.ChipListAnnotation(s.cfg.NPUType)
-		want := map[string]string{
-			chipList:                                ascend.FormatChipList(s.chipNames(chips)),
-			ascend.AnnotationAscend910Configuration: s.ascendConfiguration(pod.Name, pod.Spec.NodeName, chips),
+		// The ranktable annotation only for Ascend 910 chips, which have
+		// an HCCL network (an Ascend310P has none).
+		chipList := ascend.ChipListAnnotation(node.npuType)
+		want := map[string]string{chipList: ascend.FormatChipList(node.chipNames(chips))}
+		if strings.HasPrefix(node.npuType, "Ascend910") {
+			want[ascend.AnnotationAscend910Configuration] = s.ascendConfiguration(pod.Name, pod.Spec.NodeName, chips)
 		}
-		if pod.Annotations[chipList] != want[chipList] ||
-			pod.Annotations[ascend.AnnotationAscend910Configuration] != want[ascend.AnnotationAscend910Configuration] {
+		differs := false
+		for k, v := range want {
+			differs = differs || pod.Annotations[k] != v
+		}
+		if differs {
 			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": want}})
 			if err := s.whileUp(pod.Spec.NodeName, func() error {
 				_, err := s.cfg.Client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
@@ -347,7 +385,7 @@ func (s *Simulator) startPod(ctx context.Context, pod *corev1.Pod) error {
 	s.mu.Lock()
 	s.pods[key] = ps
 	s.mu.Unlock()
-	s.logf("pod %s: started on node %s with IP %s, NPUs %v", key, ps.node, ip, s.chipNames(chips))
+	s.logf("pod %s: started on node %s with IP %s, NPUs %v", key, ps.node, ip, node.chipNames(chips))
 	if len(pod.Spec.InitContainers) > 0 {
 		s.logf("pod %s: init containers are not simulated: treated as completed", key)
 	}
@@ -374,8 +412,9 @@ func (s *Simulator) failPodStatus(ctx context.Context, pods typedcorev1.PodInter
 		cur.Status.Phase = corev1.PodFailed
 		cur.Status.Reason = reason
 		cur.Status.Message = msg
-		cur.Status.HostIP = NodeIP
-		cur.Status.HostIPs = []corev1.HostIP{{IP: NodeIP}}
+		hostIP := s.nodes[pod.Spec.NodeName].hostIP
+		cur.Status.HostIP = hostIP
+		cur.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
 		_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
 		return ignoreNotFound(err)
 	})
@@ -469,12 +508,19 @@ func (s *Simulator) fillPodStatus(ps *podState, pod *corev1.Pod) {
 	defer s.mu.Unlock()
 	st := &pod.Status
 	st.Phase = corev1.PodRunning
+	for _, c := range ps.containers {
+		// A container that never ran (being created, its image not
+		// pulled) keeps the pod Pending, as the kubelet's getPhase does.
+		if !c.running && c.terminated == nil && c.last == nil {
+			st.Phase = corev1.PodPending
+		}
+	}
 	if ps.phase != "" {
 		st.Phase = ps.phase
 	}
 	st.Reason, st.Message = "", ""
-	st.HostIP = NodeIP
-	st.HostIPs = []corev1.HostIP{{IP: NodeIP}}
+	st.HostIP = ps.hostIP
+	st.HostIPs = []corev1.HostIP{{IP: ps.hostIP}}
 	// A terminated pod keeps its IP in its status, as with a real kubelet,
 	// though the simulator has released it.
 	st.PodIP = ps.ip
@@ -646,5 +692,5 @@ func (s *Simulator) terminate(ctx context.Context, ps *podState, pod *corev1.Pod
 		}
 		break
 	}
-	s.logf("pod %s: terminated and deleted; IP %s and NPUs %v freed", ps.key, ps.ip, s.chipNames(ps.chips))
+	s.logf("pod %s: terminated and deleted; IP %s and NPUs %v freed", ps.key, ps.ip, s.chipNames(ps.node, ps.chips))
 }

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -97,8 +98,24 @@ func (s *Simulator) httpGet(ctx context.Context, podIP string, c corev1.Containe
 	return nil
 }
 
-// probe runs one probe attempt; nil is success.
-func (s *Simulator) probe(ctx context.Context, ps *podState, c corev1.Container, kind string, p *corev1.Probe) error {
+// ProbeFailer is implemented by workloads that make some of their
+// container's probes fail whatever they check (the generic app's
+// SIM_PROBE_FAIL; see GenericWorkloadStarter).
+type ProbeFailer interface {
+	// ProbeFailure returns the failure of the container's next probe of
+	// kind (startup, readiness or liveness), nil when the probe is to run
+	// as usual.
+	ProbeFailure(kind string) error
+}
+
+// probe runs one probe attempt of the container whose workload is w; nil
+// is success.
+func (s *Simulator) probe(ctx context.Context, ps *podState, c corev1.Container, w Workload, kind string, p *corev1.Probe) error {
+	if f, ok := w.(ProbeFailer); ok {
+		if err := f.ProbeFailure(kind); err != nil {
+			return err
+		}
+	}
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * s.cfg.ProbeSecond
 	switch {
 	case p.HTTPGet != nil:
@@ -128,9 +145,13 @@ func (s *Simulator) probe(ctx context.Context, ps *podState, c corev1.Container,
 // true. report is called with the probe's result each time the consecutive
 // successes reach successThreshold or the consecutive failures reach
 // failureThreshold.
-func (s *Simulator) probeLoop(ctx context.Context, ps *podState, c corev1.Container, kind string, p *corev1.Probe, report func(ok bool) bool) {
+func (s *Simulator) probeLoop(ctx context.Context, ps *podState, c corev1.Container, w Workload, kind string, p *corev1.Probe, report func(ok bool) bool) {
 	if p.Exec != nil || p.GRPC != nil {
-		s.logf("pod %s container %s: %s probe is exec/gRPC: not simulated, counted as success", ps.key, c.Name, kind)
+		if _, ok := w.(ProbeFailer); ok {
+			s.logf("pod %s container %s: %s probe is exec/gRPC: not run, succeeds unless SIM_PROBE_FAIL says otherwise", ps.key, c.Name, kind)
+		} else {
+			s.logf("pod %s container %s: %s probe is exec/gRPC: not simulated, counted as success", ps.key, c.Name, kind)
+		}
 	}
 	period := time.Duration(max(p.PeriodSeconds, 1)) * s.cfg.ProbeSecond
 	if p.PeriodSeconds == 0 {
@@ -152,7 +173,7 @@ func (s *Simulator) probeLoop(ctx context.Context, ps *podState, c corev1.Contai
 		case <-t.C:
 		}
 		wait = period
-		err := s.probe(ctx, ps, c, kind, p)
+		err := s.probe(ctx, ps, c, w, kind, p)
 		if ctx.Err() != nil {
 			return
 		}
@@ -189,7 +210,7 @@ func (s *Simulator) supervise(ps *podState, cs *containerState, w Workload) (rea
 	}
 	afterStartup := func() {
 		if c.ReadinessProbe != nil {
-			go s.probeLoop(ctx, ps, c, "readiness", c.ReadinessProbe, func(ok bool) bool {
+			go s.probeLoop(ctx, ps, c, w, "readiness", c.ReadinessProbe, func(ok bool) bool {
 				s.mu.Lock()
 				changed := cs.ready != ok
 				s.mu.Unlock()
@@ -201,7 +222,7 @@ func (s *Simulator) supervise(ps *podState, cs *containerState, w Workload) (rea
 			})
 		}
 		if c.LivenessProbe != nil {
-			go s.probeLoop(ctx, ps, c, "liveness", c.LivenessProbe, func(ok bool) bool {
+			go s.probeLoop(ctx, ps, c, w, "liveness", c.LivenessProbe, func(ok bool) bool {
 				if !ok {
 					kill <- "liveness"
 				}
@@ -210,7 +231,7 @@ func (s *Simulator) supervise(ps *podState, cs *containerState, w Workload) (rea
 		}
 	}
 	if c.StartupProbe != nil {
-		go s.probeLoop(ctx, ps, c, "startup", c.StartupProbe, func(ok bool) bool {
+		go s.probeLoop(ctx, ps, c, w, "startup", c.StartupProbe, func(ok bool) bool {
 			if !ok {
 				kill <- "startup"
 				return true
@@ -268,9 +289,15 @@ func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 		if !s.waitNodeUp(ps.ctx, ps.node) {
 			return
 		}
-		term, clog, stopping := s.runOnce(ps, cs, pod)
+		term, clog, waiting, stopping := s.runOnce(ps, cs, pod)
 		if stopping {
 			return
+		}
+		if waiting != nil {
+			if !s.waitToCreate(ps, cs, waiting) {
+				return
+			}
+			continue
 		}
 		nodeDown := s.isDown(ps.node)
 		if nodeDown {
@@ -328,6 +355,48 @@ func (s *Simulator) runContainer(ps *podState, i int, pod *corev1.Pod) {
 	}
 }
 
+// waitToCreate shows the container waiting after it could not be created
+// (see WaitingError) and waits a back-off before the next try: the
+// CrashLoopBackOff delays, counted apart. An image that failed to pull is
+// shown ErrImagePull for one ProbeSecond (at most the delay), then
+// ImagePullBackOff, as the kubelet does. It returns false if the pod goes
+// away meanwhile.
+func (s *Simulator) waitToCreate(ps *podState, cs *containerState, we *WaitingError) bool {
+	base, limit := s.cfg.CrashLoopBackOff, max(s.cfg.CrashLoopBackOff, CrashLoopBackOffMaxSeconds*s.cfg.ProbeSecond)
+	s.mu.Lock()
+	if cs.createBackoff == 0 {
+		cs.createBackoff = base
+	}
+	delay := cs.createBackoff
+	cs.createBackoff = min(2*delay, limit)
+	cs.waiting, cs.message = we.Reason, we.Message
+	s.mu.Unlock()
+	s.logf("pod %s container %s: %s: %s (trying again in %s)", ps.key, cs.spec.Name, we.Reason, we.Message, delay)
+	s.pushStatus(ps)
+	sleep := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ps.ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	if we.Reason == ReasonErrImagePull {
+		first := min(s.cfg.ProbeSecond, delay)
+		if !sleep(first) {
+			return false
+		}
+		delay -= first
+		s.mu.Lock()
+		cs.waiting, cs.message = ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q", cs.spec.Image)
+		s.mu.Unlock()
+		s.pushStatus(ps)
+	}
+	return sleep(delay)
+}
+
 // nextBackoff returns the CrashLoopBackOff delay before the container's
 // next restart, after a run that lasted ran: the base the first time (and
 // after a run of CrashLoopBackOffResetSeconds or more), then doubling up to
@@ -344,39 +413,56 @@ func (s *Simulator) nextBackoff(cs *containerState, ran time.Duration) time.Dura
 	return delay
 }
 
-// runOnce runs the container once: it starts the workload and supervises
-// it until it exits, is killed by a probe or the pod goes away (stopping).
+// runOnce runs the container once: it pulls its image (only images named
+// FailPullRepository fail to), starts the workload and supervises it
+// until it exits, is killed by a probe or the pod goes away (stopping).
 // It returns how the run ended and the run's log, still open, unless
-// stopping; the caller records the end (cs.running is still true).
-func (s *Simulator) runOnce(ps *podState, cs *containerState, pod *corev1.Pod) (term *corev1.ContainerStateTerminated, clog *containerLog, stopping bool) {
+// stopping; the caller records the end (cs.running is still true). A
+// container that could not be created (its image did not pull, the
+// starter returned a WaitingError) did not run: waiting says why.
+func (s *Simulator) runOnce(ps *podState, cs *containerState, pod *corev1.Pod) (term *corev1.ContainerStateTerminated, clog *containerLog, waiting *WaitingError, stopping bool) {
 	c := cs.spec
+	if we := pullImage(c.Image); we != nil {
+		return nil, nil, we, false
+	}
 	clog = newContainerLog(s.cfg.LogLines)
 	s.mu.Lock()
-	if cs.log != nil {
-		cs.prevLog = cs.log
-	}
-	cs.log = clog
 	restarts := cs.restarts
 	s.mu.Unlock()
+	useLog := func() { // this run's log becomes the container's
+		s.mu.Lock()
+		if cs.log != nil {
+			cs.prevLog = cs.log
+		}
+		cs.log = clog
+		s.mu.Unlock()
+	}
 	containerID := fmt.Sprintf("simulated://%s-%s-%d", ps.uid, c.Name, restarts)
 	clog.printf("starting container %s (image %s, restart %d) on pod IP %s", c.Name, c.Image, restarts, ps.ip)
 	startedAt := metav1.Now()
-	w, err := s.cfg.StartWorkload(ps.ctx, WorkloadSpec{Pod: pod, Container: c, PodIP: ps.ip,
-		NPUs: s.chipNames(ps.chips), Log: io.MultiWriter(&prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}, clog)})
+	w, err := s.cfg.StartWorkload(ps.ctx, WorkloadSpec{Pod: pod, Container: c, PodIP: ps.ip, HostIP: ps.hostIP, Restarts: restarts,
+		NPUs: s.chipNames(ps.node, ps.chips), Log: io.MultiWriter(&prefixWriter{w: s.cfg.Log, prefix: ps.key + "/" + c.Name + ": "}, clog)})
+	var we *WaitingError
+	if err != nil && ps.ctx.Err() == nil && errors.As(err, &we) {
+		clog.close()
+		return nil, nil, we, false
+	}
+	useLog()
 	if err != nil {
 		if ps.ctx.Err() != nil {
 			clog.close()
-			return nil, clog, true
+			return nil, clog, nil, true
 		}
 		s.logf("pod %s container %s: start workload: %v", ps.key, c.Name, err)
 		clog.printf("container %s failed to start: %v", c.Name, err)
 		return &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: err.Error(),
-			StartedAt: startedAt, FinishedAt: metav1.Now(), ContainerID: containerID}, clog, false
+			StartedAt: startedAt, FinishedAt: metav1.Now(), ContainerID: containerID}, clog, nil, false
 	}
 	clog.printf("container %s started", c.Name)
 	s.mu.Lock()
 	cs.workload = w
 	cs.running, cs.startedAt, cs.waiting, cs.message = true, metav1.Now(), "", ""
+	cs.createBackoff = 0 // created: the next failure to create starts from the base
 	cs.started = c.StartupProbe == nil
 	cs.ready = cs.started && c.ReadinessProbe == nil
 	s.applyChipHealth(ps) // a chip it holds may be unusable
@@ -415,10 +501,10 @@ func (s *Simulator) runOnce(ps *podState, cs *containerState, pod *corev1.Pod) (
 	if stopping {
 		clog.printf("container %s stopped (pod terminating)", c.Name)
 		clog.close()
-		return nil, clog, true
+		return nil, clog, nil, true
 	}
 	return &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason, StartedAt: startedAt, FinishedAt: finishedAt,
-		ContainerID: containerID}, clog, false
+		ContainerID: containerID}, clog, nil, false
 }
 
 // containerTerminated records that a container will not run again. Once
@@ -445,7 +531,7 @@ func (s *Simulator) containerTerminated(ps *podState, policy corev1.RestartPolic
 	s.mu.Unlock()
 	s.release(ps)
 	ps.cancel()
-	s.logf("pod %s: no container will run again (restartPolicy %s): phase %s; IP %s and NPUs %v released", ps.key, policy, phase, ps.ip, s.chipNames(ps.chips))
+	s.logf("pod %s: no container will run again (restartPolicy %s): phase %s; IP %s and NPUs %v released", ps.key, policy, phase, ps.ip, s.chipNames(ps.node, ps.chips))
 	s.pushStatus(ps)
 }
 

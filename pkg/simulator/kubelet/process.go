@@ -53,7 +53,11 @@ func (p *processStarter) start(ctx context.Context, spec WorkloadSpec) (Workload
 	if p.binary == "" {
 		return nil, fmt.Errorf("RunContainerError: exec %q: this simulated node has no %s binary (start ascend-sim with --router-binary=PATH, or set kubelet.Config.RouterBinary)", c.Command[0], RouterCommand)
 	}
-	env, err := containerEnv(ctx, p.client, spec.Pod, c, spec.PodIP)
+	hostIP := spec.HostIP
+	if hostIP == "" {
+		hostIP = NodeIP
+	}
+	env, err := containerEnv(ctx, p.client, spec.Pod, c, spec.PodIP, hostIP)
 	if err != nil {
 		return nil, fmt.Errorf("CreateContainerConfigError: %w", err)
 	}

@@ -17,18 +17,30 @@ import (
 // simulator (see mindie.ConfigFromServerConfig).
 const ServerConfigEnv = "MINDIE_SIM_SERVER_CONFIG"
 
-// defaultWorkloadStarter returns the default WorkloadStarter of c: a
-// container whose command[0] has the base name RouterCommand (any
-// directory: "mindie-router", "/usr/local/bin/mindie-router") runs
-// c.RouterBinary as a real process (see processStarter), because the router
-// is the component under test; every other container runs MindIEWorkload.
+// defaultWorkloadStarter returns the default WorkloadStarter of c (see
+// workloadKind):
+//
+//   - a container whose command[0] has the base name RouterCommand (any
+//     directory: "mindie-router", "/usr/local/bin/mindie-router") runs
+//     c.RouterBinary as a real process (see processStarter), because the
+//     router is the component under test;
+//   - a MindIE Server container runs MindIEWorkload: one whose env sets
+//     EnvWorkload to WorkloadMindIE, or (unless it sets it to
+//     WorkloadGeneric) has ServerConfigEnv, or whose image's repository
+//     ends in a name containing "mindie" ("mindie:server",
+//     "swr.example.com/ascendhub/mindie:2.0.RC1");
+//   - any other container runs a generic app (GenericWorkloadStarter).
 func defaultWorkloadStarter(c Config) WorkloadStarter {
 	router := &processStarter{binary: c.RouterBinary, client: c.Client, server: c.APIServer, ca: c.APIServerCA}
+	generic := GenericWorkloadStarter(c.Client)
 	return func(ctx context.Context, spec WorkloadSpec) (Workload, error) {
-		if isRouterContainer(spec.Container) {
+		switch workloadKind(spec.Container) {
+		case RouterCommand:
 			return router.start(ctx, spec)
+		case WorkloadMindIE:
+			return MindIEWorkload(ctx, spec)
 		}
-		return MindIEWorkload(ctx, spec)
+		return generic(ctx, spec)
 	}
 }
 

@@ -82,17 +82,19 @@ type Options struct {
 	handler  func(*http.Request) *http.Response
 }
 
-// New returns options whose clients hold objects (InferServers in the
-// infer.mindie.io clientset, the others in client-go's), for running the
-// command newCmd makes (nil for a test that builds its own command tree
-// on f.MindieOptions). The REST client answers 404 until SetHandler.
+// New returns options whose clients hold objects (InferServers and
+// EdgeDeployments in the infer.mindie.io clientset, the others in
+// client-go's), for running the command newCmd makes (nil for a test that
+// builds its own command tree on f.MindieOptions). The REST client
+// answers 404 until SetHandler.
 func New(t testing.TB, newCmd func(*options.MindieOptions) *cobra.Command, objects ...runtime.Object) *Options {
 	t.Helper()
 	var infer, kube []runtime.Object
 	for _, o := range objects {
-		if _, ok := o.(*v1alpha1.InferServer); ok {
+		switch o.(type) {
+		case *v1alpha1.InferServer, *v1alpha1.EdgeDeployment:
 			infer = append(infer, o)
-		} else {
+		default:
 			kube = append(kube, o)
 		}
 	}

@@ -1,0 +1,403 @@
+// Package edgedeployment runs EdgeDeployments: batch jobs that deploy one
+// container application to many edge nodes, as IEF's batch application
+// deployment does.
+//
+// A job resolves its target nodes once (the nodes named and those matching
+// the selector), records them in status.targets and refuses the job when
+// they are none, too many, or of several architectures. It then deploys
+// node by node, at most spec.maxConcurrentNodes at a time: each node gets
+// spec.instancesPerNode pods pinned to it (a node selector on its host name
+// and a toleration of the edge taint, so that the scheduler still checks
+// the node's resources and says why a pod cannot run). A node's task
+// succeeds when all its pods run and are ready, fails when one cannot run
+// (image pull, crash loop, exit under restart policy Never or OnFailure,
+// unschedulable, its node not ready, a missing Secret or ConfigMap), and
+// times out with the run. spec.stopped stops dispatching (pods already made
+// stay) and continues; a larger spec.retryGeneration re-runs the failed
+// and timed-out nodes only, with a fresh timeout. Deleting the job deletes
+// its pods (the controller's finalizer: the garbage collector need not
+// reach this aggregated API).
+package edgedeployment
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions/infer/v1alpha1"
+	inferlisters "mindie.io/deployer/pkg/generated/listers/infer/v1alpha1"
+)
+
+// FinalizerCleanup holds a deleted job until its pods are deleted.
+const FinalizerCleanup = "infer.mindie.io/edge-cleanup"
+
+// Event reasons.
+const (
+	ReasonStarted       = "Started"
+	ReasonRefused       = "Refused"
+	ReasonNodeDeploying = "NodeDeploying"
+	ReasonNodeSucceeded = "NodeSucceeded"
+	ReasonNodeFailed    = "NodeFailed"
+	ReasonPhase         = "PhaseChanged"
+	ReasonRetrying      = "Retrying"
+	ReasonFailedCreate  = "FailedCreate"
+)
+
+// NewKubeInformers returns the informer factory of the job's pods (those
+// labelled LabelJob) and of the nodes.
+func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) (pods, nodes kubeinformers.SharedInformerFactory) {
+	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
+			kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelJob })),
+		kubeinformers.NewSharedInformerFactory(kube, resync)
+}
+
+// Config is what New needs.
+type Config struct {
+	Kube  kubernetes.Interface
+	Infer clientset.Interface
+	Jobs  inferinformers.EdgeDeploymentInformer
+	// Pods and Nodes: NewKubeInformers.
+	Pods, Nodes kubeinformers.SharedInformerFactory
+	Recorder    record.EventRecorder
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Controller runs EdgeDeployments.
+type Controller struct {
+	kube     kubernetes.Interface
+	infer    clientset.Interface
+	recorder record.EventRecorder
+	now      func() time.Time
+	jobs     inferlisters.EdgeDeploymentLister
+	pods     corelisters.PodLister
+	nodes    corelisters.NodeLister
+	queue    workqueue.TypedRateLimitingInterface[string]
+	synced   []cache.InformerSynced
+}
+
+// New builds the controller and registers its event handlers.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Kube == nil || cfg.Infer == nil || cfg.Jobs == nil || cfg.Pods == nil || cfg.Nodes == nil || cfg.Recorder == nil {
+		return nil, fmt.Errorf("edgedeployment controller: Kube, Infer, Jobs, Pods, Nodes and Recorder are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Controller{kube: cfg.Kube, infer: cfg.Infer, recorder: cfg.Recorder, now: cfg.Now,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "edgedeployment"})}
+	jobs := cfg.Jobs.Informer()
+	if _, err := jobs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.enqueue, UpdateFunc: func(_, n any) { c.enqueue(n) }, DeleteFunc: c.enqueue}); err != nil {
+		return nil, err
+	}
+	pods := cfg.Pods.Core().V1().Pods().Informer()
+	byLabel := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if m, ok := obj.(metav1.Object); ok && m.GetLabels()[LabelJob] != "" {
+			c.queue.Add(m.GetNamespace() + "/" + m.GetLabels()[LabelJob])
+		}
+	}
+	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: byLabel, UpdateFunc: func(_, n any) { byLabel(n) }, DeleteFunc: byLabel}); err != nil {
+		return nil, err
+	}
+	nodes := cfg.Nodes.Core().V1().Nodes().Informer()
+	// A node's readiness decides its task: look at every running job.
+	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: func(o, n any) {
+		if nodeReady(o.(*corev1.Node)) != nodeReady(n.(*corev1.Node)) {
+			c.enqueueAll()
+		}
+	}}); err != nil {
+		return nil, err
+	}
+	c.jobs = cfg.Jobs.Lister()
+	c.pods = cfg.Pods.Core().V1().Pods().Lister()
+	c.nodes = cfg.Nodes.Core().V1().Nodes().Lister()
+	c.synced = []cache.InformerSynced{jobs.HasSynced, pods.HasSynced, nodes.HasSynced}
+	return c, nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) enqueueAll() {
+	jobs, err := c.jobs.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, j := range jobs {
+		c.queue.Add(j.Namespace + "/" + j.Name)
+	}
+}
+
+// Run works until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+	logger.Info("Starting EdgeDeployment controller")
+	defer logger.Info("Stopped EdgeDeployment controller")
+	if !cache.WaitForNamedCacheSync("edgedeployment", ctx.Done(), c.synced...) {
+		return fmt.Errorf("edgedeployment controller: caches did not sync")
+	}
+	for range workers {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.next(ctx) {
+	}
+}
+
+func (c *Controller) next(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	requeue, err := c.sync(ctx, key)
+	switch {
+	case err != nil:
+		utilruntime.HandleError(fmt.Errorf("sync EdgeDeployment %s: %w", key, err))
+		c.queue.AddRateLimited(key)
+	case requeue > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, requeue)
+	default:
+		c.queue.Forget(key)
+	}
+	return true
+}
+
+// sync brings one job forward and writes its status; it returns when to
+// look again (a timeout to come), 0 for never.
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, err
+	}
+	cached, err := c.jobs.EdgeDeployments(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	e := cached.DeepCopy()
+	if e.DeletionTimestamp != nil {
+		return 0, c.finalize(ctx, e)
+	}
+	if !hasFinalizer(e) {
+		e.Finalizers = append(e.Finalizers, FinalizerCleanup)
+		updated, err := c.infer.InferV1alpha1().EdgeDeployments(ns).Update(ctx, e, metav1.UpdateOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("add finalizer: %w", err)
+		}
+		e = updated.DeepCopy()
+	}
+	old := e.Status.DeepCopy()
+	requeue, err := c.run(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	e.Status.ObservedGeneration = e.Generation
+	countNodes(&e.Status)
+	c.recordTransitions(e, old)
+	if !statusEqual(old, &e.Status) {
+		if _, err := c.infer.InferV1alpha1().EdgeDeployments(ns).UpdateStatus(ctx, e, metav1.UpdateOptions{}); err != nil {
+			return 0, fmt.Errorf("update status: %w", err)
+		}
+	}
+	return requeue, nil
+}
+
+func hasFinalizer(e *v1alpha1.EdgeDeployment) bool {
+	for _, f := range e.Finalizers {
+		if f == FinalizerCleanup {
+			return true
+		}
+	}
+	return false
+}
+
+// finalize deletes the job's pods, then lets the job go.
+func (c *Controller) finalize(ctx context.Context, e *v1alpha1.EdgeDeployment) error {
+	if !hasFinalizer(e) {
+		return nil
+	}
+	pods, err := c.jobPods(e)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if err := c.deletePod(ctx, p); err != nil {
+			return err
+		}
+	}
+	var keep []string
+	for _, f := range e.Finalizers {
+		if f != FinalizerCleanup {
+			keep = append(keep, f)
+		}
+	}
+	e.Finalizers = keep
+	_, err = c.infer.InferV1alpha1().EdgeDeployments(e.Namespace).Update(ctx, e, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (c *Controller) deletePod(ctx context.Context, p *corev1.Pod) error {
+	if p.DeletionTimestamp != nil {
+		return nil
+	}
+	err := c.kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete pod %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// jobPods are the pods of the job it controls.
+func (c *Controller) jobPods(e *v1alpha1.EdgeDeployment) ([]*corev1.Pod, error) {
+	all, err := c.pods.Pods(e.Namespace).List(labels.SelectorFromSet(labels.Set{LabelJob: e.Name}))
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev1.Pod
+	for _, p := range all {
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.UID == e.UID {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// countNodes fills the counts of status from its nodes.
+func countNodes(st *v1alpha1.EdgeDeploymentStatus) {
+	st.Queued, st.Running, st.Succeeded, st.Failed, st.TimedOut, st.Stopped = 0, 0, 0, 0, 0, 0
+	for _, n := range st.Nodes {
+		switch n.State {
+		case v1alpha1.EdgeNodeQueued:
+			st.Queued++
+		case v1alpha1.EdgeNodeDeploying:
+			st.Running++
+		case v1alpha1.EdgeNodeSucceeded:
+			st.Succeeded++
+		case v1alpha1.EdgeNodeFailed:
+			st.Failed++
+		case v1alpha1.EdgeNodeTimedOut:
+			st.TimedOut++
+		case v1alpha1.EdgeNodeStopped:
+			st.Stopped++
+		}
+	}
+}
+
+// recordTransitions emits an event for each node and phase change.
+func (c *Controller) recordTransitions(e *v1alpha1.EdgeDeployment, old *v1alpha1.EdgeDeploymentStatus) {
+	before := map[string]v1alpha1.EdgeNodeState{}
+	for _, n := range old.Nodes {
+		before[n.Node] = n.State
+	}
+	for _, n := range e.Status.Nodes {
+		if before[n.Node] == n.State {
+			continue
+		}
+		switch n.State {
+		case v1alpha1.EdgeNodeDeploying:
+			c.recorder.Eventf(e, corev1.EventTypeNormal, ReasonNodeDeploying, "Deploying to node %s: %s", n.Node, strings.Join(n.Pods, ", "))
+		case v1alpha1.EdgeNodeSucceeded:
+			c.recorder.Eventf(e, corev1.EventTypeNormal, ReasonNodeSucceeded, "Node %s succeeded: %s", n.Node, strings.Join(n.Pods, ", "))
+		case v1alpha1.EdgeNodeFailed, v1alpha1.EdgeNodeTimedOut:
+			c.recorder.Eventf(e, corev1.EventTypeWarning, ReasonNodeFailed, "Node %s %s: %s: %s", n.Node, strings.ToLower(string(n.State)), n.Reason, n.Message)
+		}
+	}
+	if old.Phase != e.Status.Phase {
+		kind := corev1.EventTypeNormal
+		if e.Status.Phase == v1alpha1.EdgePhaseFailed || e.Status.Phase == v1alpha1.EdgePhaseTimedOut || e.Status.Phase == v1alpha1.EdgePhasePartiallySucceeded {
+			kind = corev1.EventTypeWarning
+		}
+		c.recorder.Eventf(e, kind, ReasonPhase, "Job %s (was %s): %d of %d nodes succeeded, %d failed, %d timed out",
+			e.Status.Phase, orNone(string(old.Phase)), e.Status.Succeeded, len(e.Status.Targets), e.Status.Failed, e.Status.TimedOut)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func statusEqual(a, b *v1alpha1.EdgeDeploymentStatus) bool {
+	x, y := a.DeepCopy(), b.DeepCopy()
+	for _, s := range []*v1alpha1.EdgeDeploymentStatus{x, y} {
+		for i := range s.Conditions {
+			s.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+	}
+	return fmt.Sprintf("%+v", *x) == fmt.Sprintf("%+v", *y)
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// setCondition sets a condition of the job.
+func setCondition(e *v1alpha1.EdgeDeployment, typ string, status bool, reason, msg string, now time.Time) {
+	s := metav1.ConditionFalse
+	if status {
+		s = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&e.Status.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg,
+		ObservedGeneration: e.Generation, LastTransitionTime: metav1.NewTime(now)})
+}
+
+// sortedKeys are the keys of m, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

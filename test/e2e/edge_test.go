@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/edgedeployment"
+)
+
+// EdgeDeployments on the simulated edge nodes of hack/local-up.sh: edge-0
+// (arm64, one Ascend310P), edge-1 (arm64), edge-2 (amd64, one Ascend310P).
+
+const edgeNS = "team-a"
+
+func edgeJob(t *testing.T, name string) *v1alpha1.EdgeDeployment {
+	t.Helper()
+	var e v1alpha1.EdgeDeployment
+	out := mustKubectl(t, "", "-n", edgeNS, "get", "edgedeployment", name, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &e); err != nil {
+		t.Fatal(err)
+	}
+	return &e
+}
+
+func applyEdge(t *testing.T, name, spec string) {
+	t.Helper()
+	manifest := fmt.Sprintf("apiVersion: infer.mindie.io/v1alpha1\nkind: EdgeDeployment\nmetadata: {name: %s, namespace: %s}\nspec:\n%s", name, edgeNS, spec)
+	if r := kubectlIn(t, "tenant-a-editor", manifest, "create", "-f", "-"); r.err != nil {
+		t.Fatalf("create EdgeDeployment %s: %v\n%s", name, r.err, r.stderr)
+	}
+	t.Cleanup(func() { kubectl(t, "", "-n", edgeNS, "delete", "edgedeployment", name, "--ignore-not-found", "--wait=false") })
+}
+
+func waitEdge(t *testing.T, name string, timeout time.Duration, phase v1alpha1.EdgeDeploymentPhase) *v1alpha1.EdgeDeployment {
+	t.Helper()
+	var e *v1alpha1.EdgeDeployment
+	eventually(t, timeout, time.Second, fmt.Sprintf("EdgeDeployment %s %s", name, phase), func() (bool, string) {
+		e = edgeJob(t, name)
+		return e.Status.Phase == phase, fmt.Sprintf("%+v", e.Status)
+	})
+	return e
+}
+
+func edgeStates(e *v1alpha1.EdgeDeployment) string {
+	var out []string
+	for _, n := range e.Status.Nodes {
+		s := n.Node + "=" + string(n.State)
+		if n.Reason != "" {
+			s += "(" + n.Reason + ")"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, " ")
+}
+
+const arm64Targets = `  targets: {selector: {matchLabels: {mindie.io/edge: "true", kubernetes.io/arch: arm64}}}
+`
+
+func TestEdgeDeploymentSucceeds(t *testing.T) {
+	mustKubectl(t, "", "-n", edgeNS, "create", "configmap", "edge-app-config", "--from-literal=mode=fast")
+	t.Cleanup(func() { kubectl(t, "", "-n", edgeNS, "delete", "configmap", "edge-app-config", "--ignore-not-found") })
+	applyEdge(t, "edge-ok", arm64Targets+`  maxConcurrentNodes: 1
+  container:
+    image: example/edge-app:1.0
+    env:
+    - {name: FOO, value: bar}
+    - {name: NODE_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
+    - {name: MODE, valueFrom: {configMapKeyRef: {name: edge-app-config, key: mode}}}
+    readinessProbe: {httpGet: {path: /healthz, port: 8080}}
+  network:
+    ports: [{containerPort: 8080, hostPort: 18080}]
+`)
+	e := waitEdge(t, "edge-ok", 3*time.Minute, v1alpha1.EdgePhaseSucceeded)
+	if strings.Join(e.Status.Targets, ",") != "edge-0,edge-1" || e.Status.Architecture != "arm64" || edgeStates(e) != "edge-0=Succeeded edge-1=Succeeded" {
+		t.Errorf("status %+v", e.Status)
+	}
+	pods := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-ok")
+	if len(pods) != 2 {
+		t.Fatalf("%d pods", len(pods))
+	}
+	for _, p := range pods {
+		logs := mustKubectl(t, "", "-n", edgeNS, "logs", p.Name)
+		for _, want := range []string{"env FOO=bar", "env NODE_IP=" + p.Status.HostIP, "env MODE=fast"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("pod %s logs lack %q:\n%s", p.Name, want, logs)
+			}
+		}
+		// The port mapping: the app answers on its node's address.
+		resp, err := http.Get(fmt.Sprintf("http://%s:18080/", p.Status.HostIP))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("host port of %s on %s: %v %v", p.Name, p.Status.HostIP, resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+	// Deleting the job deletes its pods.
+	mustKubectl(t, "", "-n", edgeNS, "delete", "edgedeployment", "edge-ok", "--timeout=60s")
+	if pods := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-ok"); len(pods) != 0 {
+		t.Errorf("%d pods left after the job was deleted", len(pods))
+	}
+}
+
+func TestEdgeDeploymentMixedArchitecturesRefused(t *testing.T) {
+	applyEdge(t, "edge-mixed", `  targets: {selector: {matchLabels: {mindie.io/edge: "true"}}}
+  container: {image: example/edge-app:1.0}
+`)
+	e := waitEdge(t, "edge-mixed", time.Minute, v1alpha1.EdgePhaseFailed)
+	var msg string
+	for _, c := range e.Status.Conditions {
+		if c.Type == v1alpha1.EdgeConditionFailed && c.Reason == v1alpha1.EdgeReasonMixedArchitectures {
+			msg = c.Message
+		}
+	}
+	if !strings.Contains(msg, "amd64: edge-2; arm64: edge-0, edge-1") {
+		t.Errorf("conditions %+v", e.Status.Conditions)
+	}
+}
+
+// TestEdgeDeploymentPartialThenRetry: a node offline fails its task, the
+// other succeeds; once the node is back, a retry deploys to it alone.
+func TestEdgeDeploymentPartialThenRetry(t *testing.T) {
+	fault(t, "node", "--node", "edge-1", "--down=true")
+	t.Cleanup(func() { fault(t, "node", "--node", "edge-1", "--down=false") })
+	eventually(t, 90*time.Second, time.Second, "edge-1 NotReady", func() (bool, string) {
+		r := kubectl(t, "", "get", "node", "edge-1", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return r.stdout != "True", r.stdout
+	})
+	applyEdge(t, "edge-retry", arm64Targets+`  container: {image: example/edge-app:1.0}
+`)
+	e := waitEdge(t, "edge-retry", 2*time.Minute, v1alpha1.EdgePhasePartiallySucceeded)
+	if edgeStates(e) != "edge-0=Succeeded edge-1=Failed(NodeNotReady)" {
+		t.Fatalf("nodes %s", edgeStates(e))
+	}
+	first := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelNode+"=edge-0")
+	fault(t, "node", "--node", "edge-1", "--down=false")
+	eventually(t, time.Minute, time.Second, "edge-1 Ready", func() (bool, string) {
+		r := kubectl(t, "", "get", "node", "edge-1", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return r.stdout == "True", r.stdout
+	})
+	mustKubectl(t, "tenant-a-editor", "-n", edgeNS, "patch", "edgedeployment", "edge-retry", "--type=merge", "-p", `{"spec":{"retryGeneration":1}}`)
+	e = waitEdge(t, "edge-retry", 2*time.Minute, v1alpha1.EdgePhaseSucceeded)
+	if e.Status.ObservedRetryGeneration != 1 || e.Status.Nodes[1].Attempts != 2 || e.Status.Nodes[0].Attempts != 1 {
+		t.Errorf("status %+v", e.Status)
+	}
+	if now := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelNode+"=edge-0"); len(now) != 1 || len(first) != 1 || now[0].UID != first[0].UID {
+		t.Errorf("the retry touched edge-0's pod")
+	}
+}
+
+// TestEdgeDeploymentRestartPolicyAndTimeout: an app that exits 3 under
+// restartPolicy Never fails its node with the exit code; one that never
+// gets ready times out.
+func TestEdgeDeploymentRestartPolicyAndTimeout(t *testing.T) {
+	applyEdge(t, "edge-exit", `  targets: {nodes: [edge-0]}
+  restartPolicy: Never
+  container:
+    image: example/edge-app:1.0
+    env: [{name: SIM_EXIT_CODE, value: "3"}]
+`)
+	e := waitEdge(t, "edge-exit", 2*time.Minute, v1alpha1.EdgePhaseFailed)
+	if n := e.Status.Nodes[0]; n.Reason != "Exited" || !strings.Contains(n.Message, "exit code 3") {
+		t.Errorf("node %+v", n)
+	}
+	applyEdge(t, "edge-slow", `  targets: {nodes: [edge-1]}
+  timeoutSeconds: 10
+  container:
+    image: example/edge-app:1.0
+    env: [{name: SIM_PROBE_FAIL, value: readiness}]
+    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+  network:
+    ports: [{containerPort: 8080, hostPort: 18081}]
+`)
+	e = waitEdge(t, "edge-slow", time.Minute, v1alpha1.EdgePhaseTimedOut)
+	if edgeStates(e) != "edge-1=TimedOut(TimedOut)" {
+		t.Errorf("nodes %s", edgeStates(e))
+	}
+}
