@@ -183,3 +183,50 @@ func TestEdgeDeploymentRestartPolicyAndTimeout(t *testing.T) {
 		t.Errorf("nodes %s", edgeStates(e))
 	}
 }
+
+// TestEdgeDeploymentStopContinueAndPolicies: a paced job (one node at a
+// time) stopped after its first node keeps it and starts no other until
+// continued; OnFailure restarts an app that failed once; host network and
+// env from a Secret.
+func TestEdgeDeploymentStopContinueAndPolicies(t *testing.T) {
+	mustKubectl(t, "", "-n", edgeNS, "create", "secret", "generic", "edge-app-secret", "--from-literal=token=s3cret")
+	t.Cleanup(func() { kubectl(t, "", "-n", edgeNS, "delete", "secret", "edge-app-secret", "--ignore-not-found") })
+	applyEdge(t, "edge-paced", arm64Targets+`  maxConcurrentNodes: 1
+  stopped: true
+  restartPolicy: OnFailure
+  container:
+    image: example/edge-app:1.0
+    env:
+    - {name: SIM_EXIT_CODE, value: "4"}
+    - {name: SIM_EXIT_TIMES, value: "1"}
+    - {name: TOKEN, valueFrom: {secretKeyRef: {name: edge-app-secret, key: token}}}
+  network: {hostNetwork: true}
+`)
+	// Created stopped: nothing starts.
+	e := waitEdge(t, "edge-paced", time.Minute, v1alpha1.EdgePhaseStopped)
+	if edgeStates(e) != "edge-0=Stopped(JobStopped) edge-1=Stopped(JobStopped)" {
+		t.Fatalf("nodes %s", edgeStates(e))
+	}
+	if pods := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-paced"); len(pods) != 0 {
+		t.Fatalf("%d pods of a stopped job", len(pods))
+	}
+	// Continued: one node at a time, each app failing once and restarted.
+	mustKubectl(t, "tenant-a-editor", "-n", edgeNS, "patch", "edgedeployment", "edge-paced", "--type=merge", "-p", `{"spec":{"stopped":false}}`)
+	e = waitEdge(t, "edge-paced", 2*time.Minute, v1alpha1.EdgePhaseSucceeded)
+	pods := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-paced")
+	if len(pods) != 2 {
+		t.Fatalf("%d pods", len(pods))
+	}
+	for _, p := range pods {
+		if !p.Spec.HostNetwork || p.Status.PodIP != p.Status.HostIP || p.Status.ContainerStatuses[0].RestartCount != 1 {
+			t.Errorf("pod %s: hostNetwork %v, pod IP %s, host IP %s, restarts %d", p.Name, p.Spec.HostNetwork, p.Status.PodIP, p.Status.HostIP, p.Status.ContainerStatuses[0].RestartCount)
+		}
+		if logs := mustKubectl(t, "", "-n", edgeNS, "logs", p.Name); !strings.Contains(logs, "env TOKEN=s3cret") {
+			t.Errorf("pod %s logs lack the Secret's value:\n%s", p.Name, logs)
+		}
+	}
+	// Paced: edge-1 started after edge-0 succeeded.
+	if a, b := e.Status.Nodes[0], e.Status.Nodes[1]; a.Since == nil || b.Since == nil || b.Since.Before(a.Since) {
+		t.Errorf("nodes not one at a time: %+v", e.Status.Nodes)
+	}
+}

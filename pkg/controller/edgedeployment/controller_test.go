@@ -313,3 +313,19 @@ func TestPodsOfAFailedStatusWriteAdopted(t *testing.T) {
 		t.Errorf("nodes %s, pods %v", nodeStates(e), f.podNames())
 	}
 }
+
+// TestCrashLoopFailsAfterRestarts: one restart in back-off is not a
+// failure; three are.
+func TestCrashLoopFailsAfterRestarts(t *testing.T) {
+	e := job("app", nil)
+	p := pod(e, "a", 0)
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, RestartCount: 1,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
+	if _, _, failed := podFailure(e, p); failed {
+		t.Error("failed after one restart")
+	}
+	p.Status.ContainerStatuses[0].RestartCount = crashLoopRestarts
+	if reason, _, failed := podFailure(e, p); !failed || reason != "CrashLoopBackOff" {
+		t.Errorf("not failed after %d restarts: %s", crashLoopRestarts, reason)
+	}
+}

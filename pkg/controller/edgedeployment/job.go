@@ -16,6 +16,10 @@ import (
 	"mindie.io/deployer/apis/infer/v1alpha1"
 )
 
+// crashLoopRestarts is how many restarts make a crash-looping app a
+// failed node.
+const crashLoopRestarts = 3
+
 // podsMissingGrace is how long after a node's pods were made the
 // controller waits for its cache to show them before it takes them for
 // gone.
@@ -326,7 +330,11 @@ func podFailure(e *v1alpha1.EdgeDeployment, p *corev1.Pod) (string, string, bool
 		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
 			return "ImagePullFailed", w.Reason + ": " + w.Message, true
 		case "CrashLoopBackOff":
-			return "CrashLoopBackOff", fmt.Sprintf("restarted %d times: %s", cs.RestartCount, w.Message), true
+			// One crash is not a failure: the restart policy is there
+			// for it. An app that keeps crashing is.
+			if cs.RestartCount >= crashLoopRestarts {
+				return "CrashLoopBackOff", fmt.Sprintf("restarted %d times: %s", cs.RestartCount, w.Message), true
+			}
 		case "CreateContainerConfigError", "CreateContainerError":
 			return w.Reason, w.Message, true
 		}
