@@ -35,7 +35,9 @@ func applyEdge(t *testing.T, name, spec string) {
 	if r := kubectlIn(t, "tenant-a-editor", manifest, "create", "-f", "-"); r.err != nil {
 		t.Fatalf("create EdgeDeployment %s: %v\n%s", name, r.err, r.stderr)
 	}
-	t.Cleanup(func() { kubectl(t, "", "-n", edgeNS, "delete", "edgedeployment", name, "--ignore-not-found", "--wait=false") })
+	t.Cleanup(func() {
+		kubectl(t, "", "-n", edgeNS, "delete", "edgedeployment", name, "--ignore-not-found", "--wait=false")
+	})
 }
 
 func waitEdge(t *testing.T, name string, timeout time.Duration, phase v1alpha1.EdgeDeploymentPhase) *v1alpha1.EdgeDeployment {
