@@ -661,6 +661,19 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 				is.Pods = append(is.Pods, c.podStatus(s, p))
 			}
 			st.instances = append(st.instances, is)
+			seen[name] = true
+		}
+	}
+	// So do those whose pods are all gone already, until they are made
+	// again: their recreation count must not be lost in between.
+	for _, was := range s.Status.Instances {
+		name := was.Name
+		if seen[name] || gone[name] {
+			continue
+		}
+		if why, ok := c.track.recreatingWhy(key, name); ok {
+			st.instances = append(st.instances, v1alpha1.InstanceStatus{Name: name, Revision: was.Revision, Master: was.Master,
+				Recreations: was.Recreations, Message: "recreating: " + why})
 		}
 	}
 	sort.Slice(st.instances, func(i, j int) bool {
