@@ -71,9 +71,6 @@ func TestStreamChat(t *testing.T) {
 // roles: every request is answered, and in PD mode the decode instance
 // generates the tokens after the first.
 func TestRunLayoutOnSimulators(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts simulators and routers")
-	}
 	tr, err := GenerateTrace(results.PDTrace{Seed: 3, Requests: 6, RatePerSecond: 20, PromptTokensMin: 200, PromptTokensMax: 400, MaxTokens: 24})
 	if err != nil {
 		t.Fatal(err)
