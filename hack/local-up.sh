@@ -21,10 +21,12 @@
 # arm64 or amd64, some with one huawei.com/Ascend310P; each with its own
 # loopback address from SIM_EDGE_CIDR), where pods of any image run a
 # generic simulated app (docs/simulator.md, "Edge nodes and generic pods").
+# SIM_EDGE_ARCH (default: the mix) gives them all one architecture.
 #
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
 # KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
-# SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16).
+# SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16),
+# SIM_EDGE_ARCH ("").
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -37,6 +39,7 @@ SIM_NODES=${SIM_NODES:-4}
 SIM_POD_CIDR=${SIM_POD_CIDR:-127.1.0.0/16}
 if [ "$SIM_NODES" -gt 0 ]; then SIM_EDGE_NODES=${SIM_EDGE_NODES:-3}; else SIM_EDGE_NODES=${SIM_EDGE_NODES:-0}; fi
 SIM_EDGE_CIDR=${SIM_EDGE_CIDR:-127.2.0.0/16}
+SIM_EDGE_ARCH=${SIM_EDGE_ARCH:-}
 PKI=$OUT/pki
 LOGS=$OUT/logs
 PIDS=$OUT/pids
@@ -177,6 +180,7 @@ start kube-scheduler "$BIN/kube-scheduler" \
 SIM_ARGS=(--kubeconfig="$OUT/kubeconfig"
   --nodes="$SIM_NODES" --pod-cidr="$SIM_POD_CIDR" --edge-nodes="$SIM_EDGE_NODES" --edge-node-cidr="$SIM_EDGE_CIDR"
   --crash-loop-backoff=2s --control-addr-file="$OUT/ascend-sim.control" --router-binary="$OUT/bin/mindie-router")
+if [ -n "$SIM_EDGE_ARCH" ]; then SIM_ARGS+=(--edge-arch="$SIM_EDGE_ARCH"); fi
 if [ $((SIM_NODES + SIM_EDGE_NODES)) -gt 0 ]; then
   # An ascend-sim started with other nodes (other SIM_* values, or an older
   # local-up without edge nodes) is restarted with these; its pods stay in

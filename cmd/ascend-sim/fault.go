@@ -69,6 +69,7 @@ const faultUsage = `usage:
   ascend-sim fault pod  [--namespace default] --name P --action hang|unhang|crash|slow [--factor 4]
   ascend-sim fault pod  [--namespace default] --name P --action decode-error|decode-recompute --factor N | drop-dresult
   ascend-sim fault node --node N --down=true|false
+  ascend-sim fault pull --node N --fail=true|false
 each with --control-addr-file FILE or --control-addr HOST:PORT (loopback) of a running ascend-sim.
 
 An NPU fault acts on the pod holding the chip (its huawei.com/<type> annotation lists it):
@@ -86,7 +87,9 @@ Every level but NotHandleFault and SubHealthFault takes the chip out of the node
 (PreSeparateNPU only once no pod holds it). A node that goes down kills its pods' servers (their
 ports refuse connections) and writes nothing (lease, node and pod status, device info) until it
 is back (--down=false): then its containers start again (restartCount +1, exit code 255) and pods
-deleted meanwhile are cleaned up. Marking it NotReady is left to Kubernetes.
+deleted meanwhile are cleaned up. Marking it NotReady is left to Kubernetes. A node whose pulls
+fail (--fail=true, as one that cannot reach its registry) leaves every container it has not created
+yet waiting (ErrImagePull, then ImagePullBackOff) until --fail=false.
 Edge nodes (edge-0, ...) take node faults, and NPU faults on their Ascend310P chips; a generic app
 (any image but MindIE's and the router's) takes crash (exit code 1) and hang/unhang.`
 
@@ -135,15 +138,20 @@ func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		body = req
 		check = func() error {
 			req.Node = *node
-			switch *down {
-			case "true":
-				req.Down = ptrTo(true)
-			case "false":
-				req.Down = ptrTo(false)
-			default:
-				return fmt.Errorf("--down must be true or false")
-			}
-			return nil
+			b, err := parseBoolFlag("--down", *down)
+			req.Down = b
+			return err
+		}
+	case "pull":
+		node := fs.String("node", "", "simulated node name")
+		fail := fs.String("fail", "", "true: every image pull on the node fails; false: pulls succeed again")
+		req := &kubelet.PullFaultRequest{}
+		body = req
+		check = func() error {
+			req.Node = *node
+			b, err := parseBoolFlag("--fail", *fail)
+			req.Fail = b
+			return err
 		}
 	default:
 		fmt.Fprintf(stderr, "ascend-sim fault: unknown fault kind %q\n%s\n", kind, faultUsage)
@@ -181,7 +189,15 @@ func fault(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func ptrTo[T any](v T) *T { return &v }
+// parseBoolFlag parses a required true|false flag.
+func parseBoolFlag(name, v string) (*bool, error) {
+	switch v {
+	case "true", "false":
+		b := v == "true"
+		return &b, nil
+	}
+	return nil, fmt.Errorf("%s must be true or false", name)
+}
 
 // defaultControlFile is $OUT/ascend-sim.control of hack/local-up.sh when
 // OUT is set.

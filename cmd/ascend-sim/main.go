@@ -42,6 +42,7 @@
 //	ascend-sim fault npu  --node N --chip 3 --level SeparateNPU   (--level "" clears)
 //	ascend-sim fault pod  --namespace default --name P --action hang|unhang|crash|slow [--factor 4]
 //	ascend-sim fault node --node N --down=true|false
+//	ascend-sim fault pull --node N --fail=true|false
 //
 // The fault subcommand finds the server from --control-addr-file or
 // --control-addr. An NPU fault hurts the pod holding the chip as its level
@@ -113,6 +114,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	controlFile := fs.String("control-addr-file", "", "file the control API's chosen address is written to")
 	edgeNodes := fs.Int("edge-nodes", 0, "number of simulated edge nodes edge-0 .. edge-<N-1>: i%3==2 amd64, else arm64; even i with one Ascend310P, odd i without NPU")
 	edgeSpec := fs.String("edge-node-spec", "", "the edge nodes, instead of --edge-nodes: NAME[:ARCH][:NPUTYPE[=COUNT]],... e.g. edge-0:arm64:Ascend310P=1,edge-1:amd64")
+	edgeArch := fs.String("edge-arch", "", "with --edge-nodes: every edge node has this architecture (arm64, amd64, ...) instead of the mix")
 	edgeCIDR := fs.String("edge-node-cidr", kubelet.DefaultEdgeNodeIPCIDR, "loopback range of the edge nodes' addresses (InternalIP, hostIP of their pods): the i-th gets address i+1")
 	edgeTaint := fs.Bool("edge-taint", true, "taint the edge nodes "+kubelet.EdgeTaintKey+":NoSchedule (pods must tolerate it to run there)")
 	routerBinary := fs.String("router-binary", defaultRouterBinary(),
@@ -125,7 +127,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	edges := kubelet.DefaultEdgeNodes(*edgeNodes)
+	if *edgeArch != "" {
+		for i := range edges {
+			edges[i].Arch = *edgeArch
+		}
+	}
 	if *edgeSpec != "" {
+		if *edgeArch != "" {
+			fmt.Fprintln(stderr, "ascend-sim: --edge-arch applies to --edge-nodes; --edge-node-spec names each node's architecture")
+			return 2
+		}
 		var err error
 		if edges, err = kubelet.ParseEdgeNodes(*edgeSpec); err != nil {
 			fmt.Fprintf(stderr, "ascend-sim: --edge-node-spec: %v\n", err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/podstatus"
 )
 
 // The pod template's names the instances are read from; the controller
@@ -166,7 +167,7 @@ func podInstance(p *corev1.Pod, server string) (Instance, string) {
 	inst := Instance{
 		Name:      p.Name,
 		Inference: base(inference),
-		Ready:     podReady(p),
+		Ready:     podstatus.Ready(p),
 		Draining:  p.DeletionTimestamp != nil,
 	}
 	if management != 0 {
@@ -178,15 +179,6 @@ func podInstance(p *corev1.Pod, server string) (Instance, string) {
 	}
 	inst.Role, inst.Group, inst.ID = role, group, id
 	return inst, ""
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // envIsTrue reports whether env sets name to "true" (the controller sets

@@ -157,6 +157,101 @@ func TestEdgeDeploymentPartialThenRetry(t *testing.T) {
 	}
 }
 
+// TestEdgeDeploymentPullFailsOnOneNodeThenRetry: the image does not pull
+// on one node (its registry is unreachable), which fails that node alone
+// (ImagePullFailed) and the job ends PartiallySucceeded; once the node
+// pulls again, a retry re-deploys that node only.
+func TestEdgeDeploymentPullFailsOnOneNodeThenRetry(t *testing.T) {
+	fault(t, "pull", "--node", "edge-1", "--fail=true")
+	t.Cleanup(func() { fault(t, "pull", "--node", "edge-1", "--fail=false") })
+	applyEdge(t, "edge-pull", arm64Targets+`  container: {image: example/edge-app:2.0}
+`)
+	e := waitEdge(t, "edge-pull", 2*time.Minute, v1alpha1.EdgePhasePartiallySucceeded)
+	if edgeStates(e) != "edge-0=Succeeded edge-1=Failed(ImagePullFailed)" || !strings.Contains(e.Status.Nodes[1].Message, "example/edge-app:2.0") {
+		t.Fatalf("nodes %s: %+v", edgeStates(e), e.Status.Nodes)
+	}
+	r := mindie(t, "tenant-a-editor", "", "edge", "status", "edge-pull", "-n", edgeNS)
+	if r.err == nil || !strings.Contains(r.stdout, "ImagePullFailed") || !strings.Contains(r.stdout, "PartiallySucceeded") {
+		t.Errorf("edge status of a partial job: err %v\n%s%s", r.err, r.stdout, r.stderr)
+	}
+	first := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-pull,"+edgedeployment.LabelNode+"=edge-0")
+	failed := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-pull,"+edgedeployment.LabelNode+"=edge-1")
+	fault(t, "pull", "--node", "edge-1", "--fail=false")
+	mustMindie(t, "tenant-a-editor", "", "edge", "retry", "edge-pull", "-n", edgeNS)
+	e = waitEdge(t, "edge-pull", 2*time.Minute, v1alpha1.EdgePhaseSucceeded)
+	if e.Status.Nodes[0].Attempts != 1 || e.Status.Nodes[1].Attempts != 2 {
+		t.Errorf("attempts: %+v", e.Status.Nodes)
+	}
+	now0 := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-pull,"+edgedeployment.LabelNode+"=edge-0")
+	if len(now0) != 1 || len(first) != 1 || now0[0].UID != first[0].UID {
+		t.Errorf("the retry touched edge-0's pod")
+	}
+	now1 := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-pull,"+edgedeployment.LabelNode+"=edge-1")
+	if len(now1) != 1 || len(failed) != 1 || now1[0].UID == failed[0].UID {
+		t.Errorf("the retry did not replace edge-1's pod: before %d, after %d", len(failed), len(now1))
+	}
+}
+
+// TestEdgeDeploymentStopInTheMiddle: a job paced one node at a time,
+// stopped while its first node is starting, lets that node finish
+// (Stopping, then Stopped) and starts no other until continued.
+func TestEdgeDeploymentStopInTheMiddle(t *testing.T) {
+	applyEdge(t, "edge-midstop", arm64Targets+`  maxConcurrentNodes: 1
+  container:
+    image: example/edge-app:1.0
+    readinessProbe: {httpGet: {path: /, port: 8080}, initialDelaySeconds: 8, periodSeconds: 1}
+  network:
+    ports: [{containerPort: 8080, hostPort: 18082}]
+`)
+	eventually(t, time.Minute, 200*time.Millisecond, "edge-0 Deploying", func() (bool, string) {
+		e := edgeJob(t, "edge-midstop")
+		return edgeStates(e) == "edge-0=Deploying edge-1=Queued", edgeStates(e)
+	})
+	mustMindie(t, "tenant-a-editor", "", "edge", "stop", "edge-midstop", "-n", edgeNS)
+	e := edgeJob(t, "edge-midstop")
+	eventually(t, 30*time.Second, 200*time.Millisecond, "Stopping", func() (bool, string) {
+		e = edgeJob(t, "edge-midstop")
+		return e.Status.Phase == v1alpha1.EdgePhaseStopping || e.Status.Phase == v1alpha1.EdgePhaseStopped, edgeStates(e)
+	})
+	if e.Status.Phase != v1alpha1.EdgePhaseStopping {
+		t.Errorf("phase %s right after the stop while edge-0 was starting, want Stopping", e.Status.Phase)
+	}
+	e = waitEdge(t, "edge-midstop", time.Minute, v1alpha1.EdgePhaseStopped)
+	if edgeStates(e) != "edge-0=Succeeded edge-1=Stopped(JobStopped)" {
+		t.Fatalf("nodes %s", edgeStates(e))
+	}
+	if pods := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-midstop"); len(pods) != 1 {
+		t.Fatalf("%d pods of a job stopped after its first node", len(pods))
+	}
+	mustMindie(t, "tenant-a-editor", "", "edge", "continue", "edge-midstop", "-n", edgeNS)
+	e = waitEdge(t, "edge-midstop", time.Minute, v1alpha1.EdgePhaseSucceeded)
+	if edgeStates(e) != "edge-0=Succeeded edge-1=Succeeded" {
+		t.Errorf("nodes %s", edgeStates(e))
+	}
+}
+
+// TestEdgeDeploymentAlwaysRestartsAnAppThatExits: under restartPolicy
+// Always an app that exits 0 is restarted (OnFailure would leave it
+// completed), and the node succeeds once it runs and is ready.
+func TestEdgeDeploymentAlwaysRestartsAnAppThatExits(t *testing.T) {
+	applyEdge(t, "edge-always", `  targets: {nodes: [edge-2]}
+  restartPolicy: Always
+  container:
+    image: example/edge-app:1.0
+    env:
+    - {name: SIM_EXIT_CODE, value: "0"}
+    - {name: SIM_EXIT_TIMES, value: "1"}
+`)
+	waitEdge(t, "edge-always", 2*time.Minute, v1alpha1.EdgePhaseSucceeded)
+	pods := listJSON[corev1.Pod](t, "pods", "-n", edgeNS, "-l", edgedeployment.LabelJob+"=edge-always")
+	if len(pods) != 1 || pods[0].Status.ContainerStatuses[0].RestartCount != 1 {
+		t.Fatalf("pods %+v", pods)
+	}
+	if last := pods[0].Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil || last.ExitCode != 0 {
+		t.Errorf("last termination %+v, want exit code 0", last)
+	}
+}
+
 // TestEdgeDeploymentRestartPolicyAndTimeout: an app that exits 3 under
 // restartPolicy Never fails its node with the exit code; one that never
 // gets ready times out.

@@ -32,7 +32,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -42,6 +41,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/worker"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
 	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions/infer/v1alpha1"
 	inferlisters "mindie.io/deployer/pkg/generated/listers/infer/v1alpha1"
@@ -169,36 +169,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	if !cache.WaitForNamedCacheSync("edgedeployment", ctx.Done(), c.synced...) {
 		return fmt.Errorf("edgedeployment controller: caches did not sync")
 	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
+	worker.Run(ctx, c.queue, workers, "EdgeDeployment", c.sync)
 	<-ctx.Done()
 	return nil
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.next(ctx) {
-	}
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	requeue, err := c.sync(ctx, key)
-	switch {
-	case err != nil:
-		utilruntime.HandleError(fmt.Errorf("sync EdgeDeployment %s: %w", key, err))
-		c.queue.AddRateLimited(key)
-	case requeue > 0:
-		c.queue.Forget(key)
-		c.queue.AddAfter(key, requeue)
-	default:
-		c.queue.Forget(key)
-	}
-	return true
 }
 
 // sync brings one job forward and writes its status; it returns when to
@@ -233,7 +206,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	e.Status.ObservedGeneration = e.Generation
-	countNodes(&e.Status)
+	e.Status.CountNodes()
 	c.recordTransitions(e, old)
 	if !statusEqual(old, &e.Status) {
 		if _, err := c.infer.InferV1alpha1().EdgeDeployments(ns).UpdateStatus(ctx, e, metav1.UpdateOptions{}); err != nil {
@@ -304,27 +277,6 @@ func (c *Controller) jobPods(e *v1alpha1.EdgeDeployment) ([]*corev1.Pod, error) 
 		}
 	}
 	return out, nil
-}
-
-// countNodes fills the counts of status from its nodes.
-func countNodes(st *v1alpha1.EdgeDeploymentStatus) {
-	st.Queued, st.Running, st.Succeeded, st.Failed, st.TimedOut, st.Stopped = 0, 0, 0, 0, 0, 0
-	for _, n := range st.Nodes {
-		switch n.State {
-		case v1alpha1.EdgeNodeQueued:
-			st.Queued++
-		case v1alpha1.EdgeNodeDeploying:
-			st.Running++
-		case v1alpha1.EdgeNodeSucceeded:
-			st.Succeeded++
-		case v1alpha1.EdgeNodeFailed:
-			st.Failed++
-		case v1alpha1.EdgeNodeTimedOut:
-			st.TimedOut++
-		case v1alpha1.EdgeNodeStopped:
-			st.Stopped++
-		}
-	}
 }
 
 // recordTransitions emits an event for each node and phase change.

@@ -304,7 +304,7 @@ func TestDeletionRemovesPods(t *testing.T) {
 func TestPodsOfAFailedStatusWriteAdopted(t *testing.T) {
 	f := newFixture(t, edgeNode("a", "arm64"), job("app", nil))
 	e := f.job("app")
-	p := pod(e, "a", 0)
+	p := Pod(e, "a", 0)
 	_, err := f.kube.CoreV1().Pods(ns).Create(f.ctx, p, metav1.CreateOptions{})
 	must(t, err)
 	f.refresh()
@@ -318,7 +318,7 @@ func TestPodsOfAFailedStatusWriteAdopted(t *testing.T) {
 // failure; three are.
 func TestCrashLoopFailsAfterRestarts(t *testing.T) {
 	e := job("app", nil)
-	p := pod(e, "a", 0)
+	p := Pod(e, "a", 0)
 	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, RestartCount: 1,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
 	if _, _, failed := podFailure(e, p); failed {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/podstatus"
 )
 
 // crashLoopRestarts is how many restarts make a crash-looping app a
@@ -252,7 +253,7 @@ func (c *Controller) dispatch(ctx context.Context, e *v1alpha1.EdgeDeployment, b
 		}
 		n.Pods = nil
 		for i := 0; i < int(*e.Spec.InstancesPerNode); i++ {
-			p := pod(e, n.Node, i)
+			p := Pod(e, n.Node, i)
 			if !current[p.Name] {
 				if _, err := c.kube.CoreV1().Pods(e.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 					c.recorder.Eventf(e, corev1.EventTypeWarning, ReasonFailedCreate, "Creating pod %s on node %s: %v", p.Name, n.Node, err)
@@ -299,7 +300,7 @@ func (c *Controller) judge(e *v1alpha1.EdgeDeployment, n *v1alpha1.EdgeNodeStatu
 			fail(reason, fmt.Sprintf("pod %s: %s", p.Name, msg))
 			return
 		}
-		if p.Status.Phase == corev1.PodRunning && podReady(p) {
+		if p.Status.Phase == corev1.PodRunning && podstatus.Serving(p) {
 			ready++
 		}
 	}
@@ -312,7 +313,7 @@ func (c *Controller) judge(e *v1alpha1.EdgeDeployment, n *v1alpha1.EdgeNodeStatu
 func podFailure(e *v1alpha1.EdgeDeployment, p *corev1.Pod) (string, string, bool) {
 	if p.Status.Phase == corev1.PodFailed || (p.Status.Phase == corev1.PodSucceeded && e.Spec.RestartPolicy != corev1.RestartPolicyAlways) {
 		msg := fmt.Sprintf("ended %s under restartPolicy %s", p.Status.Phase, e.Spec.RestartPolicy)
-		if cs := appStatus(p); cs != nil && cs.State.Terminated != nil {
+		if cs := podstatus.Container(p, containerName); cs != nil && cs.State.Terminated != nil {
 			msg += fmt.Sprintf(", exit code %d (%s)", cs.State.Terminated.ExitCode, cs.State.Terminated.Reason)
 		}
 		if p.Status.Phase == corev1.PodSucceeded {
@@ -325,7 +326,7 @@ func podFailure(e *v1alpha1.EdgeDeployment, p *corev1.Pod) (string, string, bool
 			return "Unschedulable", cond.Message, true
 		}
 	}
-	if cs := appStatus(p); cs != nil && cs.State.Waiting != nil {
+	if cs := podstatus.Container(p, containerName); cs != nil && cs.State.Waiting != nil {
 		switch w := cs.State.Waiting; w.Reason {
 		case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
 			return "ImagePullFailed", w.Reason + ": " + w.Message, true
@@ -340,27 +341,6 @@ func podFailure(e *v1alpha1.EdgeDeployment, p *corev1.Pod) (string, string, bool
 		}
 	}
 	return "", "", false
-}
-
-func appStatus(p *corev1.Pod) *corev1.ContainerStatus {
-	for i := range p.Status.ContainerStatuses {
-		if p.Status.ContainerStatuses[i].Name == containerName {
-			return &p.Status.ContainerStatuses[i]
-		}
-	}
-	return nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // setPhase sets the job's phase, conditions and completion time from its

@@ -56,8 +56,10 @@ func podName(e *v1alpha1.EdgeDeployment, node string, i int) string {
 	return fmt.Sprintf("%s-%s-%d", prefix, hex.EncodeToString(sum[:])[:16], i)
 }
 
-// pod is instance i of the application on node.
-func pod(e *v1alpha1.EdgeDeployment, node string, i int) *corev1.Pod {
+// Pod is instance i of the application on node: the pod the controller
+// creates (test/bench/edgebench creates the same pods directly as its
+// baseline).
+func Pod(e *v1alpha1.EdgeDeployment, node string, i int) *corev1.Pod {
 	c := e.Spec.Container
 	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{}, Limits: corev1.ResourceList{}}
 	set := func(list corev1.ResourceList, name corev1.ResourceName, q *resource.Quantity) {

@@ -32,7 +32,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	kubeinformers "k8s.io/client-go/informers"
@@ -47,6 +46,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/worker"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
 	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions/infer/v1alpha1"
 	inferlisters "mindie.io/deployer/pkg/generated/listers/infer/v1alpha1"
@@ -319,36 +319,9 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	}
 	go c.info.run(ctx, 4)
 	go c.pdRoles.run(ctx, 4)
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
+	worker.Run(ctx, c.queue, workers, "InferServer", c.sync)
 	<-ctx.Done()
 	return nil
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.next(ctx) {
-	}
-}
-
-func (c *Controller) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	requeue, err := c.sync(ctx, key)
-	switch {
-	case err != nil:
-		utilruntime.HandleErrorWithContext(ctx, err, "Syncing InferServer failed", "inferserver", key)
-		c.queue.AddRateLimited(key)
-	case requeue > 0:
-		c.queue.Forget(key)
-		c.queue.AddAfter(key, requeue)
-	default:
-		c.queue.Forget(key)
-	}
-	return true
 }
 
 // sync reconciles one InferServer. It returns how soon to look again when

@@ -14,6 +14,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
+	"mindie.io/deployer/pkg/podstatus"
 	"mindie.io/deployer/pkg/revision"
 )
 
@@ -212,7 +213,7 @@ func (in *instance) fail(rank int, why string) {
 
 // failureOf describes how a terminal pod ended.
 func failureOf(s *v1alpha1.InferServer, p *corev1.Pod) string {
-	if cs := serverContainer(p); cs != nil && cs.State.Terminated != nil {
+	if cs := podstatus.Container(p, containerName); cs != nil && cs.State.Terminated != nil {
 		t := cs.State.Terminated
 		return fmt.Sprintf("failed: %s, exit code %d%s", t.Reason, t.ExitCode, startupNote(s, cs, t))
 	}
@@ -702,7 +703,7 @@ func (c *Controller) instanceStatuses(st *syncState, healthy []*instance, gone m
 func countReady(pods []*corev1.Pod) int {
 	n := 0
 	for _, p := range pods {
-		if p != nil && podReady(p) {
+		if p != nil && podstatus.Serving(p) {
 			n++
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
 	"mindie.io/deployer/pkg/inferstatus"
+	"mindie.io/deployer/pkg/podstatus"
 )
 
 // Faults. The controller reads what the Ascend device plugin reports of
@@ -273,7 +274,7 @@ func readiness(s corev1.ConditionStatus) string {
 // podServes says whether a pod serves: ready, and not on a separated chip
 // or a node that is not ready.
 func (c *Controller) podServes(s *v1alpha1.InferServer, p *corev1.Pod) bool {
-	if !podReady(p) {
+	if !podstatus.Serving(p) {
 		return false
 	}
 	for _, f := range c.podFaults(s, p) {

@@ -22,6 +22,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/inferstatus"
+	"mindie.io/deployer/pkg/podstatus"
 )
 
 // Role assignment of Prefill/Decode members, as MindIE's Controller does it
@@ -399,7 +400,7 @@ func servingMembers(in *instance) []groupMember {
 // addressed: the pod runs, is ready and has its IP, so it can be told its
 // role and be a peer.
 func addressed(p *corev1.Pod) bool {
-	return p != nil && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) && p.Status.PodIP != ""
+	return p != nil && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podstatus.Serving(p) && p.Status.PodIP != ""
 }
 
 // memberAddressed: every pod of the member is addressed.

@@ -22,6 +22,7 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/podstatus"
 )
 
 // The router of an InferServer (spec.router): a Deployment of mindie-router
@@ -288,7 +289,7 @@ func (c *Controller) routerPodStatuses(s *v1alpha1.InferServer) []v1alpha1.Route
 		if p.DeletionTimestamp != nil || isTerminal(p) {
 			continue
 		}
-		out = append(out, v1alpha1.RouterPodStatus{Name: p.Name, Node: p.Spec.NodeName, PodIP: p.Status.PodIP, Ready: podReady(p)})
+		out = append(out, v1alpha1.RouterPodStatus{Name: p.Name, Node: p.Spec.NodeName, PodIP: p.Status.PodIP, Ready: podstatus.Serving(p)})
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
 	"mindie.io/deployer/pkg/inferstatus"
+	"mindie.io/deployer/pkg/podstatus"
 )
 
 // ReasonInstanceRecreating is the Degraded reason while an instance is
@@ -32,34 +33,13 @@ func (c *Controller) podStatus(s *v1alpha1.InferServer, p *corev1.Pod) v1alpha1.
 		Phase: p.Status.Phase,
 		Ready: c.podServes(s, p),
 	}
-	cs := serverContainer(p)
+	cs := podstatus.Container(p, containerName)
 	if cs != nil {
 		ps.Restarts = cs.RestartCount
 		ps.Live = cs.State.Running != nil && ptr.Deref(cs.Started, true)
 	}
 	ps.Message = c.podMessage(s, p, cs)
 	return ps
-}
-
-func serverContainer(p *corev1.Pod) *corev1.ContainerStatus {
-	for i := range p.Status.ContainerStatuses {
-		if p.Status.ContainerStatuses[i].Name == containerName {
-			return &p.Status.ContainerStatuses[i]
-		}
-	}
-	return nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil {
-		return false
-	}
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // podMessage explains a pod that is not ready, or is empty.
@@ -138,7 +118,7 @@ func (c *Controller) notePodProblem(s *v1alpha1.InferServer, st *syncState, p *c
 			return
 		}
 	}
-	cs := serverContainer(p)
+	cs := podstatus.Container(p, containerName)
 	if cs == nil {
 		return
 	}

@@ -21,6 +21,13 @@ const (
 	DefaultNPUsPerNode   = 8
 	DefaultPodCIDR       = "127.1.0.0/16"
 	DefaultLeaseInterval = 10 * time.Second
+	// NodeStatusRefreshLeases is how many lease renewals pass between two
+	// writes of an unchanged node status (a minute by default; a kubelet's
+	// nodeStatusReportFrequency is 5 minutes): liveness is the lease's
+	// job, and a status that changes (a fault, the node back up) is
+	// written at once. At 1,000 nodes this keeps the heartbeats to about
+	// one write per node per lease interval.
+	NodeStatusRefreshLeases = 6
 	// DefaultDeviceIPCIDR is the loopback range NPU device IPs come from.
 	DefaultDeviceIPCIDR = "127.254.0.0/16"
 	// DefaultCrashLoopBackOffSeconds is the default first CrashLoopBackOff
@@ -127,8 +134,9 @@ type Config struct {
 	// CrashLoopBackOffResetSeconds ProbeSeconds before exiting starts again
 	// from this base. Default DefaultCrashLoopBackOffSeconds ProbeSeconds.
 	CrashLoopBackOff time.Duration
-	// LeaseInterval is how often leases and node heartbeats are renewed.
-	// Default 10s.
+	// LeaseInterval is how often leases are renewed; an unchanged node
+	// status is written every NodeStatusRefreshLeases of them. Default
+	// 10s.
 	LeaseInterval time.Duration
 	// StartWorkload starts a container's workload. Default: a container
 	// whose command[0] has the base name RouterCommand runs RouterBinary as

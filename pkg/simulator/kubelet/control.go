@@ -180,6 +180,28 @@ type NodeFaultRequest struct {
 	Down *bool  `json:"down"`
 }
 
+// PullFaultRequest is the body of POST /faults/pull.
+type PullFaultRequest struct {
+	Node string `json:"node"`
+	Fail *bool  `json:"fail"`
+}
+
+// SetNodePullFailure makes every image pull on node fail (fail=true, as
+// a node that cannot reach its registry: its containers wait,
+// ErrImagePull then ImagePullBackOff) or succeed again (false; a waiting
+// container is pulled again after its back-off). Containers already
+// created are not touched.
+func (s *Simulator) SetNodePullFailure(node string, fail bool) error {
+	if err := s.checkNode(node); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.nodes[node].pullFails = fail
+	s.mu.Unlock()
+	s.logf("node %s: image pulls %s (fault injection)", node, map[bool]string{true: "FAIL", false: "succeed again"}[fail])
+	return nil
+}
+
 // ControlError is the JSON body of a failed control request.
 type ControlError struct {
 	Error string `json:"error"`
@@ -192,6 +214,7 @@ type ControlError struct {
 //	POST /faults/pod  {"namespace": NS, "name": P, "action": "hang|unhang|crash|slow", "factor": 4}
 //	                  (decode-error|decode-recompute with "factor": the number of requests; drop-dresult)
 //	POST /faults/node {"node": N, "down": true}
+//	POST /faults/pull {"node": N, "fail": true}
 //	GET  /nodes       the simulated nodes' names
 //
 // /faults/npu takes a level of NPUFaultLevels and hurts the pod holding
@@ -199,7 +222,8 @@ type ControlError struct {
 // servers crash; its servers fail requests and health checks while it
 // holds the chip); /faults/node takes the node down or back as
 // SetNodeDown says (its servers killed, nothing written until it is
-// back). Success is 200 {"ok": true}; errors are JSON ControlErrors naming
+// back); /faults/pull makes every image pull on the node fail or succeed
+// again (SetNodePullFailure). Success is 200 {"ok": true}; errors are JSON ControlErrors naming
 // the bad field.
 func (s *Simulator) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -250,6 +274,17 @@ func (s *Simulator) ControlHandler() http.Handler {
 			return
 		}
 		writeResult(w, s.SetNodeDown(req.Node, *req.Down))
+	})
+	mux.HandleFunc("POST /faults/pull", func(w http.ResponseWriter, r *http.Request) {
+		var req PullFaultRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		if req.Fail == nil {
+			writeErr(w, &FieldError{Field: "fail", Message: "required (true or false)"})
+			return
+		}
+		writeResult(w, s.SetNodePullFailure(req.Node, *req.Fail))
 	})
 	mux.HandleFunc("GET /nodes", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -323,8 +323,11 @@ func TestWorkloadKind(t *testing.T) {
 	}
 	for image, fails := range map[string]bool{"sim/fail-pull": true, "sim/fail-pull:1": true, "registry.local:5000/sim/fail-pull@sha256:1": true,
 		"xsim/fail-pull:1": false, "sim/fail-pull-not:1": false, "nginx": false} {
-		if got := pullImage(image) != nil; got != fails {
+		if got := pullImage(image, false) != nil; got != fails {
 			t.Errorf("pull %s fails: %t, want %t", image, got, fails)
+		}
+		if pullImage(image, true) == nil {
+			t.Errorf("pull %s succeeds on a node whose pulls fail", image)
 		}
 	}
 }
@@ -511,6 +514,34 @@ func TestFailPull(t *testing.T) {
 	}
 	if _, code, msg := sim.findLog("default", "pull", "app", false); code != http.StatusBadRequest || !strings.Contains(msg, "waiting to start") {
 		t.Errorf("logs: %d %s", code, msg)
+	}
+}
+
+// On a node whose pulls fail every image waits (ErrImagePull, then
+// ImagePullBackOff) while other nodes pull it; once the fault is cleared
+// the waiting container is pulled after its back-off and runs.
+func TestNodePullFailure(t *testing.T) {
+	sim, client := startEdgeSim(t, nil)
+	if err := sim.SetNodePullFailure("edge-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SetNodePullFailure("nope", true); err == nil || !strings.Contains(err.Error(), `no simulated node "nope"`) {
+		t.Errorf("unknown node: %v", err)
+	}
+	createPod(t, client, genericPod("ok", "edge-0", "example/app:1", corev1.RestartPolicyAlways))
+	createPod(t, client, genericPod("blocked", "edge-1", "example/app:1", corev1.RestartPolicyAlways))
+	pods := client.CoreV1().Pods("default")
+	waitPod(t, pods, "ok", "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	waitPod(t, pods, "blocked", "ImagePullBackOff", func(p *corev1.Pod) bool {
+		w := containerStatus(p, "app").State.Waiting
+		return w != nil && w.Reason == ReasonImagePullBackOff && p.Status.Phase == corev1.PodPending
+	})
+	if err := sim.SetNodePullFailure("edge-1", false); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, pods, "blocked", "running once pulls succeed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if cs := containerStatus(p, "app"); cs.RestartCount != 0 {
+		t.Errorf("a container that waited for its image restarted: %+v", cs)
 	}
 }
 

@@ -78,15 +78,22 @@ func isMindIEImage(image string) bool {
 	return strings.Contains(strings.ToLower(path.Base(imageRepository(image))), "mindie")
 }
 
-// pullImage "pulls" image: only FailPullRepository's images fail to.
-func pullImage(image string) *WaitingError {
+// pullImage "pulls" image: FailPullRepository's images fail to, and
+// every image fails to on a node whose pulls fail (SetNodePullFailure:
+// registryDown).
+func pullImage(image string, registryDown bool) *WaitingError {
 	repo := imageRepository(image)
-	if repo != FailPullRepository && !strings.HasSuffix(repo, "/"+FailPullRepository) {
-		return nil
+	if repo == FailPullRepository || strings.HasSuffix(repo, "/"+FailPullRepository) {
+		return &WaitingError{Reason: ReasonErrImagePull, Message: fmt.Sprintf(
+			"rpc error: code = NotFound desc = failed to pull and unpack image %q: simulated pull failure (ascend-sim never pulls images of %s)",
+			image, FailPullRepository)}
 	}
-	return &WaitingError{Reason: ReasonErrImagePull, Message: fmt.Sprintf(
-		"rpc error: code = NotFound desc = failed to pull and unpack image %q: simulated pull failure (ascend-sim never pulls images of %s)",
-		image, FailPullRepository)}
+	if registryDown {
+		return &WaitingError{Reason: ReasonErrImagePull, Message: fmt.Sprintf(
+			"rpc error: code = Unavailable desc = failed to pull image %q: simulated pull failure (the node cannot reach its registry: ascend-sim fault pull)",
+			image)}
+	}
+	return nil
 }
 
 // workloadKind is the workload container c runs by default: router (its

@@ -54,6 +54,8 @@ type nodeState struct {
 	hostIP string
 	down   bool
 	up     chan struct{} // closed while the node is up
+	// pullFails: every image pull on the node fails (SetNodePullFailure).
+	pullFails bool
 	// writes is held (read) by every API write of the node's kubelet and
 	// device plugin, and (write) by SetNodeDown to take the node down: no
 	// write of a down node is under way or starts.
@@ -405,6 +407,7 @@ func (s *Simulator) writeLease(ctx context.Context, name string) error {
 func (s *Simulator) heartbeatLoop(ctx context.Context, name string) {
 	t := time.NewTicker(s.cfg.LeaseInterval)
 	defer t.Stop()
+	beats := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -419,6 +422,9 @@ func (s *Simulator) heartbeatLoop(ctx context.Context, name string) {
 		}
 		if err := s.renewLease(ctx, name); err != nil && ctx.Err() == nil {
 			s.logf("node %s: renew lease: %v", name, err)
+		}
+		if beats++; beats%NodeStatusRefreshLeases != 0 {
+			continue
 		}
 		if err := s.updateNodeStatus(ctx, name); err != nil && ctx.Err() == nil {
 			s.logf("node %s: heartbeat: %v", name, err)

@@ -413,8 +413,8 @@ func (s *Simulator) nextBackoff(cs *containerState, ran time.Duration) time.Dura
 	return delay
 }
 
-// runOnce runs the container once: it pulls its image (only images named
-// FailPullRepository fail to), starts the workload and supervises it
+// runOnce runs the container once: it pulls its image (images named
+// FailPullRepository fail to, and every image on a node whose pulls fail), starts the workload and supervises it
 // until it exits, is killed by a probe or the pod goes away (stopping).
 // It returns how the run ended and the run's log, still open, unless
 // stopping; the caller records the end (cs.running is still true). A
@@ -422,7 +422,10 @@ func (s *Simulator) nextBackoff(cs *containerState, ran time.Duration) time.Dura
 // starter returned a WaitingError) did not run: waiting says why.
 func (s *Simulator) runOnce(ps *podState, cs *containerState, pod *corev1.Pod) (term *corev1.ContainerStateTerminated, clog *containerLog, waiting *WaitingError, stopping bool) {
 	c := cs.spec
-	if we := pullImage(c.Image); we != nil {
+	s.mu.Lock()
+	registryDown := s.nodes[ps.node].pullFails
+	s.mu.Unlock()
+	if we := pullImage(c.Image, registryDown); we != nil {
 		return nil, nil, we, false
 	}
 	clog = newContainerLog(s.cfg.LogLines)

@@ -7,6 +7,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"mindie.io/deployer/pkg/legacy"
+	"mindie.io/deployer/plugin/internal/manifest"
 	"mindie.io/deployer/plugin/internal/printing"
 	"mindie.io/deployer/plugin/options"
 )
@@ -51,12 +52,12 @@ func (o *convertOptions) run() error {
 	if err != nil {
 		return err
 	}
-	data, err := readInput(o.filename, o.In)
+	data, err := manifest.Read(o.filename, o.In)
 	if err != nil {
 		return err
 	}
 	if !legacy.IsLegacy(data) {
-		return fmt.Errorf("%s is not a legacy infer_server.json (a JSON object with server_name and server_type, resource_requests or mindie_server_config); an InferServer manifest needs no conversion: 'kubectl mindie create -f' takes it as it is", displayName(o.filename))
+		return fmt.Errorf("%s is not a legacy infer_server.json (a JSON object with server_name and server_type, resource_requests or mindie_server_config); an InferServer manifest needs no conversion: 'kubectl mindie create -f' takes it as it is", manifest.Display(o.filename))
 	}
 	obj, err := legacy.Convert(data, ns)
 	if err != nil {

@@ -10,10 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/plugin/internal/manifest"
 	"mindie.io/deployer/plugin/internal/printing"
 	"mindie.io/deployer/plugin/options"
 )
@@ -70,7 +70,7 @@ func (o *createOptions) run(ctx context.Context) error {
 	}
 	var objs []*v1alpha1.InferServer
 	for _, name := range o.filenames {
-		data, err := readInput(name, o.In)
+		data, err := manifest.Read(name, o.In)
 		if err != nil {
 			return err
 		}
@@ -83,44 +83,16 @@ func (o *createOptions) run(ctx context.Context) error {
 	if len(objs) == 0 {
 		return errors.New("no objects passed to create")
 	}
-	for _, obj := range objs {
-		switch {
-		case obj.Namespace == "":
-			obj.Namespace = ns
-		case explicit && obj.Namespace != ns:
-			return fmt.Errorf("the namespace from the provided object %q does not match the namespace %q: you must pass '--namespace=%s' to perform this operation", obj.Namespace, ns, obj.Namespace)
-		}
+	if err := manifest.Place(objs, ns, explicit); err != nil {
+		return err
 	}
-
 	client, err := o.InferClient()
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, obj := range objs {
-		obj.SetGroupVersionKind(printing.InferServerGVK)
-		created := obj
-		suffix := ""
-		switch o.dryRun {
-		case options.DryRunClient:
-			suffix = " (dry run)"
-		default:
-			opts := metav1.CreateOptions{FieldManager: options.FieldManager, FieldValidation: metav1.FieldValidationStrict}
-			if o.dryRun == options.DryRunServer {
-				opts.DryRun = []string{metav1.DryRunAll}
-				suffix = " (server dry run)"
-			}
-			created, err = client.InferV1alpha1().InferServers(obj.Namespace).Create(ctx, obj, opts)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if err := o.printResult(created, suffix); err != nil {
-			return err
-		}
-	}
-	return utilerrors.NewAggregate(errs)
+	return manifest.Create(ctx, objs, printing.InferServerGVK, o.dryRun, func(ctx context.Context, s *v1alpha1.InferServer, opts metav1.CreateOptions) (*v1alpha1.InferServer, error) {
+		return client.InferV1alpha1().InferServers(s.Namespace).Create(ctx, s, opts)
+	}, o.printResult)
 }
 
 func (o *createOptions) printResult(obj *v1alpha1.InferServer, suffix string) error {

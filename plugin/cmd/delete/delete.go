@@ -11,13 +11,11 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
-	"k8s.io/apimachinery/pkg/util/wait"
 
-	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/plugin/cmd/completion"
 	"mindie.io/deployer/plugin/internal/printing"
+	"mindie.io/deployer/plugin/internal/watch"
 	"mindie.io/deployer/plugin/options"
 )
 
@@ -61,12 +59,6 @@ returns at once).`,
 	return c
 }
 
-// target is one InferServer to delete.
-type target struct {
-	namespace, name string
-	uid             types.UID
-}
-
 func (o *deleteOptions) run(ctx context.Context, names []string) error {
 	selecting := o.selector != "" || o.all || o.allNamespaces
 	switch {
@@ -79,7 +71,7 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	var targets []target
+	var targets []watch.Target
 	if selecting {
 		listNS := ns
 		if o.allNamespaces {
@@ -90,7 +82,7 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 			return err
 		}
 		for _, s := range list.Items {
-			targets = append(targets, target{s.Namespace, s.Name, s.UID})
+			targets = append(targets, watch.Target{Namespace: s.Namespace, Name: s.Name, UID: s.UID})
 		}
 		if len(targets) == 0 {
 			if listNS == "" {
@@ -102,18 +94,18 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 		}
 	} else {
 		for _, n := range names {
-			targets = append(targets, target{namespace: ns, name: n})
+			targets = append(targets, watch.Target{Namespace: ns, Name: n})
 		}
 	}
 
 	var errs []error
-	var deleted []target
+	var deleted []watch.Target
 	for _, t := range targets {
 		opts := metav1.DeleteOptions{}
-		if t.uid != "" {
-			opts.Preconditions = &metav1.Preconditions{UID: &t.uid}
+		if t.UID != "" {
+			opts.Preconditions = &metav1.Preconditions{UID: &t.UID}
 		}
-		err := client.InferV1alpha1().InferServers(t.namespace).Delete(ctx, t.name, opts)
+		err := client.InferV1alpha1().InferServers(t.Namespace).Delete(ctx, t.Name, opts)
 		switch {
 		case apierrors.IsNotFound(err) && (o.ignoreNotFound || selecting):
 			continue
@@ -121,7 +113,7 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(o.Out, "%s %q deleted from %s namespace\n", printing.QualifiedResource.String(), t.name, t.namespace)
+		fmt.Fprintf(o.Out, "%s %q deleted from %s namespace\n", printing.QualifiedResource.String(), t.Name, t.Namespace)
 		deleted = append(deleted, t)
 	}
 	if o.wait && len(deleted) > 0 {
@@ -134,45 +126,12 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 
 // waitGone waits until every target is gone (or replaced by a new object
 // of the same name).
-func (o *deleteOptions) waitGone(ctx context.Context, targets []target) error {
+func (o *deleteOptions) waitGone(ctx context.Context, targets []watch.Target) error {
 	client, err := o.InferClient()
 	if err != nil {
 		return err
 	}
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
-	}
-	pending := targets
-	var last *v1alpha1.InferServer
-	err = wait.PollUntilContextCancel(ctx, o.pollInterval, true, func(ctx context.Context) (bool, error) {
-		var still []target
-		for _, t := range pending {
-			s, err := client.InferV1alpha1().InferServers(t.namespace).Get(ctx, t.name, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				continue
-			case err != nil:
-				return false, err
-			case t.uid != "" && s.UID != t.uid:
-				continue
-			}
-			if t.uid == "" {
-				t.uid = s.UID
-			}
-			last = s
-			still = append(still, t)
-		}
-		pending = still
-		return len(pending) == 0, nil
-	})
-	if err != nil && len(pending) > 0 && (errors.Is(err, context.DeadlineExceeded) || wait.Interrupted(err)) {
-		msg := fmt.Sprintf("timed out after %v waiting for %s %q to be deleted", o.timeout, printing.QualifiedResource.String(), pending[0].name)
-		if last != nil && len(last.Finalizers) > 0 {
-			msg += fmt.Sprintf(" (finalizers %v remain: is the InferServer controller running?)", last.Finalizers)
-		}
-		return errors.New(msg)
-	}
-	return err
+	return watch.Gone(ctx, targets, func(ctx context.Context, t watch.Target) (metav1.Object, error) {
+		return client.InferV1alpha1().InferServers(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
+	}, o.timeout, o.pollInterval, printing.QualifiedResource.String(), "InferServer")
 }

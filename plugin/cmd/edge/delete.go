@@ -2,19 +2,15 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
-	"k8s.io/apimachinery/pkg/util/wait"
 
-	"mindie.io/deployer/apis/infer/v1alpha1"
-	inferv1alpha1 "mindie.io/deployer/pkg/generated/clientset/versioned/typed/infer/v1alpha1"
+	"mindie.io/deployer/plugin/internal/watch"
 	"mindie.io/deployer/plugin/options"
 )
 
@@ -78,12 +74,13 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 		return err
 	}
 	var errs []error
-	deleted := map[string]types.UID{}
-	var order []string
+	seen := map[string]bool{}
+	var deleted []watch.Target
 	for _, name := range names {
-		if _, seen := deleted[name]; seen {
+		if seen[name] {
 			continue
 		}
+		seen[name] = true
 		e, err := edeps.Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			// The UID makes sure the wait and the delete are about the
@@ -98,51 +95,15 @@ func (o *deleteOptions) run(ctx context.Context, names []string) error {
 			continue
 		}
 		fmt.Fprintf(o.Out, "%s %q deleted from %s namespace\n", qualifiedResource.String(), name, ns)
-		deleted[name] = e.UID
-		order = append(order, name)
+		deleted = append(deleted, watch.Target{Namespace: ns, Name: name, UID: e.UID})
 	}
-	if o.wait && len(order) > 0 {
-		if err := o.waitGone(ctx, edeps, order, deleted); err != nil {
+	if o.wait && len(deleted) > 0 {
+		err := watch.Gone(ctx, deleted, func(ctx context.Context, t watch.Target) (metav1.Object, error) {
+			return edeps.Get(ctx, t.Name, metav1.GetOptions{})
+		}, o.timeout, o.pollInterval, qualifiedResource.String(), "EdgeDeployment")
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return utilerrors.NewAggregate(errs)
-}
-
-// waitGone waits until each named EdgeDeployment of the UID deleted is
-// gone (or replaced by a new object of the same name).
-func (o *deleteOptions) waitGone(ctx context.Context, edeps inferv1alpha1.EdgeDeploymentInterface, names []string, uids map[string]types.UID) error {
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
-	}
-	pending := names
-	var last *v1alpha1.EdgeDeployment
-	err := wait.PollUntilContextCancel(ctx, o.pollInterval, true, func(ctx context.Context) (bool, error) {
-		var still []string
-		for _, name := range pending {
-			e, err := edeps.Get(ctx, name, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				continue
-			case err != nil:
-				return false, err
-			case e.UID != uids[name]:
-				continue
-			}
-			last = e
-			still = append(still, name)
-		}
-		pending = still
-		return len(pending) == 0, nil
-	})
-	if err != nil && len(pending) > 0 && (errors.Is(err, context.DeadlineExceeded) || wait.Interrupted(err)) {
-		msg := fmt.Sprintf("timed out after %v waiting for %s %q to be deleted", o.timeout, qualifiedResource.String(), pending[0])
-		if last != nil && len(last.Finalizers) > 0 {
-			msg += fmt.Sprintf(" (finalizers %v remain: is the EdgeDeployment controller running?)", last.Finalizers)
-		}
-		return errors.New(msg)
-	}
-	return err
 }

@@ -1,34 +1,24 @@
 package edge
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"sigs.k8s.io/yaml"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/generated/clientset/versioned"
 	"mindie.io/deployer/pkg/legacy"
+	"mindie.io/deployer/plugin/internal/manifest"
 	"mindie.io/deployer/plugin/internal/printing"
 	"mindie.io/deployer/plugin/options"
 )
-
-// strictCodecs decode manifests, refusing unknown and duplicate fields.
-var strictCodecs = serializer.NewCodecFactory(printing.Scheme, serializer.EnableStrict)
 
 type deployOptions struct {
 	*options.MindieOptions
@@ -81,7 +71,7 @@ func (o *deployOptions) run(ctx context.Context) error {
 	}
 	var objs []*v1alpha1.EdgeDeployment
 	for _, name := range o.filenames {
-		data, err := readInput(name, o.In)
+		data, err := manifest.Read(name, o.In)
 		if err != nil {
 			return err
 		}
@@ -94,15 +84,9 @@ func (o *deployOptions) run(ctx context.Context) error {
 	if len(objs) == 0 {
 		return errors.New("no EdgeDeployments passed to deploy")
 	}
-	for _, obj := range objs {
-		switch {
-		case obj.Namespace == "":
-			obj.Namespace = ns
-		case explicit && obj.Namespace != ns:
-			return fmt.Errorf("the namespace from the provided object %q does not match the namespace %q: you must pass '--namespace=%s' to perform this operation", obj.Namespace, ns, obj.Namespace)
-		}
+	if err := manifest.Place(objs, ns, explicit); err != nil {
+		return err
 	}
-
 	// A client dry run prints the objects only: no cluster needed.
 	var client versioned.Interface
 	if o.dryRun != options.DryRunClient {
@@ -110,31 +94,9 @@ func (o *deployOptions) run(ctx context.Context) error {
 			return err
 		}
 	}
-	var errs []error
-	for _, obj := range objs {
-		obj.SetGroupVersionKind(edgeDeploymentGVK)
-		created := obj
-		suffix := ""
-		switch o.dryRun {
-		case options.DryRunClient:
-			suffix = " (dry run)"
-		default:
-			opts := metav1.CreateOptions{FieldManager: options.FieldManager, FieldValidation: metav1.FieldValidationStrict}
-			if o.dryRun == options.DryRunServer {
-				opts.DryRun = []string{metav1.DryRunAll}
-				suffix = " (server dry run)"
-			}
-			created, err = client.InferV1alpha1().EdgeDeployments(obj.Namespace).Create(ctx, obj, opts)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		if err := o.printResult(created, suffix); err != nil {
-			return err
-		}
-	}
-	return utilerrors.NewAggregate(errs)
+	return manifest.Create(ctx, objs, edgeDeploymentGVK, o.dryRun, func(ctx context.Context, e *v1alpha1.EdgeDeployment, opts metav1.CreateOptions) (*v1alpha1.EdgeDeployment, error) {
+		return client.InferV1alpha1().EdgeDeployments(e.Namespace).Create(ctx, e, opts)
+	}, o.printResult)
 }
 
 func (o *deployOptions) printResult(obj *v1alpha1.EdgeDeployment, suffix string) error {
@@ -149,89 +111,40 @@ func (o *deployOptions) printResult(obj *v1alpha1.EdgeDeployment, suffix string)
 	return printing.PrintObject(o.print, u, o.Out)
 }
 
-// readInput reads a file, or in for "-".
-func readInput(name string, in io.Reader) ([]byte, error) {
-	if name == "-" {
-		if in == nil {
-			return nil, errors.New("no standard input to read")
-		}
-		return io.ReadAll(in)
-	}
-	data, err := os.ReadFile(name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	return data, nil
-}
-
-// displayName names an input in messages.
-func displayName(name string) string {
-	if name == "-" {
-		return "stdin"
-	}
-	return name
-}
-
 // decodeEdgeDeployments decodes the EdgeDeployment manifests of a file,
 // refusing, by their document, those of another kind.
 func decodeEdgeDeployments(name string, data []byte) ([]*v1alpha1.EdgeDeployment, error) {
-	file := displayName(name)
+	file := manifest.Display(name)
 	want := fmt.Sprintf("an EdgeDeployment (apiVersion %s, kind %s)", edgeDeploymentGVK.GroupVersion(), edgeDeploymentGVK.Kind)
 	if legacy.IsLegacy(data) {
 		return nil, fmt.Errorf("%s is a legacy infer_server.json, which describes an InferServer, not %s: create it with 'kubectl mindie create -f %s'",
 			file, want, name)
 	}
 	var objs []*v1alpha1.EdgeDeployment
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for i := 1; ; i++ {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
-			continue
-		}
-		js, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", file, i, err)
-		}
+	err := manifest.Documents(name, data, func(i int, js []byte) error {
 		var tm metav1.TypeMeta
 		if err := json.Unmarshal(js, &tm); err != nil {
-			return nil, fmt.Errorf("%s: document %d is not an object: want %s", file, i, want)
+			return fmt.Errorf("%s: document %d is not an object: want %s", file, i, want)
 		}
 		gv, _ := schema.ParseGroupVersion(tm.APIVersion)
 		switch {
 		case tm.Kind == "" || tm.APIVersion == "":
-			return nil, fmt.Errorf("%s: document %d has no apiVersion or kind: want %s", file, i, want)
+			return fmt.Errorf("%s: document %d has no apiVersion or kind: want %s", file, i, want)
 		case tm.Kind == "InferServer" && gv.Group == v1alpha1.GroupName:
-			return nil, fmt.Errorf("%s: document %d is an InferServer, not %s: create InferServers with 'kubectl mindie create -f %s'", file, i, want, name)
+			return fmt.Errorf("%s: document %d is an InferServer, not %s: create InferServers with 'kubectl mindie create -f %s'", file, i, want, name)
 		case tm.Kind != edgeDeploymentGVK.Kind:
-			return nil, fmt.Errorf("%s: document %d is %s %s (%s), not %s", file, i, article(tm.Kind), tm.Kind, tm.APIVersion, want)
+			return fmt.Errorf("%s: document %d is %s %s (%s), not %s", file, i, article(tm.Kind), tm.Kind, tm.APIVersion, want)
 		case gv != edgeDeploymentGVK.GroupVersion():
-			return nil, fmt.Errorf("%s: document %d is an EdgeDeployment of %s, which this kubectl mindie does not know: want %s", file, i, tm.APIVersion, want)
+			return fmt.Errorf("%s: document %d is an EdgeDeployment of %s, which this kubectl mindie does not know: want %s", file, i, tm.APIVersion, want)
 		}
-		obj, _, err := strictCodecs.UniversalDeserializer().Decode(js, nil, nil)
+		obj, _, err := manifest.StrictCodecs.UniversalDeserializer().Decode(js, nil, nil)
 		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", file, i, err)
+			return fmt.Errorf("%s: document %d: %w", file, i, err)
 		}
 		objs = append(objs, obj.(*v1alpha1.EdgeDeployment))
-	}
-	return objs, nil
-}
-
-// stripComments drops YAML comment lines, so that a document of comments
-// only counts as empty.
-func stripComments(doc []byte) []byte {
-	var out [][]byte
-	for _, l := range bytes.Split(doc, []byte("\n")) {
-		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
-			out = append(out, l)
-		}
-	}
-	return bytes.Join(out, []byte("\n"))
+		return nil
+	})
+	return objs, err
 }
 
 // article is the indefinite article of a kind: "a ConfigMap", "an Ingress".

@@ -15,6 +15,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/plugin/internal/printing"
+	"mindie.io/deployer/plugin/internal/watch"
 	"mindie.io/deployer/plugin/options"
 )
 
@@ -109,19 +110,19 @@ func (o *statusOptions) run(ctx context.Context, name string) error {
 	}
 	fmt.Fprintln(o.Out)
 	prev := e
-	final, err := until(ctx, client, ns, name, e, timeout, func(cur *v1alpha1.EdgeDeployment) bool {
+	final, err := watch.UntilEdge(ctx, client, ns, name, e, timeout, func(cur *v1alpha1.EdgeDeployment) (bool, error) {
 		for _, line := range changes(prev, cur) {
 			fmt.Fprintf(o.Out, "%s %s\n", o.Now().Format("15:04:05"), line)
 		}
 		prev = cur
-		return judge(cur) != moving
+		return judge(cur) != moving, nil
 	})
 	if final != nil && final != e {
 		fmt.Fprintln(o.Out)
 		describe(o.Out, final, filter, nsFlag, o.Now())
 	}
 	switch {
-	case errors.Is(err, errWatchTimeout):
+	case errors.Is(err, watch.ErrTimeout):
 		msg := fmt.Sprintf("timed out after %v waiting for EdgeDeployment %q to end (%s: %s)", timeout, name, phase(final), counts(final))
 		if final.Status.ObservedGeneration < final.Generation {
 			msg += fmt.Sprintf("; the controller has not acted on generation %d: is the EdgeDeployment controller running?", final.Generation)

@@ -1,5 +1,6 @@
-// Package watch follows one InferServer until a condition on its state
-// holds, for the commands that wait (status -w, rollout status).
+// Package watch follows one object (an InferServer, an EdgeDeployment)
+// until a condition on its state holds, for the commands that wait
+// (status -w, rollout status, edge status -w).
 package watch
 
 import (
@@ -19,7 +20,8 @@ import (
 	"mindie.io/deployer/pkg/generated/clientset/versioned"
 )
 
-// ErrTimeout is returned by Until when its timeout expires.
+// ErrTimeout is returned by Until and UntilEdge when their timeout
+// expires.
 var ErrTimeout = errors.New("timed out")
 
 // Until follows the InferServer ns/name (first seen as initial) until cond
@@ -27,8 +29,33 @@ var ErrTimeout = errors.New("timed out")
 // timeout (0: none) expires. It returns the last state seen.
 func Until(ctx context.Context, client versioned.Interface, ns, name string, initial *v1alpha1.InferServer,
 	timeout time.Duration, cond func(*v1alpha1.InferServer) (bool, error)) (*v1alpha1.InferServer, error) {
+	servers := client.InferV1alpha1().InferServers(ns)
+	return follow(ctx, client, "InferServer", &v1alpha1.InferServer{}, ns, name, initial, timeout, servers.List, servers.Watch, cond)
+}
+
+// UntilEdge is Until for the EdgeDeployment ns/name.
+func UntilEdge(ctx context.Context, client versioned.Interface, ns, name string, initial *v1alpha1.EdgeDeployment,
+	timeout time.Duration, cond func(*v1alpha1.EdgeDeployment) (bool, error)) (*v1alpha1.EdgeDeployment, error) {
+	edeps := client.InferV1alpha1().EdgeDeployments(ns)
+	return follow(ctx, client, "EdgeDeployment", &v1alpha1.EdgeDeployment{}, ns, name, initial, timeout, edeps.List, edeps.Watch, cond)
+}
+
+// object is what follow follows: a pointer to an API type.
+type object interface {
+	comparable
+	runtime.Object
+	metav1.Object
+}
+
+// follow is Until for any kind: list and watch are its typed client's;
+// example is an empty object of the kind, which tells the reflector its
+// type.
+func follow[T object, L runtime.Object](ctx context.Context, client versioned.Interface, kind string, example T, ns, name string, initial T, timeout time.Duration,
+	list func(context.Context, metav1.ListOptions) (L, error), watch func(context.Context, metav1.ListOptions) (apiwatch.Interface, error),
+	cond func(T) (bool, error)) (T, error) {
+	var none T
 	last := initial
-	if initial != nil {
+	if initial != none {
 		if done, err := cond(initial); done || err != nil {
 			return last, err
 		}
@@ -39,27 +66,26 @@ func Until(ctx context.Context, client versioned.Interface, ns, name string, ini
 		defer cancel()
 	}
 	selector := fields.OneTermEqualSelector("metadata.name", name).String()
-	servers := client.InferV1alpha1().InferServers(ns)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = selector
-			return servers.List(ctx, opts)
+			return list(ctx, opts)
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (apiwatch.Interface, error) {
 			opts.FieldSelector = selector
-			return servers.Watch(ctx, opts)
+			return watch(ctx, opts)
 		},
 	}
 	check := func(obj any) (bool, error) {
-		s, ok := obj.(*v1alpha1.InferServer)
-		if !ok || s.Name != name || s.Namespace != ns {
+		o, ok := obj.(T)
+		if !ok || o.GetName() != name || o.GetNamespace() != ns {
 			return false, nil
 		}
-		if initial != nil && s.UID != initial.UID {
-			return false, fmt.Errorf("InferServer %q was deleted and created anew", name)
+		if initial != none && o.GetUID() != initial.GetUID() {
+			return false, fmt.Errorf("%s %q was deleted and created anew", kind, name)
 		}
-		last = s
-		return cond(s)
+		last = o
+		return cond(o)
 	}
 	precondition := func(store cache.Store) (bool, error) {
 		obj, exists, err := store.GetByKey(ns + "/" + name)
@@ -67,16 +93,16 @@ func Until(ctx context.Context, client versioned.Interface, ns, name string, ini
 			return false, err
 		}
 		if !exists {
-			return false, fmt.Errorf("InferServer %q was deleted", name)
+			return false, fmt.Errorf("%s %q was deleted", kind, name)
 		}
 		return check(obj)
 	}
 	// The fake clientsets of tests do not do watch-list; the reflector
 	// learns that from the client.
-	_, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), &v1alpha1.InferServer{}, precondition, func(ev apiwatch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, client), example, precondition, func(ev apiwatch.Event) (bool, error) {
 		switch ev.Type {
 		case apiwatch.Deleted:
-			return false, fmt.Errorf("InferServer %q was deleted", name)
+			return false, fmt.Errorf("%s %q was deleted", kind, name)
 		case apiwatch.Added, apiwatch.Modified:
 			return check(ev.Object)
 		}

@@ -56,21 +56,8 @@ func EdgeRun(phase v1alpha1.EdgeDeploymentPhase, nodes ...v1alpha1.EdgeNodeStatu
 			StartTime: &start, Architecture: "arm64", Nodes: nodes}
 		for _, n := range nodes {
 			st.Targets = append(st.Targets, n.Node)
-			switch n.State {
-			case v1alpha1.EdgeNodeQueued:
-				st.Queued++
-			case v1alpha1.EdgeNodeDeploying:
-				st.Running++
-			case v1alpha1.EdgeNodeSucceeded:
-				st.Succeeded++
-			case v1alpha1.EdgeNodeFailed:
-				st.Failed++
-			case v1alpha1.EdgeNodeTimedOut:
-				st.TimedOut++
-			case v1alpha1.EdgeNodeStopped:
-				st.Stopped++
-			}
 		}
+		st.CountNodes()
 		done := metav1.NewTime(time.Now().Add(-2 * time.Minute))
 		if phase == v1alpha1.EdgePhaseSucceeded || phase == v1alpha1.EdgePhaseFailed || phase == v1alpha1.EdgePhasePartiallySucceeded || phase == v1alpha1.EdgePhaseTimedOut {
 			// As the controller writes them: both conditions, the phase

@@ -28,6 +28,7 @@ import (
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	"mindie.io/deployer/pkg/podstatus"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -156,15 +157,6 @@ type tracker struct {
 	pods map[types.UID]*podState
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // state returns the pod's record, made if new; the caller holds mu.
 func (t *tracker) state(p *corev1.Pod, now time.Time) *podState {
 	s := t.pods[p.UID]
@@ -182,7 +174,7 @@ func (t *tracker) state(p *corev1.Pod, now time.Time) *podState {
 	if chips := ascend.PodChips(p, npuType); len(chips) > 0 {
 		s.chips = chips
 	}
-	if podReady(p) && s.ready.IsZero() && p.DeletionTimestamp == nil {
+	if podstatus.Ready(p) && s.ready.IsZero() && p.DeletionTimestamp == nil {
 		s.ready = now
 	}
 	if p.DeletionTimestamp != nil && s.deleting.IsZero() {

@@ -1,23 +1,21 @@
 package edgedeployment
 
 import (
-	"context"
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/registry/generic"
 	genericregistry "k8s.io/apiserver/pkg/registry/generic/registry"
 	"k8s.io/apiserver/pkg/registry/rest"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/pkg/registry/infer/statusrest"
 )
 
 // Storage is every REST endpoint of the edgedeployments resource.
 type Storage struct {
 	EdgeDeployment *REST
-	Status         *StatusREST
+	Status         *statusrest.REST
 }
 
 // REST is the main resource, a generic store on etcd.
@@ -61,47 +59,11 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (S
 
 	return Storage{
 		EdgeDeployment: &REST{store},
-		Status:         &StatusREST{store: &statusStore},
+		Status:         statusrest.New(&statusStore),
 	}, nil
 }
 
-// StatusREST is the status subresource.
-type StatusREST struct {
-	store *genericregistry.Store
-}
-
 var (
-	_ rest.Patcher             = &StatusREST{}
-	_ rest.ResetFieldsStrategy = &StatusREST{}
-	_ rest.TableConvertor      = &StatusREST{}
-	_ rest.Storage             = &StatusREST{}
-	_ rest.ShortNamesProvider  = &REST{}
-	_ rest.CategoriesProvider  = &REST{}
+	_ rest.ShortNamesProvider = &REST{}
+	_ rest.CategoriesProvider = &REST{}
 )
-
-// New returns an empty EdgeDeployment.
-func (r *StatusREST) New() runtime.Object { return &infer.EdgeDeployment{} }
-
-// Destroy is a no-op: the main store owns the storage.
-func (r *StatusREST) Destroy() {}
-
-// Get returns the EdgeDeployment.
-func (r *StatusREST) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
-	return r.store.Get(ctx, name, options)
-}
-
-// Update writes the status of an EdgeDeployment, and nothing else.
-func (r *StatusREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	// The status of an EdgeDeployment that does not exist cannot be created.
-	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
-}
-
-// GetResetFields is the status strategy's.
-func (r *StatusREST) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
-	return r.store.GetResetFields()
-}
-
-// ConvertToTable prints the status the way the main resource does.
-func (r *StatusREST) ConvertToTable(ctx context.Context, object runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
-	return r.store.ConvertToTable(ctx, object, tableOptions)
-}

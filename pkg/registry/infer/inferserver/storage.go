@@ -20,12 +20,13 @@ import (
 	"mindie.io/deployer/apis/infer"
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/apis/infer/validation"
+	"mindie.io/deployer/pkg/registry/infer/statusrest"
 )
 
 // Storage is every REST endpoint of the inferservers resource.
 type Storage struct {
 	InferServer *REST
-	Status      *StatusREST
+	Status      *statusrest.REST
 	Scale       *ScaleREST
 	Proxy       *ProxyREST
 }
@@ -71,51 +72,15 @@ func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (S
 
 	return Storage{
 		InferServer: &REST{store},
-		Status:      &StatusREST{store: &statusStore},
+		Status:      statusrest.New(&statusStore),
 		Scale:       &ScaleREST{store: store},
 		Proxy:       NewProxyREST(store),
 	}, nil
 }
 
-// StatusREST is the status subresource.
-type StatusREST struct {
-	store *genericregistry.Store
-}
-
 var (
-	_ rest.Patcher                  = &StatusREST{}
-	_ rest.ResetFieldsStrategy      = &StatusREST{}
-	_ rest.TableConvertor           = &StatusREST{}
-	_ rest.Storage                  = &StatusREST{}
 	_ rest.GroupVersionKindProvider = &ScaleREST{}
 )
-
-// New returns an empty InferServer.
-func (r *StatusREST) New() runtime.Object { return &infer.InferServer{} }
-
-// Destroy is a no-op: the main store owns the storage.
-func (r *StatusREST) Destroy() {}
-
-// Get returns the InferServer.
-func (r *StatusREST) Get(ctx context.Context, name string, options *metav1.GetOptions) (runtime.Object, error) {
-	return r.store.Get(ctx, name, options)
-}
-
-// Update writes the status of an InferServer, and nothing else.
-func (r *StatusREST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, createValidation rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, options *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	// The status of an InferServer that does not exist cannot be created.
-	return r.store.Update(ctx, name, objInfo, createValidation, updateValidation, false, options)
-}
-
-// GetResetFields is the status strategy's.
-func (r *StatusREST) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
-	return r.store.GetResetFields()
-}
-
-// ConvertToTable prints the status the way the main resource does.
-func (r *StatusREST) ConvertToTable(ctx context.Context, object runtime.Object, tableOptions runtime.Object) (*metav1.Table, error) {
-	return r.store.ConvertToTable(ctx, object, tableOptions)
-}
 
 // ScaleREST is the scale subresource (autoscaling/v1 Scale), so that
 // kubectl scale and HorizontalPodAutoscalers work on InferServers.

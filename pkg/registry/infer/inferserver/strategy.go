@@ -15,34 +15,22 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/apiserver/pkg/storage"
-	"k8s.io/apiserver/pkg/storage/names"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"mindie.io/deployer/apis/infer"
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/apis/infer/validation"
+	"mindie.io/deployer/pkg/registry/infer/strategybase"
 )
 
 // strategy is the create/update behaviour of the main resource: users own
 // the spec, the status is kept from what the controller last wrote.
 type strategy struct {
-	runtime.ObjectTyper
-	names.NameGenerator
+	strategybase.Spec
 }
 
 // NewStrategy returns the strategy of the main resource.
 func NewStrategy(typer runtime.ObjectTyper) strategy {
-	return strategy{typer, names.SimpleNameGenerator}
-}
-
-func (strategy) NamespaceScoped() bool { return true }
-
-// GetResetFields keeps writes to the main resource away from status, so that
-// server-side apply never gives a user ownership of it.
-func (strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
-	return map[fieldpath.APIVersion]*fieldpath.Set{
-		fieldpath.APIVersion(v1alpha1.SchemeGroupVersion.String()): fieldpath.NewSet(fieldpath.MakePathOrDie("status")),
-	}
+	return strategy{strategybase.NewSpec(typer)}
 }
 
 func (strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
@@ -66,12 +54,6 @@ func (strategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList 
 func (strategy) WarningsOnCreate(_ context.Context, obj runtime.Object) []string {
 	return warnings(&obj.(*infer.InferServer).Spec)
 }
-
-func (strategy) Canonicalize(runtime.Object) {}
-
-func (strategy) AllowCreateOnUpdate() bool { return false }
-
-func (strategy) AllowUnconditionalUpdate() bool { return true }
 
 func (strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	return validation.ValidateInferServerUpdate(obj.(*infer.InferServer), old.(*infer.InferServer))
@@ -110,19 +92,11 @@ func warnings(s *infer.InferServerSpec) []string {
 // changes, and the controller that writes it never owns the spec.
 type statusStrategy struct {
 	strategy
+	strategybase.Status
 }
 
 // NewStatusStrategy returns the strategy of the status subresource.
-func NewStatusStrategy(s strategy) statusStrategy { return statusStrategy{s} }
-
-func (statusStrategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
-	return map[fieldpath.APIVersion]*fieldpath.Set{
-		fieldpath.APIVersion(v1alpha1.SchemeGroupVersion.String()): fieldpath.NewSet(
-			fieldpath.MakePathOrDie("spec"),
-			fieldpath.MakePathOrDie("metadata", "labels"),
-		),
-	}
-}
+func NewStatusStrategy(s strategy) statusStrategy { return statusStrategy{strategy: s} }
 
 func (statusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
 	newS, oldS := obj.(*infer.InferServer), old.(*infer.InferServer)
