@@ -46,6 +46,10 @@ func init() {
 // Config is the whole configuration of mindie-apiserver.
 type Config struct {
 	GenericConfig *genericapiserver.RecommendedConfig
+	// Finalize puts the controllers' cleanup finalizers on the objects
+	// created: set where the controllers run (in some replica), never on a
+	// standalone server, whose objects no controller would release.
+	Finalize bool
 }
 
 // Server is a running mindie-apiserver.
@@ -59,6 +63,7 @@ type Server struct {
 
 type completedConfig struct {
 	GenericConfig genericapiserver.CompletedConfig
+	Finalize      bool
 }
 
 // CompletedConfig is a Config whose defaults are filled in.
@@ -68,7 +73,7 @@ type CompletedConfig struct {
 
 // Complete fills in the fields not set.
 func (cfg *Config) Complete() CompletedConfig {
-	return CompletedConfig{&completedConfig{cfg.GenericConfig.Complete()}}
+	return CompletedConfig{&completedConfig{GenericConfig: cfg.GenericConfig.Complete(), Finalize: cfg.Finalize}}
 }
 
 // New builds the server from a completed config.
@@ -90,11 +95,11 @@ func (c completedConfig) New() (*Server, error) {
 		Client:           client,
 	}
 
-	storage, err := inferserver.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
+	storage, err := inferserver.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter, c.Finalize)
 	if err != nil {
 		return nil, err
 	}
-	edge, err := edgedeployment.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter)
+	edge, err := edgedeployment.NewStorage(Scheme, c.GenericConfig.RESTOptionsGetter, c.Finalize)
 	if err != nil {
 		return nil, err
 	}

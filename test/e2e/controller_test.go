@@ -572,3 +572,21 @@ spec:
 	})
 	deleteServerAndWait(t, ns, name)
 }
+
+// TestCreateCarriesTheCleanupFinalizer: where the controllers run,
+// mindie-apiserver creates InferServers and EdgeDeployments with their
+// cleanup finalizers (a server-side dry run shows what a create stores,
+// with no controller involved), so the controllers spend no write adding
+// them.
+func TestCreateCarriesTheCleanupFinalizer(t *testing.T) {
+	r := kubectlIn(t, "tenant-a-editor", inferServerYAML(edgeNS, "finalizer-dry-run", 1, ""), "create", "-f", "-", "--dry-run=server", "-o", "jsonpath={.metadata.finalizers}")
+	if r.err != nil || r.stdout != `["`+v1alpha1.FinalizerCleanup+`"]` {
+		t.Errorf("InferServer created with finalizers %q (%v %s), want [%s]", r.stdout, r.err, r.stderr, v1alpha1.FinalizerCleanup)
+	}
+	edge := "apiVersion: infer.mindie.io/v1alpha1\nkind: EdgeDeployment\nmetadata: {name: finalizer-dry-run, namespace: " + edgeNS + "}\nspec:\n" +
+		"  targets: {nodes: [edge-0]}\n  container: {image: example/edge-app:1.0}\n"
+	r = kubectlIn(t, "tenant-a-editor", edge, "create", "-f", "-", "--dry-run=server", "-o", "jsonpath={.metadata.finalizers}")
+	if r.err != nil || r.stdout != `["`+v1alpha1.FinalizerEdgeCleanup+`"]` {
+		t.Errorf("EdgeDeployment created with finalizers %q (%v %s), want [%s]", r.stdout, r.err, r.stderr, v1alpha1.FinalizerEdgeCleanup)
+	}
+}

@@ -100,6 +100,9 @@ const (
 	// InferServer before the InferServer goes away, so cleanup does not
 	// depend on the garbage collector reaching this aggregated API.
 	FinalizerCleanup = "infer.mindie.io/cleanup"
+	// FinalizerEdgeCleanup holds a deleted EdgeDeployment until the
+	// controller has deleted its pods.
+	FinalizerEdgeCleanup = "infer.mindie.io/edge-cleanup"
 )
 
 // GlobalRanktableName is the ConfigMap in which the controller keeps the

@@ -41,6 +41,12 @@ type ControllerConfig struct {
 	KubeConfig *restclient.Config
 	// Workers is how many InferServers are reconciled at once.
 	Workers int
+	// KubeAPIQPS and KubeAPIBurst bound the controllers' requests to the
+	// cluster's API server (reads of informers, writes of children);
+	// Events go through a client of their own with the same bounds, so
+	// that they never hold a reconcile back.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// LeaderElect makes replicas take turns through a Lease, so only one
 	// acts at a time.
 	LeaderElect bool
@@ -74,12 +80,15 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 		cfg.Identity = host + "_" + string(uuid.NewUUID())
 	}
 	kubeCfg := restclient.CopyConfig(cfg.KubeConfig)
-	if kubeCfg.QPS == 0 {
-		kubeCfg.QPS, kubeCfg.Burst = 100, 200
-	}
+	kubeCfg.QPS, kubeCfg.Burst = cfg.KubeAPIQPS, cfg.KubeAPIBurst
 	kube, err := kubernetes.NewForConfig(kubeCfg)
 	if err != nil {
 		return "", fmt.Errorf("controllers: kube client: %w", err)
+	}
+	// A clientset of its own: its own rate limiter.
+	eventClient, err := kubernetes.NewForConfig(kubeCfg)
+	if err != nil {
+		return "", fmt.Errorf("controllers: event client: %w", err)
 	}
 	inferInformers := informers.NewSharedInformerFactory(server.Client, informerResync)
 	servers := inferInformers.Infer().V1alpha1().InferServers()
@@ -105,7 +114,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			cancel()
 		}()
 		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 		recorder := broadcaster.NewRecorder(eventScheme, corev1.EventSource{Component: "mindie-controller", Host: cfg.Identity})
 		run := func(ctx context.Context) {
 			kubeInformers := inferserver.NewKubeInformers(kube, 10*time.Minute)

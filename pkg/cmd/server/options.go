@@ -80,6 +80,8 @@ func NewOptions(out, errOut io.Writer) *Options {
 		Controllers: ControllerConfig{
 			Enabled:           true,
 			Workers:           5,
+			KubeAPIQPS:        100,
+			KubeAPIBurst:      200,
 			LeaderElect:       true,
 			LeaseNamespace:    "mindie-system",
 			LeaseName:         "mindie-controller",
@@ -133,6 +135,8 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	c := &o.Controllers
 	fs.BoolVar(&c.Enabled, "controllers", c.Enabled, "Run the workload controllers that turn InferServers into Deployments, pods, Services and ConfigMaps in the cluster of --kubeconfig (or in-cluster). Never with --standalone.")
 	fs.IntVar(&c.Workers, "controller-workers", c.Workers, "InferServers reconciled at once.")
+	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "Requests per second the controllers send to the cluster's API server at most (Events have a budget of their own, the same).")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "Requests the controllers may send at once above --kube-api-qps.")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "Take turns with other replicas through a Lease so that only one runs the controllers.")
 	fs.StringVar(&c.LeaseNamespace, "leader-elect-resource-namespace", c.LeaseNamespace, "Namespace of the leader-election Lease.")
 	fs.StringVar(&c.LeaseName, "leader-elect-resource-name", c.LeaseName, "Name of the leader-election Lease.")
@@ -177,6 +181,12 @@ func (o *Options) Validate(args []string) error {
 	if c := o.Controllers; c.Enabled {
 		if c.Workers < 1 {
 			errs = append(errs, fmt.Errorf("--controller-workers: %d: must be at least 1", c.Workers))
+		}
+		if !(c.KubeAPIQPS > 0) {
+			errs = append(errs, fmt.Errorf("--kube-api-qps: %g: must be positive", c.KubeAPIQPS))
+		}
+		if c.KubeAPIBurst < 1 {
+			errs = append(errs, fmt.Errorf("--kube-api-burst: %d: must be at least 1", c.KubeAPIBurst))
 		}
 		if c.LeaderElect && !(c.RetryPeriod > 0 && c.RenewDeadline > c.RetryPeriod && c.LeaseDuration > c.RenewDeadline) {
 			errs = append(errs, fmt.Errorf("--leader-elect-*: lease duration %s, renew deadline %s, retry period %s: must satisfy lease duration > renew deadline > retry period > 0",
@@ -223,7 +233,7 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
-	return &apiserver.Config{GenericConfig: cfg}, nil
+	return &apiserver.Config{GenericConfig: cfg, Finalize: o.Controllers.Enabled}, nil
 }
 
 // NewServer starts the embedded etcd if one is needed and builds the

@@ -47,9 +47,6 @@ import (
 	inferlisters "mindie.io/deployer/pkg/generated/listers/infer/v1alpha1"
 )
 
-// FinalizerCleanup holds a deleted job until its pods are deleted.
-const FinalizerCleanup = "infer.mindie.io/edge-cleanup"
-
 // Event reasons.
 const (
 	ReasonStarted       = "Started"
@@ -193,7 +190,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, c.finalize(ctx, e)
 	}
 	if !hasFinalizer(e) {
-		e.Finalizers = append(e.Finalizers, FinalizerCleanup)
+		e.Finalizers = append(e.Finalizers, v1alpha1.FinalizerEdgeCleanup)
 		updated, err := c.infer.InferV1alpha1().EdgeDeployments(ns).Update(ctx, e, metav1.UpdateOptions{})
 		if err != nil {
 			return 0, fmt.Errorf("add finalizer: %w", err)
@@ -218,7 +215,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 
 func hasFinalizer(e *v1alpha1.EdgeDeployment) bool {
 	for _, f := range e.Finalizers {
-		if f == FinalizerCleanup {
+		if f == v1alpha1.FinalizerEdgeCleanup {
 			return true
 		}
 	}
@@ -241,7 +238,7 @@ func (c *Controller) finalize(ctx context.Context, e *v1alpha1.EdgeDeployment) e
 	}
 	var keep []string
 	for _, f := range e.Finalizers {
-		if f != FinalizerCleanup {
+		if f != v1alpha1.FinalizerEdgeCleanup {
 			keep = append(keep, f)
 		}
 	}

@@ -24,6 +24,7 @@ package inferserver
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -358,12 +359,20 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err := c.syncRevisions(ctx, st); err != nil {
 		return 0, err
 	}
-	var errs []error
+	// The Service and the inline configuration depend on nothing the
+	// instances' writes do, nor they on them: they are written at the same
+	// time, so a sync waits for the longest write, not for their sum.
+	var side sync.WaitGroup
+	var configErr, serviceErr error
 	if s.Spec.ServerConfig.Inline != "" {
-		if _, _, err := applyChild(ctx, c, s, c.configMapChild(ns), inlineConfigName(s.Name), inlineConfig(s)); err != nil {
-			errs = append(errs, err)
-		}
+		side.Go(func() {
+			_, _, configErr = applyChild(ctx, c, s, c.configMapChild(ns), inlineConfigName(s.Name), inlineConfig(s))
+		})
 	}
+	side.Go(func() {
+		_, _, serviceErr = applyChild(ctx, c, s, c.serviceChild(ns), s.Name, service(s))
+	})
+	var errs []error
 	if crossNode(s) || isPD(s) {
 		if err := c.syncInstances(ctx, st); err != nil {
 			errs = append(errs, err)
@@ -374,8 +383,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err := c.syncRouter(ctx, st); err != nil {
 		errs = append(errs, err)
 	}
-	if _, _, err := applyChild(ctx, c, s, c.serviceChild(ns), s.Name, service(s)); err != nil {
-		errs = append(errs, err)
+	side.Wait()
+	for _, err := range []error{configErr, serviceErr} {
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, e := range errs {
 		st.failures = append(st.failures, e.Error())

@@ -1,6 +1,7 @@
 package inferserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -8,14 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	kubeinformers "k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
@@ -981,5 +986,31 @@ func TestRunSyncsThroughInformers(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Error(err)
+	}
+}
+
+// FirstChildren are the objects a first sync writes: the same revision,
+// and the Deployment and Service the controller applies.
+func TestFirstChildrenAreWhatTheFirstSyncWrites(t *testing.T) {
+	f := newFixture(t, newServer("bench", func(s *v1alpha1.InferServer) { s.Spec.Service.Type = corev1.ServiceTypeClusterIP }))
+	f.sync("bench")
+	rev, dep, svc, err := FirstChildren(f.server("bench"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := f.revisions()
+	if len(revs) != 1 || revs[0].Name != rev.Name || !bytes.Equal(revs[0].Data.Raw, rev.Data.Raw) {
+		t.Errorf("revision %s, the sync created %+v", rev.Name, revs)
+	}
+	d := f.deployment("bench")
+	if want, err := appsv1ac.ExtractDeployment(d, FieldManager); err != nil || !equality.Semantic.DeepEqual(want, dep) {
+		t.Errorf("the Deployment applied differs from FirstChildren's (%v):\n%s", err, cmp.Diff(want, dep))
+	}
+	live, err := f.kube.CoreV1().Services(testNS).Get(f.ctx, "bench", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := corev1ac.ExtractService(live, FieldManager); err != nil || !equality.Semantic.DeepEqual(want, svc) {
+		t.Errorf("the Service applied differs from FirstChildren's (%v):\n%s", err, cmp.Diff(want, svc))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	"mindie.io/deployer/apis/infer"
+	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/registry/infer/statusrest"
 )
 
@@ -31,8 +32,13 @@ func (r *REST) Categories() []string { return []string{"mindie"} }
 
 // NewStorage builds the stores of edgedeployments and
 // edgedeployments/status on the given storage options.
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (Storage, error) {
+// With finalize (where the controllers run) every object is created with
+// the controller's cleanup finalizer.
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalize bool) (Storage, error) {
 	s := NewStrategy(scheme)
+	if finalize {
+		s.Finalizer = v1alpha1.FinalizerEdgeCleanup
+	}
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &infer.EdgeDeployment{} },
 		NewListFunc:               func() runtime.Object { return &infer.EdgeDeploymentList{} },

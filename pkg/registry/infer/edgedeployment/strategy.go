@@ -37,10 +37,11 @@ func NewStrategy(typer runtime.ObjectTyper) strategy {
 
 // PrepareForCreate drops any status sent and queues the job, IEF's first
 // state, until a controller picks it up.
-func (strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+func (st strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	e := obj.(*infer.EdgeDeployment)
 	e.Status = infer.EdgeDeploymentStatus{Phase: infer.EdgePhaseQueued}
 	e.Generation = 1
+	st.AddFinalizer(e)
 }
 
 func (strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {

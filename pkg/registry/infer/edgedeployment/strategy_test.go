@@ -59,6 +59,15 @@ func TestPrepareForCreateQueues(t *testing.T) {
 	if want := (infer.EdgeDeploymentStatus{Phase: infer.EdgePhaseQueued}); !apiequality.Semantic.DeepEqual(e.Status, want) {
 		t.Errorf("status = %+v, want only phase Queued", e.Status)
 	}
+	if len(e.Finalizers) != 0 {
+		t.Errorf("finalizers %v from a strategy without one", e.Finalizers)
+	}
+	st := NewStrategy(scheme)
+	st.Finalizer = v1alpha1.FinalizerEdgeCleanup
+	st.PrepareForCreate(context.Background(), e)
+	if len(e.Finalizers) != 1 || e.Finalizers[0] != v1alpha1.FinalizerEdgeCleanup {
+		t.Errorf("finalizers %v, want [%s]", e.Finalizers, v1alpha1.FinalizerEdgeCleanup)
+	}
 }
 
 func TestPrepareForUpdate(t *testing.T) {

@@ -44,8 +44,13 @@ func (r *REST) Categories() []string { return []string{"all", "mindie"} }
 
 // NewStorage builds the stores of inferservers, inferservers/status,
 // inferservers/scale and inferservers/proxy on the given storage options.
-func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter) (Storage, error) {
+// With finalize (where the controllers run) every object is created with
+// the controller's cleanup finalizer.
+func NewStorage(scheme *runtime.Scheme, optsGetter generic.RESTOptionsGetter, finalize bool) (Storage, error) {
 	s := NewStrategy(scheme)
+	if finalize {
+		s.Finalizer = v1alpha1.FinalizerCleanup
+	}
 	store := &genericregistry.Store{
 		NewFunc:                   func() runtime.Object { return &infer.InferServer{} },
 		NewListFunc:               func() runtime.Object { return &infer.InferServerList{} },

@@ -43,7 +43,7 @@ func newStorage(t *testing.T) inferserver.Storage {
 		ResourcePrefix:          "inferservers",
 		DeleteCollectionWorkers: 1,
 	}
-	s, err := inferserver.NewStorage(apiserver.Scheme, opts)
+	s, err := inferserver.NewStorage(apiserver.Scheme, opts, false)
 	if err != nil {
 		t.Fatalf("NewStorage: %v", err)
 	}

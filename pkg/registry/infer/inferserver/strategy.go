@@ -33,10 +33,11 @@ func NewStrategy(typer runtime.ObjectTyper) strategy {
 	return strategy{strategybase.NewSpec(typer)}
 }
 
-func (strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+func (st strategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	s := obj.(*infer.InferServer)
 	s.Status = infer.InferServerStatus{Selector: Selector(s.Name).String()}
 	s.Generation = 1
+	st.AddFinalizer(s)
 }
 
 func (strategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {

@@ -2,6 +2,7 @@ package inferserver_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,6 +34,19 @@ func TestPrepareForCreate(t *testing.T) {
 	want := infer.InferServerStatus{Selector: "infer.mindie.io/server=foo"}
 	if !apiequality.Semantic.DeepEqual(s.Status, want) {
 		t.Errorf("status = %+v, want %+v", s.Status, want)
+	}
+	if len(s.Finalizers) != 0 {
+		t.Errorf("finalizers %v from a strategy without one", s.Finalizers)
+	}
+	// Where the controllers run, the cleanup finalizer comes with the
+	// create, once.
+	st := inferserver.NewStrategy(apiserver.Scheme)
+	st.Finalizer = v1alpha1.FinalizerCleanup
+	s.Finalizers = []string{"example.com/other"}
+	st.PrepareForCreate(context.Background(), s)
+	st.PrepareForCreate(context.Background(), s)
+	if want := []string{"example.com/other", v1alpha1.FinalizerCleanup}; !slices.Equal(s.Finalizers, want) {
+		t.Errorf("finalizers %v, want %v", s.Finalizers, want)
 	}
 }
 

@@ -4,6 +4,8 @@
 package strategybase
 
 import (
+	"slices"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,10 +22,25 @@ import (
 type Spec struct {
 	runtime.ObjectTyper
 	names.NameGenerator
+	// Finalizer, when not empty, is put on every object created: the
+	// controller's cleanup finalizer, so that the controller need not
+	// spend a write of its own adding it. Empty where no controller runs
+	// (a standalone server), whose objects would never be released.
+	Finalizer string
 }
 
-// NewSpec returns the Spec of typer.
-func NewSpec(typer runtime.ObjectTyper) Spec { return Spec{typer, names.SimpleNameGenerator} }
+// NewSpec returns the Spec of typer, adding no finalizer.
+func NewSpec(typer runtime.ObjectTyper) Spec {
+	return Spec{ObjectTyper: typer, NameGenerator: names.SimpleNameGenerator}
+}
+
+// AddFinalizer puts the Spec's Finalizer on obj, being created, unless it
+// has it already.
+func (s Spec) AddFinalizer(obj metav1.Object) {
+	if s.Finalizer != "" && !slices.Contains(obj.GetFinalizers(), s.Finalizer) {
+		obj.SetFinalizers(append(obj.GetFinalizers(), s.Finalizer))
+	}
+}
 
 func (Spec) NamespaceScoped() bool { return true }
 
