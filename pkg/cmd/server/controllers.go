@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -121,6 +122,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			routerInformers := inferserver.NewRouterInformers(kube, 10*time.Minute)
 			faultInformers := inferserver.NewFaultInformers(kube, 10*time.Minute)
 			leaseInformers := inferserver.NewNodeLeaseInformers(kube, 10*time.Minute)
+			namespaceInformers := kubeinformers.NewSharedInformerFactory(kube, 10*time.Minute)
 			c, err := inferserver.New(inferserver.Config{
 				Kube:              kube,
 				Infer:             server.Client,
@@ -129,6 +131,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 				RouterInformers:   routerInformers,
 				FaultInformers:    faultInformers,
 				LeaseInformers:    leaseInformers,
+				Namespaces:        namespaceInformers.Core().V1().Namespaces(),
 				Recorder:          recorder,
 				ModelInfoInterval: cfg.ModelInfoInterval,
 				FillRanktables:    cfg.FillRanktables,
@@ -154,6 +157,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			routerInformers.Start(ctx.Done())
 			faultInformers.Start(ctx.Done())
 			leaseInformers.Start(ctx.Done())
+			namespaceInformers.Start(ctx.Done())
 			edgePods.Start(ctx.Done())
 			edgeNodes.Start(ctx.Done())
 			inferInformers.Start(ctx.Done())
@@ -174,6 +178,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			routerInformers.Shutdown()
 			faultInformers.Shutdown()
 			leaseInformers.Shutdown()
+			namespaceInformers.Shutdown()
 		}
 		if !cfg.LeaderElect {
 			go func() {

@@ -23,6 +23,7 @@ package inferserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ import (
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	kubeinformers "k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	coordlisters "k8s.io/client-go/listers/coordination/v1"
@@ -99,6 +101,10 @@ type Config struct {
 	// its Ready condition says (the node lifecycle controller waits its
 	// grace period first).
 	LeaseInformers kubeinformers.SharedInformerFactory
+	// Namespaces watches the namespaces: an InferServer deleted with its
+	// namespace leaves its children to the namespace controller. Nil: its
+	// children are always deleted one by one.
+	Namespaces coreinformers.NamespaceInformer
 	// Recorder records Events on InferServers.
 	Recorder record.EventRecorder
 	// ModelInfoInterval is how often each server's GET /info is read; 0 means 30s.
@@ -154,7 +160,8 @@ type Controller struct {
 	// What faults are read from (nil without FaultInformers): the nodes,
 	// the device plugin's ConfigMaps, and the pods by node.
 	nodes      corelisters.NodeLister
-	nodeLeases coordlisters.LeaseLister // nil without LeaseInformers
+	nodeLeases coordlisters.LeaseLister    // nil without LeaseInformers
+	namespaces corelisters.NamespaceLister // nil without Config.Namespaces
 	deviceInfo corelisters.ConfigMapLister
 	podIndex   cache.Indexer
 	synced     []cache.InformerSynced
@@ -255,6 +262,10 @@ func New(cfg Config) (*Controller, error) {
 		if err := c.watchFaults(cfg.FaultInformers, cfg.LeaseInformers, f.Core().V1().Pods().Informer()); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Namespaces != nil {
+		c.namespaces = cfg.Namespaces.Lister()
+		c.synced = append(c.synced, cfg.Namespaces.Informer().HasSynced)
 	}
 	c.synced = append(c.synced, si.HasSynced)
 	c.deployments = f.Apps().V1().Deployments().Lister()
@@ -474,7 +485,14 @@ func serverSelector(s *v1alpha1.InferServer) labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelServer: s.Name})
 }
 
-// finalize deletes every child, then lets the InferServer go.
+// finalize cleans up after a deleted InferServer in one pass: it deletes
+// every child at once (the router's objects included; what is already
+// being deleted is left to finish), and drops the finalizer as soon as the
+// API server has accepted every deletion: the children no longer need
+// their owner, and waiting for the informers to see them go would cost a
+// second pass. In a namespace being deleted, the namespace controller
+// removes the children itself: only the router's cluster-scoped binding
+// is deleted here.
 func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (time.Duration, error) {
 	key := s.Namespace + "/" + s.Name
 	c.info.want(key, nil)
@@ -482,63 +500,25 @@ func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (tim
 	if !hasFinalizer(s) {
 		return 0, nil
 	}
-	sel := serverSelector(s)
-	remaining := 0
-	del := func(kind, name string, fn func() error) error {
-		remaining++
-		if err := fn(); err != nil && !apierrors.IsNotFound(err) {
-			c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedDelete, "Deleting %s %s: %v", kind, name, err)
-			return fmt.Errorf("delete %s %s: %w", kind, name, err)
-		}
-		return nil
-	}
-	bg := metav1.DeletePropagationBackground
-	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
 	ns := s.Namespace
-	// The router's objects go first: its cluster-scoped binding has no
-	// owner to be collected with.
-	if err := c.removeRouter(ctx, s); err != nil {
+	var deletions []func() error
+	if c.namespaceTerminating(ns) {
+		deletions = append(deletions, func() error { return c.deleteRouterBinding(ctx, s) })
+	} else {
+		deletions = append(deletions, func() error { return c.removeRouter(ctx, s) })
+		deletions = append(deletions, c.childDeletions(ctx, s)...)
+	}
+	errs := make([]error, len(deletions))
+	var wg sync.WaitGroup
+	for i, del := range deletions {
+		wg.Go(func() { errs[i] = del() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	deps, _ := c.deployments.Deployments(ns).List(sel)
-	for _, d := range owned(s, deps) {
-		if err := del("deployment", d.Name, func() error { return c.kube.AppsV1().Deployments(ns).Delete(ctx, d.Name, opts) }); err != nil {
-			return 0, err
-		}
-	}
-	pods, _ := c.pods.Pods(ns).List(sel)
-	for _, p := range owned(s, pods) {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		if err := del("pod", p.Name, func() error { return c.kube.CoreV1().Pods(ns).Delete(ctx, p.Name, opts) }); err != nil {
-			return 0, err
-		}
-	}
-	svcs, _ := c.services.Services(ns).List(sel)
-	for _, o := range owned(s, svcs) {
-		if err := del("service", o.Name, func() error { return c.kube.CoreV1().Services(ns).Delete(ctx, o.Name, opts) }); err != nil {
-			return 0, err
-		}
-	}
-	cms, _ := c.configMaps.ConfigMaps(ns).List(sel)
-	for _, o := range owned(s, cms) {
-		if err := del("configmap", o.Name, func() error { return c.kube.CoreV1().ConfigMaps(ns).Delete(ctx, o.Name, opts) }); err != nil {
-			return 0, err
-		}
-	}
-	revs, _ := c.revisions.ControllerRevisions(ns).List(sel)
-	for _, o := range owned(s, revs) {
-		if err := del("controllerrevision", o.Name, func() error {
-			return c.kube.AppsV1().ControllerRevisions(ns).Delete(ctx, o.Name, opts)
-		}); err != nil {
-			return 0, err
-		}
-	}
-	if remaining > 0 {
-		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonCleanup, "Deleting %d objects of the InferServer", remaining)
-		// The informers report the deletions, which queue the server again.
-		return 2 * time.Second, nil
+	if n := len(deletions) - 1; n > 0 {
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonCleanup, "Deleted %d objects of the InferServer", n)
 	}
 	var keep []string
 	for _, f := range s.Finalizers {
@@ -552,6 +532,59 @@ func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (tim
 	}
 	c.track.forget(key)
 	return 0, nil
+}
+
+// childDeletions are the deletions of s's children (but the router's) that
+// are not being deleted already, read from the informers' caches.
+func (c *Controller) childDeletions(ctx context.Context, s *v1alpha1.InferServer) []func() error {
+	ns, sel := s.Namespace, serverSelector(s)
+	bg := metav1.DeletePropagationBackground
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	var out []func() error
+	add := func(kind string, o metav1.Object, del func(context.Context, string, metav1.DeleteOptions) error) {
+		if o.GetDeletionTimestamp() != nil {
+			return
+		}
+		name := o.GetName()
+		out = append(out, func() error {
+			if err := del(ctx, name, opts); err != nil && !apierrors.IsNotFound(err) {
+				c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedDelete, "Deleting %s %s: %v", kind, name, err)
+				return fmt.Errorf("delete %s %s: %w", kind, name, err)
+			}
+			return nil
+		})
+	}
+	deps, _ := c.deployments.Deployments(ns).List(sel)
+	for _, o := range owned(s, deps) {
+		add("deployment", o, c.kube.AppsV1().Deployments(ns).Delete)
+	}
+	pods, _ := c.pods.Pods(ns).List(sel)
+	for _, o := range owned(s, pods) {
+		add("pod", o, c.kube.CoreV1().Pods(ns).Delete)
+	}
+	svcs, _ := c.services.Services(ns).List(sel)
+	for _, o := range owned(s, svcs) {
+		add("service", o, c.kube.CoreV1().Services(ns).Delete)
+	}
+	cms, _ := c.configMaps.ConfigMaps(ns).List(sel)
+	for _, o := range owned(s, cms) {
+		add("configmap", o, c.kube.CoreV1().ConfigMaps(ns).Delete)
+	}
+	revs, _ := c.revisions.ControllerRevisions(ns).List(sel)
+	for _, o := range owned(s, revs) {
+		add("controllerrevision", o, c.kube.AppsV1().ControllerRevisions(ns).Delete)
+	}
+	return out
+}
+
+// namespaceTerminating says whether the namespace ns is being deleted, as
+// the namespace informer last saw it (false without one).
+func (c *Controller) namespaceTerminating(ns string) bool {
+	if c.namespaces == nil {
+		return false
+	}
+	n, err := c.namespaces.Get(ns)
+	return err == nil && n.DeletionTimestamp != nil
 }
 
 // The children the controller applies, each read from its informer's cache.

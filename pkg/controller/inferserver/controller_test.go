@@ -3,6 +3,7 @@ package inferserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +25,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	kubeinformers "k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -55,6 +58,7 @@ type fixture struct {
 	routeInf kubeinformers.SharedInformerFactory
 	faultInf kubeinformers.SharedInformerFactory
 	leaseInf kubeinformers.SharedInformerFactory
+	nsInf    kubeinformers.SharedInformerFactory
 	inferInf inferinformers.SharedInformerFactory
 	c        *Controller
 	// now is the controller's clock; tests move it.
@@ -78,6 +82,7 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	f.routeInf = NewRouterInformers(f.kube, 0)
 	f.faultInf = NewFaultInformers(f.kube, 0)
 	f.leaseInf = NewNodeLeaseInformers(f.kube, 0)
+	f.nsInf = kubeinformers.NewSharedInformerFactory(f.kube, 0)
 	f.inferInf = inferinformers.NewSharedInformerFactory(f.infer, 0)
 	c, err := New(Config{
 		Kube: f.kube, Infer: f.infer, Recorder: f.recorder,
@@ -86,6 +91,7 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 		RouterInformers: f.routeInf,
 		FaultInformers:  f.faultInf,
 		LeaseInformers:  f.leaseInf,
+		Namespaces:      f.nsInf.Core().V1().Namespaces(),
 		FillRanktables:  true,
 		Now:             func() time.Time { return f.now },
 	})
@@ -113,7 +119,7 @@ func (f *fixture) refresh() {
 	list := func(resource, ns string) []runtime.Object {
 		kinds := map[string]string{"deployments": "Deployment", "controllerrevisions": "ControllerRevision", "pods": "Pod", "nodes": "Node", "leases": "Lease",
 			"services": "Service", "configmaps": "ConfigMap", "serviceaccounts": "ServiceAccount", "roles": "Role",
-			"rolebindings": "RoleBinding", "clusterrolebindings": "ClusterRoleBinding"}
+			"rolebindings": "RoleBinding", "clusterrolebindings": "ClusterRoleBinding", "namespaces": "Namespace"}
 		gvr := schema.GroupVersionResource{Version: "v1", Resource: resource}
 		switch resource {
 		case "deployments", "controllerrevisions":
@@ -154,6 +160,7 @@ func (f *fixture) refresh() {
 	fill(f.faultInf.Core().V1().Nodes().Informer(), list("nodes", ""))
 	fill(f.faultInf.Core().V1().ConfigMaps().Informer(), list("configmaps", ascend.DeviceInfoNamespace))
 	fill(f.leaseInf.Coordination().V1().Leases().Informer(), list("leases", corev1.NamespaceNodeLease))
+	fill(f.nsInf.Core().V1().Namespaces().Informer(), list("namespaces", ""))
 	servers, _ := f.infer.InferV1alpha1().InferServers(testNS).List(f.ctx, metav1.ListOptions{})
 	var objs []runtime.Object
 	for i := range servers.Items {
@@ -529,19 +536,56 @@ func TestDeletionCleansUp(t *testing.T) {
 			t.Errorf("no %q in %v", want, writes)
 		}
 	}
-	if has(writes, "update inferservers") || requeue == 0 {
-		t.Errorf("the finalizer went before the children: %v, requeue %v", writes, requeue)
+	// One pass: the finalizer goes once every deletion is accepted.
+	if !has(writes, "update inferservers llama") || requeue != 0 {
+		t.Errorf("the finalizer stayed after the children were deleted: %v, requeue %v", writes, requeue)
+	}
+	if fin := f.server("llama").Finalizers; containsString(fin, v1alpha1.FinalizerCleanup) {
+		t.Errorf("finalizers %v", fin)
 	}
 	if ev := f.events(); !has(ev, "DeletingChildren") {
 		t.Errorf("events %v", ev)
 	}
-	// The children are gone: the finalizer goes.
-	_, writes = f.sync("llama")
-	if len(writes) != 1 || writes[0] != "update inferservers llama" {
-		t.Fatalf("writes %v", writes)
+}
+
+// A deletion the API refuses keeps the finalizer, and the sync fails (to
+// be retried).
+func TestDeletionKeepsTheFinalizerOnAFailure(t *testing.T) {
+	f := newFixture(t, newServer("llama", nil))
+	f.sync("llama")
+	s := f.server("llama")
+	s.DeletionTimestamp = ptr.To(metav1.NewTime(testNow))
+	if _, err := f.infer.InferV1alpha1().InferServers(testNS).Update(f.ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	if fin := f.server("llama").Finalizers; containsString(fin, v1alpha1.FinalizerCleanup) {
-		t.Errorf("finalizers %v", fin)
+	f.refresh()
+	f.kube.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInternalError(errors.New("etcd is down"))
+	})
+	writes, err := f.syncErr("llama")
+	if err == nil || !strings.Contains(err.Error(), "delete service llama") {
+		t.Errorf("sync error %v", err)
+	}
+	if has(writes, "update inferservers llama") || !containsString(f.server("llama").Finalizers, v1alpha1.FinalizerCleanup) {
+		t.Errorf("the finalizer went although a deletion failed: %v", writes)
+	}
+}
+
+// In a namespace being deleted the namespace controller removes the
+// children: the finalizer goes at once, with no deletion of them.
+func TestDeletionInATerminatingNamespace(t *testing.T) {
+	f := newFixture(t, newServer("llama", nil), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNS,
+		DeletionTimestamp: ptr.To(metav1.NewTime(testNow)), Finalizers: []string{"kubernetes"}}})
+	f.sync("llama")
+	s := f.server("llama")
+	s.DeletionTimestamp = ptr.To(metav1.NewTime(testNow))
+	if _, err := f.infer.InferV1alpha1().InferServers(testNS).Update(f.ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.refresh()
+	_, writes := f.sync("llama")
+	if len(writes) != 1 || writes[0] != "update inferservers llama" {
+		t.Errorf("writes %v, want only the finalizer's removal", writes)
 	}
 }
 
@@ -970,6 +1014,7 @@ func TestRunSyncsThroughInformers(t *testing.T) {
 	f.routeInf.Start(ctx.Done())
 	f.faultInf.Start(ctx.Done())
 	f.leaseInf.Start(ctx.Done())
+	f.nsInf.Start(ctx.Done())
 	f.inferInf.Start(ctx.Done())
 	done := make(chan error)
 	go func() { done <- f.c.Run(ctx, 1) }()
