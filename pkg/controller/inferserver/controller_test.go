@@ -25,7 +25,6 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	kubeinformers "k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -559,7 +558,7 @@ func TestDeletionKeepsTheFinalizerOnAFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.refresh()
-	f.kube.PrependReactor("delete", "services", func(clienttesting.Action) (bool, runtime.Object, error) {
+	f.kube.PrependReactor("delete", "services", func(core.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInternalError(errors.New("etcd is down"))
 	})
 	writes, err := f.syncErr("llama")
