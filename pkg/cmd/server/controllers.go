@@ -26,6 +26,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/apiserver"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 	"mindie.io/deployer/pkg/controller/edgedeployment"
 	"mindie.io/deployer/pkg/controller/inferserver"
 	informers "mindie.io/deployer/pkg/generated/informers/externalversions"
@@ -91,7 +92,9 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 	if err != nil {
 		return "", fmt.Errorf("controllers: event client: %w", err)
 	}
-	inferInformers := informers.NewSharedInformerFactory(server.Client, informerResync)
+	// The controllers never apply InferServers or EdgeDeployments: they are
+	// cached without their managedFields.
+	inferInformers := informers.NewSharedInformerFactoryWithOptions(server.Client, informerResync, informers.WithTransform(cachetrim.ManagedFields))
 	servers := inferInformers.Infer().V1alpha1().InferServers()
 	// Not ready before the controllers' cache has listed every InferServer;
 	// a readiness check only: a server whose cache is behind is taken out
@@ -122,7 +125,7 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 			routerInformers := inferserver.NewRouterInformers(kube, 10*time.Minute)
 			faultInformers := inferserver.NewFaultInformers(kube, 10*time.Minute)
 			leaseInformers := inferserver.NewNodeLeaseInformers(kube, 10*time.Minute)
-			namespaceInformers := kubeinformers.NewSharedInformerFactory(kube, 10*time.Minute)
+			namespaceInformers := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 10*time.Minute, kubeinformers.WithTransform(cachetrim.ManagedFields))
 			c, err := inferserver.New(inferserver.Config{
 				Kube:              kube,
 				Infer:             server.Client,

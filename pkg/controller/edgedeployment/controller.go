@@ -41,6 +41,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 	"mindie.io/deployer/pkg/controller/worker"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
 	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions/infer/v1alpha1"
@@ -63,8 +64,9 @@ const (
 // labelled LabelJob) and of the nodes.
 func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) (pods, nodes kubeinformers.SharedInformerFactory) {
 	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
-			kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelJob })),
-		kubeinformers.NewSharedInformerFactory(kube, resync)
+			kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelJob }),
+			kubeinformers.WithTransform(cachetrim.ManagedFields)),
+		kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithTransform(cachetrim.ManagedFields))
 }
 
 // Config is what New needs.

@@ -49,6 +49,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 	"mindie.io/deployer/pkg/controller/worker"
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
 	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions/infer/v1alpha1"
@@ -124,9 +125,20 @@ type Config struct {
 
 // NewKubeInformers returns an informer factory that sees only the objects
 // the controller makes (those labelled v1alpha1.LabelServer).
+//
+// Pods and ControllerRevisions are cached without their managedFields
+// (the controller creates them, it never applies them); the children it
+// applies keep theirs, from which applyChild reads what it owns.
 func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
 	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
-		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }))
+		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }),
+		kubeinformers.WithTransform(func(obj any) (any, error) {
+			switch obj.(type) {
+			case *corev1.Pod, *appsv1.ControllerRevision:
+				return cachetrim.ManagedFields(obj)
+			}
+			return obj, nil
+		}))
 }
 
 // NewRouterInformers returns an informer factory that sees only router
@@ -134,7 +146,8 @@ func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinfor
 // v1alpha1.LabelServer.
 func NewRouterInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
 	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
-		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelRouter }))
+		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelRouter }),
+		kubeinformers.WithTransform(cachetrim.ManagedFields))
 }
 
 // Controller reconciles InferServers.

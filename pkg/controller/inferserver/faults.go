@@ -17,6 +17,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/ascend"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 	"mindie.io/deployer/pkg/inferstatus"
 	"mindie.io/deployer/pkg/podstatus"
 )
@@ -67,13 +68,15 @@ const (
 // NewFaultInformers returns the informer factory of what faults are read
 // from: the nodes, and the ConfigMaps of the device plugin's namespace.
 func NewFaultInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
-	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithNamespace(ascend.DeviceInfoNamespace))
+	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithNamespace(ascend.DeviceInfoNamespace),
+		kubeinformers.WithTransform(cachetrim.ManagedFields))
 }
 
 // NewNodeLeaseInformers returns the informer factory of the nodes'
 // heartbeats (the Leases of kube-node-lease).
 func NewNodeLeaseInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
-	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithNamespace(corev1.NamespaceNodeLease))
+	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync, kubeinformers.WithNamespace(corev1.NamespaceNodeLease),
+		kubeinformers.WithTransform(cachetrim.ManagedFields))
 }
 
 // podsByNode indexes the controller's pods by node.
