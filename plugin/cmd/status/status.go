@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -169,15 +171,23 @@ func (o *statusOptions) show(ctx context.Context, s *v1alpha1.InferServer) error
 	if err != nil {
 		return err
 	}
-	for _, r := range []string{s.Status.CurrentRevision, s.Status.UpdateRevision} {
+	// The revisions and the events are read at the same time.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, r := range slices.Compact([]string{s.Status.CurrentRevision, s.Status.UpdateRevision}) {
 		if r == "" {
 			continue
 		}
-		if cr, err := kube.AppsV1().ControllerRevisions(s.Namespace).Get(ctx, r, metav1.GetOptions{}); err == nil {
-			info.revisions[r] = cr.Revision
-		}
+		wg.Go(func() {
+			if cr, err := kube.AppsV1().ControllerRevisions(s.Namespace).Get(ctx, r, metav1.GetOptions{}); err == nil {
+				mu.Lock()
+				info.revisions[r] = cr.Revision
+				mu.Unlock()
+			}
+		})
 	}
-	info.events, info.eventsErr = inferServerEvents(ctx, kube, s)
+	wg.Go(func() { info.events, info.eventsErr = inferServerEvents(ctx, kube, s) })
+	wg.Wait()
 	describe(o.Out, info, o.Now())
 	return nil
 }
