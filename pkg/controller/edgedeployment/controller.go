@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,6 +93,41 @@ type Controller struct {
 	nodes    corelisters.NodeLister
 	queue    workqueue.TypedRateLimitingInterface[string]
 	synced   []cache.InformerSynced
+
+	// written is, per job key, the job as this controller last wrote its
+	// status, and the resourceVersion it was written over: while the
+	// informer's cache still holds that version, the job is synced from
+	// what was written (syncing from the cache would only conflict).
+	mu      sync.Mutex
+	written map[string]writtenJob
+}
+
+type writtenJob struct {
+	over string
+	job  *v1alpha1.EdgeDeployment
+}
+
+// latest is the freshest known state of job key: what this controller
+// wrote if the cache has not caught up with it, else cached.
+func (c *Controller) latest(key string, cached *v1alpha1.EdgeDeployment) *v1alpha1.EdgeDeployment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.written[key]
+	if ok && w.over != "" && w.over == cached.ResourceVersion {
+		return w.job
+	}
+	delete(c.written, key)
+	return cached
+}
+
+func (c *Controller) remember(key, over string, job *v1alpha1.EdgeDeployment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if job == nil {
+		delete(c.written, key)
+		return
+	}
+	c.written[key] = writtenJob{over: over, job: job}
 }
 
 // New builds the controller and registers its event handlers.
@@ -102,7 +138,7 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Controller{kube: cfg.Kube, infer: cfg.Infer, recorder: cfg.Recorder, now: cfg.Now,
+	c := &Controller{kube: cfg.Kube, infer: cfg.Infer, recorder: cfg.Recorder, now: cfg.Now, written: map[string]writtenJob{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "edgedeployment"})}
 	jobs := cfg.Jobs.Informer()
@@ -182,12 +218,13 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	cached, err := c.jobs.EdgeDeployments(ns).Get(name)
 	if apierrors.IsNotFound(err) {
+		c.remember(key, "", nil)
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	e := cached.DeepCopy()
+	e := c.latest(key, cached).DeepCopy()
 	if e.DeletionTimestamp != nil {
 		return 0, c.finalize(ctx, e)
 	}
@@ -206,12 +243,24 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	e.Status.ObservedGeneration = e.Generation
 	e.Status.CountNodes()
-	c.recordTransitions(e, old)
 	if !statusEqual(old, &e.Status) {
-		if _, err := c.infer.InferV1alpha1().EdgeDeployments(ns).UpdateStatus(ctx, e, metav1.UpdateOptions{}); err != nil {
+		over := e.ResourceVersion
+		updated, err := c.infer.InferV1alpha1().EdgeDeployments(ns).UpdateStatus(ctx, e, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			// The job changed meanwhile (a user's edit): its new version,
+			// on its way through the informer, queues it again, and that
+			// sync adopts the pods this one created.
+			c.remember(key, "", nil)
+			return 0, nil
+		}
+		if err != nil {
 			return 0, fmt.Errorf("update status: %w", err)
 		}
+		c.remember(key, over, updated)
 	}
+	// Recorded once the status that says so is written, so that a sync
+	// whose write failed records nothing twice.
+	c.recordTransitions(e, old)
 	return requeue, nil
 }
 
@@ -280,9 +329,30 @@ func (c *Controller) jobPods(e *v1alpha1.EdgeDeployment) ([]*corev1.Pod, error) 
 
 // recordTransitions emits an event for each node and phase change.
 func (c *Controller) recordTransitions(e *v1alpha1.EdgeDeployment, old *v1alpha1.EdgeDeploymentStatus) {
+	st := &e.Status
+	switch {
+	case len(old.Targets) == 0 && len(st.Targets) > 0:
+		c.recorder.Eventf(e, corev1.EventTypeNormal, ReasonStarted, "Deploying to %d %s nodes, at most %d at a time: %s",
+			len(st.Targets), st.Architecture, *e.Spec.MaxConcurrentNodes, summarize(st.Targets))
+	case len(st.Targets) == 0 && st.Phase == v1alpha1.EdgePhaseFailed && old.Phase != v1alpha1.EdgePhaseFailed:
+		if cond := meta.FindStatusCondition(st.Conditions, v1alpha1.EdgeConditionFailed); cond != nil {
+			c.recorder.Eventf(e, corev1.EventTypeWarning, ReasonRefused, "%s: %s", cond.Reason, cond.Message)
+		}
+	}
 	before := map[string]v1alpha1.EdgeNodeState{}
 	for _, n := range old.Nodes {
 		before[n.Node] = n.State
+	}
+	if st.ObservedRetryGeneration > old.ObservedRetryGeneration {
+		var again []string
+		for _, n := range st.Nodes {
+			if was := before[n.Node]; (was == v1alpha1.EdgeNodeFailed || was == v1alpha1.EdgeNodeTimedOut) && n.RetryGeneration == st.ObservedRetryGeneration {
+				again = append(again, n.Node)
+			}
+		}
+		if len(again) > 0 {
+			c.recorder.Eventf(e, corev1.EventTypeNormal, ReasonRetrying, "Retry %d: deploying again to %d nodes: %s", st.ObservedRetryGeneration, len(again), summarize(again))
+		}
 	}
 	for _, n := range e.Status.Nodes {
 		if before[n.Node] == n.State {

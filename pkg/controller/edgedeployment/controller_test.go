@@ -2,16 +2,19 @@ package edgedeployment
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	kubeinformers "k8s.io/client-go/informers"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
@@ -186,6 +189,27 @@ func TestMixedArchitecturesRefused(t *testing.T) {
 		!strings.Contains(c.Message, "amd64: b; arm64: a, c") || len(f.podNames()) != 0 {
 		t.Errorf("status %+v, pods %v", e.Status, f.podNames())
 	}
+	if ev := f.events(); len(ev) != 2 || !strings.HasPrefix(ev[0], "Warning Refused MixedArchitectures: the target nodes do not share") || !strings.HasPrefix(ev[1], "Warning PhaseChanged Job Failed") {
+		t.Errorf("events %q", ev)
+	}
+	// Looked at again: nothing new to say.
+	f.sync("app")
+	if ev := f.events(); len(ev) != 0 {
+		t.Errorf("events %q", ev)
+	}
+}
+
+// events drains the events recorded so far.
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
 }
 
 func findCondition(e *v1alpha1.EdgeDeployment, typ string) *metav1.Condition {
@@ -219,6 +243,10 @@ func TestPacedJobPartialRetry(t *testing.T) {
 	if e := f.job("app"); nodeStates(e) != "a=Succeeded b=Deploying c=Queued" || e.Status.Succeeded != 1 || e.Status.Running != 1 || e.Status.Queued != 1 {
 		t.Fatalf("nodes %s, status %+v", nodeStates(e), e.Status)
 	}
+	if ev := strings.Join(f.events(), "\n"); !strings.Contains(ev, "Normal Started Deploying to 3 arm64 nodes, at most 1 at a time: a, b, c") ||
+		!strings.Contains(ev, "Normal NodeSucceeded Node a succeeded") {
+		t.Errorf("events:\n%s", ev)
+	}
 	f.setPod("app-b-0", "ImagePullBackOff")
 	f.sync("app")
 	f.setPod("app-c-0", "")
@@ -230,8 +258,12 @@ func TestPacedJobPartialRetry(t *testing.T) {
 	}
 
 	// Retry: only b again.
+	f.events()
 	f.update("app", func(e *v1alpha1.EdgeDeployment) { e.Spec.RetryGeneration = 1 })
 	f.sync("app") // deletes b's pod
+	if ev := strings.Join(f.events(), "\n"); !strings.Contains(ev, "Normal Retrying Retry 1: deploying again to 1 nodes: b") {
+		t.Errorf("events:\n%s", ev)
+	}
 	f.sync("app") // makes it again
 	e = f.job("app")
 	if nodeStates(e) != "a=Succeeded b=Deploying c=Succeeded" || e.Status.ObservedRetryGeneration != 1 || e.Status.Phase != v1alpha1.EdgePhaseRunning {
@@ -327,5 +359,80 @@ func TestCrashLoopFailsAfterRestarts(t *testing.T) {
 	p.Status.ContainerStatuses[0].RestartCount = crashLoopRestarts
 	if reason, _, failed := podFailure(e, p); !failed || reason != "CrashLoopBackOff" {
 		t.Errorf("not failed after %d restarts: %s", crashLoopRestarts, reason)
+	}
+}
+
+// Until the cache holds the version a status was written over no more,
+// the job is synced from what was written; a newer version in the cache
+// (the write itself, or a user's edit) wins and the memory goes.
+func TestLatestPrefersTheWrittenStatusOverAStaleCache(t *testing.T) {
+	f := newFixture(t)
+	stale := &v1alpha1.EdgeDeployment{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns, ResourceVersion: "10"}}
+	written := stale.DeepCopy()
+	written.ResourceVersion, written.Status.Phase = "11", v1alpha1.EdgePhaseRunning
+	f.c.remember(ns+"/app", "10", written)
+	if got := f.c.latest(ns+"/app", stale); got != written {
+		t.Errorf("a stale cache won over the status written: %+v", got)
+	}
+	newer := stale.DeepCopy()
+	newer.ResourceVersion = "12"
+	if got := f.c.latest(ns+"/app", newer); got != newer {
+		t.Errorf("the written status won over a newer cache: %+v", got)
+	}
+	if got := f.c.latest(ns+"/app", stale); got != stale {
+		t.Errorf("the memory outlived the cache catching up: %+v", got)
+	}
+}
+
+// A status write that conflicts (the job changed meanwhile) is no error
+// and records no event: the next sync, from the newer job, adopts the pods
+// made and records the transitions once.
+func TestStatusConflictIsNoErrorAndRecordsNothing(t *testing.T) {
+	f := newFixture(t, edgeNode("a", "arm64"), job("app", nil))
+	f.infer.PrependReactor("update", "edgedeployments", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewConflict(v1alpha1.Resource("edgedeployments"), "app", errors.New("the object has been modified"))
+	})
+	if _, err := f.c.sync(f.ctx, ns+"/app"); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if n := len(f.recorder.Events); n != 0 {
+		t.Errorf("%d events recorded for a status that was not written", n)
+	}
+}
+
+// A node's instances are created at once; one that the API refuses keeps
+// the node Queued (the sync fails, to be retried), and the next sync
+// creates only what is missing.
+func TestDispatchCreatesInstancesAtOnce(t *testing.T) {
+	f := newFixture(t, edgeNode("a", "arm64"), edgeNode("b", "arm64"),
+		job("app", func(e *v1alpha1.EdgeDeployment) { e.Spec.InstancesPerNode = ptr.To[int32](3) }))
+	refuse := true
+	f.kube.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if p := a.(clienttesting.CreateAction).GetObject().(*corev1.Pod); refuse && p.Name == "app-b-1" {
+			return true, nil, apierrors.NewInternalError(errors.New("etcd is slow"))
+		}
+		return false, nil, nil
+	})
+	if _, err := f.c.sync(f.ctx, ns+"/app"); err == nil || !strings.Contains(err.Error(), "create pod app-b-1") {
+		t.Fatalf("sync: %v", err)
+	}
+	f.refresh()
+	if got := strings.Join(f.podNames(), ","); got != "app-a-0,app-a-1,app-a-2,app-b-0,app-b-2" {
+		t.Fatalf("pods %s", got)
+	}
+	refuse = false
+	f.kube.ClearActions()
+	f.sync("app")
+	var created []string
+	for _, a := range f.kube.Actions() {
+		if a.GetVerb() == "create" {
+			created = append(created, a.(clienttesting.CreateAction).GetObject().(*corev1.Pod).Name)
+		}
+	}
+	if e := f.job("app"); nodeStates(e) != "a=Deploying b=Deploying" || strings.Join(created, ",") != "app-b-1" {
+		t.Errorf("nodes %s, created %v", nodeStates(e), created)
 	}
 }

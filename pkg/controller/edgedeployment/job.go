@@ -2,10 +2,12 @@ package edgedeployment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +29,10 @@ const crashLoopRestarts = 3
 const podsMissingGrace = 10 * time.Second
 
 // terminal says whether a node's task is over for this run.
+// maxParallelCreates bounds the pod creations of one sync under way at
+// once.
+const maxParallelCreates = 32
+
 func terminal(s v1alpha1.EdgeNodeState) bool {
 	return s == v1alpha1.EdgeNodeSucceeded || s == v1alpha1.EdgeNodeFailed || s == v1alpha1.EdgeNodeTimedOut
 }
@@ -134,7 +140,6 @@ func (c *Controller) resolve(e *v1alpha1.EdgeDeployment, now time.Time) bool {
 		st.Phase = v1alpha1.EdgePhaseFailed
 		st.CompletionTime = ptr.To(metav1.NewTime(now))
 		setCondition(e, v1alpha1.EdgeConditionFailed, true, reason, msg, now)
-		c.recorder.Eventf(e, corev1.EventTypeWarning, ReasonRefused, "%s: %s", reason, msg)
 		return true
 	}
 	if len(missing) > 0 {
@@ -174,8 +179,6 @@ func (c *Controller) resolve(e *v1alpha1.EdgeDeployment, now time.Time) bool {
 	for _, name := range st.Targets {
 		st.Nodes = append(st.Nodes, v1alpha1.EdgeNodeStatus{Node: name, State: v1alpha1.EdgeNodeQueued, Since: ptr.To(metav1.NewTime(now))})
 	}
-	c.recorder.Eventf(e, corev1.EventTypeNormal, ReasonStarted, "Deploying to %d %s nodes, at most %d at a time: %s",
-		len(st.Targets), st.Architecture, *e.Spec.MaxConcurrentNodes, summarize(st.Targets))
 	return false
 }
 
@@ -214,7 +217,6 @@ func (c *Controller) retry(ctx context.Context, e *v1alpha1.EdgeDeployment, byNo
 	st.CompletionTime = nil
 	st.Phase = v1alpha1.EdgePhaseRunning
 	st.Conditions = nil
-	c.recorder.Eventf(e, corev1.EventTypeNormal, ReasonRetrying, "Retry %d: deploying again to %d nodes: %s", e.Spec.RetryGeneration, len(again), summarize(again))
 	return nil
 }
 
@@ -228,9 +230,16 @@ func (c *Controller) dispatch(ctx context.Context, e *v1alpha1.EdgeDeployment, b
 			deploying++
 		}
 	}
+	// The nodes that start now, and the pods they still need.
+	type start struct {
+		node    *v1alpha1.EdgeNodeStatus
+		pods    []string
+		missing []*corev1.Pod
+	}
+	var starts []start
 	for i := range st.Nodes {
 		n := &st.Nodes[i]
-		if deploying >= int(*e.Spec.MaxConcurrentNodes) {
+		if deploying+len(starts) >= int(*e.Spec.MaxConcurrentNodes) {
 			break
 		}
 		if n.State != v1alpha1.EdgeNodeQueued {
@@ -251,22 +260,48 @@ func (c *Controller) dispatch(ctx context.Context, e *v1alpha1.EdgeDeployment, b
 		if stale {
 			continue
 		}
-		n.Pods = nil
+		s := start{node: n}
 		for i := 0; i < int(*e.Spec.InstancesPerNode); i++ {
 			p := Pod(e, n.Node, i)
+			s.pods = append(s.pods, p.Name)
 			if !current[p.Name] {
-				if _, err := c.kube.CoreV1().Pods(e.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-					c.recorder.Eventf(e, corev1.EventTypeWarning, ReasonFailedCreate, "Creating pod %s on node %s: %v", p.Name, n.Node, err)
-					return fmt.Errorf("create pod %s: %w", p.Name, err)
-				}
+				s.missing = append(s.missing, p)
 			}
-			n.Pods = append(n.Pods, p.Name)
 		}
+		starts = append(starts, s)
+	}
+	// Created at once (the client's rate limit paces them), not one
+	// round trip after another: a wave of maxConcurrentNodes nodes starts
+	// in about the time of one create.
+	failed := make([]error, len(starts))
+	var mu sync.Mutex // failed: a node's pods fail apart
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelCreates)
+	for i, s := range starts {
+		for _, p := range s.missing {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if _, err := c.kube.CoreV1().Pods(e.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+					c.recorder.Eventf(e, corev1.EventTypeWarning, ReasonFailedCreate, "Creating pod %s on node %s: %v", p.Name, s.node.Node, err)
+					mu.Lock()
+					failed[i] = errors.Join(failed[i], fmt.Errorf("create pod %s: %w", p.Name, err))
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i, s := range starts {
+		if failed[i] != nil {
+			continue
+		}
+		n := s.node
+		n.Pods = s.pods
 		n.State, n.Reason, n.Message, n.Since = v1alpha1.EdgeNodeDeploying, "", "", ptr.To(metav1.NewTime(now))
 		n.Attempts++
-		deploying++
 	}
-	return nil
+	return errors.Join(failed...)
 }
 
 // judge decides a deploying node's task from its pods and its node.
