@@ -107,7 +107,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	crashBackOff := fs.Duration("crash-loop-backoff", kubelet.DefaultCrashLoopBackOffSeconds*time.Second,
 		"CrashLoopBackOff: delay before a container's first restart, doubling on each further restart up to 5m")
 	lease := fs.Duration("lease-interval", kubelet.DefaultLeaseInterval, "lease renewal and node heartbeat interval")
-	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server, shared by every simulated node and pod (a real kubelet has its own budget per node)")
+	qps := fs.Float64("kube-api-qps", 200, "requests per second to the API server, shared by every simulated pod (a real kubelet has its own budget per node); the nodes' Leases and statuses have a client of their own, sized to the number of nodes")
 	burst := fs.Int("kube-api-burst", 400, "burst of requests to the API server")
 	kubeletPort := fs.Int("kubelet-port", 0, "port on 127.0.0.1 of the HTTPS kubelet API (kubectl logs) shared by all nodes; 0: any free port")
 	controlAddr := fs.String("control-addr", "127.0.0.1:0", "loopback address of the fault-injection control API (empty: none)")
@@ -181,7 +181,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
 		return 2
 	}
-	sim, err := kubelet.New(kubelet.Config{Client: client, NodeCount: nodeCount, NodePrefix: *prefix, NPUsPerNode: *npus,
+	// The nodes' heartbeats have a client of their own, sized to them.
+	hbCfg := rest.CopyConfig(restCfg)
+	hbCfg.QPS = kubelet.HeartbeatQPS(max(nodeCount, 0)+len(edges), *lease)
+	hbCfg.Burst = int(2 * hbCfg.QPS)
+	heartbeats, err := kubernetes.NewForConfig(hbCfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "ascend-sim: %v\n", err)
+		return 2
+	}
+	sim, err := kubelet.New(kubelet.Config{Client: client, HeartbeatClient: heartbeats, NodeCount: nodeCount, NodePrefix: *prefix, NPUsPerNode: *npus,
 		EdgeNodes: edges, EdgeNodeIPCIDR: *edgeCIDR, EdgeNodesUntainted: !*edgeTaint,
 		NPUType: *npuType, PodCIDR: *podCIDR, DeviceIPCIDR: *deviceCIDR, CrashLoopBackOff: *crashBackOff,
 		LeaseInterval: *lease, Log: stderr, KubeletPort: *kubeletPort,

@@ -13,6 +13,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// HeartbeatQPS is the request rate the heartbeats of nodes nodes need
+// with leases renewed every interval: one Lease update per node per
+// interval and a node status (a read and a write) every
+// NodeStatusRefreshLeases of them, with half as much again to spare, and
+// at least 20.
+func HeartbeatQPS(nodes int, interval time.Duration) float32 {
+	perNode := (1 + 2.0/NodeStatusRefreshLeases) / interval.Seconds()
+	return float32(max(20, 1.5*float64(nodes)*perNode))
+}
+
 // Defaults for the zero fields of Config.
 const (
 	DefaultNodeCount     = 4
@@ -94,6 +104,10 @@ var inheritedEnv = []string{"PATH", "HOME", "TMPDIR"}
 type Config struct {
 	// Client talks to the API server. Required.
 	Client kubernetes.Interface
+	// HeartbeatClient writes the nodes' Leases and statuses: a client of
+	// its own, so that heartbeats and pod status do not wait for each
+	// other (each kubelet has its own budget). Default Client.
+	HeartbeatClient kubernetes.Interface
 	// NodeNames names the simulated Ascend nodes. When empty, NodeCount
 	// nodes named NodePrefix+"0" .. NodePrefix+"<NodeCount-1>" are
 	// simulated: DefaultNodeCount when NodeCount is 0, none when it is
@@ -227,6 +241,9 @@ func (e *WaitingError) Error() string { return e.Reason + ": " + e.Message }
 func (c Config) withDefaults() (Config, error) {
 	if c.Client == nil {
 		return c, errors.New("kubelet simulator: Config.Client is required")
+	}
+	if c.HeartbeatClient == nil {
+		c.HeartbeatClient = c.Client
 	}
 	if c.NodePrefix == "" {
 		c.NodePrefix = DefaultNodePrefix

@@ -56,6 +56,8 @@ type nodeState struct {
 	up     chan struct{} // closed while the node is up
 	// pullFails: every image pull on the node fails (SetNodePullFailure).
 	pullFails bool
+	// lease is the node's Lease as last written (renewals update it).
+	lease *coordinationv1.Lease
 	// writes is held (read) by every API write of the node's kubelet and
 	// device plugin, and (write) by SetNodeDown to take the node down: no
 	// write of a down node is under way or starts.
@@ -289,7 +291,7 @@ func (s *Simulator) registerNode(ctx context.Context, name string) error {
 // updateNodeStatus writes the node's whole status with fresh heartbeats,
 // unless the node is down.
 func (s *Simulator) updateNodeStatus(ctx context.Context, name string) error {
-	nodes := s.cfg.Client.CoreV1().Nodes()
+	nodes := s.cfg.HeartbeatClient.CoreV1().Nodes()
 	return skipDown(s.whileUp(name, func() error {
 		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			cur, err := nodes.Get(ctx, name, metav1.GetOptions{})
@@ -374,9 +376,25 @@ func (s *Simulator) renewLease(ctx context.Context, name string) error {
 }
 
 func (s *Simulator) writeLease(ctx context.Context, name string) error {
-	leases := s.cfg.Client.CoordinationV1().Leases(LeaseNamespace)
+	leases := s.cfg.HeartbeatClient.CoordinationV1().Leases(LeaseNamespace)
 	now := metav1.NewMicroTime(time.Now())
 	dur := int32(max(40, 4*s.cfg.LeaseInterval/time.Second))
+	// A renewal updates the Lease last written, one request; only when
+	// that fails (someone else wrote it, it is gone, none yet) is it read
+	// again first.
+	s.mu.Lock()
+	last := s.nodes[name].lease
+	s.mu.Unlock()
+	if last != nil {
+		cur := last.DeepCopy()
+		cur.Spec.RenewTime = &now
+		if updated, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err == nil {
+			s.keepLease(name, updated)
+			return nil
+		} else if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -390,7 +408,10 @@ func (s *Simulator) writeLease(ctx context.Context, name string) error {
 			if uid != "" {
 				l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: name, UID: uid}}
 			}
-			_, err = leases.Create(ctx, l, metav1.CreateOptions{})
+			created, err := leases.Create(ctx, l, metav1.CreateOptions{})
+			if err == nil {
+				s.keepLease(name, created)
+			}
 			return err
 		}
 		if err != nil {
@@ -399,9 +420,19 @@ func (s *Simulator) writeLease(ctx context.Context, name string) error {
 		cur.Spec.HolderIdentity = ptr.To(name)
 		cur.Spec.LeaseDurationSeconds = ptr.To(dur)
 		cur.Spec.RenewTime = &now
-		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
+		updated, err := leases.Update(ctx, cur, metav1.UpdateOptions{})
+		if err == nil {
+			s.keepLease(name, updated)
+		}
 		return err
 	})
+}
+
+// keepLease remembers the Lease last written for node name.
+func (s *Simulator) keepLease(name string, l *coordinationv1.Lease) {
+	s.mu.Lock()
+	s.nodes[name].lease = l
+	s.mu.Unlock()
 }
 
 func (s *Simulator) heartbeatLoop(ctx context.Context, name string) {
