@@ -42,6 +42,15 @@
 #              rendered as the Fault recovery section of docs/benchmarks.md).
 #              When skipped, the document shows the last run's results from
 #              docs/bench/faults.json, or says it has not been run.
+#   EDGE_BENCH  0 skips the EdgeDeployment benchmark that follows them
+#              (hack/edge-bench.sh: a local cluster of its own with 1,000
+#              simulated edge nodes; one EdgeDeployment to all of them, 100
+#              nodes at a time, timed to Succeeded against the same pods
+#              created directly in the same run, and mindie-apiserver's
+#              memory meanwhile; about 12 minutes; docs/bench/edge.json,
+#              rendered as the EdgeDeployment section of docs/benchmarks.md).
+#              When skipped, the document shows the last run's results from
+#              docs/bench/edge.json, or says it has none yet.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/bench/scale-check.json,
@@ -109,6 +118,11 @@ fi
 if [ "${FAULT_BENCH:-1}" != 0 ]; then
   echo "+ hack/fault-bench.sh (FAULT_BENCH=0 skips it)" >&2
   hack/fault-bench.sh
+fi
+
+if [ "${EDGE_BENCH:-1}" != 0 ]; then
+  echo "+ hack/edge-bench.sh (EDGE_BENCH=0 skips it)" >&2
+  hack/edge-bench.sh
 fi
 
 if [ "${SCALE_CHECK:-1}" != 0 ]; then

@@ -14,7 +14,11 @@
 //     says it has not run when the file is missing);
 //   - faults.json, the fault-recovery benchmark's results (test/bench/results),
 //     rendered as the "Fault recovery" section of docs/benchmarks.md (which
-//     says it has not run when the file is missing).
+//     says it has not run when the file is missing);
+//   - edge.json, the EdgeDeployment benchmark's results (test/bench/results),
+//     rendered as the "EdgeDeployment at 1,000 nodes" section of
+//     docs/benchmarks.md (which says it has not run when the file is
+//     missing).
 //
 // It writes docs/benchmarks.md (the benchmarks' ratios to their baselines
 // and goals, and the reconcile benchmark's summary),
@@ -42,7 +46,7 @@ import (
 // or not written.
 type paths struct {
 	apiserverIn, reconcileIn, scaleCheckIn     string
-	routerIn, pdIn, faultsIn                   string
+	routerIn, pdIn, faultsIn, edgeIn           string
 	benchmarksOut, reconcileOut, scaleCheckOut string
 }
 
@@ -54,6 +58,7 @@ func main() {
 	flag.StringVar(&ps.routerIn, "router", "", "the router benchmark's results (default: router.json beside -apiserver); missing: no Router section")
 	flag.StringVar(&ps.pdIn, "pd", "", "the Prefill/Decode benchmark's results (default: pd.json beside -apiserver); missing: a section saying it has not run")
 	flag.StringVar(&ps.faultsIn, "faults", "", "the fault-recovery benchmark's results (default: faults.json beside -apiserver); missing: a section saying it has not run")
+	flag.StringVar(&ps.edgeIn, "edge", "", "the EdgeDeployment benchmark's results (default: edge.json beside -apiserver); missing: a section saying it has not run")
 	flag.StringVar(&ps.benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
 	flag.StringVar(&ps.reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
 	flag.StringVar(&ps.scaleCheckOut, "scale-check-out", "docs/scale-check.md", "where the scale check's document goes; empty: not written")
@@ -135,6 +140,20 @@ func run(ps paths) error {
 			return err
 		default:
 			doc.WriteString(renderFaults(fr))
+		}
+		edgeIn := ps.edgeIn
+		if edgeIn == "" {
+			edgeIn = filepath.Join(filepath.Dir(ps.apiserverIn), "edge.json")
+		}
+		ed, err := results.LoadEdge(edgeIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: the EdgeDeployment section says it has not run\n", edgeIn)
+			doc.WriteString(renderEdgeNotRun())
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderEdge(ed))
 		}
 		if err := write(ps.benchmarksOut, doc.Bytes()); err != nil {
 			return err
