@@ -80,7 +80,16 @@ type Config struct {
 	Recorder    record.EventRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// StatusInterval is the least time between two writes of a job's
+	// status that only report progress (a phase change, a spec or retry
+	// observed is written at once): a job to many nodes changes with each
+	// pod, and every write is the whole status. 0 means
+	// DefaultStatusInterval; negative writes every change at once.
+	StatusInterval time.Duration
 }
+
+// DefaultStatusInterval is Config.StatusInterval's default.
+const DefaultStatusInterval = time.Second
 
 // Controller runs EdgeDeployments.
 type Controller struct {
@@ -100,6 +109,9 @@ type Controller struct {
 	// what was written (syncing from the cache would only conflict).
 	mu      sync.Mutex
 	written map[string]writtenJob
+	// wroteAt is when each job's status was last written.
+	wroteAt        map[string]time.Time
+	statusInterval time.Duration
 }
 
 type writtenJob struct {
@@ -120,11 +132,29 @@ func (c *Controller) latest(key string, cached *v1alpha1.EdgeDeployment) *v1alph
 	return cached
 }
 
+// writeWait is how long the status cur of job key should wait before it
+// is written: 0 unless it only reports progress over old and the last
+// write was less than the status interval ago.
+func (c *Controller) writeWait(key string, old, cur *v1alpha1.EdgeDeploymentStatus) time.Duration {
+	if c.statusInterval < 0 || old.Phase != cur.Phase || old.ObservedGeneration != cur.ObservedGeneration ||
+		old.ObservedRetryGeneration != cur.ObservedRetryGeneration {
+		return 0
+	}
+	c.mu.Lock()
+	last, ok := c.wroteAt[key]
+	c.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	return max(0, c.statusInterval-c.now().Sub(last))
+}
+
 func (c *Controller) remember(key, over string, job *v1alpha1.EdgeDeployment) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if job == nil {
 		delete(c.written, key)
+		delete(c.wroteAt, key)
 		return
 	}
 	c.written[key] = writtenJob{over: over, job: job}
@@ -138,7 +168,11 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.StatusInterval == 0 {
+		cfg.StatusInterval = DefaultStatusInterval
+	}
 	c := &Controller{kube: cfg.Kube, infer: cfg.Infer, recorder: cfg.Recorder, now: cfg.Now, written: map[string]writtenJob{},
+		wroteAt: map[string]time.Time{}, statusInterval: cfg.StatusInterval,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "edgedeployment"})}
 	jobs := cfg.Jobs.Informer()
@@ -244,6 +278,14 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	e.Status.ObservedGeneration = e.Generation
 	e.Status.CountNodes()
 	if !statusEqual(old, &e.Status) {
+		if wait := c.writeWait(key, old, &e.Status); wait > 0 {
+			// Progress only, and the last write is recent: the next sync
+			// writes it (and adopts the pods this one made).
+			if requeue <= 0 || wait < requeue {
+				requeue = wait
+			}
+			return requeue, nil
+		}
 		over := e.ResourceVersion
 		updated, err := c.infer.InferV1alpha1().EdgeDeployments(ns).UpdateStatus(ctx, e, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
@@ -257,6 +299,9 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			return 0, fmt.Errorf("update status: %w", err)
 		}
 		c.remember(key, over, updated)
+		c.mu.Lock()
+		c.wroteAt[key] = c.now()
+		c.mu.Unlock()
 	}
 	// Recorded once the status that says so is written, so that a sync
 	// whose write failed records nothing twice.

@@ -38,6 +38,8 @@ type fixture struct {
 	recorder *record.FakeRecorder
 	c        *Controller
 	now      time.Time
+	// statusInterval is the controller's StatusInterval.
+	statusInterval time.Duration
 }
 
 func edgeNode(name, arch string) *corev1.Node {
@@ -62,6 +64,11 @@ func job(name string, mutate func(*v1alpha1.EdgeDeployment)) *v1alpha1.EdgeDeplo
 }
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+	return newFixtureWith(t, -1, objs...)
+}
+
+// newFixtureWith is newFixture with the controller's StatusInterval.
+func newFixtureWith(t *testing.T, statusInterval time.Duration, objs ...runtime.Object) *fixture {
 	var kubeObjs, inferObjs []runtime.Object
 	for _, o := range objs {
 		if _, ok := o.(*v1alpha1.EdgeDeployment); ok {
@@ -71,11 +78,11 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		}
 	}
 	f := &fixture{t: t, ctx: context.Background(), kube: kubefake.NewClientset(kubeObjs...), infer: inferfake.NewClientset(inferObjs...),
-		recorder: record.NewFakeRecorder(1000), now: t0.Add(time.Second)}
+		recorder: record.NewFakeRecorder(1000), now: t0.Add(time.Second), statusInterval: statusInterval}
 	f.pods, f.nodes = NewKubeInformers(f.kube, 0)
 	f.inferInf = inferinformers.NewSharedInformerFactory(f.infer, 0)
 	c, err := New(Config{Kube: f.kube, Infer: f.infer, Jobs: f.inferInf.Infer().V1alpha1().EdgeDeployments(),
-		Pods: f.pods, Nodes: f.nodes, Recorder: f.recorder, Now: func() time.Time { return f.now }})
+		Pods: f.pods, Nodes: f.nodes, Recorder: f.recorder, Now: func() time.Time { return f.now }, StatusInterval: f.statusInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,5 +441,37 @@ func TestDispatchCreatesInstancesAtOnce(t *testing.T) {
 	}
 	if e := f.job("app"); nodeStates(e) != "a=Deploying b=Deploying" || strings.Join(created, ",") != "app-b-1" {
 		t.Errorf("nodes %s, created %v", nodeStates(e), created)
+	}
+}
+
+// Progress is written at most once a StatusInterval; a phase change at
+// once.
+func TestProgressWritesAreCoalesced(t *testing.T) {
+	f := newFixtureWith(t, time.Second, edgeNode("a", "arm64"), edgeNode("b", "arm64"), job("app", nil))
+	f.sync("app") // Running: written
+	f.setPod("app-a-0", "")
+	f.infer.ClearActions()
+	requeue := f.sync("app") // a succeeded: progress, written 0 s ago
+	n := 0
+	for _, a := range f.infer.Actions() {
+		if a.GetVerb() == "update" {
+			n++
+		}
+	}
+	if n != 0 || requeue <= 0 || requeue > time.Second {
+		t.Fatalf("%d writes, requeue %v: want none, and a look again within a second", n, requeue)
+	}
+	if e := f.job("app"); nodeStates(e) != "a=Deploying b=Deploying" {
+		t.Errorf("nodes %s", nodeStates(e))
+	}
+	f.now = f.now.Add(time.Second)
+	f.sync("app")
+	if e := f.job("app"); nodeStates(e) != "a=Succeeded b=Deploying" || e.Status.Nodes[0].Attempts != 1 {
+		t.Errorf("nodes %s, %+v", nodeStates(e), e.Status.Nodes)
+	}
+	f.setPod("app-b-0", "")
+	f.sync("app") // Succeeded: a phase change, written at once
+	if e := f.job("app"); e.Status.Phase != v1alpha1.EdgePhaseSucceeded {
+		t.Errorf("phase %s", e.Status.Phase)
 	}
 }
