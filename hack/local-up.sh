@@ -23,10 +23,16 @@
 # generic simulated app (docs/simulator.md, "Edge nodes and generic pods").
 # SIM_EDGE_ARCH (default: the mix) gives them all one architecture.
 #
+# MINDIE_APISERVER_FLAGS (default none) are flags appended to
+# mindie-apiserver's command line, split at spaces, such as
+# "--controller-workers=16 --kube-api-qps=400 --kube-api-burst=800"; they
+# take effect when mindie-apiserver starts (stop it to restart it with
+# others).
+#
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
 # KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
 # SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16),
-# SIM_EDGE_ARCH ("").
+# SIM_EDGE_ARCH (""), MINDIE_APISERVER_FLAGS ("").
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -40,6 +46,7 @@ SIM_POD_CIDR=${SIM_POD_CIDR:-127.1.0.0/16}
 if [ "$SIM_NODES" -gt 0 ]; then SIM_EDGE_NODES=${SIM_EDGE_NODES:-3}; else SIM_EDGE_NODES=${SIM_EDGE_NODES:-0}; fi
 SIM_EDGE_CIDR=${SIM_EDGE_CIDR:-127.2.0.0/16}
 SIM_EDGE_ARCH=${SIM_EDGE_ARCH:-}
+read -r -a MINDIE_APISERVER_EXTRA <<<"${MINDIE_APISERVER_FLAGS:-}"
 PKI=$OUT/pki
 LOGS=$OUT/logs
 PIDS=$OUT/pids
@@ -218,7 +225,8 @@ start mindie-apiserver "$OUT/bin/mindie-apiserver" \
   --authentication-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
   --authorization-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
   --audit-policy-file=artifacts/deploy/audit-policy.yaml \
-  --audit-log-path="$LOGS/audit.log" --audit-log-format=json
+  --audit-log-path="$LOGS/audit.log" --audit-log-format=json \
+  ${MINDIE_APISERVER_EXTRA[@]+"${MINDIE_APISERVER_EXTRA[@]}"}
 wait_for mindie-apiserver "https://127.0.0.1:$MINDIE_PORT/readyz" -cacert "$PKI/mindie-ca.crt"
 
 kubectl apply --server-side --force-conflicts --field-manager=local-up -f - >/dev/null <<EOF
@@ -260,14 +268,20 @@ if [ "$SIM_NODES" -gt 0 ]; then
   kubectl wait --for=condition=Ready --timeout=$((60 + SIM_NODES))s node -l mindie.io/simulated=true >/dev/null
 fi
 if [ "$SIM_EDGE_NODES" -gt 0 ]; then
-  # By name: edge nodes of an earlier run with more of them are not waited for.
-  EDGE=()
-  for ((i = 0; i < SIM_EDGE_NODES; i++)); do EDGE+=("node/edge-$i"); done
-  for _ in $(seq 1 $((120 + 2 * SIM_EDGE_NODES))); do
-    kubectl get "${EDGE[@]}" >/dev/null 2>&1 && break
-    sleep 0.5
+  # edge-0 .. edge-<SIM_EDGE_NODES-1> Ready, counted from one list a
+  # round (edge nodes of an earlier run with more of them do not count).
+  ready_edges() {
+    kubectl get nodes -l mindie.io/simulated=edge \
+      -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+      awk -v n="$SIM_EDGE_NODES" '$2 == "True" && $1 ~ /^edge-[0-9]+$/ && substr($1, 6) + 0 < n { c++ } END { print c + 0 }'
+  }
+  deadline=$(($(date +%s) + 120 + SIM_EDGE_NODES / 4))
+  until [ "$(ready_edges)" -ge "$SIM_EDGE_NODES" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "only $(ready_edges) of $SIM_EDGE_NODES simulated edge nodes are Ready"; exit 1
+    fi
+    sleep 1
   done
-  kubectl wait --for=condition=Ready --timeout=$((60 + SIM_EDGE_NODES))s "${EDGE[@]}" >/dev/null
 fi
 log "ready: mindie-apiserver is registered as v1alpha1.infer.mindie.io; $SIM_NODES simulated Ascend nodes, $SIM_EDGE_NODES simulated edge nodes (-l mindie.io/edge=true)"
 echo "export KUBECONFIG=$OUT/kubeconfig"
