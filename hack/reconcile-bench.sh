@@ -6,17 +6,30 @@
 # creates N single-node InferServers at once and measures the time until
 # every one has its children (Deployment, Service, ControllerRevision) and
 # until every status is observed, mindie-apiserver's peak resident memory,
-# and beside them a baseline of the same run: N ConfigMaps written with the
-# same client and concurrency. mindie-apiserver is restarted before each N
-# (after the previous N's servers are deleted), so each starts from a fresh
-# process. It tears the cluster down (hack/local-down.sh --purge, also on
-# failure). When every N has been measured, the results (JSON, the format of
-# test/bench/results) go to docs/bench/reconcile.json and test/bench/report
-# renders docs/reconcile-bench.md and docs/benchmarks.md from them.
+# the controller's work queue and the API servers' writes, and beside them a
+# baseline of the same run: the very children the controller writes on the
+# servers' first syncs, written directly with the same client and
+# concurrency (three runs, the median counts), and the deletion of the N
+# servers at the end. mindie-apiserver is restarted before each N's
+# baseline and again before its servers, so that the servers are measured
+# on a fresh process. It tears the cluster down (hack/local-down.sh
+# --purge, also on failure). When every N has been measured, the results
+# (JSON, the format of test/bench/results) go to $RECONCILE_RESULTS and
+# test/bench/report renders the documents from them.
 #
-#   RECONCILE_SIZES       the N to measure (default "100 1000")
-#   RECONCILE_WORKERS     goroutines creating at once (default 20)
-#   RECONCILE_TIMEOUT     seconds to wait for every status of one N (default 300)
+#   RECONCILE_SIZES       the N to measure (default "100 1000 10000")
+#   RECONCILE_WORKERS     goroutines creating at once (default: -workers of
+#                         test/bench/reconcile run, 20)
+#   RECONCILE_TIMEOUT     seconds each phase of one N may take (every status
+#                         observed, a baseline run, the deletion), plus
+#                         RECONCILE_TIMEOUT_PER_SERVER seconds for each
+#                         server (default: -timeout and -timeout-per-server,
+#                         300 and 0.1: 1,300 s for 10,000)
+#   RECONCILE_APISERVER_FLAGS  flags added to mindie-apiserver's command line
+#                         (hack/local-up.sh's MINDIE_APISERVER_FLAGS), such as
+#                         "--controller-workers=16 --kube-api-qps=400
+#                         --kube-api-burst=800"; the results record them and
+#                         the settings the server ran with (default none)
 #   RECONCILE_RESULTS     where the results go (default docs/bench/reconcile.json,
 #                         from which the documents are rendered; elsewhere,
 #                         only the reconcile report is rendered, next to the
@@ -24,19 +37,26 @@
 #
 #   hack/reconcile-bench.sh --report-only
 #       renders the documents from $RECONCILE_RESULTS without running anything.
+#   hack/reconcile-bench.sh --restart-mindie
+#       restarts mindie-apiserver on the cluster of the running benchmark
+#       (test/bench/reconcile, which the script runs, does, with the
+#       cluster's variables exported).
 #
 # Progress, the results of the current run (as each N is measured) and the
-# cluster's logs are kept in _output/reconcile-bench/. Everything listens on
-# and dials loopback addresses only. About 7 minutes on two cores, most of
-# it the 1,000 servers and their deletion.
+# cluster's logs are kept in _output/reconcile-bench/ (the time each N took
+# in _output/reconcile-bench/times). Everything listens on and dials
+# loopback addresses only. On two cores, N=100 takes about a minute and
+# N=1000 about 5; N=10000 takes most of an hour: the servers alone are
+# bounded by the controller's client rate limit (3 writes a server at
+# --kube-api-qps=100: over 5 minutes), their deletion as long again.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "${ROOT}"
 
-SIZES=${RECONCILE_SIZES:-100 1000}
-WORKERS=${RECONCILE_WORKERS:-20}
-TIMEOUT=${RECONCILE_TIMEOUT:-300}
+DEFAULT_SIZES="100 1000 10000"
+SIZES=${RECONCILE_SIZES:-${DEFAULT_SIZES}}
+APISERVER_FLAGS=${RECONCILE_APISERVER_FLAGS:-}
 DEFAULT_RESULTS=docs/bench/reconcile.json
 RESULTS=${RECONCILE_RESULTS:-${DEFAULT_RESULTS}}
 WORK=_output/reconcile-bench
@@ -44,58 +64,38 @@ BIN=${WORK}/bin/reconcile
 
 log() { echo "reconcile-bench: $*" >&2; }
 
+# The command as the documents show it (the variables set, then the
+# script), and the flags of test/bench/reconcile run the variables set;
+# what is not set is left to its defaults.
 COMMAND="hack/reconcile-bench.sh"
-if [ "${SIZES}" != "100 1000" ] || [ "${WORKERS}" != 20 ] || [ "${TIMEOUT}" != 300 ]; then
-  COMMAND="RECONCILE_SIZES='${SIZES}' RECONCILE_WORKERS=${WORKERS} RECONCILE_TIMEOUT=${TIMEOUT} ${COMMAND}"
-fi
+RUN_FLAGS=()
+# setting VAR FLAG [UNIT]: passes $VAR as FLAG when it is set.
+setting() {
+  local value=${!1:-}
+  [ -n "${value}" ] || return 0
+  COMMAND="${1}='${value}' ${COMMAND}"
+  RUN_FLAGS+=("${2}" "${value}${3:-}")
+}
+setting RECONCILE_TIMEOUT_PER_SERVER -timeout-per-server s
+setting RECONCILE_TIMEOUT -timeout s
+setting RECONCILE_WORKERS -workers
+[ -z "${APISERVER_FLAGS}" ] || COMMAND="RECONCILE_APISERVER_FLAGS='${APISERVER_FLAGS}' ${COMMAND}"
+[ "${SIZES}" = "${DEFAULT_SIZES}" ] || COMMAND="RECONCILE_SIZES='${SIZES}' ${COMMAND}"
 
 # render: the documents from $RESULTS.
 render() {
   if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
     go run ./test/bench/report
   else
-    go run ./test/bench/report -reconcile "${RESULTS}" -benchmarks-out '' -reconcile-out "${RESULTS%.json}.md"
+    go run ./test/bench/report -reconcile "${RESULTS}" -benchmarks-out '' -scale-check-out '' -reconcile-out "${RESULTS%.json}.md"
   fi
 }
-case "${1:-}" in
-  --report-only) render; exit 0 ;;
-  "") ;;
-  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
-esac
-
-mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
-go build -o "${BIN}" ./test/bench/reconcile
-
-rm -rf "${WORK:?}/logs" "${WORK}/reconcile.json" "${WORK}/local-up.out"
-mkdir -p "${WORK}/logs"
-
-read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
-OUT=$(mktemp -d "${TMPDIR:-/tmp}/reconcile-bench.XXXXXX")
-export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
-export SIM_NODES=0 SIM_POD_CIDR=127.78.0.0/16
-log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT}"
-
-# keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
-# the purge; the audit log is large and left out.
-keep_logs() {
-  if [ -d "${OUT}/logs" ]; then
-    find "${OUT}/logs" -maxdepth 1 -name '*.log' ! -name 'audit*' -exec cp {} "${WORK}/logs/" \;
-  fi
-}
-cleanup() {
-  local rc=$?
-  set +o errexit
-  keep_logs
-  log "tearing down"
-  hack/local-down.sh --purge
-  exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # restart_mindie: stops mindie-apiserver (its controller gives up its Lease
 # as it stops) and lets hack/local-up.sh, which starts whatever is not
-# running, start a fresh one.
+# running, start a fresh one. test/bench/reconcile runs it between the
+# baseline and the servers (through --restart-mindie, with the cluster's
+# variables exported), so that the servers' memory is measured from a fresh
+# process, not one whose caches held the baseline's children.
 restart_mindie() {
   local pid
   pid=$(cat "${OUT}/pids/mindie-apiserver")
@@ -117,6 +117,46 @@ restart_mindie() {
   fi
 }
 
+case "${1:-}" in
+  --report-only) render; exit 0 ;;
+  --restart-mindie)
+    [ -n "${OUT:-}" ] || { log "--restart-mindie: OUT is not set: only test/bench/reconcile, run by this script, restarts"; exit 2; }
+    restart_mindie; exit 0 ;;
+  "") ;;
+  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
+esac
+
+mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
+go build -o "${BIN}" ./test/bench/reconcile
+
+rm -rf "${WORK:?}/logs" "${WORK}/reconcile.json" "${WORK}/local-up.out" "${WORK}/times"
+mkdir -p "${WORK}/logs"
+
+read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/reconcile-bench.XXXXXX")
+export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
+export SIM_NODES=0 SIM_POD_CIDR=127.78.0.0/16
+export MINDIE_APISERVER_FLAGS="${APISERVER_FLAGS}"
+log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT}"
+
+# keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
+# the purge; the audit log is large and left out.
+keep_logs() {
+  if [ -d "${OUT}/logs" ]; then
+    find "${OUT}/logs" -maxdepth 1 -name '*.log' ! -name 'audit*' -exec cp {} "${WORK}/logs/" \;
+  fi
+}
+cleanup() {
+  local rc=$?
+  set +o errexit
+  keep_logs
+  log "tearing down"
+  hack/local-down.sh --purge
+  exit "${rc}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 start=$(date +%s)
 if ! hack/local-up.sh >"${WORK}/local-up.out" 2>&1; then
   log "local-up failed:"; tail -30 "${WORK}/local-up.out" >&2; exit 1
@@ -126,16 +166,21 @@ log "cluster up in $(($(date +%s) - start))s"
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 first=1
 for n in ${SIZES}; do
+  n_start=$(date +%s)
   if [ "${first}" = 0 ]; then
     log "restarting mindie-apiserver"
     restart_mindie
   fi
   first=0
   log "N=${n}"
-  "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -n "${n}" -workers "${WORKERS}" \
+  "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -n "${n}" \
     -pids "${OUT}/pids" -log "${OUT}/logs/mindie-apiserver.log" -clk-tck "${clk_tck}" \
     -metrics-url "https://127.0.0.1:${MINDIE_PORT}/metrics" -metrics-ca "${OUT}/pki/mindie-ca.crt" \
-    -timeout "${TIMEOUT}s" -command "${COMMAND}" -results "${WORK}/reconcile.json"
+    ${RUN_FLAGS[@]+"${RUN_FLAGS[@]}"} \
+    -apiserver-flags "${APISERVER_FLAGS}" -restart-mindie "hack/reconcile-bench.sh --restart-mindie" \
+    -command "${COMMAND}" -results "${WORK}/reconcile.json"
+  echo "N=${n} $(($(date +%s) - n_start))s" >>"${WORK}/times"
+  log "N=${n} took $(($(date +%s) - n_start))s"
 done
 keep_logs
 

@@ -11,14 +11,27 @@ import (
 	"mindie.io/deployer/test/bench/results"
 )
 
+// What mindie-apiserver logs, as the log lines say it.
+const (
+	// syncFailed is the message of a failed sync of an InferServer:
+	// pkg/controller/worker logs "Syncing "+kind+" failed" for each error a
+	// sync returns, before it queues the key again with back-off.
+	syncFailed = "Syncing InferServer failed"
+	// throttled is client-go's message for a request its rate limiter held
+	// back (logged at the default verbosity only when over a second, at
+	// most once every 10 s).
+	throttled = "Waited before sending request"
+)
+
 var (
 	delayRE      = regexp.MustCompile(`delay="([^"]+)"`)
 	serverNameRE = regexp.MustCompile(`srv-\d+`)
 )
 
 // summarizeLog reads mindie-apiserver's log from offset: failed syncs,
-// error lines and requests held back by client-side rate limits.
-func summarizeLog(path string, offset int64, r *results.Measurement) error {
+// error lines and requests held back by client-side rate limits. Failed
+// syncs logged within the servers' phase (window) are counted apart too.
+func summarizeLog(path string, offset int64, window logWindow, r *results.Measurement) error {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -30,12 +43,18 @@ func summarizeLog(path string, offset int64, r *results.Measurement) error {
 	sc := bufio.NewScanner(fh)
 	sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
 	seen := map[string]bool{}
+	pos := offset
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.Contains(line, "Syncing InferServer failed") {
+		at := pos
+		pos += int64(len(line)) + 1
+		if strings.Contains(line, syncFailed) {
 			r.Log.SyncErrors++
+			if at >= window.from && at < window.to {
+				r.Log.SyncErrorsReconcile++
+			}
 		}
-		if strings.Contains(line, "Waited before sending request") {
+		if strings.Contains(line, throttled) {
 			r.Log.Throttled++
 			if m := delayRE.FindStringSubmatch(line); m != nil {
 				if d, err := time.ParseDuration(m[1]); err == nil {

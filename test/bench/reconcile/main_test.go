@@ -1,12 +1,26 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
+
+	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/cmd/server"
+	"mindie.io/deployer/pkg/controller/worker"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -35,7 +49,7 @@ func TestNewQueueStats(t *testing.T) {
 	m1 := map[string]float64{`workqueue_adds_total{name="inferserver"}`: 25, `workqueue_work_duration_seconds_count{name="inferserver"}`: 27,
 		`workqueue_work_duration_seconds_sum{name="inferserver"}`: 9, `workqueue_retries_total{name="inferserver"}`: 2,
 		`workqueue_queue_duration_seconds_sum{name="inferserver"}`: 11, `workqueue_adds_total{name="other"}`: 500}
-	want := &results.Queue{Adds: 20, Syncs: 22, Retries: 2, WorkSeconds: 8, QueueSeconds: 11, ElapsedSeconds: 4}
+	want := &results.Queue{Adds: 20, Syncs: 22, Requeues: 2, WorkSeconds: 8, QueueSeconds: 11, ElapsedSeconds: 4}
 	if got := newQueueStats(m0, m1, 4*time.Second); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
@@ -44,29 +58,195 @@ func TestNewQueueStats(t *testing.T) {
 func TestSummarizeLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mindie-apiserver.log")
 	before := "E0101 00:00:00.000000 1 x.go:1] before the run, not counted\n"
-	during := "I0101 00:00:01.000000 1 x.go:1] \"Waited before sending request\" delay=\"1.5s\"\n" +
-		"E0101 00:00:02.000000 1 x.go:1] \"Syncing InferServer failed\" key=\"ns/srv-00001\"\n" +
-		"E0101 00:00:03.000000 1 x.go:1] \"Syncing InferServer failed\" key=\"ns/srv-00002\"\n" +
+	warmup := "I0101 00:00:01.000000 1 x.go:1] \"Waited before sending request\" delay=\"1.5s\"\n" +
+		"E0101 00:00:02.000000 1 x.go:1] \"Syncing InferServer failed\" err=\"boom\" key=\"ns/srv-00001\"\n"
+	servers := "E0101 00:00:03.000000 1 x.go:1] \"Syncing InferServer failed\" err=\"boom\" key=\"ns/srv-00002\"\n" +
 		"I0101 00:00:04.000000 1 x.go:1] \"Waited before sending request\" delay=\"800ms\"\n"
-	if err := os.WriteFile(path, []byte(before+during), 0o644); err != nil {
+	after := "E0101 00:00:05.000000 1 x.go:1] \"Syncing InferServer failed\" err=\"boom\" key=\"ns/srv-00003\"\n"
+	if err := os.WriteFile(path, []byte(before+warmup+servers+after), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var m results.Measurement
-	if err := summarizeLog(path, int64(len(before)), &m); err != nil {
+	start := int64(len(before + warmup))
+	window := logWindow{from: start, to: start + int64(len(servers))}
+	if err := summarizeLog(path, int64(len(before)), window, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := results.Log{SyncErrors: 2, ErrorLines: 2, Throttled: 2, MaxThrottle: 1.5,
+	want := results.Log{SyncErrors: 3, SyncErrorsReconcile: 1, ErrorLines: 3, Throttled: 2, MaxThrottle: 1.5,
 		// Alike errors about other servers count once among the examples.
-		ErrorExamples: []string{`"Syncing InferServer failed" key="ns/srv-00001"`}}
+		ErrorExamples: []string{`"Syncing InferServer failed" err="boom" key="ns/srv-00001"`}}
 	if !reflect.DeepEqual(m.Log, want) {
 		t.Errorf("got %+v, want %+v", m.Log, want)
 	}
 }
 
+// The line the benchmark counts as a failed sync is the one the
+// controllers' worker loop logs when a sync of an InferServer fails.
+func TestWorkerLogsFailedSync(t *testing.T) {
+	var buf syncBuffer
+	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(&buf)))
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), logger))
+	defer cancel()
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Hour, time.Hour))
+	defer queue.ShutDown()
+	failed := make(chan struct{})
+	var once sync.Once
+	worker.Run(ctx, queue, 1, "InferServer", func(context.Context, string) (time.Duration, error) {
+		defer once.Do(func() { close(failed) })
+		return 0, errors.New("boom")
+	})
+	queue.Add("ns/srv-00001")
+	select {
+	case <-failed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync did not run")
+	}
+	// The worker logs after the sync returned.
+	var m results.Measurement
+	path := filepath.Join(t.TempDir(), "mindie-apiserver.log")
+	if err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		if err := os.WriteFile(path, buf.bytes(), 0o644); err != nil {
+			return false, err
+		}
+		m = results.Measurement{}
+		if err := summarizeLog(path, 0, logWindow{from: 0, to: 1 << 40}, &m); err != nil {
+			return false, err
+		}
+		return m.Log.SyncErrors > 0, nil
+	}); err != nil {
+		t.Fatalf("no failed sync counted in what the worker logged:\n%s", buf.bytes())
+	}
+	if m.Log.SyncErrors != 1 || m.Log.SyncErrorsReconcile != 1 || m.Log.ErrorLines != 1 {
+		t.Errorf("got %+v from:\n%s", m.Log, buf.bytes())
+	}
+}
+
+// syncBuffer is a bytes.Buffer the logger writes to while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// The baseline writes what the controller would for a server like the
+// benchmark's, defaulted, in the baseline's namespace, and owned by nothing.
+func TestBaselineChildren(t *testing.T) {
+	c, err := baselineChildren("base-0", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.rev.Namespace != "base-0" || *c.dep.Namespace != "base-0" || *c.svc.Namespace != "base-0" {
+		t.Errorf("namespaces: %s, %s, %s", c.rev.Namespace, *c.dep.Namespace, *c.svc.Namespace)
+	}
+	if *c.dep.Name != "srv-00007" || *c.svc.Name != "srv-00007" || c.rev.Labels[v1alpha1.LabelServer] != "srv-00007" {
+		t.Errorf("names: Deployment %s, Service %s, revision labelled %q", *c.dep.Name, *c.svc.Name, c.rev.Labels[v1alpha1.LabelServer])
+	}
+	if len(c.rev.OwnerReferences)+len(c.dep.OwnerReferences)+len(c.svc.OwnerReferences) != 0 {
+		t.Errorf("owner references left: %v %v %v", c.rev.OwnerReferences, c.dep.OwnerReferences, c.svc.OwnerReferences)
+	}
+	// Defaulted: the Deployment keeps the server's default history.
+	if c.dep.Spec == nil || c.dep.Spec.RevisionHistoryLimit == nil || *c.dep.Spec.RevisionHistoryLimit != v1alpha1.DefaultRevisionHistoryLimit {
+		t.Errorf("the Deployment's history limit: got %+v, want the default %d", c.dep.Spec, v1alpha1.DefaultRevisionHistoryLimit)
+	}
+	// Apart from their UIDs, which are not in the children, two servers'
+	// children differ by their names only: the template is the same.
+	other, err := baselineChildren("base-0", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimPrefix(c.rev.Name, "srv-00007"), strings.TrimPrefix(other.rev.Name, "srv-00008"); got != want {
+		t.Errorf("revision hashes: %q and %q", got, want)
+	}
+}
+
+func TestFirstChildrenDifferences(t *testing.T) {
+	read := func() *firstChildren {
+		c, err := baselineChildren("ns", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.dep.Namespace, c.svc.Namespace = nil, nil
+		return &firstChildren{rev: c.rev, dep: c.dep, svc: c.svc}
+	}
+	a, b := read(), read()
+	if d := a.differences(b); d != "" {
+		t.Errorf("alike: got %q", d)
+	}
+	b.svc.Labels["extra"] = "x"
+	if d := a.differences(b); !strings.HasPrefix(d, "Service: baseline ") || !strings.Contains(d, `"extra":"x"`) || strings.Contains(d, "Deployment") {
+		t.Errorf("a Service with one more label: got %q", d)
+	}
+}
+
+func TestWriteRequests(t *testing.T) {
+	apply := `apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="APPLY",version="v1"}`
+	apply201 := strings.Replace(apply, `code="200"`, `code="201"`, 1)
+	applySecs := `apiserver_request_duration_seconds_sum{component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="APPLY",version="v1"}`
+	status := `apiserver_request_total{code="200",component="apiserver",dry_run="",group="infer.mindie.io",resource="inferservers",scope="resource",subresource="status",verb="PUT",version="v1alpha1"}`
+	list := `apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"}`
+	m0 := map[string]map[string]float64{
+		kubeAPIServer:   {apply: 10, applySecs: 1, list: 5},
+		mindieAPIServer: {status: 3},
+	}
+	m1 := map[string]map[string]float64{
+		kubeAPIServer:   {apply: 40, apply201: 70, applySecs: 3, list: 500},
+		mindieAPIServer: {status: 53},
+	}
+	want := []results.Requests{
+		{Server: kubeAPIServer, Verb: "APPLY", Resource: "apps/deployments", Count: 100, Seconds: 2},
+		{Server: mindieAPIServer, Verb: "PUT", Resource: "infer.mindie.io/inferservers/status", Count: 50},
+	}
+	if got := writeRequests(m0, m1); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// The controller's settings are read with mindie-apiserver's own flags:
+// what the command line leaves out is the server's default.
+func TestSettingsFromArgs(t *testing.T) {
+	defaults := server.NewOptions(io.Discard, io.Discard).Controllers
+	got, err := settingsFromArgs([]string{"mindie-apiserver", "--etcd-servers=http://127.0.0.1:2379", "--controller-workers=16",
+		"--kube-api-qps=400", "--audit-log-format=json", "--v=2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &results.ControllerSettings{Workers: 16, KubeAPIQPS: 400, KubeAPIBurst: defaults.KubeAPIBurst}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if err := checkFlags([]string{"mindie-apiserver", "--controller-workers=16"}, " --controller-workers=16  --kube-api-qps=400"); err == nil ||
+		!strings.Contains(err.Error(), "--kube-api-qps=400") {
+		t.Errorf("a flag that did not reach the server: got %v", err)
+	}
+	if err := checkFlags([]string{"mindie-apiserver"}, ""); err != nil {
+		t.Errorf("no flags wanted: got %v", err)
+	}
+}
+
+func TestTimeoutFor(t *testing.T) {
+	f := runFlags{n: 10000, timeout: 5 * time.Minute, timeoutPerServer: 100 * time.Millisecond}
+	if got := f.timeoutFor(); got != 1300*time.Second {
+		t.Errorf("got %s, want 21m40s", got)
+	}
+}
+
 // The machine's figures come from /proc, where the benchmark runs.
 func TestRunInfo(t *testing.T) {
-	r := runInfo(runFlags{command: "c", workers: 20, baselineRuns: 3, timeout: 5 * time.Minute, settle: 5 * time.Second})
-	if r.Command != "c" || r.Workers != 20 || r.BaselineRuns != 3 || r.TimeoutSeconds != 300 || r.SettleSeconds != 5 || r.CPUs < 1 || r.Go == "" {
+	r := runInfo(runFlags{command: "c", workers: 20, baselineRuns: 3, timeout: 5 * time.Minute, timeoutPerServer: 100 * time.Millisecond,
+		settle: 5 * time.Second, apiserverFlags: " --controller-workers=16   --kube-api-qps=400 "})
+	if r.Command != "c" || r.Workers != 20 || r.BaselineRuns != 3 || r.TimeoutSeconds != 300 || r.TimeoutPerServerSeconds != 0.1 ||
+		r.SettleSeconds != 5 || r.APIServerFlags != "--controller-workers=16 --kube-api-qps=400" || r.CPUs < 1 || r.Go == "" {
 		t.Errorf("got %+v", r)
 	}
 	if _, err := os.Stat("/proc/meminfo"); err == nil && r.MemTotalKiB <= 0 {

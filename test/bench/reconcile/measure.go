@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -126,101 +123,6 @@ func createAll(ctx context.Context, n, workers int, create func(context.Context,
 
 func name(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix, i) }
 
-// baseline creates N ConfigMaps (each holding the JSON of an InferServer's
-// spec, so the bytes are alike) and times until a watch has seen them all;
-// it does so f.baselineRuns times, with new names each time, and keeps the
-// median, as a small N takes only a fraction of a second.
-func baseline(ctx context.Context, kube kubernetes.Interface, f runFlags, pids map[string]int, r *results.Measurement) error {
-	spec, err := json.Marshal(serverObject(f.baselineNS, "x").Spec)
-	if err != nil {
-		return err
-	}
-	var created, seen []float64
-	var cpus []map[string]float64
-	for run := 0; run < f.baselineRuns; run++ {
-		meter := startCPU(pids, f.clkTck)
-		c, s, errs, err := baselineOnce(ctx, kube, f, fmt.Sprintf("cm%d", run), spec)
-		r.Baseline.Errors += errs
-		if err != nil {
-			return err
-		}
-		cpus = append(cpus, meter.stop())
-		created, seen = append(created, c), append(seen, s)
-		sleep(ctx, time.Second)
-	}
-	r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds = medianOf(created), medianOf(seen)
-	r.Baseline.SeenRuns = seen
-	// The CPU of the run whose time is the median goes in the report.
-	r.Baseline.CPU = cpus[slices.Index(seen, r.Baseline.SeenSeconds)]
-	return nil
-}
-
-// medianOf is the median of xs (the lower middle one of an even count,
-// so that it is one of the values).
-func medianOf(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	return s[(len(s)-1)/2]
-}
-
-// baselineOnce creates N ConfigMaps named <prefix>-<i> and returns the
-// seconds until every create returned and until the watch saw them all.
-func baselineOnce(ctx context.Context, kube kubernetes.Interface, f runFlags, prefix string, spec []byte) (created, seen float64, errs int, err error) {
-	ns := f.baselineNS
-	factory := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithNamespace(ns))
-	inf := factory.Core().V1().ConfigMaps().Informer()
-	var mu sync.Mutex
-	names := map[string]bool{}
-	all := make(chan struct{})
-	var start time.Time
-	var seenAt time.Duration
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(obj any) {
-		cm, ok := obj.(*corev1.ConfigMap)
-		if !ok || !strings.HasPrefix(cm.Name, prefix+"-") {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !names[cm.Name] {
-			names[cm.Name] = true
-			if len(names) == f.n {
-				seenAt = time.Since(start)
-				close(all)
-			}
-		}
-	}}); err != nil {
-		return 0, 0, 0, err
-	}
-	stop := make(chan struct{})
-	defer func() { close(stop); factory.Shutdown() }()
-	factory.Start(stop)
-	factory.WaitForCacheSync(stop)
-
-	mu.Lock()
-	start = time.Now()
-	mu.Unlock()
-	errs, err = createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name(prefix, i), Namespace: ns}, Data: map[string]string{"spec.json": string(spec)}}
-		_, err := kube.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
-		return err
-	}, func(int) {})
-	created = time.Since(start).Seconds()
-	if err != nil {
-		return created, 0, errs, fmt.Errorf("baseline: create ConfigMaps: %w", err)
-	}
-	select {
-	case <-all:
-	case <-time.After(f.timeout):
-	case <-ctx.Done():
-		return created, 0, errs, ctx.Err()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(names) < f.n {
-		return created, 0, errs, fmt.Errorf("baseline: the watch saw %d of %d ConfigMaps within %s", len(names), f.n, f.timeout)
-	}
-	return created, seenAt.Seconds(), errs, nil
-}
-
 // tracker records when each server was created, got its children and had
 // its status observed.
 type tracker struct {
@@ -325,16 +227,22 @@ func maxOf(m map[string]time.Duration) float64 {
 	return out.Seconds()
 }
 
+// logWindow is where in mindie-apiserver's log the servers' phase began
+// and ended: file offsets, since it appends.
+type logWindow struct{ from, to int64 }
+
 // reconcile creates N InferServers at once and watches them and their
 // children until every status is observed, sampling mindie-apiserver's
-// memory; then it deletes them.
-func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.Interface,
-	scrape func(context.Context) (map[string]float64, error), f runFlags, pids map[string]int, mindie int, r *results.Measurement) error {
+// memory and reading the API servers' metrics before and after; then it
+// compares the first server's children with the baseline's and deletes
+// the servers.
+func reconcile(ctx context.Context, c *cluster, f runFlags, base *firstChildren, r *results.Measurement) (logWindow, error) {
+	var lw logWindow
 	ns := f.ns
 	t := newTracker(f.n)
-	kf := kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0, kubeinformers.WithNamespace(ns),
+	kf := kubeinformers.NewSharedInformerFactoryWithOptions(c.kube, 0, kubeinformers.WithNamespace(ns),
 		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }))
-	inff := inferinformers.NewSharedInformerFactoryWithOptions(infer, 0, inferinformers.WithNamespace(ns))
+	inff := inferinformers.NewSharedInformerFactoryWithOptions(c.infer, 0, inferinformers.WithNamespace(ns))
 	handler := func(add func(any)) cache.ResourceEventHandlerFuncs {
 		return cache.ResourceEventHandlerFuncs{AddFunc: add, UpdateFunc: func(_, n any) { add(n) }}
 	}
@@ -368,7 +276,7 @@ func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.I
 		}},
 	} {
 		if _, err := reg.inf.AddEventHandler(handler(reg.fn)); err != nil {
-			return err
+			return lw, err
 		}
 	}
 	stop := make(chan struct{})
@@ -381,13 +289,11 @@ func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.I
 	clear(t.writes)
 	t.mu.Unlock()
 
-	mem := sampleMemory(mindie, 200*time.Millisecond)
-	m0, err := scrape(ctx)
-	if err != nil {
-		logf("reading mindie-apiserver's metrics: %v", err)
-	}
-	r.Memory.BeforeKiB, _, _ = memStatus(mindie)
-	cpu := startCPU(pids, f.clkTck)
+	mem := sampleMemory(c.mindie, memoryEvery)
+	m0 := c.scrape(ctx)
+	r.Memory.BeforeKiB, _, _ = memStatus(c.mindie)
+	cpu := startCPU(c.pids, f.clkTck)
+	lw.from = c.logSize()
 	t.mu.Lock()
 	t.start = time.Now()
 	t.mu.Unlock()
@@ -419,7 +325,7 @@ func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.I
 
 	logf("creating %d InferServers in %s with %d workers", f.n, ns, f.workers)
 	errs, err := createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
-		_, err := infer.InferV1alpha1().InferServers(ns).Create(ctx, serverObject(ns, name("srv", i)), metav1.CreateOptions{})
+		_, err := c.infer.InferV1alpha1().InferServers(ns).Create(ctx, serverObject(ns, name("srv", i)), metav1.CreateOptions{})
 		return err
 	}, func(i int) {
 		t.mu.Lock()
@@ -438,17 +344,18 @@ func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.I
 	timedOut := false
 	select {
 	case <-t.done:
-	case <-time.After(f.timeout - time.Since(t.start)):
+	case <-time.After(f.timeoutFor() - time.Since(t.start)):
 		timedOut = true
 	case <-ctx.Done():
-		return ctx.Err()
+		return lw, ctx.Err()
 	}
 	r.Reconcile.CPU = cpu.stop()
+	lw.to = c.logSize()
+	elapsed := time.Since(t.start)
 	close(progStop)
-	if m1, err := scrape(ctx); err != nil {
-		logf("reading mindie-apiserver's metrics: %v", err)
-	} else if m0 != nil {
-		r.Reconcile.Queue = newQueueStats(m0, m1, time.Since(t.start))
+	if m1 := c.scrape(ctx); m0 != nil && m1 != nil {
+		r.Reconcile.Queue = newQueueStats(m0[mindieAPIServer], m1[mindieAPIServer], elapsed)
+		r.Reconcile.Requests = writeRequests(m0, m1)
 	}
 	<-progDone
 	t.mu.Lock()
@@ -459,31 +366,32 @@ func reconcile(ctx context.Context, kube kubernetes.Interface, infer clientset.I
 	t.mu.Unlock()
 	r.Reconcile.Progress = prog
 	if timedOut {
-		logf("timed out after %s: %d of %d servers with children, %d observed", f.timeout, r.Reconcile.Children, f.n, r.Reconcile.Observed)
+		logf("timed out after %s: %d of %d servers with children, %d observed", f.timeoutFor(), r.Reconcile.Children, f.n, r.Reconcile.Observed)
 	} else {
 		logf("every child after %.2fs, every status observed after %.2fs", r.Reconcile.ChildrenSeconds, r.Reconcile.ObservedSeconds)
 	}
 
 	sleep(ctx, f.settle)
 	r.Memory.PeakKiB, r.Memory.EndKiB, r.Memory.Samples = mem.stop()
-	_, r.Memory.HWMKiB, _ = memStatus(mindie)
+	_, r.Memory.HWMKiB, _ = memStatus(c.mindie)
 	logf("mindie-apiserver VmRSS %d MiB before, %d MiB peak, VmHWM %d MiB", r.Memory.BeforeKiB>>10, r.Memory.PeakKiB>>10, r.Memory.HWMKiB>>10)
 
-	if evs, err := controllerEvents(ctx, kube, ns); err != nil {
+	if evs, err := controllerEvents(ctx, c.kube, ns); err != nil {
 		logf("listing events: %v", err)
 	} else {
 		r.Reconcile.Events = evs
 	}
+	compareBaseline(ctx, c.kube, ns, base, r)
 
 	if f.del {
-		deleteAll(ctx, infer, f, servers, deps, svcs, revs, r)
-		if evs, err := controllerEvents(ctx, kube, ns); err != nil {
+		deleteAll(ctx, c.infer, f, servers, deps, svcs, revs, r)
+		if evs, err := controllerEvents(ctx, c.kube, ns); err != nil {
 			logf("listing events: %v", err)
 		} else {
 			r.Reconcile.EventsLater = evs
 		}
 	}
-	return nil
+	return lw, nil
 }
 
 // controllerEvents counts the Events mindie-controller recorded in ns, by
@@ -510,10 +418,33 @@ func controllerEvents(ctx context.Context, kube kubernetes.Interface, ns string)
 
 // deleteAll deletes the servers at once and times until they and their
 // children are gone (the controller deletes the children behind its
-// finalizer, then lets the server go).
+// finalizer, then lets the server go), noting what is left every 10 s.
 func deleteAll(ctx context.Context, infer clientset.Interface, f runFlags, servers, deps, svcs, revs cache.SharedIndexInformer, r *results.Measurement) {
 	logf("deleting the %d InferServers", f.n)
 	start := time.Now()
+	left := func() results.DeleteProgress {
+		return results.DeleteProgress{
+			T:        round(time.Since(start).Seconds(), 1),
+			Servers:  len(servers.GetStore().ListKeys()),
+			Children: len(deps.GetStore().ListKeys()) + len(svcs.GetStore().ListKeys()) + len(revs.GetStore().ListKeys()),
+		}
+	}
+	progStop, progDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(progDone)
+		tick := time.NewTicker(deleteProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-progStop:
+				return
+			case <-tick.C:
+				p := left()
+				r.Delete.Progress = append(r.Delete.Progress, p)
+				logf("deleting, t=%.0fs: %d servers and %d children left", p.T, p.Servers, p.Children)
+			}
+		}
+	}()
 	_, err := createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
 		err := infer.InferV1alpha1().InferServers(f.ns).Delete(ctx, name("srv", i), metav1.DeleteOptions{})
 		if apierrors.IsNotFound(err) {
@@ -521,21 +452,23 @@ func deleteAll(ctx context.Context, infer clientset.Interface, f runFlags, serve
 		}
 		return err
 	}, func(int) {})
+	r.Delete.CallsSeconds = time.Since(start).Seconds()
 	if err != nil {
 		logf("deleting: %v", err)
 	}
-	left := func() int {
-		return len(servers.GetStore().ListKeys()) + len(deps.GetStore().ListKeys()) + len(svcs.GetStore().ListKeys()) + len(revs.GetStore().ListKeys())
-	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, f.deleteTimeout, true, func(context.Context) (bool, error) {
-		return left() == 0, nil
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, f.timeoutFor(), true, func(context.Context) (bool, error) {
+		p := left()
+		return p.Servers+p.Children == 0, nil
 	})
-	r.Delete.Left = left()
+	close(progStop)
+	<-progDone
+	p := left()
+	r.Delete.Left = p.Servers + p.Children
 	r.Delete.Done = err == nil
 	r.Delete.Seconds = time.Since(start).Seconds()
 	if r.Delete.Done {
-		logf("servers and children gone after %.1fs", r.Delete.Seconds)
+		logf("servers and children gone after %.1fs (the delete calls returned after %.1fs)", r.Delete.Seconds, r.Delete.CallsSeconds)
 	} else {
-		logf("after %.0fs, %d servers and children are left", r.Delete.Seconds, r.Delete.Left)
+		logf("after %.0fs, %d servers and %d children are left", r.Delete.Seconds, p.Servers, p.Children)
 	}
 }

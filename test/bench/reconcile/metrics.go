@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,12 +15,29 @@ import (
 	"mindie.io/deployer/test/bench/results"
 )
 
+// The API servers whose /metrics are read, by the names of their pid files.
+const (
+	kubeAPIServer   = "kube-apiserver"
+	mindieAPIServer = "mindie-apiserver"
+)
+
+// The metrics read: the controller's work queue (mindie-apiserver's) and
+// the requests each API server served, with their time. Nothing else of
+// the kube-apiserver's large /metrics is kept.
+var metricPrefixes = []string{"workqueue_", "apiserver_request_total{", "apiserver_request_duration_seconds_sum{"}
+
+// scraper reads one /metrics endpoint: "name{labels}" -> value.
+type scraper func(context.Context) (map[string]float64, error)
+
 // metricsScraper reads a Prometheus text endpoint with the client
-// certificate of cfg, trusting the CA in caFile: "name{labels}" -> value.
-func metricsScraper(cfg *rest.Config, url, caFile string) func(context.Context) (map[string]float64, error) {
+// certificate of cfg, trusting the CA in caFile (cfg's CA when empty), and
+// keeps the series of metricPrefixes.
+func metricsScraper(cfg *rest.Config, url, caFile string) scraper {
 	return func(ctx context.Context) (map[string]float64, error) {
 		c := rest.CopyConfig(cfg)
-		c.CAData, c.CAFile, c.ServerName = nil, caFile, ""
+		if caFile != "" {
+			c.CAData, c.CAFile, c.ServerName = nil, caFile, ""
+		}
 		hc, err := rest.HTTPClientFor(c)
 		if err != nil {
 			return nil, err
@@ -41,7 +59,7 @@ func metricsScraper(cfg *rest.Config, url, caFile string) func(context.Context) 
 		sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 		for sc.Scan() {
 			line := sc.Text()
-			if line == "" || strings.HasPrefix(line, "#") {
+			if !slices.ContainsFunc(metricPrefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
 				continue
 			}
 			i := strings.LastIndexByte(line, ' ')
@@ -49,7 +67,7 @@ func metricsScraper(cfg *rest.Config, url, caFile string) func(context.Context) 
 				continue
 			}
 			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-				out[line[:i]] = v
+				out[line[:i]] += v
 			}
 		}
 		return out, sc.Err()
@@ -57,8 +75,11 @@ func metricsScraper(cfg *rest.Config, url, caFile string) func(context.Context) 
 }
 
 // newQueueStats is what the controller's work queue ("inferserver") did
-// between two scrapes of its metrics.
+// between two scrapes of mindie-apiserver's metrics.
 func newQueueStats(m0, m1 map[string]float64, elapsed time.Duration) *results.Queue {
+	if m0 == nil || m1 == nil {
+		return nil
+	}
 	d := func(key string) float64 {
 		k := key + `{name="inferserver"}`
 		return m1[k] - m0[k]
@@ -66,9 +87,82 @@ func newQueueStats(m0, m1 map[string]float64, elapsed time.Duration) *results.Qu
 	return &results.Queue{
 		Adds:           d("workqueue_adds_total"),
 		Syncs:          d("workqueue_work_duration_seconds_count"),
-		Retries:        d("workqueue_retries_total"),
+		Requeues:       d("workqueue_retries_total"),
 		WorkSeconds:    d("workqueue_work_duration_seconds_sum"),
 		QueueSeconds:   d("workqueue_queue_duration_seconds_sum"),
 		ElapsedSeconds: elapsed.Seconds(),
 	}
+}
+
+// writeVerbs are the verbs of apiserver_request_total that write.
+var writeVerbs = []string{"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
+
+// writeRequests is the writes each API server served between two scrapes
+// (server -> metrics), by verb and resource, most first.
+func writeRequests(m0, m1 map[string]map[string]float64) []results.Requests {
+	type key struct{ server, verb, resource string }
+	sums := map[key]*results.Requests{}
+	for server, after := range m1 {
+		before := m0[server]
+		for series, v := range after {
+			name, labels := parseSeries(series)
+			if !slices.Contains(writeVerbs, labels["verb"]) {
+				continue
+			}
+			res := labels["resource"]
+			if g := labels["group"]; g != "" {
+				res = g + "/" + res
+			}
+			if sub := labels["subresource"]; sub != "" {
+				res += "/" + sub
+			}
+			k := key{server, labels["verb"], res}
+			if sums[k] == nil {
+				sums[k] = &results.Requests{Server: server, Verb: k.verb, Resource: res}
+			}
+			switch name {
+			case "apiserver_request_total":
+				sums[k].Count += v - before[series]
+			case "apiserver_request_duration_seconds_sum":
+				sums[k].Seconds += v - before[series]
+			}
+		}
+	}
+	var out []results.Requests
+	for _, r := range sums {
+		if r.Count >= 1 {
+			out = append(out, *r)
+		}
+	}
+	slices.SortFunc(out, func(a, b results.Requests) int {
+		if a.Count != b.Count {
+			if a.Count > b.Count {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Server+a.Verb+a.Resource, b.Server+b.Verb+b.Resource)
+	})
+	return out
+}
+
+// parseSeries splits `name{a="x",b="y"}` into its name and labels. Label
+// values of the metrics read have no escaped quotes.
+func parseSeries(series string) (string, map[string]string) {
+	name, rest, ok := strings.Cut(series, "{")
+	if !ok {
+		return series, nil
+	}
+	labels := map[string]string{}
+	rest = strings.TrimSuffix(rest, "}")
+	for rest != "" {
+		k, after, ok := strings.Cut(rest, `="`)
+		if !ok {
+			break
+		}
+		v, tail, _ := strings.Cut(after, `"`)
+		labels[k] = v
+		rest = strings.TrimPrefix(tail, ",")
+	}
+	return name, labels
 }

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"mindie.io/deployer/pkg/cmd/server"
+	"mindie.io/deployer/test/bench/results"
 )
 
 // readPids reads the pid files of a directory: name -> pid.
@@ -149,4 +157,83 @@ func (s *memSampler) stop() (peak, last int64, n int) {
 	return s.peak, s.cur, s.n
 }
 
-// ensureNamespace creates ns unless it exists and waits for its default
+// quietWindow is how long the cluster's CPU is measured at a time while
+// waiting for it to fall quiet.
+const quietWindow = 2 * time.Second
+
+// waitQuiet waits, before the phase named before, until the cluster's
+// processes together used at most f.quietCores over a quietWindow, or
+// f.quietTimeout has passed. It always measures one window.
+func waitQuiet(ctx context.Context, pids map[string]int, f runFlags, before string) results.QuietWait {
+	start := time.Now()
+	w := results.QuietWait{Before: before}
+	for {
+		m := startCPU(pids, f.clkTck)
+		sleep(ctx, quietWindow)
+		var all float64
+		for _, v := range m.stop() {
+			all += v
+		}
+		w.Cores = round(all/quietWindow.Seconds(), 2)
+		w.Seconds = round(time.Since(start).Seconds(), 1)
+		if w.Cores <= f.quietCores {
+			w.Quiet = true
+			break
+		}
+		if time.Since(start) >= f.quietTimeout || ctx.Err() != nil {
+			break
+		}
+	}
+	if w.Quiet {
+		if w.Seconds > 2*quietWindow.Seconds() {
+			logf("before %s: the cluster fell quiet (%.2f cores) after %.0fs", before, w.Cores, w.Seconds)
+		}
+	} else {
+		logf("before %s: the cluster still used %.2f cores after %.0fs; going on", before, w.Cores, w.Seconds)
+	}
+	return w
+}
+
+// controllerSettings reads the command line of mindie-apiserver (pid) with
+// its own flags and defaults: the controller's settings it runs with, and
+// its arguments.
+func controllerSettings(pid int) (*results.ControllerSettings, []string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, nil, err
+	}
+	args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+	c, err := settingsFromArgs(args)
+	return c, args, err
+}
+
+// settingsFromArgs reads mindie-apiserver's arguments (its name first) with
+// its own flags and defaults.
+func settingsFromArgs(args []string) (*results.ControllerSettings, error) {
+	o := server.NewOptions(io.Discard, io.Discard)
+	cmd := &cobra.Command{}
+	o.AddFlags(cmd)
+	fs := cmd.Flags()
+	// Flags other parts of the binary add (logging) are not the point here.
+	fs.ParseErrorsAllowlist.UnknownFlags = true
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("mindie-apiserver's command line %q: %w", args, err)
+	}
+	c := o.Controllers
+	return &results.ControllerSettings{Workers: c.Workers, KubeAPIQPS: float64(c.KubeAPIQPS), KubeAPIBurst: c.KubeAPIBurst}, nil
+}
+
+// checkFlags reports, as an error, a flag of want (as a command line
+// would have them, space-separated) that args lack: the flags meant for
+// mindie-apiserver did not reach it.
+func checkFlags(args []string, want string) error {
+	for _, w := range strings.Fields(want) {
+		if !slices.Contains(args, w) {
+			return fmt.Errorf("mindie-apiserver runs without %s (its command line: %s): was it started with MINDIE_APISERVER_FLAGS?", w, strings.Join(args, " "))
+		}
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -72,40 +73,110 @@ func gib(kib int64) string {
 	return fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
 }
 
-// reconcileSummary is the table of the reconcile benchmark's results with
-// their ratios and goals, and what its columns mean: both documents show it.
+// baselineName is the baseline's column header: what it writes.
+func baselineName(rc *results.Reconcile) string {
+	if rc.ConfigMapBaseline() {
+		return "baseline: N ConfigMaps"
+	}
+	return "baseline: the same children"
+}
+
+// baselineWhat says in a sentence what the baseline of rc is.
+func baselineWhat(rc *results.Reconcile) string {
+	if rc.ConfigMapBaseline() {
+		return "as many ConfigMaps (each holding the JSON of an InferServer's spec), which no controller acts on: " +
+			"the baseline of the results' first format, not the children the controller writes"
+	}
+	return "the very children the controller writes on each server's first sync, written directly in a namespace of their own: " +
+		"per server its ControllerRevision created, then its Deployment and its Service applied at once with server-side apply as `mindie-controller` " +
+		"(`inferserver.FirstChildren` of a server defaulted like the benchmark's, without owner references), 3N objects, " +
+		"until a watch has seen them all"
+}
+
+// controllerFlags says how mindie-apiserver's controller was set up.
+func controllerFlags(run results.Run) string {
+	c := run.Controller
+	if c == nil {
+		return "not recorded (results of the first format)"
+	}
+	s := fmt.Sprintf("`--controller-workers=%d --kube-api-qps=%g --kube-api-burst=%d`", c.Workers, c.KubeAPIQPS, c.KubeAPIBurst)
+	if run.APIServerFlags == "" {
+		return s + " (its defaults: the run added no flag)"
+	}
+	return s + fmt.Sprintf(" (the run added `%s`)", run.APIServerFlags)
+}
+
+// goalNames says what each goal bounds, as the goals table shows it.
+var goalNames = map[string]string{
+	results.GoalRatio:           "all observed / baseline",
+	results.GoalObservedSeconds: "all observed",
+	results.GoalPeakKiB:         "mindie-apiserver peak RSS",
+	results.GoalGrowth:          "peak RSS growth per server",
+}
+
+// goalValue formats a figure a goal bounds.
+func goalValue(goal string, v float64) string {
+	switch goal {
+	case results.GoalRatio:
+		return fmt.Sprintf("%.1f×", v)
+	case results.GoalObservedSeconds:
+		return secs(v)
+	case results.GoalPeakKiB:
+		return mib(int64(v))
+	}
+	return fmt.Sprintf("%.0f KiB", v)
+}
+
+// distance is how a check fared: met with how much room, missed by how
+// much, or not measured.
+func distance(c results.Check, m results.Measurement) string {
+	switch {
+	case !c.Known:
+		return fmt.Sprintf("not measured: %d of %d observed", m.Reconcile.Observed, m.N)
+	case c.Met:
+		return fmt.Sprintf("met (%.0f%% of the bound)", 100*c.Value/c.Max)
+	}
+	over := c.Value / c.Max
+	if over < 1.1 {
+		return fmt.Sprintf("**missed**: %.2f× the bound", over)
+	}
+	return fmt.Sprintf("**missed**: %.1f× the bound", over)
+}
+
+// reconcileSummary is the table of the reconcile benchmark's results, the
+// goals and how each measurement fared, and what the columns mean: both
+// documents show it.
 func reconcileSummary(rc *results.Reconcile) string {
 	var sb strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
-	g := rc.Goals
-	p("| InferServers | all created | all children | all observed | baseline: N ConfigMaps | ratio | goal | servers/s | mindie-apiserver RSS before → peak | peak growth per server | goal |\n")
-	p("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| InferServers | all created | all children | all observed | %s | ratio | servers/s | mindie-apiserver RSS before → peak | peak growth per server |\n", baselineName(rc))
+	p("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, m := range rc.Sizes {
 		r, s := m.Reconcile, m.Summary
-		rate, ratioGoal := "—", "—"
+		rate := "—"
 		if s.ServersPerSecond > 0 {
 			rate = fmt.Sprintf("%.1f", s.ServersPerSecond)
 		}
-		if g.MaxRatio > 0 {
-			ratioGoal = fmt.Sprintf("≤ %g×: %s", g.MaxRatio, "not reached")
-			if s.Ratio > 0 {
-				ratioGoal = fmt.Sprintf("≤ %g×: %s", g.MaxRatio, metOrMissed(g.RatioMet(s.Ratio)))
-			}
-		}
-		growthGoal := "—"
-		if g.MaxPeakGrowthKiBPerServer > 0 {
-			growthGoal = fmt.Sprintf("≤ %g KiB: %s", g.MaxPeakGrowthKiBPerServer, metOrMissed(g.GrowthMet(s.PeakGrowthKiBPerServer)))
-		}
-		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s → %s | %.0f KiB | %s |\n", m.N, secs(r.CreatedSeconds),
+		p("| %d | %s | %s | %s | %s | %s | %s | %s → %s | %.0f KiB |\n", m.N, secs(r.CreatedSeconds),
 			reached(r.ChildrenSeconds, r.Children, m.N), reached(r.ObservedSeconds, r.Observed, m.N),
-			secs(m.Baseline.SeenSeconds), times(s.Ratio), ratioGoal, rate, mib(m.Memory.BeforeKiB), mib(m.Memory.PeakKiB),
-			s.PeakGrowthKiBPerServer, growthGoal)
+			secs(m.Baseline.SeenSeconds), times(s.Ratio), rate, mib(m.Memory.BeforeKiB), mib(m.Memory.PeakKiB), s.PeakGrowthKiBPerServer)
 	}
-	p("\nMeasured %s on %d CPUs (%s), shared with other work. *Ratio* is the time until every InferServer's status was observed over the time to write and watch "+
-		"as many ConfigMaps (the median of %d runs), both in the same run with the same client and %d concurrent creates; compare ratios between runs, not seconds between machines. "+
-		"*Servers/s* is N over the time to all observed. *Goal* is the ceiling on the ratio beside it, and on mindie-apiserver's peak memory growth per server, "+
-		"and whether this run kept under it (flags `-goal-ratio` and `-goal-growth-kib` of `test/bench/reconcile run` set them; the results record them).\n",
-		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), rc.Run.BaselineRuns, rc.Run.Workers)
+	p("\n| InferServers | goal | bound | measured | |\n|--:|---|--:|--:|---|\n")
+	for _, m := range rc.Sizes {
+		for _, c := range m.Summary.Checks {
+			measured := "—"
+			if c.Known {
+				measured = goalValue(c.Goal, c.Value)
+			}
+			p("| %d | %s | ≤ %s | %s | %s |\n", m.N, goalNames[c.Goal], goalValue(c.Goal, c.Max), measured, distance(c, m))
+		}
+	}
+	p("\nMeasured %s on %d CPUs (%s), shared with other work; mindie-apiserver's controller: %s. *Ratio* is the time until every InferServer's status was observed "+
+		"over the time to write %s (the median of %d runs), both in the same run with the same client and %d goroutines writing at once; "+
+		"compare ratios between runs, not seconds between machines. *Servers/s* is N over the time to all observed. "+
+		"The goals are those of the issue for 1,000 and 10,000 servers, and a ceiling on the memory growth per server at every N so that a regression shows; "+
+		"`test/bench/reconcile` holds them and the results record them.\n",
+		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), rc.Run.BaselineRuns, rc.Run.Workers)
 	return sb.String()
 }
 
@@ -123,17 +194,36 @@ func renderReconcile(rc *results.Reconcile) string {
 		"and ControllerRevisions of the namespace. Times count from the first create call:\n\n", run.Workers)
 	p("- **all children**: the last server to have its Deployment and Service (named like it) and a ControllerRevision labelled `%s=<name>`;\n", v1alpha1.LabelServer)
 	p("- **all observed**: the last server whose `status.observedGeneration` equals `metadata.generation` with `status.updateRevision` set;\n")
-	p("- **baseline**: in the same run, just before, N ConfigMaps (each holding the JSON of an InferServer's spec) created with the same client and concurrency, "+
-		"until the watch has seen all of them: what writing N objects through the kube-apiserver costs when no controller has to act on them; "+
-		"the median of %d runs (%s);\n", run.BaselineRuns, baselineRuns(rs))
+	if rc.ConfigMapBaseline() {
+		p("- **baseline**: in the same run, just before, N ConfigMaps (each holding the JSON of an InferServer's spec) created with the same client and concurrency, "+
+			"until the watch has seen all of them: what writing N objects through the kube-apiserver costs when no controller has to act on them; "+
+			"the median of %d runs (%s);\n", run.BaselineRuns, baselineRuns(rs))
+	} else {
+		p("- **baseline**: in the same run, just before, %s, with the same client and the same %d goroutines; each run in a namespace of its own, its objects deleted after it "+
+			"(the deletion timed too); the median of %d runs (%s). After the servers' phase the first server's children, as their field manager owns them, "+
+			"are compared with the baseline's;\n", baselineWhat(rc), run.Workers, run.BaselineRuns, baselineRuns(rs))
+	}
 	p("- **ratio**: all observed / baseline;\n")
-	p("- **memory**: mindie-apiserver's VmRSS sampled from /proc every 200 ms, from just before the first create until %s after the last status was observed. "+
-		"mindie-apiserver is restarted before each N (after the previous N's servers are deleted), so each row starts from a fresh process; "+
-		"a warm-up InferServer, created and observed before the baseline, makes sure the restarted controller holds its Lease and has synced.\n\n", secs(run.SettleSeconds))
-	p("- Date: %s\n", orDash(runDate(rc)))
+	restarted := len(rs) > 0 && rs[len(rs)-1].Memory.Restarted
+	p("- **memory**: mindie-apiserver's VmRSS sampled from /proc every 200 ms, from just before the first create until %s after the last status was observed. ", secs(run.SettleSeconds))
+	if restarted {
+		p("mindie-apiserver is restarted before each N's baseline and again between the baseline and the servers (whose children would otherwise have passed through its caches), " +
+			"so the servers meet a fresh process; a warm-up InferServer, created and observed after each restart, makes sure the controller holds its Lease and has synced.\n")
+	} else {
+		p("mindie-apiserver is restarted before each N (after the previous N's servers are deleted), so each row starts from a fresh process; " +
+			"a warm-up InferServer, created and observed before the baseline, makes sure the restarted controller holds its Lease and has synced.\n")
+	}
+	if !rc.ConfigMapBaseline() {
+		p("- **quiet**: before the warm-up, each baseline run and the servers, the benchmark waits until the cluster's processes together use at most %.2f cores over 2 s "+
+			"(%s at most), so that what the phase before left to do (the controller manager making and collecting ReplicaSets and pods) is not measured with the next one;\n",
+			run.QuietCores, secs(run.QuietTimeoutSeconds))
+		p("- **bounds**: each phase may take %s plus %s per server.\n", secs(run.TimeoutSeconds), secs(run.TimeoutPerServerSeconds))
+	}
+	p("\n- Date: %s\n", orDash(runDate(rc)))
 	p("- Machine: %d CPUs (%s), %s RAM, shared with other work while it ran\n", run.CPUs, orDash(run.CPU), orDash(gib(run.MemTotalKiB)))
 	p("- Go: %s\n", orDash(run.Go))
 	p("- Command: `%s`\n", orDash(run.Command))
+	p("- mindie-apiserver's controller: %s\n", controllerFlags(run))
 	if run.Note != "" {
 		p("- Note: %s\n", run.Note)
 	}
@@ -143,10 +233,16 @@ func renderReconcile(rc *results.Reconcile) string {
 
 	p("## Details\n\n")
 	p("Per-server times (seconds from the first create; p50 / p90 / max over the servers):\n\n")
-	p("| InferServers | children p50 | p90 | max | observed p50 | p90 | max | warm-up server observed | deletion: servers and children gone |\n")
-	p("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| InferServers | children p50 | p90 | max | observed p50 | p90 | max | warm-up server observed |\n")
+	p("|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rs {
 		c, o := r.Reconcile.ChildrenQuantiles, r.Reconcile.ObservedQuantiles
+		p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", r.N, q(c, "p50"), q(c, "p90"), q(c, "max"), q(o, "p50"), q(o, "p90"), q(o, "max"), secs(r.WarmupSeconds))
+	}
+	p("\nThe deletion at the end: every InferServer deleted from %d goroutines; the controller deletes the children behind its finalizer, then lets the server go. "+
+		"Beside it, the baseline's deletion of its children, with the same client and concurrency (the median of its runs):\n\n", run.Workers)
+	p("| InferServers | delete calls returned | servers and children gone | baseline: children gone |\n|--:|--:|--:|--:|\n")
+	for _, r := range rs {
 		del := "not measured"
 		switch {
 		case r.Delete.Done:
@@ -154,14 +250,27 @@ func renderReconcile(rc *results.Reconcile) string {
 		case r.Delete.Seconds > 0:
 			del = fmt.Sprintf("not within %s: %d left", secs(r.Delete.Seconds), r.Delete.Left)
 		}
-		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.N, q(c, "p50"), q(c, "p90"), q(c, "max"), q(o, "p50"), q(o, "p90"), q(o, "max"),
-			secs(r.WarmupSeconds), del)
+		calls, base := "—", "—"
+		if r.Delete.CallsSeconds > 0 {
+			calls = secs(r.Delete.CallsSeconds)
+		}
+		if r.Baseline.DeleteSeconds > 0 {
+			base = secs(r.Baseline.DeleteSeconds)
+		}
+		p("| %d | %s | %s | %s |\n", r.N, calls, del, base)
 	}
-	p("\nmindie-apiserver's memory (VmRSS sampled every 200 ms from just before the first create until %s after the last status was observed; VmHWM is the process's own peak since it started):\n\n", secs(run.SettleSeconds))
-	p("| InferServers | VmRSS before | peak VmRSS | VmRSS at the end | VmHWM at the end | samples |\n|--:|--:|--:|--:|--:|--:|\n")
+
+	p("\nmindie-apiserver's memory (VmRSS sampled every 200 ms from just before the first create until %s after the last status was observed; VmHWM is the process's own peak since it started). "+
+		"The baseline's children pass through the controller's informers too (they carry the label they select)", secs(run.SettleSeconds))
+	if restarted {
+		p(", so the process that held them is restarted before the servers; the first two columns are of that process:\n\n")
+	} else {
+		p(", so the process can be larger after the baseline than after the warm-up:\n\n")
+	}
+	p("| InferServers | after the warm-up | peak during the baseline | before the first create | peak | at the end | VmHWM at the end | samples |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rs {
 		m := r.Memory
-		p("| %d | %s | %s | %s | %s | %d |\n", r.N, mib(m.BeforeKiB), mib(m.PeakKiB), mib(m.EndKiB), mib(m.HWMKiB), m.Samples)
+		p("| %d | %s | %s | %s | %s | %s | %s | %d |\n", r.N, mibOrDash(m.AfterWarmupKiB), mibOrDash(m.BaselinePeakKiB), mib(m.BeforeKiB), mib(m.PeakKiB), mib(m.EndKiB), mib(m.HWMKiB), m.Samples)
 	}
 	p("\nCPU seconds of each process while the N servers were reconciled (first create to last status observed), and while the baseline ran (its median run):\n\n")
 	procs := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "mindie-apiserver"}
@@ -169,11 +278,11 @@ func renderReconcile(rc *results.Reconcile) string {
 	for _, name := range procs {
 		p(" %s |", name)
 	}
-	p(" all | all per object |\n|--:|---|--:|")
+	p(" all | all per server | cores on average |\n|--:|---|--:|")
 	for range procs {
 		p("--:|")
 	}
-	p("--:|--:|\n")
+	p("--:|--:|--:|\n")
 	for _, r := range rs {
 		for _, ph := range []struct {
 			name string
@@ -191,25 +300,61 @@ func renderReconcile(rc *results.Reconcile) string {
 				all += v
 				p(" %.1f |", v)
 			}
-			p(" %.1f | %.3f |\n", all, all/float64(r.N))
+			cores := "—"
+			if ph.secs > 0 {
+				cores = fmt.Sprintf("%.2f", all/ph.secs)
+			}
+			p(" %.1f | %.4f | %s |\n", all, all/float64(r.N), cores)
 		}
 	}
-	p("\nThe controller's work queue while the servers were reconciled, from mindie-apiserver's `/metrics` (`workqueue_*{name=\"inferserver\"}`) " +
-		"read just before the first create and when the last status was observed. A sync is one pass of a worker over one InferServer; " +
-		"busy workers is the time spent in syncs over the elapsed time (local-up runs the default `--controller-workers=5`):\n\n")
-	p("| InferServers | syncs per server | failed syncs (retried) | mean sync | mean wait in the queue | busy workers (mean) |\n")
-	p("|--:|--:|--:|--:|--:|--:|\n")
+	workers := "the default `--controller-workers`"
+	if run.Controller != nil {
+		workers = fmt.Sprintf("%d", run.Controller.Workers)
+	}
+	p("\nThe controller's work queue while the servers were reconciled, from mindie-apiserver's `/metrics` (`workqueue_*{name=\"inferserver\"}`) "+
+		"read just before the first create and when the last status was observed. A sync is one pass of a worker over one InferServer; "+
+		"busy workers is the time spent in syncs over the elapsed time (of %s workers). *Requeued* is `workqueue_retries_total`, which client-go counts on every `AddAfter`: "+
+		"a sync that asks to be looked at again later (a server whose pods are not ready yet) as well as a failed one retried with back-off; "+
+		"*failed syncs* are the `%s` lines mindie-apiserver logged in the same window:\n\n", workers, "Syncing InferServer failed")
+	p("| InferServers | syncs per server | requeued | failed syncs | mean sync | mean wait in the queue | busy workers (mean) |\n")
+	p("|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rs {
 		qs := r.Reconcile.Queue
 		if qs == nil || qs.Syncs == 0 {
-			p("| %d | — | — | — | — | — |\n", r.N)
+			p("| %d | — | — | — | — | — | — |\n", r.N)
 			continue
 		}
-		p("| %d | %.2f | %.0f | %.0f ms | %s | %.2f |\n", r.N, qs.Syncs/float64(r.N), qs.Retries,
+		failed := fmt.Sprintf("%d", r.Log.SyncErrorsReconcile)
+		if rc.ConfigMapBaseline() {
+			failed = "not counted apart"
+		}
+		p("| %d | %.2f | %.0f | %s | %.0f ms | %s | %.2f |\n", r.N, qs.Syncs/float64(r.N), qs.Requeues, failed,
 			1000*qs.WorkSeconds/qs.Syncs, secs(qs.QueueSeconds/qs.Syncs), qs.WorkSeconds/max(qs.ElapsedSeconds, 1e-9))
 	}
+	if hasRequests(rs) {
+		p("\nWrite requests the API servers served while the servers were reconciled (their `apiserver_request_total` and `apiserver_request_duration_seconds`, " +
+			"read at the same moments; everyone's writes, the controller's, the controller manager's, the scheduler's and the benchmark's creates, " +
+			"those of at least one per ten servers), per server, with the server's mean time to answer one, and the same in the baseline's median run:\n\n")
+		p("| InferServers | API server | verb | resource | per server | mean time | baseline: per server | mean time |\n|--:|---|---|---|--:|--:|--:|--:|\n")
+		for _, r := range rs {
+			base := map[[3]string]results.Requests{}
+			for _, req := range r.Baseline.Requests {
+				base[[3]string{req.Server, req.Verb, req.Resource}] = req
+			}
+			for _, req := range r.Reconcile.Requests {
+				if req.Count < float64(r.N)/10 {
+					continue
+				}
+				bcount, btime := "—", "—"
+				if b, ok := base[[3]string{req.Server, req.Verb, req.Resource}]; ok {
+					bcount, btime = fmt.Sprintf("%.2f", b.Count/float64(r.N)), fmt.Sprintf("%.0f ms", 1000*b.Seconds/b.Count)
+				}
+				p("| %d | %s | %s | %s | %.2f | %.0f ms | %s | %s |\n", r.N, req.Server, req.Verb, orDash(req.Resource), req.Count/float64(r.N), 1000*req.Seconds/req.Count, bcount, btime)
+			}
+		}
+	}
 	p("\nWrites the benchmark's watches saw while the servers were reconciled (adds and updates per server: the controller's, " +
-		"the controller manager's and the scheduler's), and what mindie-apiserver logged during the run:\n\n")
+		"the controller manager's and the scheduler's), and what mindie-apiserver logged during the whole measurement (warm-up, baseline, servers and their deletion):\n\n")
 	p("| InferServers | InferServer | Deployment | Service | ControllerRevision | failed syncs logged | error lines logged | requests held back by a client-side rate limit (logged, longest) |\n")
 	p("|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rs {
@@ -226,6 +371,9 @@ func renderReconcile(rc *results.Reconcile) string {
 	for _, r := range rs {
 		p("| %d | %s | %s |\n", r.N, eventList(r.Reconcile.Events), eventList(r.Reconcile.EventsLater))
 	}
+	if s := quietWaits(rs); s != "" {
+		p("\n%s", s)
+	}
 	for _, r := range rs {
 		if len(r.Log.ErrorExamples) == 0 {
 			continue
@@ -240,20 +388,66 @@ func renderReconcile(rc *results.Reconcile) string {
 	if len(last.Reconcile.Progress) > 0 {
 		p("\n## Progress with %d InferServers\n\n", last.N)
 		p("| s | created | with all children | status observed |\n|--:|--:|--:|--:|\n")
-		prog := last.Reconcile.Progress
-		step := max(1, len(prog)/15)
-		var shown []results.Progress
-		for i := 0; i < len(prog); i += step {
-			shown = append(shown, prog[i])
-		}
-		if shown[len(shown)-1] != prog[len(prog)-1] {
-			shown = append(shown, prog[len(prog)-1])
-		}
-		for _, pr := range shown {
+		for _, pr := range thinRows(last.Reconcile.Progress, 15) {
 			p("| %.1f | %d | %d | %d |\n", pr.T, pr.Created, pr.Children, pr.Observed)
 		}
 	}
+	if len(last.Delete.Progress) > 0 {
+		p("\nTheir deletion (servers and children left):\n\n| s | servers | children |\n|--:|--:|--:|\n")
+		for _, pr := range thinRows(last.Delete.Progress, 15) {
+			p("| %.0f | %d | %d |\n", pr.T, pr.Servers, pr.Children)
+		}
+	}
 	return sb.String()
+}
+
+// thinRows keeps about rows of xs, evenly spaced, the last one always.
+func thinRows[T comparable](xs []T, rows int) []T {
+	step := max(1, len(xs)/rows)
+	var out []T
+	for i := 0; i < len(xs); i += step {
+		out = append(out, xs[i])
+	}
+	if out[len(out)-1] != xs[len(xs)-1] {
+		out = append(out, xs[len(xs)-1])
+	}
+	return out
+}
+
+func mibOrDash(kib int64) string {
+	if kib <= 0 {
+		return "—"
+	}
+	return mib(kib)
+}
+
+func hasRequests(rs []results.Measurement) bool {
+	for _, r := range rs {
+		if len(r.Reconcile.Requests) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// quietWaits says how long the phases waited for the cluster to fall
+// quiet, when any waited long or gave up.
+func quietWaits(rs []results.Measurement) string {
+	var out []string
+	for _, r := range rs {
+		for _, w := range r.Quiet {
+			switch {
+			case !w.Quiet:
+				out = append(out, fmt.Sprintf("with %d, %s started after %s while the cluster still used %.2f cores", r.N, w.Before, secs(w.Seconds), w.Cores))
+			case w.Seconds >= 10:
+				out = append(out, fmt.Sprintf("with %d, %s waited %s", r.N, w.Before, secs(w.Seconds)))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "Waits for the cluster to fall quiet before a phase: " + strings.Join(out, "; ") + ".\n"
 }
 
 func q(m map[string]float64, k string) string {
@@ -273,6 +467,32 @@ func eventList(m map[string]int) string {
 	return orDash(strings.Join(evs, "; "))
 }
 
+// limitedWrites are the requests the controller makes for a single-node
+// server's first sync through its rate-limited client, as the
+// kube-apiserver's metrics name them: its ControllerRevision created, its
+// Deployment and Service applied. Its status goes to mindie-apiserver
+// through the server's own loopback client, which has no limit, and Events
+// through a client of their own.
+var limitedWrites = []struct{ verb, resource string }{
+	{"POST", "apps/controllerrevisions"},
+	{"APPLY", "apps/deployments"},
+	{"APPLY", "services"},
+}
+
+// limitedRequests counts the kube-apiserver's requests of limitedWrites
+// among reqs: the controller's, and the baseline's were it measured then.
+func limitedRequests(reqs []results.Requests) float64 {
+	var n float64
+	for _, r := range reqs {
+		for _, w := range limitedWrites {
+			if r.Server == "kube-apiserver" && r.Verb == w.verb && r.Resource == w.resource {
+				n += r.Count
+			}
+		}
+	}
+	return n
+}
+
 // whatItShows reads the results for the report: where the time went for
 // the largest N, and anything the logs or the events say.
 func whatItShows(res *results.Reconcile) string {
@@ -281,14 +501,25 @@ func whatItShows(res *results.Reconcile) string {
 	last := rs[len(rs)-1]
 	rc := last.Reconcile
 	n := float64(last.N)
-	if qs := rc.Queue; qs != nil && qs.Syncs > 0 && rc.Observed == last.N {
+	complete := rc.Observed == last.N && rc.ObservedSeconds > 0
+	if qs := rc.Queue; qs != nil && qs.Syncs > 0 && complete {
 		sync := qs.WorkSeconds / qs.Syncs
 		busy := qs.WorkSeconds / max(qs.ElapsedSeconds, 1e-9)
 		out = append(out, fmt.Sprintf("With %d InferServers the time is the controller's work queue: %.2f syncs per server, "+
 			"%.0f ms each on average, %.2f workers busy on average, so %d × %.2f × %.3f s / %.2f = %.0f s of queued work, against %.0f s measured "+
-			"until the last status was observed; a server waited %.1f s in the queue on average. A sync makes up to five writes one after another "+
-			"(finalizer, ControllerRevision, Deployment, Service, status) and waits for each, so its time is the latency of those requests.",
+			"until the last status was observed; a server waited %.1f s in the queue on average. A sync makes its writes "+
+			"(ControllerRevision, then Deployment and Service at once, then status) and waits for each, so its time is the latency of those requests, "+
+			"including any wait in the controller's client-side rate limiter.",
 			last.N, qs.Syncs/n, 1000*sync, busy, last.N, qs.Syncs/n, sync, busy, n*(qs.Syncs/n)*sync/busy, rc.ObservedSeconds, qs.QueueSeconds/qs.Syncs))
+	}
+	if c := res.Run.Controller; c != nil && complete {
+		if w := limitedRequests(rc.Requests); w > 0 {
+			bound := math.Max(0, (w-float64(c.KubeAPIBurst))/c.KubeAPIQPS)
+			out = append(out, fmt.Sprintf("Its client for the cluster may send %g requests a second after a burst of %d (`--kube-api-qps`, `--kube-api-burst`), "+
+				"and the kube-apiserver served %.0f creates of ControllerRevisions and applies of Deployments and Services meanwhile (%.2f per server), "+
+				"so those writes alone took at least (%.0f − %d) / %g = %s, %.0f%% of the %s measured.",
+				c.KubeAPIQPS, c.KubeAPIBurst, w, w/n, w, c.KubeAPIBurst, c.KubeAPIQPS, secs(bound), 100*bound/rc.ObservedSeconds, secs(rc.ObservedSeconds)))
+		}
 	}
 	var all, base float64
 	for _, v := range rc.CPU {
@@ -300,11 +531,15 @@ func whatItShows(res *results.Reconcile) string {
 	if all > 0 && rc.ObservedSeconds > 0 {
 		s := fmt.Sprintf("The cluster's processes used %.3f CPU s per InferServer meanwhile (%.0f CPU s in %.0f s, %.2f cores on average", all/n, all, rc.ObservedSeconds, all/rc.ObservedSeconds)
 		if res.Run.CPUs > 0 {
-			s += fmt.Sprintf(" of %d, which other work shared", res.Run.CPUs)
+			s += fmt.Sprintf(" of %d, which other work shared; on %d cores that CPU alone takes at least %s", res.Run.CPUs, res.Run.CPUs, secs(all/float64(res.Run.CPUs)))
 		}
 		s += ")"
 		if base > 0 {
-			s += fmt.Sprintf(", %.0f times the %.4f CPU s a ConfigMap of the baseline cost", (all/n)/(base/n), base/n)
+			what := "a ConfigMap of the baseline"
+			if !res.ConfigMapBaseline() {
+				what = "writing one server's children directly"
+			}
+			s += fmt.Sprintf(", %.0f times the %.4f CPU s %s cost", (all/n)/(base/n), base/n, what)
 		}
 		out = append(out, s+".")
 	}
@@ -312,6 +547,15 @@ func whatItShows(res *results.Reconcile) string {
 	if early, later := rc.Events[created], rc.EventsLater[created]; later > early {
 		out = append(out, fmt.Sprintf("The controller's Events trail its work: %s after the last status was observed %d of the %d InstanceCreated events "+
 			"had been written, %d by the end of the deletion.", secs(res.Run.SettleSeconds), early, last.N, later))
+	}
+	for _, r := range rs {
+		switch {
+		case !r.Baseline.Compared:
+		case r.Baseline.Same:
+			out = append(out, fmt.Sprintf("With %d, the first server's children, as their field manager owns them, were the same in the baseline and from the controller.", r.N))
+		default:
+			out = append(out, fmt.Sprintf("With %d, the first server's children differed between the baseline and the controller: %s.", r.N, r.Baseline.Difference))
+		}
 	}
 	var errs, syncs, throttled int
 	var longest float64

@@ -18,13 +18,20 @@ import (
 	"slices"
 )
 
-// Version is the version of the format this package reads and writes.
-const Version = 1
+// Version is the version of the reconcile benchmark's format this package
+// writes. Version 2 changed what the baseline is: the very children the
+// controller writes (ControllerRevision, Deployment, Service), written
+// directly. Files of VersionConfigMapBaseline, whose baseline was N
+// ConfigMaps, are still read (and rendered as such), never added to.
+const (
+	Version                  = 2
+	VersionConfigMapBaseline = 1
+)
 
 // Reconcile is one run of the reconcile benchmark: for each N, N
 // InferServers created at once on a local cluster, beside a baseline
-// measured in the same run (N ConfigMaps written with the same client and
-// concurrency, which no controller acts on).
+// measured in the same run that writes the same children directly with the
+// same client and concurrency, with no InferServer and no controller.
 type Reconcile struct {
 	Version int `json:"version"`
 	// Run is how the benchmark ran and on what machine.
@@ -34,6 +41,10 @@ type Reconcile struct {
 	// Sizes holds one measurement per N, in increasing N.
 	Sizes []Measurement `json:"sizes"`
 }
+
+// ConfigMapBaseline reports whether the baseline of these results is the
+// first format's N ConfigMaps rather than the servers' children.
+func (r *Reconcile) ConfigMapBaseline() bool { return r.Version == VersionConfigMapBaseline }
 
 // Run is the parameters of a run and the machine it ran on.
 type Run struct {
@@ -51,31 +62,116 @@ type Run struct {
 	// BaselineRuns is how many times the baseline runs for each N; its
 	// median counts.
 	BaselineRuns int `json:"baselineRuns"`
-	// TimeoutSeconds bounds the wait for every status of one N.
-	TimeoutSeconds float64 `json:"timeoutSeconds"`
+	// TimeoutSeconds and TimeoutPerServerSeconds bound each phase of one N
+	// (every status observed, a baseline run, the deletion): TimeoutSeconds
+	// plus N times TimeoutPerServerSeconds (zero in results of the first
+	// format, where TimeoutSeconds alone bounded the wait for the statuses).
+	TimeoutSeconds          float64 `json:"timeoutSeconds"`
+	TimeoutPerServerSeconds float64 `json:"timeoutPerServerSeconds,omitempty"`
 	// SettleSeconds is how long memory is still sampled after the last
 	// status was observed.
 	SettleSeconds float64 `json:"settleSeconds"`
+	// QuietCores is the CPU (cores, all the cluster's processes together)
+	// under which the cluster counts as quiet before a phase, and
+	// QuietTimeoutSeconds how long a phase waits for that at most.
+	QuietCores          float64 `json:"quietCores,omitempty"`
+	QuietTimeoutSeconds float64 `json:"quietTimeoutSeconds,omitempty"`
+	// APIServerFlags are the flags the run added to mindie-apiserver's
+	// command line (hack/local-up.sh's MINDIE_APISERVER_FLAGS); empty:
+	// none.
+	APIServerFlags string `json:"apiServerFlags,omitempty"`
+	// Controller is the controller's settings as mindie-apiserver ran with
+	// them (its command line read with its own flags and defaults); nil in
+	// results of the first format.
+	Controller *ControllerSettings `json:"controller,omitempty"`
 	// Note says anything a reader of the numbers should know, such as
 	// figures a converted results file could not recover.
 	Note string `json:"note,omitempty"`
+}
+
+// ControllerSettings are the flags of mindie-apiserver that bound how fast
+// its controller can go.
+type ControllerSettings struct {
+	Workers      int     `json:"workers"`      // --controller-workers
+	KubeAPIQPS   float64 `json:"kubeAPIQPS"`   // --kube-api-qps
+	KubeAPIBurst int     `json:"kubeAPIBurst"` // --kube-api-burst
 }
 
 // sameParameters reports whether two runs measured alike, so that their
 // measurements belong in one results file.
 func (r Run) sameParameters(o Run) bool {
 	return r.Workers == o.Workers && r.BaselineRuns == o.BaselineRuns &&
-		r.TimeoutSeconds == o.TimeoutSeconds && r.SettleSeconds == o.SettleSeconds
+		r.TimeoutSeconds == o.TimeoutSeconds && r.TimeoutPerServerSeconds == o.TimeoutPerServerSeconds &&
+		r.SettleSeconds == o.SettleSeconds && r.APIServerFlags == o.APIServerFlags
 }
 
-// Goals are upper bounds on the figures of each measurement; zero is no goal.
+// Goals are upper bounds on the figures of each measurement; zero is no
+// goal. Those of Sizes apply to one N only, the others to every N.
 type Goals struct {
 	// MaxRatio bounds the time until every status was observed over the
-	// baseline's time.
+	// baseline's time, at every N without a ratio of its own in Sizes.
 	MaxRatio float64 `json:"maxRatio,omitempty"`
 	// MaxPeakGrowthKiBPerServer bounds mindie-apiserver's peak VmRSS over
 	// its VmRSS before the first create, divided by N.
 	MaxPeakGrowthKiBPerServer float64 `json:"maxPeakGrowthKiBPerServer,omitempty"`
+	// Sizes are the goals of particular numbers of servers.
+	Sizes []SizeGoals `json:"sizes,omitempty"`
+}
+
+// SizeGoals are the goals of one N.
+type SizeGoals struct {
+	N int `json:"n"`
+	// MaxRatio bounds all observed over the baseline.
+	MaxRatio float64 `json:"maxRatio,omitempty"`
+	// MaxObservedSeconds bounds the time until every status was observed.
+	MaxObservedSeconds float64 `json:"maxObservedSeconds,omitempty"`
+	// MaxPeakKiB bounds mindie-apiserver's peak VmRSS.
+	MaxPeakKiB int64 `json:"maxPeakKiB,omitempty"`
+}
+
+// The figures a goal can bound, as Check.Goal names them.
+const (
+	GoalRatio           = "ratio"                  // all observed / baseline
+	GoalObservedSeconds = "observedSeconds"        // all observed
+	GoalPeakKiB         = "peakKiB"                // peak VmRSS
+	GoalGrowth          = "peakGrowthKiBPerServer" // peak VmRSS growth per server
+)
+
+// Check is one goal of a measurement and how the measurement fared.
+type Check struct {
+	Goal string  `json:"goal"`
+	Max  float64 `json:"max"`
+	// Value is the measured figure; Known is false when it could not be
+	// measured (a time or a ratio when not every status was observed).
+	Value float64 `json:"value"`
+	Known bool    `json:"known"`
+	Met   bool    `json:"met"`
+}
+
+// For is the goals of N, as checks yet to be measured (only Goal and Max
+// set), in the order the documents show them.
+func (g Goals) For(n int) []Check {
+	var size SizeGoals
+	for _, s := range g.Sizes {
+		if s.N == n {
+			size = s
+		}
+	}
+	ratio := g.MaxRatio
+	if size.MaxRatio > 0 {
+		ratio = size.MaxRatio
+	}
+	var out []Check
+	add := func(goal string, bound float64) {
+		if bound > 0 {
+			out = append(out, Check{Goal: goal, Max: bound})
+		}
+	}
+	add(GoalRatio, ratio)
+	add(GoalObservedSeconds, size.MaxObservedSeconds)
+	add(GoalPeakKiB, float64(size.MaxPeakKiB))
+	add(GoalGrowth, g.MaxPeakGrowthKiBPerServer)
+	return out
 }
 
 // Measurement is N InferServers and their baseline. Times are seconds from
@@ -88,30 +184,63 @@ type Measurement struct {
 	// the measurement (it includes the controller winning its Lease after
 	// mindie-apiserver started).
 	WarmupSeconds float64 `json:"warmupSeconds"`
+	// TimeoutSeconds is the bound on each phase of this N.
+	TimeoutSeconds float64 `json:"timeoutSeconds,omitempty"`
 
 	Baseline  Baseline      `json:"baseline"`
 	Reconcile ReconcilePart `json:"reconcile"`
 	Memory    Memory        `json:"memory"`
 	Delete    Delete        `json:"delete"`
 	Log       Log           `json:"log"`
+	// Quiet is each wait for the cluster to fall idle before a phase.
+	Quiet []QuietWait `json:"quiet,omitempty"`
 	// Summary is derived from the rest by Derive.
 	Summary Summary `json:"summary"`
 }
 
-// Baseline is N ConfigMaps (each holding the JSON of an InferServer's
-// spec) created with the same client and concurrency, until a watch has
-// seen all of them.
+// QuietWait is a wait before a phase until the cluster's processes used
+// little CPU: the aftermath of the phase before (the controller manager
+// making or collecting ReplicaSets and pods, the scheduler trying to place
+// them) is not measured with the next one.
+type QuietWait struct {
+	Before  string  `json:"before"`  // the phase that waited
+	Seconds float64 `json:"seconds"` // how long it waited
+	Cores   float64 `json:"cores"`   // the CPU the processes used in the last window
+	Quiet   bool    `json:"quiet"`   // false: it gave up waiting
+}
+
+// Baseline is the children of N servers written directly with the same
+// client and concurrency as the InferServers, until a watch has seen all
+// of them. In results of the first format, it is N ConfigMaps (each
+// holding the JSON of an InferServer's spec).
 type Baseline struct {
-	// Medians over the runs: every create returned, the watch saw all N.
+	// Objects is how many objects one run writes (3N; zero in results of
+	// the first format, whose runs wrote N).
+	Objects int `json:"objects,omitempty"`
+	// Medians over the runs: every write returned, the watch saw them all.
 	CreatedSeconds float64 `json:"createdSeconds"`
 	SeenSeconds    float64 `json:"seenSeconds"`
-	// SeenRuns is each run's time until the watch saw all N.
+	// SeenRuns is each run's time until the watch saw them all.
 	SeenRuns []float64 `json:"seenRuns"`
-	// Errors counts create calls that failed and were retried.
+	// DeleteSeconds is the median time to delete a run's objects (with the
+	// same client and concurrency) until the watch saw them gone, and
+	// DeleteRuns each run's.
+	DeleteSeconds float64   `json:"deleteSeconds,omitempty"`
+	DeleteRuns    []float64 `json:"deleteRuns,omitempty"`
+	// Errors counts write calls that failed and were retried.
 	Errors int `json:"errors"`
 	// CPU is the CPU seconds of each process of the cluster in the run
-	// whose time is the median.
-	CPU map[string]float64 `json:"cpu"`
+	// whose time is the median, and Requests the writes the API servers
+	// served in it (as ReconcilePart.Requests).
+	CPU      map[string]float64 `json:"cpu"`
+	Requests []Requests         `json:"requests,omitempty"`
+	// Compared is whether the baseline's children of the first server were
+	// compared with the controller's, Same whether they were alike but for
+	// their namespace and owner references (the fields their field manager
+	// owns), and Difference what differed.
+	Compared   bool   `json:"compared,omitempty"`
+	Same       bool   `json:"same,omitempty"`
+	Difference string `json:"difference,omitempty"`
 }
 
 // ReconcilePart is the N InferServers: created at once, watched until each
@@ -150,6 +279,9 @@ type ReconcilePart struct {
 	// Queue is what the controller's work queue did meanwhile, from
 	// mindie-apiserver's /metrics; nil when they were not read.
 	Queue *Queue `json:"queue,omitempty"`
+	// Requests are the writes the API servers served meanwhile, by server,
+	// verb and resource, from their /metrics; nil when not read.
+	Requests []Requests `json:"requests,omitempty"`
 	// Progress is how far the servers were, every second.
 	Progress []Progress `json:"progress,omitempty"`
 }
@@ -161,8 +293,11 @@ type Queue struct {
 	Adds float64 `json:"adds"`
 	// Syncs counts keys worked on, one sync each.
 	Syncs float64 `json:"syncs"`
-	// Retries counts syncs that failed and were queued again with backoff.
-	Retries float64 `json:"retries"`
+	// Requeues is workqueue_retries_total: keys put back to be synced again
+	// after a delay. client-go counts every AddAfter, so it counts the
+	// syncs that asked to be looked at again later as well as the failed
+	// ones retried with back-off (Log.SyncErrorsReconcile counts those).
+	Requeues float64 `json:"retries"`
 	// WorkSeconds is the time the workers spent in syncs; over the elapsed
 	// time it is how many workers were busy on average.
 	WorkSeconds float64 `json:"workSeconds"`
@@ -170,6 +305,17 @@ type Queue struct {
 	// took them, summed over the syncs.
 	QueueSeconds   float64 `json:"queueSeconds"`
 	ElapsedSeconds float64 `json:"elapsedSeconds"`
+}
+
+// Requests are the requests of one verb on one resource that one API
+// server served in a phase.
+type Requests struct {
+	Server   string  `json:"server"`   // "kube-apiserver" or "mindie-apiserver"
+	Verb     string  `json:"verb"`     // POST, APPLY, PUT, PATCH, DELETE
+	Resource string  `json:"resource"` // [group/]resource[/subresource]
+	Count    float64 `json:"count"`
+	// Seconds is the time the server took to answer them, summed.
+	Seconds float64 `json:"seconds"`
 }
 
 // Progress is how far the servers were at a moment.
@@ -189,6 +335,17 @@ type Memory struct {
 	EndKiB    int64 `json:"endKiB"`    // VmRSS at the end
 	HWMKiB    int64 `json:"hwmKiB"`    // VmHWM at the end: the process's peak since it started
 	Samples   int   `json:"samples"`
+	// AfterWarmupKiB is VmRSS after the first warm-up, before the
+	// baseline, and BaselinePeakKiB the highest VmRSS sampled while the
+	// baseline ran: its children pass through the controller's caches too
+	// (they carry the label its informers select). Zero in results of the
+	// first format.
+	AfterWarmupKiB  int64 `json:"afterWarmupKiB,omitempty"`
+	BaselinePeakKiB int64 `json:"baselinePeakKiB,omitempty"`
+	// Restarted is whether mindie-apiserver was restarted (and warmed up
+	// again) between the baseline and the servers, so that the figures
+	// above from BeforeKiB on are of a process the baseline never touched.
+	Restarted bool `json:"restarted,omitempty"`
 }
 
 // Delete is the deletion of the N servers at the end.
@@ -196,15 +353,31 @@ type Delete struct {
 	Done    bool    `json:"done"`
 	Seconds float64 `json:"seconds"` // until the servers and their children were gone
 	Left    int     `json:"left"`    // servers and children left at the timeout
+	// CallsSeconds is when the last delete call returned.
+	CallsSeconds float64 `json:"callsSeconds,omitempty"`
+	// Progress is what was left every 10 s.
+	Progress []DeleteProgress `json:"progress,omitempty"`
 }
 
-// Log is what mindie-apiserver logged during the measurement.
+// DeleteProgress is what was left of the servers and their children at a
+// moment of the deletion.
+type DeleteProgress struct {
+	T        float64 `json:"t"`
+	Servers  int     `json:"servers"`
+	Children int     `json:"children"`
+}
+
+// Log is what mindie-apiserver logged during the measurement: the warm-up,
+// the baseline, the servers and their deletion.
 type Log struct {
-	SyncErrors    int      `json:"syncErrors"`    // "Syncing InferServer failed"
-	ErrorLines    int      `json:"errorLines"`    // klog E lines
-	Throttled     int      `json:"throttled"`     // "Waited before sending request"
-	MaxThrottle   float64  `json:"maxThrottle"`   // longest such wait, seconds
-	ErrorExamples []string `json:"errorExamples"` // a few distinct error lines
+	SyncErrors int `json:"syncErrors"` // "Syncing InferServer failed"
+	// SyncErrorsReconcile counts those logged from the first create until
+	// every status was observed, the window of the queue's figures.
+	SyncErrorsReconcile int      `json:"syncErrorsReconcile,omitempty"`
+	ErrorLines          int      `json:"errorLines"`    // klog E lines
+	Throttled           int      `json:"throttled"`     // "Waited before sending request"
+	MaxThrottle         float64  `json:"maxThrottle"`   // longest such wait, seconds
+	ErrorExamples       []string `json:"errorExamples"` // a few distinct error lines
 }
 
 // Summary is the figures the documents lead with, derived from a
@@ -218,6 +391,8 @@ type Summary struct {
 	ServersPerSecond float64 `json:"serversPerSecond"`
 	// PeakGrowthKiBPerServer is the peak VmRSS over the VmRSS before, per server.
 	PeakGrowthKiBPerServer float64 `json:"peakGrowthKiBPerServer"`
+	// Checks are the goals of this N and how the measurement fared.
+	Checks []Check `json:"checks,omitempty"`
 	// MeetsGoals is whether every status was observed and every goal met.
 	MeetsGoals bool `json:"meetsGoals"`
 }
@@ -234,23 +409,30 @@ func (m *Measurement) derive(g Goals) {
 	if m.N > 0 {
 		s.PeakGrowthKiBPerServer = float64(m.Memory.PeakKiB-m.Memory.BeforeKiB) / float64(m.N)
 	}
-	if m.Complete() && m.Reconcile.ObservedSeconds > 0 {
+	complete := m.Complete() && m.Reconcile.ObservedSeconds > 0
+	if complete {
 		s.ServersPerSecond = float64(m.N) / m.Reconcile.ObservedSeconds
 		if m.Baseline.SeenSeconds > 0 {
 			s.Ratio = m.Reconcile.ObservedSeconds / m.Baseline.SeenSeconds
 		}
 	}
-	s.MeetsGoals = m.Complete() && s.Ratio > 0 && g.RatioMet(s.Ratio) && g.GrowthMet(s.PeakGrowthKiBPerServer)
+	s.MeetsGoals = complete
+	for _, c := range g.For(m.N) {
+		switch c.Goal {
+		case GoalRatio:
+			c.Value, c.Known = s.Ratio, s.Ratio > 0
+		case GoalObservedSeconds:
+			c.Value, c.Known = m.Reconcile.ObservedSeconds, complete
+		case GoalPeakKiB:
+			c.Value, c.Known = float64(m.Memory.PeakKiB), m.Memory.PeakKiB > 0
+		case GoalGrowth:
+			c.Value, c.Known = s.PeakGrowthKiBPerServer, m.Memory.PeakKiB > 0
+		}
+		c.Met = c.Known && c.Value <= c.Max
+		s.MeetsGoals = s.MeetsGoals && c.Met
+		s.Checks = append(s.Checks, c)
+	}
 	m.Summary = s
-}
-
-// RatioMet reports whether ratio is within the goal (or there is none).
-func (g Goals) RatioMet(ratio float64) bool { return g.MaxRatio == 0 || ratio <= g.MaxRatio }
-
-// GrowthMet reports whether the peak growth per server is within the goal
-// (or there is none).
-func (g Goals) GrowthMet(kib float64) bool {
-	return g.MaxPeakGrowthKiBPerServer == 0 || kib <= g.MaxPeakGrowthKiBPerServer
 }
 
 // Derive sorts the measurements by N and computes their summaries.
@@ -262,12 +444,20 @@ func (r *Reconcile) Derive() {
 }
 
 // Accepts reports, as an error, why measurements of run do not belong
-// with the results: a run with other parameters measured them.
+// with the results: a run with other parameters measured them, or the
+// results are of an older format whose baseline was something else.
 func (r *Reconcile) Accepts(run Run) error {
-	if len(r.Sizes) > 0 && !r.Run.sameParameters(run) {
-		return fmt.Errorf("the results hold a run with workers %d, baseline runs %d, timeout %gs and settle %gs; this one has %d, %d, %gs and %gs: write it to another file",
-			r.Run.Workers, r.Run.BaselineRuns, r.Run.TimeoutSeconds, r.Run.SettleSeconds,
-			run.Workers, run.BaselineRuns, run.TimeoutSeconds, run.SettleSeconds)
+	if len(r.Sizes) == 0 {
+		return nil
+	}
+	if r.Version != Version {
+		return fmt.Errorf("the results are of version %d, whose baseline differs from this version's (%d): write to another file", r.Version, Version)
+	}
+	if !r.Run.sameParameters(run) {
+		return fmt.Errorf("the results hold a run with workers %d, baseline runs %d, timeout %gs + %gs per server, settle %gs and mindie-apiserver flags %q; "+
+			"this one has %d, %d, %gs + %gs, %gs and %q: write it to another file",
+			r.Run.Workers, r.Run.BaselineRuns, r.Run.TimeoutSeconds, r.Run.TimeoutPerServerSeconds, r.Run.SettleSeconds, r.Run.APIServerFlags,
+			run.Workers, run.BaselineRuns, run.TimeoutSeconds, run.TimeoutPerServerSeconds, run.SettleSeconds, run.APIServerFlags)
 	}
 	return nil
 }
@@ -300,8 +490,8 @@ func LoadReconcile(path string, missingOK bool) (*Reconcile, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if r.Version != Version {
-		return nil, fmt.Errorf("%s: version %d, want %d", path, r.Version, Version)
+	if r.Version != Version && r.Version != VersionConfigMapBaseline {
+		return nil, fmt.Errorf("%s: version %d, want %d (or %d, whose baseline was ConfigMaps)", path, r.Version, Version, VersionConfigMapBaseline)
 	}
 	r.Derive()
 	return &r, nil

@@ -3,6 +3,7 @@ package results
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -41,7 +42,7 @@ func TestPutSaveLoad(t *testing.T) {
 	if len(got.Sizes) != 2 || got.Sizes[0].N != 100 || got.Sizes[1].N != 1000 {
 		t.Fatalf("sizes: got %+v", got.Sizes)
 	}
-	if s := got.Sizes[0].Summary; s.Ratio != 100 || s.ServersPerSecond != 10 || s.PeakGrowthKiBPerServer != 100 || !s.MeetsGoals {
+	if s := got.Sizes[0].Summary; s.Ratio != 100 || s.ServersPerSecond != 10 || s.PeakGrowthKiBPerServer != 100 || !s.MeetsGoals || len(s.Checks) != 2 {
 		t.Errorf("N=100, the second measurement: got %+v", s)
 	}
 	if s := got.Sizes[1].Summary; s.Ratio != 50 || !s.MeetsGoals {
@@ -53,47 +54,124 @@ func TestPutSaveLoad(t *testing.T) {
 	if err := got.Put(other, goals, measurement(10, 1, 0.1)); err == nil || !strings.Contains(err.Error(), "workers 20") {
 		t.Errorf("a run with other workers: got %v, want an error naming the file's", err)
 	}
+	// Other flags of mindie-apiserver make other measurements.
+	other = run
+	other.APIServerFlags = "--controller-workers=16"
+	if err := got.Put(other, goals, measurement(10, 1, 0.1)); err == nil || !strings.Contains(err.Error(), "--controller-workers=16") {
+		t.Errorf("a run with other mindie-apiserver flags: got %v, want an error naming them", err)
+	}
 }
 
+// A file of the first format (its baseline N ConfigMaps) is read and
+// checked against its own goals, but takes no measurement of this one.
+func TestConfigMapBaselineFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reconcile.json")
+	data := `{"version": 1, "run": {"workers": 20, "baselineRuns": 3, "timeoutSeconds": 300, "settleSeconds": 5},
+	  "goals": {"maxRatio": 100, "maxPeakGrowthKiBPerServer": 256},
+	  "sizes": [{"n": 1000, "baseline": {"seenSeconds": 0.5}, "reconcile": {"observedSeconds": 37.5, "children": 1000, "observed": 1000, "queue": {"retries": 1079, "syncs": 1080}},
+	             "memory": {"beforeKiB": 114688, "peakKiB": 247688}}]}`
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadReconcile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.ConfigMapBaseline() {
+		t.Error("version 1: want a ConfigMap baseline")
+	}
+	m := r.Sizes[0]
+	if m.Reconcile.Queue == nil || m.Reconcile.Queue.Requeues != 1079 {
+		t.Errorf("the queue's retries read as requeues: got %+v", m.Reconcile.Queue)
+	}
+	want := []Check{
+		{Goal: GoalRatio, Max: 100, Value: 75, Known: true, Met: true},
+		{Goal: GoalGrowth, Max: 256, Value: 133, Known: true, Met: true},
+	}
+	if !reflect.DeepEqual(m.Summary.Checks, want) || !m.Summary.MeetsGoals {
+		t.Errorf("checks: got %+v, want %+v", m.Summary, want)
+	}
+	run := Run{Workers: 20, BaselineRuns: 3, TimeoutSeconds: 300, SettleSeconds: 5}
+	if err := r.Put(run, Goals{}, measurement(100, 1, 0.1)); err == nil || !strings.Contains(err.Error(), "version 1") {
+		t.Errorf("a measurement of version %d into a file of version 1: got %v, want an error", Version, err)
+	}
+}
+
+// The goals of a size apply to that N only; the others to every N. A time
+// or a ratio that was not measured misses its goal.
 func TestDerive(t *testing.T) {
-	goals := Goals{MaxRatio: 60, MaxPeakGrowthKiBPerServer: 50}
+	goals := Goals{MaxRatio: 60, MaxPeakGrowthKiBPerServer: 50,
+		Sizes: []SizeGoals{{N: 10, MaxRatio: 40, MaxObservedSeconds: 4, MaxPeakKiB: 2000}}}
 	for _, c := range []struct {
-		name string
-		m    Measurement
-		want Summary
+		name       string
+		m          Measurement
+		want       Summary
+		wantChecks []Check
 	}{
-		{"within the goals", measurement(10, 5, 0.1), Summary{Ratio: 50, ServersPerSecond: 2, PeakGrowthKiBPerServer: 100}},
-		{"not every status observed", func() Measurement {
-			m := measurement(10, 5, 0.1)
-			m.Reconcile.Observed = 9
-			return m
-		}(), Summary{PeakGrowthKiBPerServer: 100}},
-		{"no baseline", measurement(10, 5, 0), Summary{ServersPerSecond: 2, PeakGrowthKiBPerServer: 100}},
+		{"the goals of N=10: a ratio of 50 over 40, 5 s over 4 s, 2,000 KiB at its bound, 100 KiB a server over 50",
+			measurement(10, 5, 0.1), Summary{Ratio: 50, ServersPerSecond: 2, PeakGrowthKiBPerServer: 100},
+			[]Check{
+				{Goal: GoalRatio, Max: 40, Value: 50, Known: true},
+				{Goal: GoalObservedSeconds, Max: 4, Value: 5, Known: true},
+				{Goal: GoalPeakKiB, Max: 2000, Value: 2000, Known: true, Met: true},
+				{Goal: GoalGrowth, Max: 50, Value: 100, Known: true},
+			}},
+		{"N=20 has only the goals of every N: a ratio of 2.5 under 60",
+			func() Measurement {
+				m := measurement(20, 5, 2)
+				m.Memory.PeakKiB = m.Memory.BeforeKiB + 20*40
+				return m
+			}(), Summary{Ratio: 2.5, ServersPerSecond: 4, PeakGrowthKiBPerServer: 40, MeetsGoals: true},
+			[]Check{
+				{Goal: GoalRatio, Max: 60, Value: 2.5, Known: true, Met: true},
+				{Goal: GoalGrowth, Max: 50, Value: 40, Known: true, Met: true},
+			}},
+		{"not every status observed: no ratio, no time, no rate",
+			func() Measurement {
+				m := measurement(10, 5, 0.1)
+				m.Reconcile.Observed = 9
+				return m
+			}(), Summary{PeakGrowthKiBPerServer: 100},
+			[]Check{
+				{Goal: GoalRatio, Max: 40},
+				{Goal: GoalObservedSeconds, Max: 4, Value: 5},
+				{Goal: GoalPeakKiB, Max: 2000, Value: 2000, Known: true, Met: true},
+				{Goal: GoalGrowth, Max: 50, Value: 100, Known: true},
+			}},
+		{"no baseline: no ratio", measurement(10, 5, 0), Summary{ServersPerSecond: 2, PeakGrowthKiBPerServer: 100},
+			[]Check{
+				{Goal: GoalRatio, Max: 40},
+				{Goal: GoalObservedSeconds, Max: 4, Value: 5, Known: true},
+				{Goal: GoalPeakKiB, Max: 2000, Value: 2000, Known: true, Met: true},
+				{Goal: GoalGrowth, Max: 50, Value: 100, Known: true},
+			}},
 	} {
 		r := Reconcile{Goals: goals, Sizes: []Measurement{c.m}}
 		r.Derive()
-		if got := r.Sizes[0].Summary; got != c.want {
+		got := r.Sizes[0].Summary
+		checks := got.Checks
+		got.Checks = nil
+		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
 		}
+		if !reflect.DeepEqual(checks, c.wantChecks) {
+			t.Errorf("%s: checks: got %+v, want %+v", c.name, checks, c.wantChecks)
+		}
 	}
-	// The growth of 100 KiB per server misses 50 KiB; without that goal,
-	// the ratio of 50 meets 60.
-	r := Reconcile{Goals: Goals{MaxRatio: 60}, Sizes: []Measurement{measurement(10, 5, 0.1)}}
+	// Within every goal of its size, N=10 meets them.
+	m := measurement(10, 3, 0.1)
+	m.Memory.PeakKiB = m.Memory.BeforeKiB + 400
+	r := Reconcile{Goals: goals, Sizes: []Measurement{m}}
 	r.Derive()
-	if !r.Sizes[0].Summary.MeetsGoals {
-		t.Errorf("ratio 50 under 60, no memory goal: got %+v, want the goals met", r.Sizes[0].Summary)
-	}
-	r.Goals.MaxPeakGrowthKiBPerServer = 50
-	r.Derive()
-	if r.Sizes[0].Summary.MeetsGoals {
-		t.Errorf("100 KiB per server over 50: got %+v, want the goals missed", r.Sizes[0].Summary)
+	if s := r.Sizes[0].Summary; !s.MeetsGoals {
+		t.Errorf("N=10 within its goals: got %+v, want them met", s)
 	}
 }
 
 func TestLoadRejects(t *testing.T) {
 	dir := t.TempDir()
 	for name, data := range map[string]string{
-		"version.json": `{"version": 2, "sizes": []}`,
+		"version.json": `{"version": 3, "sizes": []}`,
 		"broken.json":  `{"version": 1, "sizes": [`,
 	} {
 		path := filepath.Join(dir, name)
