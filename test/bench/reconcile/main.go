@@ -277,8 +277,21 @@ func run(args []string) error {
 		c.scrapers[mindieAPIServer] = metricsScraper(cfg, f.metricsURL, f.metricsCA)
 		c.scrapers[kubeAPIServer] = metricsScraper(cfg, strings.TrimSuffix(cfg.Host, "/")+"/metrics", "")
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// A signal stops the measurement; the log says which, since the
+	// cluster's processes may have had one too.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			logf("received %s: stopping", s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	logOffset := c.logSize()
 
 	r := results.Measurement{N: f.n, Start: time.Now().UTC().Format(time.RFC3339), TimeoutSeconds: f.timeoutFor().Seconds()}
