@@ -32,6 +32,10 @@ stop() {
   echo "local-down: stopped $name" >&2
 }
 stop mindie-apiserver
+# Replicas of MINDIE_REPLICAS > 1, and the balancer in front of them.
+for f in "$PIDS"/mindie-apiserver-*; do
+  [ -e "$f" ] && stop "$(basename "$f")"
+done
 stop ascend-sim
 stop kube-scheduler 10
 stop kube-controller-manager 10

@@ -29,10 +29,18 @@
 # take effect when mindie-apiserver starts (stop it to restart it with
 # others).
 #
+# MINDIE_REPLICAS (default 1) above 1 runs that many mindie-apiserver
+# replicas, mindie-apiserver-0, -1, ... (leader-election identities alike),
+# on the ports in MINDIE_REPLICA_PORTS (split at spaces; default: the ports
+# after MINDIE_PORT), behind hack/servicelb on MINDIE_PORT
+# (mindie-apiserver-lb), which stands in for a Service's virtual IP: the
+# APIService reaches whichever replica is ready. Their pid files and logs
+# are named after them.
+#
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
 # KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
 # SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16),
-# SIM_EDGE_ARCH (""), MINDIE_APISERVER_FLAGS ("").
+# SIM_EDGE_ARCH (""), MINDIE_APISERVER_FLAGS (""), MINDIE_REPLICAS (1).
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -46,6 +54,7 @@ SIM_POD_CIDR=${SIM_POD_CIDR:-127.1.0.0/16}
 if [ "$SIM_NODES" -gt 0 ]; then SIM_EDGE_NODES=${SIM_EDGE_NODES:-3}; else SIM_EDGE_NODES=${SIM_EDGE_NODES:-0}; fi
 SIM_EDGE_CIDR=${SIM_EDGE_CIDR:-127.2.0.0/16}
 SIM_EDGE_ARCH=${SIM_EDGE_ARCH:-}
+MINDIE_REPLICAS=${MINDIE_REPLICAS:-1}
 read -r -a MINDIE_APISERVER_EXTRA <<<"${MINDIE_APISERVER_FLAGS:-}"
 PKI=$OUT/pki
 LOGS=$OUT/logs
@@ -61,6 +70,7 @@ BIN=$(hack/testbin/build.sh)
 go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
 go build -o "$OUT/bin/pki" ./hack/pki
 go build -o "$OUT/bin/httpcheck" ./hack/httpcheck
+go build -o "$OUT/bin/servicelb" ./hack/servicelb
 go build -o "$OUT/bin/ascend-sim" ./cmd/ascend-sim
 go build -o "$OUT/bin/mindie-router" ./cmd/mindie-router
 go build -o "$OUT/bin/kubectl-mindie" ./cmd/kubectl-mindie
@@ -217,17 +227,36 @@ metadata: {name: mindie-apiserver, namespace: mindie-system}
 spec: {type: ExternalName, externalName: localhost}
 EOF
 
-start mindie-apiserver "$OUT/bin/mindie-apiserver" \
-  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --secure-port="$MINDIE_PORT" \
-  --tls-cert-file="$PKI/mindie-apiserver-serving.crt" --tls-private-key-file="$PKI/mindie-apiserver-serving.key" \
-  --kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
-  --authentication-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
-  --authorization-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
-  --audit-policy-file=artifacts/deploy/audit-policy.yaml \
-  --audit-log-path="$LOGS/audit.log" --audit-log-format=json \
-  ${MINDIE_APISERVER_EXTRA[@]+"${MINDIE_APISERVER_EXTRA[@]}"}
-wait_for mindie-apiserver "https://127.0.0.1:$MINDIE_PORT/readyz" -cacert "$PKI/mindie-ca.crt"
+# start_mindie NAME PORT [FLAG...]: one mindie-apiserver replica on PORT.
+start_mindie() {
+  local name=$1 port=$2; shift 2
+  start "$name" "$OUT/bin/mindie-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$port" \
+    --tls-cert-file="$PKI/mindie-apiserver-serving.crt" --tls-private-key-file="$PKI/mindie-apiserver-serving.key" \
+    --kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
+    --authentication-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
+    --authorization-kubeconfig="$OUT/mindie-apiserver.kubeconfig" \
+    --audit-policy-file=artifacts/deploy/audit-policy.yaml --audit-log-format=json \
+    "$@" ${MINDIE_APISERVER_EXTRA[@]+"${MINDIE_APISERVER_EXTRA[@]}"}
+  wait_for "$name" "https://127.0.0.1:$port/readyz" -cacert "$PKI/mindie-ca.crt"
+}
+if [ "$MINDIE_REPLICAS" -le 1 ]; then
+  start_mindie mindie-apiserver "$MINDIE_PORT" --audit-log-path="$LOGS/audit.log"
+else
+  # Replicas on the ports after MINDIE_PORT, behind servicelb on MINDIE_PORT
+  # (the Service's virtual IP and kube-proxy of a real cluster).
+  read -r -a replica_ports <<<"${MINDIE_REPLICA_PORTS:-}"
+  backends=()
+  for i in $(seq 0 $((MINDIE_REPLICAS - 1))); do
+    port=${replica_ports[$i]:-$((MINDIE_PORT + 1 + i))}
+    start_mindie "mindie-apiserver-$i" "$port" \
+      --audit-log-path="$LOGS/audit-$i.log" --leader-elect-identity="mindie-apiserver-$i"
+    backends+=(-backend "127.0.0.1:$port")
+  done
+  start mindie-apiserver-lb "$OUT/bin/servicelb" -listen "127.0.0.1:$MINDIE_PORT" -cacert "$PKI/mindie-ca.crt" "${backends[@]}"
+  wait_for mindie-apiserver-lb "https://127.0.0.1:$MINDIE_PORT/readyz" -cacert "$PKI/mindie-ca.crt"
+fi
 
 kubectl apply --server-side --force-conflicts --field-manager=local-up -f - >/dev/null <<EOF
 apiVersion: apiregistration.k8s.io/v1

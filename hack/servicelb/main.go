@@ -8,7 +8,11 @@
 // client retrying another endpoint would. Connections that were open when a
 // replica died break, as they do behind kube-proxy.
 //
-//	servicelb -listen 127.0.0.1:18443 -backend 127.0.0.1:18444 -backend 127.0.0.1:18445 [-cacert FILE]
+//	servicelb -listen 127.0.0.1:18443 -backend 127.0.0.1:18444 -backend 127.0.0.1:18445 [-cacert FILE] [-policy first]
+//
+// With -policy first, the first ready backend takes every connection and
+// the next only when it fails: not what a Service does, but the worst case
+// for a test of failover, where the replica that dies carries all traffic.
 //
 // It listens on and dials loopback addresses only.
 package main
@@ -48,16 +52,26 @@ func main() {
 	caFile := flag.String("cacert", "", "PEM file of the CA that signed the replicas' serving certificates, for the readiness probe")
 	interval := flag.Duration("probe-interval", 500*time.Millisecond, "how often each replica's /readyz is checked")
 	dialTimeout := flag.Duration("dial-timeout", time.Second, "how long connecting to one replica may take before the next is tried")
+	policy := flag.String("policy", policyRoundRobin, "which ready replica a new connection goes to: round-robin, or first (the first ready one in -backend order)")
 	flag.Parse()
-	if err := run(*listen, bs, *caFile, *interval, *dialTimeout); err != nil {
+	if err := run(*listen, bs, *policy, *caFile, *interval, *dialTimeout); err != nil {
 		fmt.Fprintf(os.Stderr, "servicelb: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen string, bs []string, caFile string, interval, dialTimeout time.Duration) error {
+// The values of -policy.
+const (
+	policyRoundRobin = "round-robin"
+	policyFirst      = "first"
+)
+
+func run(listen string, bs []string, policy, caFile string, interval, dialTimeout time.Duration) error {
 	if len(bs) == 0 {
 		return errors.New("-backend: at least one is required")
+	}
+	if policy != policyRoundRobin && policy != policyFirst {
+		return fmt.Errorf("-policy %q: must be %s or %s", policy, policyRoundRobin, policyFirst)
 	}
 	for _, a := range append([]string{listen}, bs...) {
 		if err := loopback(a); err != nil {
@@ -71,6 +85,7 @@ func run(listen string, bs []string, caFile string, interval, dialTimeout time.D
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	lb := newBalancer(bs, dialTimeout)
+	lb.first = policy == policyFirst
 	go lb.probeLoop(ctx, probe, interval)
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -99,6 +114,7 @@ type balancer struct {
 	ready       []atomic.Bool
 	next        atomic.Uint64
 	dialTimeout time.Duration
+	first       bool       // every connection to the first ready backend
 	mu          sync.Mutex // guards logging of state changes
 }
 
@@ -122,7 +138,10 @@ func (b *balancer) setReady(i int, ok bool, why string) {
 // dial connects to a ready backend, trying the others when one fails, and
 // then to those not ready (a probe may lag a replica that came back).
 func (b *balancer) dial() (net.Conn, error) {
-	start := int(b.next.Add(1) % uint64(len(b.addrs)))
+	start := int((b.next.Add(1) - 1) % uint64(len(b.addrs)))
+	if b.first {
+		start = 0
+	}
 	var errs []error
 	for _, wantReady := range []bool{true, false} {
 		for k := range b.addrs {

@@ -112,7 +112,31 @@ func TestProbe(t *testing.T) {
 }
 
 func TestRefusesNonLoopback(t *testing.T) {
-	if err := run("127.0.0.1:0", []string{"10.0.0.1:443"}, "", time.Second, time.Second); err == nil || !strings.Contains(err.Error(), "not a loopback") {
+	if err := run("127.0.0.1:0", []string{"10.0.0.1:443"}, policyRoundRobin, "", time.Second, time.Second); err == nil || !strings.Contains(err.Error(), "not a loopback") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPolicyFirst(t *testing.T) {
+	a, b := echoServer(t, "a"), echoServer(t, "b")
+	defer b.Close()
+	lb := newBalancer([]string{a.Addr().String(), b.Addr().String()}, time.Second)
+	lb.first = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = lb.serve(ctx, l) }()
+	for range 3 {
+		if got := ask(t, l.Addr().String(), "x"); got != "a:x" {
+			t.Fatalf("policy first: %q, want a:x", got)
+		}
+	}
+	a.Close()
+	if got := ask(t, l.Addr().String(), "y"); got != "b:y" {
+		t.Fatalf("policy first after a died: %q, want b:y", got)
 	}
 }

@@ -21,9 +21,12 @@ if complete; then
 fi
 
 echo "Building the test cluster binaries (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION) into $DIR; the first build takes several minutes." >&2
-TMP="$DIR.partial"
-rm -rf "$TMP"
-mkdir -p "$TMP"
+# A build of its own, so that two scripts building at once (benchmarks
+# and tests bring up clusters side by side) do not undo each other; the
+# first to finish moves its binaries into place.
+mkdir -p "$CACHE"
+TMP=$(mktemp -d "$DIR.partial.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 cd "$ROOT/hack/testbin"
@@ -33,7 +36,9 @@ CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$TMP/" \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$TMP/etcd" ./etcd
-rm -rf "$DIR"
-mv "$TMP" "$DIR"
+if ! complete; then
+  rm -rf "$DIR"
+  mv "$TMP" "$DIR" 2>/dev/null || complete
+fi
 complete
 echo "$DIR"

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	"mindie.io/deployer/test/failover"
 )
 
 // leaseHolder is the identity holding the controllers' Lease.
@@ -212,4 +218,154 @@ spec:
 	_ = json.Indent(&buf, []byte(mustKubectl(t, "", "get", "lease", "mindie-controller", "-n", "mindie-system", "-o", "json")), "", " ")
 	t.Logf("lease: %s", buf.String())
 	deleteServerAndWait(t, ns, name)
+}
+
+// TestLeaderKilledUnderLoad runs two replicas behind hack/servicelb (what a
+// Service's virtual IP gives them in a cluster), keeps writing and reading
+// InferServers through kube-apiserver as users do, and kills the leader
+// with SIGKILL: the API keeps answering through the other replica, every
+// failed request is one a client retries (and the retry succeeds), nothing
+// acknowledged is lost or written twice, and the other replica's
+// controllers act within 15 s.
+func TestLeaderKilledUnderLoad(t *testing.T) {
+	leader := leaseHolder(t)
+	const other = "e2e-replica-c"
+	if leader == "" || leader == other {
+		t.Fatalf("lease holder %q: want local-up's replica", leader)
+	}
+	portB, stopB := startReplica(t, other)
+	defer stopB()
+
+	// servicelb in front of both, the leader first and taking every
+	// connection while it lives (the worst case: the replica that dies
+	// carries all traffic); the APIService's port moves to it.
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lbLog, err := os.Create(filepath.Join(cluster.out, "logs", "servicelb.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := exec.Command(filepath.Join(cluster.out, "bin", "servicelb"), "-listen", "127.0.0.1:"+ports[0],
+		"-backend", "127.0.0.1:"+clusterEnv("MINDIE_PORT"), "-backend", "127.0.0.1:"+portB,
+		"-cacert", filepath.Join(cluster.out, "pki", "mindie-ca.crt"), "-policy", "first")
+	lb.Stdout, lb.Stderr = lbLog, lbLog
+	if err := lb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lb.Process.Kill(); _ = lb.Wait(); lbLog.Close() }()
+	setAPIServicePort := func(port string) {
+		mustKubectl(t, "", "patch", "apiservice", apiService, "--type=merge", "-p", `{"spec":{"service":{"port":`+port+`}}}`)
+	}
+	setAPIServicePort(ports[0])
+	restored := false
+	defer func() {
+		if !restored {
+			setAPIServicePort(clusterEnv("MINDIE_PORT"))
+		}
+	}()
+	waitAPIServiceAvailable(t, 60*time.Second)
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The load's rate is its own, not client-go's default limit's (5/s).
+	cfg.QPS, cfg.Burst = 200, 400
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	infer := clientset.NewForConfigOrDie(cfg)
+	ns := uniqueName("failover")
+	mustKubectl(t, "", "create", "namespace", ns)
+	defer func() {
+		kubectl(t, "", "delete", "namespace", ns, "--wait=false")
+		eventually(t, 3*time.Minute, time.Second, "namespace "+ns+" gone", func() (bool, string) {
+			r := kubectl(t, "", "get", "namespace", ns, "-o", "name")
+			return r.err != nil && strings.Contains(r.stderr, "NotFound"), r.stdout + r.stderr
+		})
+	}()
+
+	opts := failover.DefaultOptions(ns, "fo")
+	opts.Pause = 250 * time.Millisecond
+	load := failover.Start(context.Background(), infer, opts)
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.Stop()
+		}
+	}()
+	time.Sleep(5 * time.Second)
+
+	// The requests reach the leader: its audit log records the load's.
+	auditA, auditB := filepath.Join(cluster.out, "logs", "audit.log"), filepath.Join(cluster.out, "logs", other+"-audit.log")
+	if n := countIn(t, auditA, `"namespace":"`+ns+`"`); n == 0 {
+		t.Fatalf("the leader's audit log has no request of the load in %s", ns)
+	}
+	servedB := countIn(t, auditB, `"namespace":"`+ns+`"`)
+
+	pid := readPid(t, "mindie-apiserver")
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(filepath.Join(cluster.out, "pids", "mindie-apiserver"))
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	tk, err := failover.WatchTakeover(ctx, kube, infer, "mindie-system", "mindie-controller", leader, ns, opts.Run, killed)
+	if err != nil {
+		t.Errorf("takeover: %v", err)
+	}
+	time.Sleep(time.Until(killed.Add(20 * time.Second)))
+	report := load.Stop()
+	stopped = true
+
+	before, after := report.Window(report.Start, killed), report.Window(killed, report.End)
+	t.Logf("takeover: lease to %s after %s, controllers acting after %s", tk.NewLeader, tk.Lease.Round(time.Millisecond), tk.Act.Round(time.Millisecond))
+	t.Logf("before the kill: %+v; after: %+v; retried: %v; acknowledged creates: %d", before, after, report.Retryable, report.Acknowledged())
+	for _, p := range report.Problems() {
+		t.Errorf("%s", p)
+	}
+	problems, err := report.Verify(context.Background(), infer)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s", p)
+	}
+	if tk.NewLeader != other {
+		t.Errorf("lease went to %q, want %s", tk.NewLeader, other)
+	}
+	if tk.Act == 0 || tk.Act > 15*time.Second {
+		t.Errorf("the controllers acted %s after the leader died, want within 15s", tk.Act)
+	}
+	if after.Ops == 0 || report.Acknowledged() == 0 {
+		t.Errorf("no operations after the kill: %+v", after)
+	}
+	if n := countIn(t, auditB, `"namespace":"`+ns+`"`); n <= servedB {
+		t.Errorf("%s served none of the load after the kill (%d audit events before, %d after)", other, servedB, n)
+	}
+
+	// Back to one replica at local-up's port: local-up restarts the killed
+	// one and applies the APIService again; then the other stops, and the
+	// restarted replica leads.
+	if err := script("hack/local-up.sh"); err != nil {
+		t.Fatalf("restarting mindie-apiserver: %v", err)
+	}
+	restored = true
+	waitAPIServiceAvailable(t, 60*time.Second)
+	stopB()
+	eventually(t, 40*time.Second, 500*time.Millisecond, "the restarted replica leads", func() (bool, string) {
+		h := leaseHolder(t)
+		return h != "" && h != other, "holder " + h
+	})
+}
+
+// countIn counts the lines of a file that contain s.
+func countIn(t *testing.T, path, s string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(data, []byte(s))
 }
