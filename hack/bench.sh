@@ -51,6 +51,38 @@
 #              rendered as the EdgeDeployment section of docs/benchmarks.md).
 #              When skipped, the document shows the last run's results from
 #              docs/bench/edge.json, or says it has none yet.
+#   PLUGIN_BENCH  0 skips the plugin benchmark that follows them
+#              (hack/plugin-bench.sh: a local cluster of its own with 32
+#              simulated nodes; `kubectl mindie status` of a 256-instance
+#              InferServer against `kubectl get pods -o json` of its pods,
+#              and `kubectl mindie get` of 1,000 InferServers against
+#              `kubectl get inferservers`, the real binaries timed in the
+#              same run; about 3 minutes; docs/bench/plugin.json, rendered
+#              as the Plugin at scale section of docs/benchmarks.md). When
+#              skipped, the document shows the last run's results from
+#              docs/bench/plugin.json, or says it has no results yet.
+#   CRD_BENCH  0 skips the comparison with a CRD that follows them
+#              (hack/crd-bench.sh: a local cluster of its own, without
+#              simulated nodes; a CRD generated from the InferServer schema
+#              on the same kube-apiserver, and InferServers through the
+#              aggregator, measured with the same client, user and objects:
+#              create throughput and p99, GET, LIST of 1,000 and 10,000, a
+#              watch with 10 clients; about 3 minutes; docs/bench/crd.json,
+#              rendered as the section "InferServer API against a CRD" of
+#              docs/benchmarks.md). When skipped, the document shows the last
+#              run's results from docs/bench/crd.json, or says it has not
+#              been run.
+#   HA_BENCH   0 skips the failover benchmark that follows them
+#              (hack/ha-bench.sh: a local cluster of its own with two
+#              mindie-apiserver replicas behind hack/servicelb; steady
+#              InferServer writes and reads through kube-apiserver, then the
+#              leading replica killed: the clients' pace, latency and
+#              retried failures against an undisturbed run, the time until
+#              the other replica's controllers act, nothing acknowledged
+#              lost; about 2 minutes; docs/bench/ha.json, rendered as the
+#              section "Two replicas, one killed" of docs/benchmarks.md).
+#              When skipped, the document shows the last run's results from
+#              docs/bench/ha.json, or says it has no results yet.
 #   SCALE_CHECK  0 skips the scale check that follows the benchmarks
 #              (hack/scale-check.sh: 100 simulated nodes, 1,000 pods, a local
 #              cluster of its own; about 5 to 20 minutes; docs/bench/scale-check.json,
@@ -123,6 +155,21 @@ fi
 if [ "${EDGE_BENCH:-1}" != 0 ]; then
   echo "+ hack/edge-bench.sh (EDGE_BENCH=0 skips it)" >&2
   hack/edge-bench.sh
+fi
+
+if [ "${PLUGIN_BENCH:-1}" != 0 ]; then
+  echo "+ hack/plugin-bench.sh (PLUGIN_BENCH=0 skips it)" >&2
+  hack/plugin-bench.sh
+fi
+
+if [ "${CRD_BENCH:-1}" != 0 ]; then
+  echo "+ hack/crd-bench.sh (CRD_BENCH=0 skips it)" >&2
+  hack/crd-bench.sh
+fi
+
+if [ "${HA_BENCH:-1}" != 0 ]; then
+  echo "+ hack/ha-bench.sh (HA_BENCH=0 skips it)" >&2
+  hack/ha-bench.sh
 fi
 
 if [ "${SCALE_CHECK:-1}" != 0 ]; then

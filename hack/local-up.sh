@@ -34,13 +34,16 @@
 # on the ports in MINDIE_REPLICA_PORTS (split at spaces; default: the ports
 # after MINDIE_PORT), behind hack/servicelb on MINDIE_PORT
 # (mindie-apiserver-lb), which stands in for a Service's virtual IP: the
-# APIService reaches whichever replica is ready. Their pid files and logs
-# are named after them.
+# APIService reaches whichever replica is ready. MINDIE_LB_POLICY (default
+# round-robin) is servicelb's -policy: first sends every connection to the
+# first ready replica (the worst case for a failover test). The pid files
+# and logs of the replicas and of servicelb are named after them.
 #
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
 # KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
 # SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16),
-# SIM_EDGE_ARCH (""), MINDIE_APISERVER_FLAGS (""), MINDIE_REPLICAS (1).
+# SIM_EDGE_ARCH (""), MINDIE_APISERVER_FLAGS (""), MINDIE_REPLICAS (1),
+# MINDIE_REPLICA_PORTS (""), MINDIE_LB_POLICY (round-robin).
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -254,7 +257,8 @@ else
       --audit-log-path="$LOGS/audit-$i.log" --leader-elect-identity="mindie-apiserver-$i"
     backends+=(-backend "127.0.0.1:$port")
   done
-  start mindie-apiserver-lb "$OUT/bin/servicelb" -listen "127.0.0.1:$MINDIE_PORT" -cacert "$PKI/mindie-ca.crt" "${backends[@]}"
+  start mindie-apiserver-lb "$OUT/bin/servicelb" -listen "127.0.0.1:$MINDIE_PORT" -cacert "$PKI/mindie-ca.crt" \
+    -policy "${MINDIE_LB_POLICY:-round-robin}" "${backends[@]}"
   wait_for mindie-apiserver-lb "https://127.0.0.1:$MINDIE_PORT/readyz" -cacert "$PKI/mindie-ca.crt"
 fi
 

@@ -143,6 +143,9 @@ func Start(ctx context.Context, infer clientset.Interface, o Options) *Load {
 	return l
 }
 
+// Started is when the load began.
+func (l *Load) Started() time.Time { return l.report.Start }
+
 // Stop ends the load: operations under way finish (or are given up), then
 // the report is returned.
 func (l *Load) Stop() *Report {

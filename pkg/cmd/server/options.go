@@ -236,6 +236,12 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
+	// The delegating authorizer caches kube-apiserver's answers by object
+	// name; asked without the name first, the reads of many objects by a
+	// user allowed them all share one answer instead of a review each.
+	if cfg.Authorization.Authorizer != nil {
+		cfg.Authorization.Authorizer = apiserver.AnyNameFirst(cfg.Authorization.Authorizer)
+	}
 	return &apiserver.Config{GenericConfig: cfg, Finalize: o.Controllers.Enabled}, nil
 }
 

@@ -264,7 +264,11 @@ func baselineOnce(ctx context.Context, kube kubernetes.Interface, f runFlags, ns
 	}
 
 	start := time.Now()
-	if _, err := createAll(ctx, len(objs), f.workers, func(ctx context.Context, i int) error {
+	if f.deleteBy == deleteByNamespace {
+		if _, err := deleteNamespace(ctx, kube, ns, timeout); err != nil {
+			return out, fmt.Errorf("baseline: %w", err)
+		}
+	} else if _, err := createAll(ctx, len(objs), f.workers, func(ctx context.Context, i int) error {
 		return objs[i].remove(ctx, kube)
 	}, func(int) {}); err != nil {
 		return out, fmt.Errorf("baseline: delete children: %w", err)

@@ -384,11 +384,14 @@ func reconcile(ctx context.Context, c *cluster, f runFlags, base *firstChildren,
 	compareBaseline(ctx, c.kube, ns, base, r)
 
 	if f.del {
-		deleteAll(ctx, c.infer, f, servers, deps, svcs, revs, r)
-		if evs, err := controllerEvents(ctx, c.kube, ns); err != nil {
-			logf("listing events: %v", err)
-		} else {
-			r.Reconcile.EventsLater = evs
+		deleteAll(ctx, c.kube, c.infer, f, servers, deps, svcs, revs, r)
+		// The namespace's events went with it.
+		if f.deleteBy != deleteByNamespace {
+			if evs, err := controllerEvents(ctx, c.kube, ns); err != nil {
+				logf("listing events: %v", err)
+			} else {
+				r.Reconcile.EventsLater = evs
+			}
 		}
 	}
 	return lw, nil
@@ -418,8 +421,10 @@ func controllerEvents(ctx context.Context, kube kubernetes.Interface, ns string)
 
 // deleteAll deletes the servers at once and times until they and their
 // children are gone (the controller deletes the children behind its
-// finalizer, then lets the server go), noting what is left every 10 s.
-func deleteAll(ctx context.Context, infer clientset.Interface, f runFlags, servers, deps, svcs, revs cache.SharedIndexInformer, r *results.Measurement) {
+// finalizer, then lets the server go), or with -delete-by namespace deletes
+// their namespace and times until it is gone; it notes what is left every
+// 10 s.
+func deleteAll(ctx context.Context, kube kubernetes.Interface, infer clientset.Interface, f runFlags, servers, deps, svcs, revs cache.SharedIndexInformer, r *results.Measurement) {
 	logf("deleting the %d InferServers", f.n)
 	start := time.Now()
 	left := func() results.DeleteProgress {
@@ -445,21 +450,28 @@ func deleteAll(ctx context.Context, infer clientset.Interface, f runFlags, serve
 			}
 		}
 	}()
-	_, err := createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
-		err := infer.InferV1alpha1().InferServers(f.ns).Delete(ctx, name("srv", i), metav1.DeleteOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
+	var err error
+	if f.deleteBy == deleteByNamespace {
+		var called float64
+		called, err = deleteNamespace(ctx, kube, f.ns, f.timeoutFor())
+		r.Delete.CallsSeconds = called
+	} else {
+		_, err = createAll(ctx, f.n, f.workers, func(ctx context.Context, i int) error {
+			err := infer.InferV1alpha1().InferServers(f.ns).Delete(ctx, name("srv", i), metav1.DeleteOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}, func(int) {})
+		r.Delete.CallsSeconds = time.Since(start).Seconds()
+		if err != nil {
+			logf("deleting: %v", err)
 		}
-		return err
-	}, func(int) {})
-	r.Delete.CallsSeconds = time.Since(start).Seconds()
-	if err != nil {
-		logf("deleting: %v", err)
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, f.timeoutFor(), true, func(context.Context) (bool, error) {
+			p := left()
+			return p.Servers+p.Children == 0, nil
+		})
 	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, f.timeoutFor(), true, func(context.Context) (bool, error) {
-		p := left()
-		return p.Servers+p.Children == 0, nil
-	})
 	close(progStop)
 	<-progDone
 	p := left()
@@ -471,4 +483,22 @@ func deleteAll(ctx context.Context, infer clientset.Interface, f runFlags, serve
 	} else {
 		logf("after %.0fs, %d servers and %d children are left", r.Delete.Seconds, p.Servers, p.Children)
 	}
+}
+
+// deleteNamespace deletes ns and waits until it is gone; it returns when
+// the delete call returned, in seconds from its start.
+func deleteNamespace(ctx context.Context, kube kubernetes.Interface, ns string, timeout time.Duration) (float64, error) {
+	start := time.Now()
+	if err := kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return 0, fmt.Errorf("delete namespace %s: %w", ns, err)
+	}
+	called := time.Since(start).Seconds()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		return called, fmt.Errorf("namespace %s still there %s after its deletion: %w", ns, timeout, err)
+	}
+	return called, nil
 }

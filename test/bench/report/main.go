@@ -18,6 +18,17 @@
 //   - edge.json, the EdgeDeployment benchmark's results (test/bench/results),
 //     rendered as the "EdgeDeployment at 1,000 nodes" section of
 //     docs/benchmarks.md (which says it has not run when the file is
+//     missing);
+//   - plugin.json, the plugin benchmark's results (test/bench/results),
+//     rendered as the "Plugin at scale" section of docs/benchmarks.md (which
+//     says it has not run when the file is missing);
+//   - crd.json, the comparison of the InferServer API with a CRD
+//     (test/bench/results), rendered as the "InferServer API against a CRD"
+//     section of docs/benchmarks.md (which says it has not run when the
+//     file is missing);
+//   - ha.json, the failover benchmark's results (test/bench/results),
+//     rendered as the "Two replicas, one killed" section of
+//     docs/benchmarks.md (which says it has no results when the file is
 //     missing).
 //
 // It writes docs/benchmarks.md (the benchmarks' ratios to their baselines
@@ -46,7 +57,8 @@ import (
 // or not written.
 type paths struct {
 	apiserverIn, reconcileIn, scaleCheckIn     string
-	routerIn, pdIn, faultsIn, edgeIn           string
+	routerIn, pdIn, faultsIn, edgeIn, pluginIn string
+	crdIn, haIn                                string
 	benchmarksOut, reconcileOut, scaleCheckOut string
 }
 
@@ -59,6 +71,9 @@ func main() {
 	flag.StringVar(&ps.pdIn, "pd", "", "the Prefill/Decode benchmark's results (default: pd.json beside -apiserver); missing: a section saying it has not run")
 	flag.StringVar(&ps.faultsIn, "faults", "", "the fault-recovery benchmark's results (default: faults.json beside -apiserver); missing: a section saying it has not run")
 	flag.StringVar(&ps.edgeIn, "edge", "", "the EdgeDeployment benchmark's results (default: edge.json beside -apiserver); missing: a section saying it has not run")
+	flag.StringVar(&ps.pluginIn, "plugin", "", "the plugin benchmark's results (default: plugin.json beside -apiserver); missing: a section saying it has not run")
+	flag.StringVar(&ps.crdIn, "crd", "", "the CRD comparison's results (default: crd.json beside -apiserver); missing: a section saying it has not run")
+	flag.StringVar(&ps.haIn, "ha", "", "the failover benchmark's results (default: ha.json beside -apiserver); missing: a section saying it awaits its first run")
 	flag.StringVar(&ps.benchmarksOut, "benchmarks-out", "docs/benchmarks.md", "where the benchmarks' document goes; empty: not written")
 	flag.StringVar(&ps.reconcileOut, "reconcile-out", "docs/reconcile-bench.md", "where the reconcile benchmark's document goes; empty: not written")
 	flag.StringVar(&ps.scaleCheckOut, "scale-check-out", "docs/scale-check.md", "where the scale check's document goes; empty: not written")
@@ -154,6 +169,48 @@ func run(ps paths) error {
 			return err
 		default:
 			doc.WriteString(renderEdge(ed))
+		}
+		crdIn := ps.crdIn
+		if crdIn == "" {
+			crdIn = filepath.Join(filepath.Dir(ps.apiserverIn), "crd.json")
+		}
+		cr, err := results.LoadCRD(crdIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: the section on the CRD says it has not run\n", crdIn)
+			doc.WriteString(renderCRDNotRun())
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderCRD(cr))
+		}
+		pluginIn := ps.pluginIn
+		if pluginIn == "" {
+			pluginIn = filepath.Join(filepath.Dir(ps.apiserverIn), "plugin.json")
+		}
+		pl, err := results.LoadPlugin(pluginIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: the Plugin at scale section says it has not run\n", pluginIn)
+			doc.WriteString(renderPluginNotRun())
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderPlugin(pl))
+		}
+		haIn := ps.haIn
+		if haIn == "" {
+			haIn = filepath.Join(filepath.Dir(ps.apiserverIn), "ha.json")
+		}
+		ha, err := results.LoadHA(haIn)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(os.Stderr, "report: no %s: the section on two replicas says it awaits its first run\n", haIn)
+			doc.WriteString(renderHANotRun())
+		case err != nil:
+			return err
+		default:
+			doc.WriteString(renderHA(ha))
 		}
 		if err := write(ps.benchmarksOut, doc.Bytes()); err != nil {
 			return err

@@ -112,6 +112,7 @@ var goalNames = map[string]string{
 	results.GoalObservedSeconds: "all observed",
 	results.GoalPeakKiB:         "mindie-apiserver peak RSS",
 	results.GoalGrowth:          "peak RSS growth per server",
+	results.GoalDeleteSeconds:   "deletion at the end: all gone",
 }
 
 // goalValue formats a figure a goal bounds.
@@ -119,7 +120,7 @@ func goalValue(goal string, v float64) string {
 	switch goal {
 	case results.GoalRatio:
 		return fmt.Sprintf("%.1f×", v)
-	case results.GoalObservedSeconds:
+	case results.GoalObservedSeconds, results.GoalDeleteSeconds:
 		return secs(v)
 	case results.GoalPeakKiB:
 		return mib(int64(v))
@@ -239,9 +240,17 @@ func renderReconcile(rc *results.Reconcile) string {
 		c, o := r.Reconcile.ChildrenQuantiles, r.Reconcile.ObservedQuantiles
 		p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", r.N, q(c, "p50"), q(c, "p90"), q(c, "max"), q(o, "p50"), q(o, "p90"), q(o, "max"), secs(r.WarmupSeconds))
 	}
-	p("\nThe deletion at the end: every InferServer deleted from %d goroutines; the controller deletes the children behind its finalizer, then lets the server go. "+
-		"Beside it, the baseline's deletion of its children, with the same client and concurrency (the median of its runs):\n\n", run.Workers)
-	p("| InferServers | delete calls returned | servers and children gone | baseline: children gone |\n|--:|--:|--:|--:|\n")
+	if run.DeleteBy == "namespace" {
+		p("\nThe deletion at the end: the servers' namespace deleted and timed until it is gone (kube-controller-manager's namespace controller " +
+			"deletes what it holds, the InferServers through the aggregated API, whose controller sees the namespace terminating and lets them go " +
+			"without deleting their children one by one; the children, ReplicaSets, pods and events go with the namespace). Beside it, the " +
+			"baseline's: the namespace holding only the same children, deleted alike (the median of its runs):\n\n")
+		p("| InferServers | delete call returned | namespace gone | baseline: namespace of the children gone |\n|--:|--:|--:|--:|\n")
+	} else {
+		p("\nThe deletion at the end: every InferServer deleted from %d goroutines; the controller deletes the children behind its finalizer, then lets the server go. "+
+			"Beside it, the baseline's deletion of its children, with the same client and concurrency (the median of its runs):\n\n", run.Workers)
+		p("| InferServers | delete calls returned | servers and children gone | baseline: children gone |\n|--:|--:|--:|--:|\n")
+	}
 	for _, r := range rs {
 		del := "not measured"
 		switch {

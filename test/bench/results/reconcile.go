@@ -76,6 +76,11 @@ type Run struct {
 	// QuietTimeoutSeconds how long a phase waits for that at most.
 	QuietCores          float64 `json:"quietCores,omitempty"`
 	QuietTimeoutSeconds float64 `json:"quietTimeoutSeconds,omitempty"`
+	// DeleteBy is how the servers (and the baseline's children) are
+	// deleted at the end: "namespace", their namespace deleted and timed
+	// until it is gone; empty, each deleted on its own and timed until they
+	// and their children are gone.
+	DeleteBy string `json:"deleteBy,omitempty"`
 	// APIServerFlags are the flags the run added to mindie-apiserver's
 	// command line (hack/local-up.sh's MINDIE_APISERVER_FLAGS); empty:
 	// none.
@@ -102,7 +107,7 @@ type ControllerSettings struct {
 func (r Run) sameParameters(o Run) bool {
 	return r.Workers == o.Workers && r.BaselineRuns == o.BaselineRuns &&
 		r.TimeoutSeconds == o.TimeoutSeconds && r.TimeoutPerServerSeconds == o.TimeoutPerServerSeconds &&
-		r.SettleSeconds == o.SettleSeconds && r.APIServerFlags == o.APIServerFlags
+		r.SettleSeconds == o.SettleSeconds && r.APIServerFlags == o.APIServerFlags && r.DeleteBy == o.DeleteBy
 }
 
 // Goals are upper bounds on the figures of each measurement; zero is no
@@ -127,6 +132,8 @@ type SizeGoals struct {
 	MaxObservedSeconds float64 `json:"maxObservedSeconds,omitempty"`
 	// MaxPeakKiB bounds mindie-apiserver's peak VmRSS.
 	MaxPeakKiB int64 `json:"maxPeakKiB,omitempty"`
+	// MaxDeleteSeconds bounds the deletion at the end.
+	MaxDeleteSeconds float64 `json:"maxDeleteSeconds,omitempty"`
 }
 
 // The figures a goal can bound, as Check.Goal names them.
@@ -135,6 +142,7 @@ const (
 	GoalObservedSeconds = "observedSeconds"        // all observed
 	GoalPeakKiB         = "peakKiB"                // peak VmRSS
 	GoalGrowth          = "peakGrowthKiBPerServer" // peak VmRSS growth per server
+	GoalDeleteSeconds   = "deleteSeconds"          // the deletion at the end
 )
 
 // Check is one goal of a measurement and how the measurement fared.
@@ -171,6 +179,7 @@ func (g Goals) For(n int) []Check {
 	add(GoalObservedSeconds, size.MaxObservedSeconds)
 	add(GoalPeakKiB, float64(size.MaxPeakKiB))
 	add(GoalGrowth, g.MaxPeakGrowthKiBPerServer)
+	add(GoalDeleteSeconds, size.MaxDeleteSeconds)
 	return out
 }
 
@@ -427,6 +436,8 @@ func (m *Measurement) derive(g Goals) {
 			c.Value, c.Known = float64(m.Memory.PeakKiB), m.Memory.PeakKiB > 0
 		case GoalGrowth:
 			c.Value, c.Known = s.PeakGrowthKiBPerServer, m.Memory.PeakKiB > 0
+		case GoalDeleteSeconds:
+			c.Value, c.Known = m.Delete.Seconds, m.Delete.Done
 		}
 		c.Met = c.Known && c.Value <= c.Max
 		s.MeetsGoals = s.MeetsGoals && c.Met
