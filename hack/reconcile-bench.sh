@@ -49,7 +49,7 @@
 # loopback addresses only. On two cores, N=100 takes about a minute and
 # N=1000 about 5; N=10000 takes most of an hour: the servers alone are
 # bounded by the controller's client rate limit (3 writes a server at
-# --kube-api-qps=100: over 5 minutes), their deletion as long again.
+# the default --kube-api-qps: over a minute), their deletion as long again.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)

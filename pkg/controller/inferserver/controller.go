@@ -370,6 +370,13 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if s.DeletionTimestamp != nil {
 		return c.finalize(ctx, s)
 	}
+	// In a namespace being deleted nothing new may be created, and the
+	// namespace controller deletes the children and then the server: a
+	// sync would only try to put back what it just deleted, fail and retry
+	// (thousands of failed writes while a namespace of 1,000 servers goes).
+	if c.namespaceTerminating(ns) {
+		return 0, nil
+	}
 	if !hasFinalizer(s) {
 		s.Finalizers = append(s.Finalizers, v1alpha1.FinalizerCleanup)
 		updated, err := c.infer.InferV1alpha1().InferServers(ns).Update(ctx, s, metav1.UpdateOptions{FieldManager: FieldManager})

@@ -573,9 +573,11 @@ func TestDeletionKeepsTheFinalizerOnAFailure(t *testing.T) {
 // In a namespace being deleted the namespace controller removes the
 // children: the finalizer goes at once, with no deletion of them.
 func TestDeletionInATerminatingNamespace(t *testing.T) {
-	f := newFixture(t, newServer("llama", nil), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNS,
+	// The finalizer as the API server sets it at create.
+	server := newServer("llama", nil)
+	server.Finalizers = []string{v1alpha1.FinalizerCleanup}
+	f := newFixture(t, server, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNS,
 		DeletionTimestamp: ptr.To(metav1.NewTime(testNow)), Finalizers: []string{"kubernetes"}}})
-	f.sync("llama")
 	s := f.server("llama")
 	s.DeletionTimestamp = ptr.To(metav1.NewTime(testNow))
 	if _, err := f.infer.InferV1alpha1().InferServers(testNS).Update(f.ctx, s, metav1.UpdateOptions{}); err != nil {
@@ -585,6 +587,16 @@ func TestDeletionInATerminatingNamespace(t *testing.T) {
 	_, writes := f.sync("llama")
 	if len(writes) != 1 || writes[0] != "update inferservers llama" {
 		t.Errorf("writes %v, want only the finalizer's removal", writes)
+	}
+}
+
+// A server not yet deleted in a namespace being deleted is left alone:
+// its children are not put back as the namespace controller deletes them.
+func TestNoWritesInATerminatingNamespace(t *testing.T) {
+	f := newFixture(t, newServer("llama", nil), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNS,
+		DeletionTimestamp: ptr.To(metav1.NewTime(testNow)), Finalizers: []string{"kubernetes"}}})
+	if _, writes := f.sync("llama"); len(writes) != 0 {
+		t.Errorf("writes %v in a terminating namespace, want none", writes)
 	}
 }
 
