@@ -83,6 +83,13 @@ func startControllers(server *apiserver.Server, cfg ControllerConfig) (string, e
 	}
 	kubeCfg := restclient.CopyConfig(cfg.KubeConfig)
 	kubeCfg.QPS, kubeCfg.Burst = cfg.KubeAPIQPS, cfg.KubeAPIBurst
+	// The cluster's objects travel as protobuf, cheaper than JSON to
+	// encode in kube-apiserver and to decode here (decoding JSON, the
+	// watches' and the answers', was an eighth of mindie-apiserver's CPU
+	// while 1,000 new InferServers were reconciled); applies still send
+	// their patches as apply YAML.
+	kubeCfg.ContentType = runtime.ContentTypeProtobuf
+	kubeCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	kube, err := kubernetes.NewForConfig(kubeCfg)
 	if err != nil {
 		return "", fmt.Errorf("controllers: kube client: %w", err)
