@@ -465,7 +465,6 @@ type listSpec struct {
 	m                 results.CRDMeasurement
 	lat               []time.Duration
 	failed            int
-	before            map[string]int64
 	cpu               map[string]int64
 	wall              time.Duration
 }
