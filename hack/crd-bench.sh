@@ -41,12 +41,10 @@ cd "${ROOT}"
 OBJECTS=${CRD_OBJECTS:-1000}
 LARGE=${CRD_LARGE:-10000}
 EXTRA_FLAGS=${CRD_MINDIE_FLAGS:-}
-DEFAULT_RESULTS=docs/bench/crd.json
-RESULTS=${CRD_RESULTS:-${DEFAULT_RESULTS}}
-WORK=${ROOT}/_output/crd-bench
-BIN=${WORK}/bin/crdbench
-
-log() { echo "crd-bench: $*" >&2; }
+NAME=crd-bench PROGRAM=./test/bench/crdbench RESULT=crd.json
+RESULTS=${CRD_RESULTS:-}
+# shellcheck source=hack/lib/bench-cluster.sh
+source hack/lib/bench-cluster.sh
 
 COMMAND="hack/crd-bench.sh"
 if [ "${OBJECTS}" != 1000 ] || [ "${LARGE}" != 10000 ]; then
@@ -56,24 +54,7 @@ if [ -n "${EXTRA_FLAGS}" ]; then
   COMMAND="CRD_MINDIE_FLAGS='${EXTRA_FLAGS}' ${COMMAND}"
 fi
 
-render() {
-  if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
-    go run ./test/bench/report
-  else
-    log "results in ${RESULTS}; docs/benchmarks.md renders only ${DEFAULT_RESULTS}"
-  fi
-}
-case "${1:-}" in
-  --report-only) render; exit 0 ;;
-  "") ;;
-  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
-esac
-
-mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
-go build -o "${BIN}" ./test/bench/crdbench
-
-rm -rf "${WORK:?}/logs" "${WORK}/crd.json" "${WORK}/local-up.out" "${WORK}/cluster"
-mkdir -p "${WORK}/logs"
+bench_prepare "$@"
 
 read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
 OUT=${WORK}/cluster
@@ -82,37 +63,10 @@ export SIM_NODES=0 SIM_EDGE_NODES=0 MINDIE_REPLICAS=1
 export MINDIE_APISERVER_FLAGS="--controllers=false${EXTRA_FLAGS:+ ${EXTRA_FLAGS}}"
 log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT} (${MINDIE_APISERVER_FLAGS})"
 
-# keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
-# the purge; the audit log is large and left out.
-keep_logs() {
-  if [ -d "${OUT}/logs" ]; then
-    find "${OUT}/logs" -maxdepth 1 -name '*.log' ! -name 'audit*' -exec cp {} "${WORK}/logs/" \;
-  fi
-}
-cleanup() {
-  local rc=$?
-  set +o errexit
-  keep_logs
-  log "tearing down"
-  hack/local-down.sh --purge
-  exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start=$(date +%s)
-if ! hack/local-up.sh >"${WORK}/local-up.out" 2>&1; then
-  log "local-up failed:"; tail -30 "${WORK}/local-up.out" >&2; exit 1
-fi
-log "cluster up in $(($(date +%s) - start))s"
+bench_cluster_up
 
 "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -tenant-kubeconfig "${OUT}/users/tenant-a-editor.kubeconfig" -tenant tenant-a-editor \
   -mindie-url "https://127.0.0.1:${MINDIE_PORT}" -mindie-ca "${OUT}/pki/mindie-ca.crt" -pids "${OUT}/pids" \
   -objects "${OBJECTS}" -large "${LARGE}" -mindie-flags "${EXTRA_FLAGS}" \
   -command "${COMMAND}" -out "${WORK}/crd.json"
-keep_logs
-
-cp "${WORK}/crd.json" "${RESULTS}.tmp"
-mv "${RESULTS}.tmp" "${RESULTS}"
-log "wrote ${RESULTS} in $(($(date +%s) - start))s; logs are in ${WORK}/"
-render
+bench_publish

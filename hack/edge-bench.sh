@@ -44,12 +44,10 @@ cd "${ROOT}"
 
 NODES=${EDGE_NODES:-1000}
 CONCURRENCY=${EDGE_CONCURRENCY:-100}
-DEFAULT_RESULTS=docs/bench/edge.json
-RESULTS=${EDGE_RESULTS:-${DEFAULT_RESULTS}}
-WORK=${ROOT}/_output/edge-bench
-BIN=${WORK}/bin/edgebench
-
-log() { echo "edge-bench: $*" >&2; }
+NAME=edge-bench PROGRAM=./test/bench/edgebench RESULT=edge.json
+RESULTS=${EDGE_RESULTS:-}
+# shellcheck source=hack/lib/bench-cluster.sh
+source hack/lib/bench-cluster.sh
 
 if ! [ "${NODES}" -ge 1 ] 2>/dev/null || [ "${NODES}" -gt 1000 ] || ! [ "${CONCURRENCY}" -ge 1 ] 2>/dev/null; then
   log "EDGE_NODES=${NODES} EDGE_CONCURRENCY=${CONCURRENCY}: want 1 to 1000 nodes (what one EdgeDeployment may target) and a positive concurrency"
@@ -61,24 +59,7 @@ if [ "${NODES}" != 1000 ] || [ "${CONCURRENCY}" != 100 ]; then
   COMMAND="EDGE_NODES=${NODES} EDGE_CONCURRENCY=${CONCURRENCY} ${COMMAND}"
 fi
 
-render() {
-  if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
-    go run ./test/bench/report
-  else
-    log "results in ${RESULTS}; docs/benchmarks.md renders only ${DEFAULT_RESULTS}"
-  fi
-}
-case "${1:-}" in
-  --report-only) render; exit 0 ;;
-  "") ;;
-  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
-esac
-
-mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
-go build -o "${BIN}" ./test/bench/edgebench
-
-rm -rf "${WORK:?}/logs" "${WORK}/edge.json" "${WORK}/local-up.out" "${WORK}/cluster"
-mkdir -p "${WORK}/logs"
+bench_prepare "$@"
 
 read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
 OUT=${WORK}/cluster
@@ -88,37 +69,10 @@ export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
 export SIM_NODES=0 SIM_EDGE_NODES=${NODES} SIM_EDGE_ARCH=arm64 SIM_POD_CIDR=127.80.0.0/16 SIM_EDGE_CIDR=127.81.0.0/16
 log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT}; ${NODES} edge nodes"
 
-# keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
-# the purge; the audit log, gzipped.
-keep_logs() {
-  if [ -d "${OUT}/logs" ]; then
-    find "${OUT}/logs" -maxdepth 1 -name '*.log' ! -name 'audit*' -exec cp {} "${WORK}/logs/" \;
-    if [ -f "${OUT}/logs/audit.log" ]; then gzip -c "${OUT}/logs/audit.log" >"${WORK}/logs/audit.log.gz"; fi
-  fi
-}
-cleanup() {
-  local rc=$?
-  set +o errexit
-  keep_logs
-  log "tearing down"
-  hack/local-down.sh --purge
-  exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start=$(date +%s)
-if ! hack/local-up.sh >"${WORK}/local-up.out" 2>&1; then
-  log "local-up failed:"; tail -30 "${WORK}/local-up.out" >&2; exit 1
-fi
-log "cluster up in $(($(date +%s) - start))s"
+KEEP_AUDIT_LOG=1
+bench_cluster_up
 
 "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -pid-file "${OUT}/pids/mindie-apiserver" -audit-log "${OUT}/logs/audit.log" -logs-dir "${OUT}/logs" \
   -nodes "${NODES}" -max-concurrent-nodes "${CONCURRENCY}" -clk-tck "$(getconf CLK_TCK)" \
   -command "${COMMAND}" -out "${WORK}/edge.json"
-keep_logs
-
-cp "${WORK}/edge.json" "${RESULTS}.tmp"
-mv "${RESULTS}.tmp" "${RESULTS}"
-log "wrote ${RESULTS} in $(($(date +%s) - start))s; logs are in ${WORK}/"
-render
+bench_publish

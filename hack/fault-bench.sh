@@ -43,36 +43,17 @@ cd "${ROOT}"
 REPEATS=${FAULT_REPEATS:-3}
 NODE_REPEATS=${FAULT_NODE_REPEATS:-3}
 SCENARIOS=${FAULT_SCENARIOS:-npu-force,npu-grace,node-loss}
-DEFAULT_RESULTS=docs/bench/faults.json
-RESULTS=${FAULT_RESULTS:-${DEFAULT_RESULTS}}
-WORK=${ROOT}/_output/fault-bench
-BIN=${WORK}/bin/faultbench
-
-log() { echo "fault-bench: $*" >&2; }
+NAME=fault-bench PROGRAM=./test/bench/faultbench RESULT=faults.json
+RESULTS=${FAULT_RESULTS:-}
+# shellcheck source=hack/lib/bench-cluster.sh
+source hack/lib/bench-cluster.sh
 
 COMMAND="hack/fault-bench.sh"
 if [ "${REPEATS}" != 3 ] || [ "${NODE_REPEATS}" != 3 ] || [ "${SCENARIOS}" != npu-force,npu-grace,node-loss ]; then
   COMMAND="FAULT_REPEATS=${REPEATS} FAULT_NODE_REPEATS=${NODE_REPEATS} FAULT_SCENARIOS=${SCENARIOS} ${COMMAND}"
 fi
 
-render() {
-  if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
-    go run ./test/bench/report
-  else
-    log "results in ${RESULTS}; docs/benchmarks.md renders only ${DEFAULT_RESULTS}"
-  fi
-}
-case "${1:-}" in
-  --report-only) render; exit 0 ;;
-  "") ;;
-  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
-esac
-
-mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
-go build -o "${BIN}" ./test/bench/faultbench
-
-rm -rf "${WORK:?}/logs" "${WORK}/faults.json" "${WORK}/local-up.out" "${WORK}/cluster"
-mkdir -p "${WORK}/logs"
+bench_prepare "$@"
 
 read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
 OUT=${WORK}/cluster
@@ -80,36 +61,9 @@ export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
 export SIM_NODES=4 SIM_POD_CIDR=127.79.0.0/16
 log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT}"
 
-# keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
-# the purge; the audit log is large and left out.
-keep_logs() {
-  if [ -d "${OUT}/logs" ]; then
-    find "${OUT}/logs" -maxdepth 1 -name '*.log' ! -name 'audit*' -exec cp {} "${WORK}/logs/" \;
-  fi
-}
-cleanup() {
-  local rc=$?
-  set +o errexit
-  keep_logs
-  log "tearing down"
-  hack/local-down.sh --purge
-  exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start=$(date +%s)
-if ! hack/local-up.sh >"${WORK}/local-up.out" 2>&1; then
-  log "local-up failed:"; tail -30 "${WORK}/local-up.out" >&2; exit 1
-fi
-log "cluster up in $(($(date +%s) - start))s"
+bench_cluster_up
 
 "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -sim "${OUT}/bin/ascend-sim" -control-addr-file "${OUT}/ascend-sim.control" \
   -repeats "${REPEATS}" -node-repeats "${NODE_REPEATS}" -scenarios "${SCENARIOS}" \
   -command "${COMMAND}" -out "${WORK}/faults.json"
-keep_logs
-
-cp "${WORK}/faults.json" "${RESULTS}.tmp"
-mv "${RESULTS}.tmp" "${RESULTS}"
-log "wrote ${RESULTS} in $(($(date +%s) - start))s; logs are in ${WORK}/"
-render
+bench_publish

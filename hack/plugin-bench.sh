@@ -40,36 +40,19 @@ cd "${ROOT}"
 INSTANCES=${PLUGIN_INSTANCES:-256}
 SERVERS=${PLUGIN_SERVERS:-1000}
 RUNS=${PLUGIN_RUNS:-15}
-DEFAULT_RESULTS=docs/bench/plugin.json
-RESULTS=${PLUGIN_RESULTS:-${DEFAULT_RESULTS}}
-WORK=${ROOT}/_output/plugin-bench
-BIN=${WORK}/bin/pluginbench
-
-log() { echo "plugin-bench: $*" >&2; }
+NAME=plugin-bench PROGRAM=./test/bench/pluginbench RESULT=plugin.json
+RESULTS=${PLUGIN_RESULTS:-}
+# shellcheck source=hack/lib/bench-cluster.sh
+source hack/lib/bench-cluster.sh
 
 COMMAND="hack/plugin-bench.sh"
 if [ "${INSTANCES}" != 256 ] || [ "${SERVERS}" != 1000 ] || [ "${RUNS}" != 15 ]; then
   COMMAND="PLUGIN_INSTANCES=${INSTANCES} PLUGIN_SERVERS=${SERVERS} PLUGIN_RUNS=${RUNS} ${COMMAND}"
 fi
 
-render() {
-  if [ "${RESULTS}" = "${DEFAULT_RESULTS}" ]; then
-    go run ./test/bench/report
-  else
-    log "results in ${RESULTS}; docs/benchmarks.md renders only ${DEFAULT_RESULTS}"
-  fi
-}
-case "${1:-}" in
-  --report-only) render; exit 0 ;;
-  "") ;;
-  *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
-esac
-
-mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
-go build -o "${BIN}" ./test/bench/pluginbench
-
-rm -rf "${WORK:?}/logs" "${WORK}/plugin.json" "${WORK}/local-up.out" "${WORK}/cluster" "${WORK}/home"
-mkdir -p "${WORK}/logs" "${WORK}/home"
+bench_prepare "$@"
+rm -rf "${WORK:?}/home"
+mkdir -p "${WORK}/home"
 
 read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
 OUT=${WORK}/cluster
@@ -78,36 +61,9 @@ export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
 export SIM_NODES=$(((INSTANCES + 7) / 8)) SIM_EDGE_NODES=0 SIM_POD_CIDR=127.82.0.0/16
 log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT} nodes=${SIM_NODES}"
 
-# keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
-# the purge; the audit log is large and left out.
-keep_logs() {
-  if [ -d "${OUT}/logs" ]; then
-    find "${OUT}/logs" -maxdepth 1 -name '*.log' ! -name 'audit*' -exec cp {} "${WORK}/logs/" \;
-  fi
-}
-cleanup() {
-  local rc=$?
-  set +o errexit
-  keep_logs
-  log "tearing down"
-  hack/local-down.sh --purge
-  exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start=$(date +%s)
-if ! hack/local-up.sh >"${WORK}/local-up.out" 2>&1; then
-  log "local-up failed:"; tail -30 "${WORK}/local-up.out" >&2; exit 1
-fi
-log "cluster up in $(($(date +%s) - start))s"
+bench_cluster_up
 
 "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -bin "${OUT}/bin" -home "${WORK}/home" \
   -instances "${INSTANCES}" -servers "${SERVERS}" -runs "${RUNS}" \
   -command "${COMMAND}" -out "${WORK}/plugin.json"
-keep_logs
-
-cp "${WORK}/plugin.json" "${RESULTS}.tmp"
-mv "${RESULTS}.tmp" "${RESULTS}"
-log "wrote ${RESULTS} in $(($(date +%s) - start))s; logs are in ${WORK}/"
-render
+bench_publish

@@ -59,25 +59,7 @@ var defaults = config{
 	watchers: 10, watchObjects: 500, timeout: 10 * time.Minute, command: "hack/crd-bench.sh",
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: crdbench ports|run [flags]; crdbench <command> -h lists a command's flags")
-		os.Exit(2)
-	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "ports":
-		err = measure.PortsCommand(args)
-	case "run":
-		err = run(args)
-	default:
-		err = fmt.Errorf("unknown command %q: want ports or run", cmd)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crdbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { measure.Main("crdbench", run) }
 
 // config is what `crdbench run` is told.
 type config struct {

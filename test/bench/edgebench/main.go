@@ -66,25 +66,7 @@ func controllerLimits(args []string) (qps float32, burst int, err error) {
 	return o.Controllers.KubeAPIQPS, o.Controllers.KubeAPIBurst, nil
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: edgebench ports|run [flags]; edgebench <command> -h lists a command's flags")
-		os.Exit(2)
-	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "ports":
-		err = measure.PortsCommand(args)
-	case "run":
-		err = run(args)
-	default:
-		err = fmt.Errorf("unknown command %q: want ports or run", cmd)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "edgebench:", err)
-		os.Exit(1)
-	}
-}
+func main() { measure.Main("edgebench", run) }
 
 // config is what `edgebench run` is told.
 type config struct {

@@ -56,25 +56,7 @@ var goals = results.FaultGoals{
 		"pods' terminationGracePeriodSeconds, the most the drain may hold the replacement back if it waited for it.",
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: faultbench ports|run [flags]; faultbench <command> -h lists a command's flags")
-		os.Exit(2)
-	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "ports":
-		err = measure.PortsCommand(args)
-	case "run":
-		err = run(args)
-	default:
-		err = fmt.Errorf("unknown command %q: want ports or run", cmd)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faultbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { measure.Main("faultbench", run) }
 
 // config is what `faultbench run` is told.
 type config struct {

@@ -145,3 +145,27 @@ func PortsCommand(args []string) error {
 	fmt.Println(strings.Join(out, " "))
 	return nil
 }
+
+// Main is the main function of the benchmarks that hack/*-bench.sh run on
+// a local cluster of their own: `NAME ports -n N` prints free loopback
+// ports (PortsCommand), `NAME run [flags]` calls run with the flags. It
+// exits 2 on a wrong command line and 1 when the command fails.
+func Main(name string, run func(args []string) error) {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" {
+		fmt.Fprintf(os.Stderr, "usage: %s ports|run [flags]; %s <command> -h lists a command's flags\n", name, name)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "ports":
+		err = PortsCommand(args)
+	case "run":
+		err = run(args)
+	default:
+		err = fmt.Errorf("unknown command %q: want ports or run", cmd)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}

@@ -54,25 +54,7 @@ var goals = results.PluginGoals{
 		"Table of the same objects and the plugin adds only its own process, which kubectl starts in its place, and its printing.",
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: pluginbench ports|run [flags]; pluginbench <command> -h lists a command's flags")
-		os.Exit(2)
-	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "ports":
-		err = measure.PortsCommand(args)
-	case "run":
-		err = run(args)
-	default:
-		err = fmt.Errorf("unknown command %q: want ports or run", cmd)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pluginbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { measure.Main("pluginbench", run) }
 
 // config is what `pluginbench run` is told.
 type config struct {

@@ -85,25 +85,7 @@ const (
 	deleteProgressEvery = 10 * time.Second
 )
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: reconcile ports|run [flags]; reconcile <command> -h lists a command's flags")
-		os.Exit(2)
-	}
-	var err error
-	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
-	case "ports":
-		err = measure.PortsCommand(args)
-	case "run":
-		err = run(args)
-	default:
-		err = fmt.Errorf("unknown command %q: want ports or run", cmd)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reconcile:", err)
-		os.Exit(1)
-	}
-}
+func main() { measure.Main("reconcile", run) }
 
 type runFlags struct {
 	kubeconfig, ns, baselineNS, warmupNS, pids, logPath string
