@@ -251,6 +251,11 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if cfg.Authorization.Authorizer != nil {
 		cfg.Authorization.Authorizer = apiserver.AnyNameFirst(cfg.Authorization.Authorizer)
 	}
+	// The front proxy (kube-apiserver) presents the same client certificate
+	// on every request it relays; its chain is verified once, not on each.
+	if cfg.Authentication.Authenticator != nil && cfg.Authentication.RequestHeaderConfig != nil {
+		cfg.Authentication.Authenticator = apiserver.FrontProxyFirst(cfg.Authentication.RequestHeaderConfig, cfg.Authentication.Authenticator)
+	}
 	return &apiserver.Config{GenericConfig: cfg, Finalize: o.Controllers.Enabled}, nil
 }
 

@@ -1,11 +1,15 @@
 package cachetrim
 
 import (
+	"errors"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 )
 
 func TestManagedFields(t *testing.T) {
@@ -18,6 +22,61 @@ func TestManagedFields(t *testing.T) {
 	// A tombstone is not an object: it passes as it is.
 	tomb := cache.DeletedFinalStateUnknown{Key: "ns/p", Obj: p}
 	if out, err := ManagedFields(tomb); err != nil || out != any(tomb) {
+		t.Errorf("tombstone: %+v, %v", out, err)
+	}
+}
+
+func TestApplied(t *testing.T) {
+	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "ns", ManagedFields: []metav1.ManagedFieldsEntry{
+			{Manager: "ctl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1", FieldsV1: fields(`{"f:spec":{"f:replicas":{}}}`)},
+			{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1", FieldsType: "FieldsV1", FieldsV1: fields(`{"f:spec":{"f:paused":{}}}`)},
+			{Manager: "kcm", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1", FieldsType: "FieldsV1", Subresource: "status", FieldsV1: fields(`{"f:status":{"f:replicas":{}}}`)},
+		}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Paused: true,
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}},
+	}
+	want, err := Digest(appsv1ac.Deployment("d", "ns").WithSpec(appsv1ac.DeploymentSpec().WithReplicas(3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := false
+	transform := Applied("ctl", appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) { trimmed = true; d.Spec.Template = corev1.PodTemplateSpec{} })
+	out, err := transform(d.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*appsv1.Deployment)
+	if digest, ok := AppliedDigest(got); !ok || digest != want {
+		t.Errorf("digest %q (%v), want %q", digest, ok, want)
+	}
+	if len(got.ManagedFields) != 1 || got.ManagedFields[0].Manager != "kubectl-edit" {
+		t.Errorf("managedFields kept: %+v", got.ManagedFields)
+	}
+	if !trimmed || len(got.Spec.Template.Spec.Containers) != 0 || *got.Spec.Replicas != 3 {
+		t.Errorf("trim ran %v: %+v", trimmed, got.Spec)
+	}
+	// A different value the manager owns, a different digest.
+	other := d.DeepCopy()
+	other.Spec.Replicas = ptr.To[int32](4)
+	if out, _ := transform(other); out.(*appsv1.Deployment).Annotations[AppliedDigestAnnotation] == want {
+		t.Error("replicas 4 has the digest of replicas 3")
+	}
+	// An object the manager's fields cannot be extracted from stays whole.
+	failing := Applied("ctl", func(*appsv1.Deployment, string) (*appsv1ac.DeploymentApplyConfiguration, error) {
+		return nil, errors.New("no")
+	}, func(d *appsv1.Deployment) { d.Spec.Template = corev1.PodTemplateSpec{} })
+	out, err = failing(d.DeepCopy())
+	if got := out.(*appsv1.Deployment); err != nil || len(got.ManagedFields) != 3 || len(got.Spec.Template.Spec.Containers) != 1 {
+		t.Errorf("not extractable: %+v, %v", got, err)
+	}
+	if _, ok := AppliedDigest(out.(*appsv1.Deployment)); ok {
+		t.Error("a digest without an extraction")
+	}
+	// A tombstone passes as it is.
+	tomb := cache.DeletedFinalStateUnknown{Key: "ns/d", Obj: d}
+	if out, err := transform(tomb); err != nil || out != any(tomb) {
 		t.Errorf("tombstone: %+v, %v", out, err)
 	}
 }

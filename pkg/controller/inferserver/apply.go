@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 )
 
 // child is how applyChild reads and writes one kind of child: PT is the
@@ -58,7 +59,7 @@ func applyChild[T any, PT interface {
 			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
 			return live, false, errors.New(msg)
 		}
-		if ours, err := k.extract(live, FieldManager); err == nil && equality.Semantic.DeepEqual(ours, desired) {
+		if upToDate(k, live, desired) {
 			return live, false, nil
 		}
 	}
@@ -78,6 +79,21 @@ func applyChild[T any, PT interface {
 		}
 	}
 	return live, true, nil
+}
+
+// upToDate says whether the fields the controller owns in live (a cached
+// object) already are desired: by the digest cachetrim.Applied recorded
+// in the cache, or, on an object cached whole, by extracting them.
+func upToDate[T any, PT interface {
+	*T
+	metav1.Object
+}, AC any](k child[T, PT, AC], live PT, desired AC) bool {
+	if ours, ok := cachetrim.AppliedDigest(live); ok {
+		d, err := cachetrim.Digest(desired)
+		return err == nil && d == ours
+	}
+	ours, err := k.extract(live, FieldManager)
+	return err == nil && equality.Semantic.DeepEqual(ours, desired)
 }
 
 // overriddenManagers names the other field managers of before (the object

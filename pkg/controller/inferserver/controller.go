@@ -124,21 +124,64 @@ type Config struct {
 }
 
 // NewKubeInformers returns an informer factory that sees only the objects
-// the controller makes (those labelled v1alpha1.LabelServer).
+// the controller makes (those labelled v1alpha1.LabelServer), cached
+// without what the controller never reads, so that its memory grows less
+// with the number of servers:
 //
-// Pods and ControllerRevisions are cached without their managedFields
-// (the controller creates them, it never applies them); the children it
-// applies keep theirs, from which applyChild reads what it owns.
+//   - the children it applies (Deployments, Services, ConfigMaps) through
+//     cachetrim.Applied: what it owns in them as a digest, which applyChild
+//     compares with what it would apply; a Deployment also without its pod
+//     template (the controller reads the pods instead);
+//   - pods without managedFields and without what is only the kubelet's
+//     business (trimPod);
+//   - ControllerRevisions without managedFields (it creates them and never
+//     applies them).
 func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
 	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
 		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }),
-		kubeinformers.WithTransform(func(obj any) (any, error) {
-			switch obj.(type) {
-			case *corev1.Pod, *appsv1.ControllerRevision:
-				return cachetrim.ManagedFields(obj)
-			}
-			return obj, nil
-		}))
+		kubeinformers.WithTransform(kubeCacheTransform))
+}
+
+var (
+	cachedDeployment = cachetrim.Applied(FieldManager, appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) {
+		d.Spec.Template = corev1.PodTemplateSpec{}
+	})
+	cachedService   = cachetrim.Applied(FieldManager, corev1ac.ExtractService, nil)
+	cachedConfigMap = cachetrim.Applied(FieldManager, corev1ac.ExtractConfigMap, nil)
+)
+
+// kubeCacheTransform is NewKubeInformers' transform.
+func kubeCacheTransform(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return cachedDeployment(o)
+	case *corev1.Service:
+		return cachedService(o)
+	case *corev1.ConfigMap:
+		return cachedConfigMap(o)
+	case *corev1.Pod:
+		trimPod(o)
+		return cachetrim.ManagedFields(o)
+	case *appsv1.ControllerRevision:
+		return cachetrim.ManagedFields(o)
+	}
+	return obj, nil
+}
+
+// trimPod drops from a cached pod what the kubelet needs to run it and the
+// controller never reads: volumes and, of every container, its command,
+// environment, mounts, probes and lifecycle hooks. Names, ports,
+// resources, the node, labels, annotations, owners and status stay.
+func trimPod(p *corev1.Pod) {
+	p.Spec.Volumes = nil
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			c := &cs[i]
+			c.Command, c.Args, c.Env, c.EnvFrom = nil, nil, nil, nil
+			c.VolumeMounts, c.VolumeDevices = nil, nil
+			c.LivenessProbe, c.ReadinessProbe, c.StartupProbe, c.Lifecycle = nil, nil, nil, nil
+		}
+	}
 }
 
 // NewRouterInformers returns an informer factory that sees only router

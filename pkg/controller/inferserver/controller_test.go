@@ -31,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 	"mindie.io/deployer/pkg/ascend"
 	inferfake "mindie.io/deployer/pkg/generated/clientset/versioned/fake"
 	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions"
@@ -110,6 +111,20 @@ func (f *fixture) refresh() {
 		var items []any
 		for _, o := range objs {
 			items = append(items, o)
+		}
+		if inf.GetIndexer() == f.kubeInf.Apps().V1().Deployments().Informer().GetIndexer() ||
+			inf.GetIndexer() == f.kubeInf.Core().V1().Pods().Informer().GetIndexer() ||
+			inf.GetIndexer() == f.kubeInf.Core().V1().Services().Informer().GetIndexer() ||
+			inf.GetIndexer() == f.kubeInf.Core().V1().ConfigMaps().Informer().GetIndexer() ||
+			inf.GetIndexer() == f.kubeInf.Apps().V1().ControllerRevisions().Informer().GetIndexer() {
+			// What NewKubeInformers' informers would cache.
+			for i, o := range objs {
+				t, err := kubeCacheTransform(o.DeepCopyObject())
+				if err != nil {
+					f.t.Fatal(err)
+				}
+				items[i] = t
+			}
 		}
 		if err := inf.GetIndexer().Replace(items, ""); err != nil {
 			f.t.Fatal(err)
@@ -421,6 +436,24 @@ func TestSingleNodeCreatesTheDeployment(t *testing.T) {
 	}
 	if p := condition(s, v1alpha1.ConditionProgressing); s.Status.Replicas != 0 || s.Status.ObservedGeneration != 1 || p == nil || p.Reason != inferstatus.ReasonRolloutInProgress {
 		t.Errorf("status %+v", s.Status)
+	}
+
+	// The cache holds the Deployment as a digest of what the controller
+	// owns, without the pod template; the API's object carries neither.
+	cached, err := f.kubeInf.Apps().V1().Deployments().Lister().Deployments(testNS).Get("llama")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cachetrim.AppliedDigest(cached); !ok || len(cached.Spec.Template.Spec.Containers) != 0 || *cached.Spec.Replicas != 2 {
+		t.Errorf("cached deployment: annotations %v, template %+v", cached.Annotations, cached.Spec.Template)
+	}
+	for _, e := range cached.ManagedFields {
+		if e.Manager == FieldManager {
+			t.Errorf("cached deployment keeps the controller's managedFields: %+v", e)
+		}
+	}
+	if _, ok := cachetrim.AppliedDigest(d); ok {
+		t.Errorf("the stored deployment carries the cache's digest: %v", d.Annotations)
 	}
 
 	// Steady state: the same sync again writes nothing.
