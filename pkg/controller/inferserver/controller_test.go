@@ -31,8 +31,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
-	"mindie.io/deployer/pkg/controller/cachetrim"
 	"mindie.io/deployer/pkg/ascend"
+	"mindie.io/deployer/pkg/controller/cachetrim"
 	inferfake "mindie.io/deployer/pkg/generated/clientset/versioned/fake"
 	inferinformers "mindie.io/deployer/pkg/generated/informers/externalversions"
 	"mindie.io/deployer/pkg/inferstatus"
