@@ -17,8 +17,10 @@
 # (JSON, the format of test/bench/results) go to $RECONCILE_RESULTS and
 # test/bench/report renders the documents from them.
 #
-#   RECONCILE_SIZES       the N to measure (default "100 1000"; 10,000 takes most
-#                         of an hour on two cores and is left to be asked for)
+#   RECONCILE_SIZES       the N to measure (default "100 1000 10000"; 10,000
+#                         takes half an hour or more on two cores)
+#   RECONCILE_BASELINE_RUNS  runs of the baseline for each N, the median counts
+#                         (default: -baseline-runs of test/bench/reconcile run, 3)
 #   RECONCILE_WORKERS     goroutines creating at once (default: -workers of
 #                         test/bench/reconcile run, 20)
 #   RECONCILE_TIMEOUT     seconds each phase of one N may take (every status
@@ -55,7 +57,7 @@ set -o errexit -o nounset -o pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "${ROOT}"
 
-DEFAULT_SIZES="100 1000"
+DEFAULT_SIZES="100 1000 10000"
 SIZES=${RECONCILE_SIZES:-${DEFAULT_SIZES}}
 APISERVER_FLAGS=${RECONCILE_APISERVER_FLAGS:-}
 DEFAULT_RESULTS=docs/bench/reconcile.json
@@ -80,6 +82,7 @@ setting() {
 setting RECONCILE_TIMEOUT_PER_SERVER -timeout-per-server s
 setting RECONCILE_TIMEOUT -timeout s
 setting RECONCILE_WORKERS -workers
+setting RECONCILE_BASELINE_RUNS -baseline-runs
 [ -z "${APISERVER_FLAGS}" ] || COMMAND="RECONCILE_APISERVER_FLAGS='${APISERVER_FLAGS}' ${COMMAND}"
 [ "${SIZES}" = "${DEFAULT_SIZES}" ] || COMMAND="RECONCILE_SIZES='${SIZES}' ${COMMAND}"
 
