@@ -12,9 +12,10 @@
 #   COUNT      runs of each benchmark; the report takes the median (default 3)
 #   BENCH      -bench pattern (default: all)
 #   RECONCILE_BENCH  0 skips the reconcile benchmark that follows them
-#              (hack/reconcile-bench.sh: 100 and 1,000 InferServers created at
-#              once on a local cluster of its own, against N ConfigMaps; about
-#              7 minutes; docs/bench/reconcile.json). When skipped, the
+#              (hack/reconcile-bench.sh: 100, 1,000 and 10,000 InferServers
+#              created at once on a local cluster of its own, against their
+#              very children written directly; 10,000 takes most of an hour
+#              or more on two cores; docs/bench/reconcile.json). When skipped, the
 #              documents show the last run's results from
 #              docs/bench/reconcile.json.
 #   ROUTER_BENCH  0 skips the router benchmark that follows them

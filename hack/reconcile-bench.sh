@@ -33,6 +33,11 @@
 #                         "--controller-workers=16 --kube-api-qps=400
 #                         --kube-api-burst=800"; the results record them and
 #                         the settings the server ran with (default none)
+#   RECONCILE_ADD         1: the sizes measured are put into the results already
+#                         in $RECONCILE_RESULTS (replacing those of the same N),
+#                         which must be of a run with the same parameters;
+#                         to measure one N again without the others
+#                         (default: the results of this run alone)
 #   RECONCILE_RESULTS     where the results go (default docs/bench/reconcile.json,
 #                         from which the documents are rendered; elsewhere,
 #                         only the reconcile report is rendered, next to the
@@ -49,9 +54,10 @@
 # cluster's logs are kept in _output/reconcile-bench/ (the time each N took
 # in _output/reconcile-bench/times). Everything listens on and dials
 # loopback addresses only. On two cores, N=100 takes about a minute and
-# N=1000 about 5; N=10000 takes most of an hour: the servers alone are
-# bounded by the controller's client rate limit (3 writes a server at
-# the default --kube-api-qps: over a minute), their deletion as long again.
+# N=1000 about 5; N=10000 takes an hour or more: writing 10,000 servers'
+# children alone (and the 20,000 pods kube-controller-manager makes of
+# their Deployments) took the baseline about 20 minutes on a machine where
+# 1,000 took 36 s.
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -83,6 +89,8 @@ setting RECONCILE_TIMEOUT_PER_SERVER -timeout-per-server s
 setting RECONCILE_TIMEOUT -timeout s
 setting RECONCILE_WORKERS -workers
 setting RECONCILE_BASELINE_RUNS -baseline-runs
+ADD=${RECONCILE_ADD:-0}
+[ "${ADD}" = 0 ] || COMMAND="RECONCILE_ADD='${ADD}' ${COMMAND}"
 [ -z "${APISERVER_FLAGS}" ] || COMMAND="RECONCILE_APISERVER_FLAGS='${APISERVER_FLAGS}' ${COMMAND}"
 [ "${SIZES}" = "${DEFAULT_SIZES}" ] || COMMAND="RECONCILE_SIZES='${SIZES}' ${COMMAND}"
 
@@ -134,6 +142,9 @@ mkdir -p "${WORK}/bin" "$(dirname "${RESULTS}")"
 go build -o "${BIN}" ./test/bench/reconcile
 
 rm -rf "${WORK:?}/logs" "${WORK}/reconcile.json" "${WORK}/local-up.out" "${WORK}/times"
+if [ "${ADD}" != 0 ] && [ -f "${RESULTS}" ]; then
+  cp "${RESULTS}" "${WORK}/reconcile.json"
+fi
 mkdir -p "${WORK}/logs"
 
 read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)

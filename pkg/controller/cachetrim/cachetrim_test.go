@@ -27,7 +27,7 @@ func TestManagedFields(t *testing.T) {
 }
 
 func TestApplied(t *testing.T) {
-	fields := func(s string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(s)} }
+	fields := metav1.NewFieldsV1
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "ns", ManagedFields: []metav1.ManagedFieldsEntry{
 			{Manager: "ctl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1", FieldsV1: fields(`{"f:spec":{"f:replicas":{}}}`)},

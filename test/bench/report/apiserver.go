@@ -241,7 +241,7 @@ func renderBenchmarks(w io.Writer, r *report, rc *results.Reconcile) error {
 	if rc != nil && len(rc.Sizes) > 0 {
 		p("\n## Reconcile benchmark\n\n")
 		p("N InferServers created at once on a local cluster: the time until every one has its children and its status observed, " +
-			"against creating as many ConfigMaps (no controller) in the same run, and mindie-apiserver's memory. " +
+			"against a baseline written in the same run (below), and mindie-apiserver's memory. " +
 			"Method, per-server times, CPU per process and what the server logged are in [reconcile-bench.md](reconcile-bench.md), " +
 			"rendered from `docs/bench/reconcile.json`, which `hack/reconcile-bench.sh` writes.\n\n")
 		p("%s", reconcileSummary(rc))

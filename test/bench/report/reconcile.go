@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -170,6 +171,14 @@ func reconcileSummary(rc *results.Reconcile) string {
 				measured = goalValue(c.Goal, c.Value)
 			}
 			p("| %d | %s | ≤ %s | %s | %s |\n", m.N, goalNames[c.Goal], goalValue(c.Goal, c.Max), measured, distance(c, m))
+		}
+	}
+	for _, g := range rc.Goals.Sizes {
+		if slices.ContainsFunc(rc.Sizes, func(m results.Measurement) bool { return m.N == g.N }) {
+			continue
+		}
+		for _, c := range rc.Goals.For(g.N) {
+			p("| %d | %s | ≤ %s | — | not measured: this run's `RECONCILE_SIZES` left it out |\n", g.N, goalNames[c.Goal], goalValue(c.Goal, c.Max))
 		}
 	}
 	p("\nMeasured %s on %d CPUs (%s), shared with other work; mindie-apiserver's controller: %s. *Ratio* is the time until every InferServer's status was observed "+
@@ -553,6 +562,7 @@ func whatItShows(res *results.Reconcile) string {
 		out = append(out, s+".")
 	}
 	out = append(out, memoryMisses(rs)...)
+	out = append(out, deletionMisses(rs)...)
 	const created = "Normal InstanceCreated"
 	if early, later := rc.Events[created], rc.EventsLater[created]; later > early {
 		out = append(out, fmt.Sprintf("The controller's Events trail its work: %s after the last status was observed %d of the %d InstanceCreated events "+
@@ -621,6 +631,24 @@ func memoryMisses(rs []results.Measurement) []string {
 				"and the InferServer informer at 5, already more than the bound leaves; meeting it takes the controller reading the API "+
 				"server's own watch cache instead of a second copy, or running outside the API server's process.",
 				m.N, mib(m.Memory.PeakKiB), mib(int64(c.Max)), m.Summary.PeakGrowthKiBPerServer, mib(m.Memory.BeforeKiB), left))
+		}
+	}
+	return out
+}
+
+// deletionMisses explains each missed bound on the deletion at the end by
+// the baseline's deletion of the very children in the same run.
+func deletionMisses(rs []results.Measurement) []string {
+	var out []string
+	for _, m := range rs {
+		for _, c := range m.Summary.Checks {
+			if c.Goal != results.GoalDeleteSeconds || !c.Known || c.Met || m.Baseline.DeleteSeconds <= 0 {
+				continue
+			}
+			out = append(out, fmt.Sprintf("With %d, the deletion at the end took %s against a bound of %s; deleting only the same children "+
+				"took %s in the same run (%.0f%% of it), and the rest, %s, is the InferServers' own: their deletion through the aggregated "+
+				"API and the controller letting each go.", m.N, secs(c.Value), secs(c.Max), secs(m.Baseline.DeleteSeconds),
+				100*m.Baseline.DeleteSeconds/c.Value, secs(max(0, c.Value-m.Baseline.DeleteSeconds))))
 		}
 	}
 	return out

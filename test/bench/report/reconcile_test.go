@@ -22,7 +22,7 @@ const sampleReconcile = `{
           "memTotalKiB": 24641536, "workers": 4, "baselineRuns": 3, "timeoutSeconds": 30, "timeoutPerServerSeconds": 0.1, "settleSeconds": 5,
           "quietCores": 0.3, "quietTimeoutSeconds": 180,
           "apiServerFlags": "--kube-api-qps=10 --kube-api-burst=20", "controller": {"workers": 5, "kubeAPIQPS": 10, "kubeAPIBurst": 20}},
-  "goals": {"maxPeakGrowthKiBPerServer": 256, "sizes": [{"n": 20, "maxRatio": 6, "maxObservedSeconds": 3}, {"n": 10, "maxPeakKiB": 104448}]},
+  "goals": {"maxPeakGrowthKiBPerServer": 256, "sizes": [{"n": 20, "maxRatio": 6, "maxObservedSeconds": 3, "maxDeleteSeconds": 2}, {"n": 10, "maxPeakKiB": 104448}, {"n": 30, "maxObservedSeconds": 9}]},
   "sizes": [
     {"n": 20, "start": "2026-01-02T03:10:00Z", "warmupSeconds": 0.3,
      "baseline": {"objects": 60, "seenSeconds": 0.5, "seenRuns": [0.6, 0.4, 0.5], "deleteSeconds": 0.3, "deleteRuns": [0.3, 0.3, 0.4],
@@ -112,6 +112,12 @@ func TestRenderReconcile(t *testing.T) {
 		"5.00 s after the last status was observed 15 of the 20 InstanceCreated events had been written, 20 by the end of the deletion.",
 		// The missed memory bound, explained: (102 MiB - 100 MiB) / 10 left a server.
 		"With 10, mindie-apiserver's resident memory peaked at 105 MiB against a bound of 102 MiB: 512 KiB a server above the 100 MiB it had before the first create, where the bound leaves 205 KiB.",
+		// A size with goals that the run did not measure.
+		"| 30 | all observed | ≤ 9.00 s | — | not measured: this run's `RECONCILE_SIZES` left it out |\n",
+		"| 30 | peak RSS growth per server | ≤ 256 KiB | — | not measured: this run's `RECONCILE_SIZES` left it out |\n",
+		// The missed deletion bound, against the baseline's deletion.
+		"| 20 | deletion at the end: all gone | ≤ 2.00 s | 2.50 s | **missed**: 1.2× the bound |\n",
+		"With 20, the deletion at the end took 2.50 s against a bound of 2.00 s; deleting only the same children took 0.30 s in the same run (12% of it), and the rest, 2.20 s, is the InferServers' own",
 		"With 10, the first server's children differed between the baseline and the controller: Service: baseline {}, controller {\"a\":1}.",
 		"With 20, the first server's children, as their field manager owns them, were the same in the baseline and from the controller.",
 		"mindie-apiserver logged 3 failed syncs, 3 error lines and 1 requests held back by a client-side rate limit (longest 1.5 s) during the measurements; see below.",
@@ -188,7 +194,7 @@ func TestSummaryMeetsGoals(t *testing.T) {
 		explanation string
 	}{
 		{10, 0, 0, 512, false, "not every status observed"},
-		{20, 8, 5, 102.4, false, "ratio above 6, 4 s above 3 s"},
+		{20, 8, 5, 102.4, false, "ratio above 6, 4 s above 3 s, deletion 2.5 s above 2 s"},
 	} {
 		i := slicesIndex(rc, c.n)
 		if i < 0 {
@@ -199,7 +205,7 @@ func TestSummaryMeetsGoals(t *testing.T) {
 			t.Errorf("N=%d (%s): got %+v", c.n, c.explanation, s)
 		}
 	}
-	rc.Goals.Sizes[0].MaxRatio, rc.Goals.Sizes[0].MaxObservedSeconds = 8, 4
+	rc.Goals.Sizes[0].MaxRatio, rc.Goals.Sizes[0].MaxObservedSeconds, rc.Goals.Sizes[0].MaxDeleteSeconds = 8, 4, 2.5
 	rc.Derive()
 	if s := rc.Sizes[slicesIndex(rc, 20)].Summary; !s.MeetsGoals {
 		t.Errorf("N=20 with the ratio and the time at their goals: got %+v, want the goals met", s)
