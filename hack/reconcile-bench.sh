@@ -9,8 +9,8 @@
 # the controller's work queue and the API servers' writes, and beside them a
 # baseline of the same run: the very children the controller writes on the
 # servers' first syncs, written directly with the same client and
-# concurrency (three runs, the median counts), and the deletion of the N
-# servers at the end. mindie-apiserver is restarted before each N's
+# concurrency (the median of three runs; one run for more than 1,000
+# servers), and the deletion of the N servers at the end. mindie-apiserver is restarted before each N's
 # baseline and again before its servers, so that the servers are measured
 # on a fresh process. It tears the cluster down (hack/local-down.sh
 # --purge, also on failure). When every N has been measured, the results
@@ -20,7 +20,8 @@
 #   RECONCILE_SIZES       the N to measure (default "100 1000 10000"; 10,000
 #                         takes half an hour or more on two cores)
 #   RECONCILE_BASELINE_RUNS  runs of the baseline for each N, the median counts
-#                         (default: -baseline-runs of test/bench/reconcile run, 3)
+#                         (default: 3 up to 1,000 servers, one beyond, where a
+#                         run takes many minutes and varies little)
 #   RECONCILE_WORKERS     goroutines creating at once (default: -workers of
 #                         test/bench/reconcile run, 20)
 #   RECONCILE_TIMEOUT     seconds each phase of one N may take (every status
@@ -88,7 +89,15 @@ setting() {
 setting RECONCILE_TIMEOUT_PER_SERVER -timeout-per-server s
 setting RECONCILE_TIMEOUT -timeout s
 setting RECONCILE_WORKERS -workers
-setting RECONCILE_BASELINE_RUNS -baseline-runs
+BASELINE_RUNS=${RECONCILE_BASELINE_RUNS:-}
+[ -z "${BASELINE_RUNS}" ] || COMMAND="RECONCILE_BASELINE_RUNS='${BASELINE_RUNS}' ${COMMAND}"
+# baseline_runs N: how many times the baseline runs for N servers.
+baseline_runs() {
+  if [ -n "${BASELINE_RUNS}" ]; then echo "${BASELINE_RUNS}"
+  elif [ "${1}" -le 1000 ]; then echo 3
+  else echo 1
+  fi
+}
 ADD=${RECONCILE_ADD:-0}
 [ "${ADD}" = 0 ] || COMMAND="RECONCILE_ADD='${ADD}' ${COMMAND}"
 [ -z "${APISERVER_FLAGS}" ] || COMMAND="RECONCILE_APISERVER_FLAGS='${APISERVER_FLAGS}' ${COMMAND}"
@@ -191,6 +200,7 @@ for n in ${SIZES}; do
   "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -n "${n}" \
     -pids "${OUT}/pids" -log "${OUT}/logs/mindie-apiserver.log" -clk-tck "${clk_tck}" \
     -metrics-url "https://127.0.0.1:${MINDIE_PORT}/metrics" -metrics-ca "${OUT}/pki/mindie-ca.crt" \
+    -baseline-runs "$(baseline_runs "${n}")" \
     ${RUN_FLAGS[@]+"${RUN_FLAGS[@]}"} \
     -apiserver-flags "${APISERVER_FLAGS}" -restart-mindie "hack/reconcile-bench.sh --restart-mindie" \
     -command "${COMMAND}" -results "${WORK}/reconcile.json"

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -182,11 +183,11 @@ func reconcileSummary(rc *results.Reconcile) string {
 		}
 	}
 	p("\nMeasured %s on %d CPUs (%s), shared with other work; mindie-apiserver's controller: %s. *Ratio* is the time until every InferServer's status was observed "+
-		"over the time to write %s (the median of %d runs), both in the same run with the same client and %d goroutines writing at once; "+
+		"over the time to write %s (%s), both in the same run with the same client and %d goroutines writing at once; "+
 		"compare ratios between runs, not seconds between machines. *Servers/s* is N over the time to all observed. "+
 		"The goals are those of the issue for 1,000 and 10,000 servers, and a ceiling on the memory growth per server at every N so that a regression shows; "+
 		"`test/bench/reconcile` holds them and the results record them.\n",
-		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), rc.Run.BaselineRuns, rc.Run.Workers)
+		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), medianOfRuns(rc.Sizes), rc.Run.Workers)
 	return sb.String()
 }
 
@@ -207,11 +208,11 @@ func renderReconcile(rc *results.Reconcile) string {
 	if rc.ConfigMapBaseline() {
 		p("- **baseline**: in the same run, just before, N ConfigMaps (each holding the JSON of an InferServer's spec) created with the same client and concurrency, "+
 			"until the watch has seen all of them: what writing N objects through the kube-apiserver costs when no controller has to act on them; "+
-			"the median of %d runs (%s);\n", run.BaselineRuns, baselineRuns(rs))
+			"%s (%s);\n", medianOfRuns(rs), baselineRuns(rs))
 	} else {
 		p("- **baseline**: in the same run, just before, %s, with the same client and the same %d goroutines; each run in a namespace of its own, its objects deleted after it "+
-			"(the deletion timed too); the median of %d runs (%s). After the servers' phase the first server's children, as their field manager owns them, "+
-			"are compared with the baseline's;\n", baselineWhat(rc), run.Workers, run.BaselineRuns, baselineRuns(rs))
+			"(the deletion timed too); %s (%s). After the servers' phase the first server's children, as their field manager owns them, "+
+			"are compared with the baseline's;\n", baselineWhat(rc), run.Workers, medianOfRuns(rs), baselineRuns(rs))
 	}
 	p("- **ratio**: all observed / baseline;\n")
 	restarted := len(rs) > 0 && rs[len(rs)-1].Memory.Restarted
@@ -652,4 +653,38 @@ func deletionMisses(rs []results.Measurement) []string {
 		}
 	}
 	return out
+}
+
+// medianOfRuns says how many baseline runs each N's figure is the median
+// of: "the median of 3 runs", or by N when they differ.
+func medianOfRuns(rs []results.Measurement) string {
+	runs := func(k int) string {
+		if k == 1 {
+			return "one run"
+		}
+		return fmt.Sprintf("%d runs", k)
+	}
+	var order []int
+	byRuns := map[int][]string{}
+	for _, r := range rs {
+		k := len(r.Baseline.SeenRuns)
+		if _, ok := byRuns[k]; !ok {
+			order = append(order, k)
+		}
+		byRuns[k] = append(byRuns[k], strconv.Itoa(r.N))
+	}
+	switch len(order) {
+	case 0:
+		return "the median of its runs"
+	case 1:
+		if order[0] == 1 {
+			return "one run"
+		}
+		return "the median of " + runs(order[0])
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%s with %s", runs(k), strings.Join(byRuns[k], " and ")))
+	}
+	return "the median of its runs: " + strings.Join(parts, ", ")
 }

@@ -252,3 +252,24 @@ func TestCommittedDocumentsAreCurrent(t *testing.T) {
 		}
 	}
 }
+
+// A large N may run its baseline fewer times than the others.
+func TestMedianOfRuns(t *testing.T) {
+	m := func(n, runs int) results.Measurement {
+		r := results.Measurement{N: n}
+		r.Baseline.SeenRuns = make([]float64, runs)
+		return r
+	}
+	for _, c := range []struct {
+		rs   []results.Measurement
+		want string
+	}{
+		{[]results.Measurement{m(100, 3), m(1000, 3)}, "the median of 3 runs"},
+		{[]results.Measurement{m(10000, 1)}, "one run"},
+		{[]results.Measurement{m(100, 3), m(1000, 3), m(10000, 1)}, "the median of its runs: 3 runs with 100 and 1000, one run with 10000"},
+	} {
+		if got := medianOfRuns(c.rs); got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}

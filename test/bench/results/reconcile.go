@@ -59,8 +59,9 @@ type Run struct {
 	MemTotalKiB int64 `json:"memTotalKiB"`
 	// Workers is how many goroutines create (and delete) at once.
 	Workers int `json:"workers"`
-	// BaselineRuns is how many times the baseline runs for each N; its
-	// median counts.
+	// BaselineRuns is how many times the baseline ran for the N measured
+	// last (its median counts); each measurement's Baseline.SeenRuns are
+	// its own runs, as a large N may run its baseline fewer times.
 	BaselineRuns int `json:"baselineRuns"`
 	// TimeoutSeconds and TimeoutPerServerSeconds bound each phase of one N
 	// (every status observed, a baseline run, the deletion): TimeoutSeconds
@@ -105,7 +106,7 @@ type ControllerSettings struct {
 // sameParameters reports whether two runs measured alike, so that their
 // measurements belong in one results file.
 func (r Run) sameParameters(o Run) bool {
-	return r.Workers == o.Workers && r.BaselineRuns == o.BaselineRuns &&
+	return r.Workers == o.Workers &&
 		r.TimeoutSeconds == o.TimeoutSeconds && r.TimeoutPerServerSeconds == o.TimeoutPerServerSeconds &&
 		r.SettleSeconds == o.SettleSeconds && r.APIServerFlags == o.APIServerFlags && r.DeleteBy == o.DeleteBy
 }
@@ -465,10 +466,10 @@ func (r *Reconcile) Accepts(run Run) error {
 		return fmt.Errorf("the results are of version %d, whose baseline differs from this version's (%d): write to another file", r.Version, Version)
 	}
 	if !r.Run.sameParameters(run) {
-		return fmt.Errorf("the results hold a run with workers %d, baseline runs %d, timeout %gs + %gs per server, settle %gs and mindie-apiserver flags %q; "+
-			"this one has %d, %d, %gs + %gs, %gs and %q: write it to another file",
-			r.Run.Workers, r.Run.BaselineRuns, r.Run.TimeoutSeconds, r.Run.TimeoutPerServerSeconds, r.Run.SettleSeconds, r.Run.APIServerFlags,
-			run.Workers, run.BaselineRuns, run.TimeoutSeconds, run.TimeoutPerServerSeconds, run.SettleSeconds, run.APIServerFlags)
+		return fmt.Errorf("the results hold a run with workers %d, timeout %gs + %gs per server, settle %gs, deletion by %q and mindie-apiserver flags %q; "+
+			"this one has %d, %gs + %gs, %gs, %q and %q: write it to another file",
+			r.Run.Workers, r.Run.TimeoutSeconds, r.Run.TimeoutPerServerSeconds, r.Run.SettleSeconds, r.Run.DeleteBy, r.Run.APIServerFlags,
+			run.Workers, run.TimeoutSeconds, run.TimeoutPerServerSeconds, run.SettleSeconds, run.DeleteBy, run.APIServerFlags)
 	}
 	return nil
 }

@@ -54,6 +54,12 @@ func TestPutSaveLoad(t *testing.T) {
 	if err := got.Put(other, goals, measurement(10, 1, 0.1)); err == nil || !strings.Contains(err.Error(), "workers 20") {
 		t.Errorf("a run with other workers: got %v, want an error naming the file's", err)
 	}
+	// Fewer baseline runs (a large N's) go with the others.
+	other = run
+	other.BaselineRuns = 1
+	if err := got.Put(other, goals, measurement(10, 1, 0.1)); err != nil {
+		t.Errorf("a run with one baseline run: %v", err)
+	}
 	// Other flags of mindie-apiserver make other measurements.
 	other = run
 	other.APIServerFlags = "--controller-workers=16"
