@@ -10,9 +10,9 @@
 # baseline of the same run: the very children the controller writes on the
 # servers' first syncs, written directly with the same client and
 # concurrency (the median of three runs; one run for more than 1,000
-# servers), and the deletion of the N servers at the end. mindie-apiserver is restarted before each N's
-# baseline and again before its servers, so that the servers are measured
-# on a fresh process. It tears the cluster down (hack/local-down.sh
+# servers), and the deletion of the N servers at the end. mindie-apiserver
+# is restarted before each N's baseline and again before its servers, so
+# that the servers are measured on a fresh process. It tears the cluster down (hack/local-down.sh
 # --purge, also on failure). When every N has been measured, the results
 # (JSON, the format of test/bench/results) go to $RECONCILE_RESULTS and
 # test/bench/report renders the documents from them.
