@@ -562,6 +562,7 @@ func whatItShows(res *results.Reconcile) string {
 		}
 		out = append(out, s+".")
 	}
+	out = append(out, timeMisses(rs)...)
 	out = append(out, memoryMisses(rs)...)
 	out = append(out, deletionMisses(rs)...)
 	const created = "Normal InstanceCreated"
@@ -687,4 +688,26 @@ func medianOfRuns(rs []results.Measurement) string {
 		parts = append(parts, fmt.Sprintf("%s with %s", runs(k), strings.Join(byRuns[k], " and ")))
 	}
 	return "the median of its runs: " + strings.Join(parts, ", ")
+}
+
+// timeMisses explains each missed bound on the time until every status was
+// observed by the baseline's time in the same run.
+func timeMisses(rs []results.Measurement) []string {
+	var out []string
+	for _, m := range rs {
+		for _, c := range m.Summary.Checks {
+			if c.Goal != results.GoalObservedSeconds || !c.Known || c.Met || m.Baseline.SeenSeconds <= 0 {
+				continue
+			}
+			s := fmt.Sprintf("With %d, every status was observed after %s against a bound of %s; the baseline, the same children written directly, took %s",
+				m.N, secs(c.Value), secs(c.Max), secs(m.Baseline.SeenSeconds))
+			if m.Baseline.SeenSeconds >= c.Max {
+				s += ": on this machine the cluster alone, without the controller, takes longer than the bound, so only the ratio says how the controller fares."
+			} else {
+				s += fmt.Sprintf(", so %s of it is the controller's own (the ratio above).", secs(c.Value-m.Baseline.SeenSeconds))
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
