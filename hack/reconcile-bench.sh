@@ -34,6 +34,8 @@
 #                         "--controller-workers=16 --kube-api-qps=400
 #                         --kube-api-burst=800"; the results record them and
 #                         the settings the server ran with (default none)
+#   RECONCILE_DELETE      0: the servers are not deleted and timed at the end
+#                         (the teardown removes them; default 1)
 #   RECONCILE_ADD         1: the sizes measured are put into the results already
 #                         in $RECONCILE_RESULTS (replacing those of the same N),
 #                         which must be of a run with the same parameters;
@@ -98,6 +100,10 @@ baseline_runs() {
   else echo 1
   fi
 }
+if [ "${RECONCILE_DELETE:-1}" = 0 ]; then
+  RUN_FLAGS+=(-delete=false)
+  COMMAND="RECONCILE_DELETE='0' ${COMMAND}"
+fi
 ADD=${RECONCILE_ADD:-0}
 [ "${ADD}" = 0 ] || COMMAND="RECONCILE_ADD='${ADD}' ${COMMAND}"
 [ -z "${APISERVER_FLAGS}" ] || COMMAND="RECONCILE_APISERVER_FLAGS='${APISERVER_FLAGS}' ${COMMAND}"
