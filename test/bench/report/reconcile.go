@@ -616,23 +616,33 @@ func baselineRuns(rs []results.Measurement) string {
 // memory: what the process holds for each server, against what the bound
 // leaves for one.
 func memoryMisses(rs []results.Measurement) []string {
+	return eachMissed(rs, results.GoalPeakKiB, func(m results.Measurement, c results.Check) string {
+		left := (c.Max - float64(m.Memory.BeforeKiB)) / float64(m.N)
+		return fmt.Sprintf("With %d, mindie-apiserver's resident memory peaked at %s against a bound of %s: "+
+			"%.0f KiB a server above the %s it had before the first create, where the bound leaves %.0f KiB. "+
+			"The process holds every InferServer twice, decoded in the API server's watch cache and in the controller's informer, "+
+			"and every child in the controller's informers (Deployments, Services and ConfigMaps as a digest of what the controller applied, "+
+			"without their pod templates; pods without what only the kubelet reads; `pkg/controller/cachetrim`), and the Go runtime "+
+			"keeps its heap's garbage until the next collection, so resident memory runs at about twice the live heap. "+
+			"A heap profile of 1,000 servers before the children were trimmed (2026-12-01) put the watch cache at about 12 KiB a server "+
+			"and the InferServer informer at 5, already more than the bound leaves; meeting it takes the controller reading the API "+
+			"server's own watch cache instead of a second copy, or running outside the API server's process.",
+			m.N, mib(m.Memory.PeakKiB), mib(int64(c.Max)), m.Summary.PeakGrowthKiBPerServer, mib(m.Memory.BeforeKiB), left)
+	})
+}
+
+// eachMissed is explain of every measurement's check of goal that was
+// measured and missed, where explain says something ("" skips it).
+func eachMissed(rs []results.Measurement, goal string, explain func(results.Measurement, results.Check) string) []string {
 	var out []string
 	for _, m := range rs {
 		for _, c := range m.Summary.Checks {
-			if c.Goal != results.GoalPeakKiB || !c.Known || c.Met {
+			if c.Goal != goal || !c.Known || c.Met {
 				continue
 			}
-			left := (c.Max - float64(m.Memory.BeforeKiB)) / float64(m.N)
-			out = append(out, fmt.Sprintf("With %d, mindie-apiserver's resident memory peaked at %s against a bound of %s: "+
-				"%.0f KiB a server above the %s it had before the first create, where the bound leaves %.0f KiB. "+
-				"The process holds every InferServer twice, decoded in the API server's watch cache and in the controller's informer, "+
-				"and every child in the controller's informers (Deployments, Services and ConfigMaps as a digest of what the controller applied, "+
-				"without their pod templates; pods without what only the kubelet reads; `pkg/controller/cachetrim`), and the Go runtime "+
-				"keeps its heap's garbage until the next collection, so resident memory runs at about twice the live heap. "+
-				"A heap profile of 1,000 servers before the children were trimmed (2026-12-01) put the watch cache at about 12 KiB a server "+
-				"and the InferServer informer at 5, already more than the bound leaves; meeting it takes the controller reading the API "+
-				"server's own watch cache instead of a second copy, or running outside the API server's process.",
-				m.N, mib(m.Memory.PeakKiB), mib(int64(c.Max)), m.Summary.PeakGrowthKiBPerServer, mib(m.Memory.BeforeKiB), left))
+			if s := explain(m, c); s != "" {
+				out = append(out, s)
+			}
 		}
 	}
 	return out
@@ -641,19 +651,15 @@ func memoryMisses(rs []results.Measurement) []string {
 // deletionMisses explains each missed bound on the deletion at the end by
 // the baseline's deletion of the very children in the same run.
 func deletionMisses(rs []results.Measurement) []string {
-	var out []string
-	for _, m := range rs {
-		for _, c := range m.Summary.Checks {
-			if c.Goal != results.GoalDeleteSeconds || !c.Known || c.Met || m.Baseline.DeleteSeconds <= 0 {
-				continue
-			}
-			out = append(out, fmt.Sprintf("With %d, the deletion at the end took %s against a bound of %s; deleting only the same children "+
-				"took %s in the same run (%.0f%% of it), and the rest, %s, is the InferServers' own: their deletion through the aggregated "+
-				"API and the controller letting each go.", m.N, secs(c.Value), secs(c.Max), secs(m.Baseline.DeleteSeconds),
-				100*m.Baseline.DeleteSeconds/c.Value, secs(max(0, c.Value-m.Baseline.DeleteSeconds))))
+	return eachMissed(rs, results.GoalDeleteSeconds, func(m results.Measurement, c results.Check) string {
+		if m.Baseline.DeleteSeconds <= 0 {
+			return ""
 		}
-	}
-	return out
+		return fmt.Sprintf("With %d, the deletion at the end took %s against a bound of %s; deleting only the same children "+
+			"took %s in the same run (%.0f%% of it), and the rest, %s, is the InferServers' own: their deletion through the aggregated "+
+			"API and the controller letting each go.", m.N, secs(c.Value), secs(c.Max), secs(m.Baseline.DeleteSeconds),
+			100*m.Baseline.DeleteSeconds/c.Value, secs(max(0, c.Value-m.Baseline.DeleteSeconds)))
+	})
 }
 
 // medianOfRuns says how many baseline runs each N's figure is the median
@@ -693,21 +699,17 @@ func medianOfRuns(rs []results.Measurement) string {
 // timeMisses explains each missed bound on the time until every status was
 // observed by the baseline's time in the same run.
 func timeMisses(rs []results.Measurement) []string {
-	var out []string
-	for _, m := range rs {
-		for _, c := range m.Summary.Checks {
-			if c.Goal != results.GoalObservedSeconds || !c.Known || c.Met || m.Baseline.SeenSeconds <= 0 {
-				continue
-			}
-			s := fmt.Sprintf("With %d, every status was observed after %s against a bound of %s; the baseline, the same children written directly, took %s",
-				m.N, secs(c.Value), secs(c.Max), secs(m.Baseline.SeenSeconds))
-			if m.Baseline.SeenSeconds >= c.Max {
-				s += ": on this machine the cluster alone, without the controller, takes longer than the bound, so only the ratio says how the controller fares."
-			} else {
-				s += fmt.Sprintf(", so %s of it is the controller's own (the ratio above).", secs(c.Value-m.Baseline.SeenSeconds))
-			}
-			out = append(out, s)
+	return eachMissed(rs, results.GoalObservedSeconds, func(m results.Measurement, c results.Check) string {
+		if m.Baseline.SeenSeconds <= 0 {
+			return ""
 		}
-	}
-	return out
+		s := fmt.Sprintf("With %d, every status was observed after %s against a bound of %s; the baseline, the same children written directly, took %s",
+			m.N, secs(c.Value), secs(c.Max), secs(m.Baseline.SeenSeconds))
+		if m.Baseline.SeenSeconds >= c.Max {
+			s += ": on this machine the cluster alone, without the controller, takes longer than the bound, so only the ratio says how the controller fares."
+		} else {
+			s += fmt.Sprintf(", so %s of it is the controller's own (the ratio above).", secs(c.Value-m.Baseline.SeenSeconds))
+		}
+		return s
+	})
 }
