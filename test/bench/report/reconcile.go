@@ -30,6 +30,26 @@ func secs(v float64) string {
 	return fmt.Sprintf("%.2f s", v)
 }
 
+// boundsText says how long each phase of each N could take: the bound
+// each measurement recorded, as runs with other bounds may share a file.
+// A measurement of the first format, which recorded none, had the run's
+// timeout alone.
+func boundsText(run results.Run, rs []results.Measurement) string {
+	var each []string
+	for _, m := range rs {
+		b := m.TimeoutSeconds
+		if b <= 0 {
+			b = run.TimeoutSeconds
+		}
+		each = append(each, fmt.Sprintf("%s servers, %s", thousands(m.N), secs(b)))
+	}
+	if len(each) == 0 {
+		return fmt.Sprintf("each phase may take %s plus %s per server", secs(run.TimeoutSeconds), secs(run.TimeoutPerServerSeconds))
+	}
+	return "each phase may take, for " + strings.Join(each, "; for ") +
+		fmt.Sprintf(" (the last run's bound: %s plus %s per server)", secs(run.TimeoutSeconds), secs(run.TimeoutPerServerSeconds))
+}
+
 // times is a/b as a ratio, or a dash when it is not known.
 func times(v float64) string {
 	if v <= 0 {
@@ -228,7 +248,7 @@ func renderReconcile(rc *results.Reconcile) string {
 		p("- **quiet**: before the warm-up, each baseline run and the servers, the benchmark waits until the cluster's processes together use at most %.2f cores over 2 s "+
 			"(%s at most), so that what the phase before left to do (the controller manager making and collecting ReplicaSets and pods) is not measured with the next one;\n",
 			run.QuietCores, secs(run.QuietTimeoutSeconds))
-		p("- **bounds**: each phase may take %s plus %s per server.\n", secs(run.TimeoutSeconds), secs(run.TimeoutPerServerSeconds))
+		p("- **bounds**: %s.\n", boundsText(run, rs))
 	}
 	p("\n- Date: %s\n", orDash(runDate(rc)))
 	p("- Machine: %d CPUs (%s), %s RAM, shared with other work while it ran\n", run.CPUs, orDash(run.CPU), orDash(gib(run.MemTotalKiB)))

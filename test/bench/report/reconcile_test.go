@@ -24,7 +24,7 @@ const sampleReconcile = `{
           "apiServerFlags": "--kube-api-qps=10 --kube-api-burst=20", "controller": {"workers": 5, "kubeAPIQPS": 10, "kubeAPIBurst": 20}},
   "goals": {"maxPeakGrowthKiBPerServer": 256, "sizes": [{"n": 20, "maxRatio": 6, "maxObservedSeconds": 3, "maxDeleteSeconds": 2}, {"n": 10, "maxPeakKiB": 104448}, {"n": 30, "maxObservedSeconds": 9}]},
   "sizes": [
-    {"n": 20, "start": "2026-01-02T03:10:00Z", "warmupSeconds": 0.3,
+    {"n": 20, "start": "2026-01-02T03:10:00Z", "timeoutSeconds": 32, "warmupSeconds": 0.3,
      "baseline": {"objects": 60, "seenSeconds": 0.5, "seenRuns": [0.6, 0.4, 0.5], "deleteSeconds": 0.3, "deleteRuns": [0.3, 0.3, 0.4],
                   "cpu": {"etcd": 0.1, "kube-apiserver": 0.1}, "compared": true, "same": true,
                   "requests": [{"server": "kube-apiserver", "verb": "APPLY", "resource": "apps/deployments", "count": 20, "seconds": 0.2}]},
@@ -84,7 +84,7 @@ func TestRenderReconcile(t *testing.T) {
 		"processes together use at most 0.30 cores over 2 s (180 s at most)",
 		"again between the baseline and the servers (whose children would otherwise have passed through its caches), so the servers meet a fresh process;",
 		"so the process that held them is restarted before the servers; the first two columns are of that process:",
-		"- **bounds**: each phase may take 30.0 s plus 0.10 s per server.\n",
+		"- **bounds**: each phase may take, for 10 servers, 30.0 s; for 20 servers, 32.0 s (the last run's bound: 30.0 s plus 0.10 s per server).\n",
 		// The run started with the first measurement, whatever the order in the file.
 		"- Date: 2026-01-02 03:04 UTC\n",
 		"- Machine: 2 CPUs (AMD EPYC), 23.5 GiB RAM, shared with other work while it ran\n",

@@ -104,11 +104,12 @@ type ControllerSettings struct {
 }
 
 // sameParameters reports whether two runs measured alike, so that their
-// measurements belong in one results file.
+// measurements belong in one results file. The bounds on the phases are
+// not compared: a bound only says how long the benchmark waits, and each
+// measurement keeps its own (Measurement.TimeoutSeconds).
 func (r Run) sameParameters(o Run) bool {
-	return r.Workers == o.Workers &&
-		r.TimeoutSeconds == o.TimeoutSeconds && r.TimeoutPerServerSeconds == o.TimeoutPerServerSeconds &&
-		r.SettleSeconds == o.SettleSeconds && r.APIServerFlags == o.APIServerFlags && r.DeleteBy == o.DeleteBy
+	return r.Workers == o.Workers && r.SettleSeconds == o.SettleSeconds &&
+		r.APIServerFlags == o.APIServerFlags && r.DeleteBy == o.DeleteBy
 }
 
 // Goals are upper bounds on the figures of each measurement; zero is no
@@ -466,10 +467,10 @@ func (r *Reconcile) Accepts(run Run) error {
 		return fmt.Errorf("the results are of version %d, whose baseline differs from this version's (%d): write to another file", r.Version, Version)
 	}
 	if !r.Run.sameParameters(run) {
-		return fmt.Errorf("the results hold a run with workers %d, timeout %gs + %gs per server, settle %gs, deletion by %q and mindie-apiserver flags %q; "+
-			"this one has %d, %gs + %gs, %gs, %q and %q: write it to another file",
-			r.Run.Workers, r.Run.TimeoutSeconds, r.Run.TimeoutPerServerSeconds, r.Run.SettleSeconds, r.Run.DeleteBy, r.Run.APIServerFlags,
-			run.Workers, run.TimeoutSeconds, run.TimeoutPerServerSeconds, run.SettleSeconds, run.DeleteBy, run.APIServerFlags)
+		return fmt.Errorf("the results hold a run with workers %d, settle %gs, deletion by %q and mindie-apiserver flags %q; "+
+			"this one has %d, %gs, %q and %q: write it to another file",
+			r.Run.Workers, r.Run.SettleSeconds, r.Run.DeleteBy, r.Run.APIServerFlags,
+			run.Workers, run.SettleSeconds, run.DeleteBy, run.APIServerFlags)
 	}
 	return nil
 }

@@ -60,6 +60,13 @@ func TestPutSaveLoad(t *testing.T) {
 	if err := got.Put(other, goals, measurement(10, 1, 0.1)); err != nil {
 		t.Errorf("a run with one baseline run: %v", err)
 	}
+	// Another bound on the phases only says how long the benchmark waited:
+	// each measurement keeps its own.
+	other = run
+	other.TimeoutPerServerSeconds = run.TimeoutPerServerSeconds + 0.15
+	if err := got.Put(other, goals, measurement(10, 1, 0.1)); err != nil {
+		t.Errorf("a run with another bound per server: %v", err)
+	}
 	// Other flags of mindie-apiserver make other measurements.
 	other = run
 	other.APIServerFlags = "--controller-workers=16"
