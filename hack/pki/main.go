@@ -8,23 +8,19 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"mindie.io/deployer/pkg/pki"
 )
 
+// validity is how long the certificates this command makes are valid.
 const validity = 5 * 365 * 24 * time.Hour
 
 type list []string
@@ -49,7 +45,7 @@ func run(dir string, args []string) error {
 		return err
 	}
 	kind, name := args[0], args[1]
-	if exists(filepath.Join(dir, name+".crt")) && exists(filepath.Join(dir, name+".key")) {
+	if certFile, keyFile := files(dir, name); exists(certFile) && exists(keyFile) {
 		return nil
 	}
 	switch kind {
@@ -76,100 +72,37 @@ func run(dir string, args []string) error {
 }
 
 func writeCA(dir, name string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA(name, time.Now().Add(validity))
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	return write(dir, name, der, key)
+	return ca.WriteFiles(files(dir, name))
 }
 
 func writeCert(dir, name, caName, cn, usage string, orgs, sans []string) error {
-	caCert, caKey, err := load(dir, caName)
+	ca, err := pki.LoadKeyPair(files(dir, caName))
 	if err != nil {
 		return fmt.Errorf("load CA %s: %w", caName, err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: cn, Organization: orgs},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-	}
+	req := pki.Request{CommonName: cn, Organizations: orgs, Hosts: sans, NotAfter: time.Now().Add(validity)}
 	switch usage {
 	case "client":
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		req.Usage = x509.ExtKeyUsageClientAuth
 	case "server":
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		req.Usage = x509.ExtKeyUsageServerAuth
 	default:
 		return fmt.Errorf("-usage %q: want client or server", usage)
 	}
-	for _, s := range sans {
-		if ip := net.ParseIP(s); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, s)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	pair, err := ca.Issue(req)
 	if err != nil {
 		return err
 	}
-	return write(dir, name, der, key)
+	return pair.WriteFiles(files(dir, name))
 }
 
-func write(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-func load(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, name+".crt"))
-	if err != nil {
-		return nil, nil, err
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, name+".key"))
-	if err != nil {
-		return nil, nil, err
-	}
-	cb, _ := pem.Decode(certPEM)
-	kb, _ := pem.Decode(keyPEM)
-	if cb == nil || kb == nil {
-		return nil, nil, errors.New("not PEM")
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return nil, nil, err
-	}
-	key, err := x509.ParseECPrivateKey(kb.Bytes)
-	return cert, key, err
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	return n
+// files are the certificate and key files of the pair name in dir.
+func files(dir, name string) (certFile, keyFile string) {
+	return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 }
 
 func exists(path string) bool {

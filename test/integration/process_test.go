@@ -8,15 +8,10 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +27,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 
 	clientset "mindie.io/deployer/pkg/generated/clientset/versioned"
+	"mindie.io/deployer/pkg/pki"
 	"mindie.io/deployer/test/module"
 )
 
@@ -116,59 +112,39 @@ type testPKI struct {
 // "integration-admin" in the group system:masters.
 func newTestPKI(t *testing.T, dir string) *testPKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTemplate := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mindie-integration-client-ca"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientTemplate := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "integration-admin", Organization: []string{"system:masters"}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	clientDER, err := x509.CreateCertificate(rand.Reader, clientTemplate, caCert, &clientKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	p := &testPKI{
-		CAFile:  filepath.Join(dir, "ca.crt"),
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clientDER}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}
-	if err := os.WriteFile(p.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := &testPKI{CAFile: filepath.Join(dir, "ca.crt")}
+	ca := newClientCA(t, "mindie-integration-client-ca", p.CAFile)
+	p.CertPEM, p.KeyPEM = clientCert(t, ca, "integration-admin", "system:masters")
 	return p
+}
+
+// newClientCA makes a CA for client certificates, valid for a day, and
+// writes its certificate to file (for --client-ca-file).
+func newClientCA(t *testing.T, name, file string) *pki.KeyPair {
+	t.Helper()
+	ca, err := pki.NewCA(name, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, ca.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// clientCert issues a client certificate for user in groups, valid as
+// long as ca, and returns it and its key in PEM.
+func clientCert(t *testing.T, ca *pki.KeyPair, user string, groups ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	pair, err := ca.Issue(pki.Request{CommonName: user, Organizations: groups, Usage: x509.ExtKeyUsageClientAuth, NotAfter: ca.Cert.NotAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err = pair.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair.CertPEM(), keyPEM
 }
 
 // processFixture starts mindie-apiserver processes that share one data

@@ -3,16 +3,11 @@ package kubelet
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"slices"
@@ -20,10 +15,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mindie.io/deployer/pkg/pki"
 )
 
 // DefaultLogLines is how many lines each container's log keeps.
 const DefaultLogLines = 10000
+
+// kubeletCertValidity is how long the kubelet API's self-signed serving
+// certificate is valid.
+const kubeletCertValidity = 10 * 365 * 24 * time.Hour
 
 // logLine is one line of a container's log.
 type logLine struct {
@@ -376,31 +377,14 @@ func (s *Simulator) KubeletAddr() *net.TCPAddr {
 // selfSignedCert is a serving certificate for the addresses ips, ::1 and
 // localhost.
 func selfSignedCert(ips []string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pair, err := pki.SelfSigned(pki.Request{
+		CommonName: "ascend-sim kubelet",
+		Usage:      x509.ExtKeyUsageServerAuth,
+		Hosts:      append(slices.Clone(ips), net.IPv6loopback.String(), "localhost"),
+		NotAfter:   time.Now().Add(kubeletCertValidity),
+	})
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "ascend-sim kubelet"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  append(ipList(ips), net.IPv6loopback),
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-func ipList(ips []string) []net.IP {
-	out := make([]net.IP, 0, len(ips))
-	for _, ip := range ips {
-		out = append(out, net.ParseIP(ip))
-	}
-	return out
+	return pair.TLSCertificate(), nil
 }

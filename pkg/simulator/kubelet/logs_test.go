@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -191,4 +192,27 @@ func TestKubeletLogsOfSimulatedPod(t *testing.T) {
 		return strings.Contains(string(b), "ascend-sim kubelet: container mindie started") &&
 			strings.Contains(string(b), "fake workload: serving on"), string(b)
 	})
+}
+
+// The kubelet API's certificate names every address it is served on, ::1
+// and localhost, and nothing else.
+func TestSelfSignedCert(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.77.0.3"}
+	pair, err := selfSignedCert(ips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ips) != 2 {
+		t.Errorf("selfSignedCert changed its argument to %v", ips)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pair.Leaf)
+	for _, host := range append(ips, "::1", "localhost") {
+		if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: host}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+	if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "127.77.0.4"}); err == nil {
+		t.Error("the certificate is valid for 127.77.0.4 too")
+	}
 }
