@@ -431,7 +431,7 @@ func TestSingleNodeCreatesTheDeployment(t *testing.T) {
 		t.Errorf("inline config %v", cm.Data)
 	}
 	ev := f.events()
-	if !has(ev, "RevisionCreated") || !has(ev, "InstanceCreated Created deployment llama for 2 instances") {
+	if has(ev, "RevisionCreated") || !has(ev, "InstanceCreated Created deployment llama for 2 instances (revision "+revs[0].Name+")") {
 		t.Errorf("events %v", ev)
 	}
 	if p := condition(s, v1alpha1.ConditionProgressing); s.Status.Replicas != 0 || s.Status.ObservedGeneration != 1 || p == nil || p.Reason != inferstatus.ReasonRolloutInProgress {
@@ -1003,7 +1003,11 @@ func TestRevisionsRenumberedAndPruned(t *testing.T) {
 		t.Fatalf("revisions %+v", revs)
 	}
 	first := revs[0].Name
-	f.events()
+	// The first revision is named by the InstanceCreated event; those of
+	// the updates have events of their own.
+	if ev := f.events(); count(ev, "RevisionCreated") != 2 || !has(ev, "Created revision 2 ") || !has(ev, "Created revision 3 ") || !has(ev, "(revision "+first+")") {
+		t.Errorf("events %v", ev)
+	}
 
 	// Undo to the first template: its revision is renumbered.
 	spec, err := revision.Decode(&revs[0])

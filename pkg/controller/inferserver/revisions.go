@@ -51,7 +51,13 @@ func (c *Controller) syncRevisions(ctx context.Context, st *syncState) error {
 				c.recorder.Eventf(s, corev1.EventTypeWarning, ReasonFailedCreate, "Creating revision %s: %v", want.Name, err)
 				return fmt.Errorf("create revision %s: %w", want.Name, err)
 			}
-			c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonRevisionCreated, "Created revision %d (%s)", created.Revision, created.Name)
+			// The first revision comes with the server: the events of
+			// the instances it creates name it, and one event fewer for
+			// every server created keeps a burst of creations from
+			// costing the cluster an Event write each for nothing new.
+			if len(revs) > 0 {
+				c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonRevisionCreated, "Created revision %d (%s)", created.Revision, created.Name)
+			}
 			update = created
 			revs = append(revs, created)
 		case err != nil:

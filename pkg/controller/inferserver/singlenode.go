@@ -22,7 +22,7 @@ func (c *Controller) syncDeployment(ctx context.Context, st *syncState) error {
 	}
 	switch {
 	case wrote && live == nil:
-		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created deployment %s for %d instances", s.Name, replicas(s))
+		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonInstanceCreated, "Created deployment %s for %d instances (revision %s)", s.Name, replicas(s), st.target)
 	case wrote && live.Spec.Replicas != nil && *live.Spec.Replicas != replicas(s):
 		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonScaled, "Scaled from %d to %d instances", *live.Spec.Replicas, replicas(s))
 	}
