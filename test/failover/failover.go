@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -158,11 +159,24 @@ func (l *Load) Stop() *Report {
 }
 
 // Retryable reports whether an error says the request may succeed if sent
-// again: the server is unavailable or overloaded, or the connection broke.
+// again: the server is unavailable or overloaded, or the connection or the
+// request's HTTP/2 stream broke.
 func Retryable(err error) bool {
 	return apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) ||
 		apierrors.IsTooManyRequests(err) || utilnet.IsConnectionReset(err) || utilnet.IsConnectionRefused(err) ||
-		utilnet.IsProbableEOF(err) || utilnet.IsHTTP2ConnectionLost(err) || errors.Is(err, context.DeadlineExceeded)
+		utilnet.IsProbableEOF(err) || utilnet.IsHTTP2ConnectionLost(err) || streamReset(err) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// streamReset reports whether the peer reset the request's HTTP/2 stream.
+// kube-apiserver does that when the replica it proxies a request to dies
+// after the answer has begun: the headers are out, so the only way left to
+// tell the client is to break the stream, and client-go returns the reset
+// as an error that asks to retry. The connection to kube-apiserver itself
+// is fine.
+func streamReset(err error) bool {
+	var se http2.StreamError
+	return errors.As(err, &se)
 }
 
 // do runs one operation, retrying retryable errors with a short backoff
@@ -219,6 +233,8 @@ func errorClass(err error) string {
 		return "connection refused"
 	case utilnet.IsProbableEOF(err):
 		return "EOF"
+	case streamReset(err):
+		return "stream reset"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	}

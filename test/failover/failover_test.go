@@ -2,11 +2,14 @@ package failover
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -64,6 +67,20 @@ func TestRetriesThroughOutage(t *testing.T) {
 	}
 	if s := r.Window(r.Start, r.End); s.Ops == 0 || s.MaxAttempt < 2 {
 		t.Fatalf("window: %+v", s)
+	}
+}
+
+// A stream reset by kube-apiserver after the replica behind it died,
+// wrapped as client-go wraps it, is retryable and counted as such; an
+// internal error is not.
+func TestRetryableStreamReset(t *testing.T) {
+	reset := fmt.Errorf("stream error when reading response body, may be caused by closed connection. Please retry. Original error: %w",
+		http2.StreamError{StreamID: 223, Code: http2.ErrCodeInternal})
+	if !Retryable(reset) || errorClass(reset) != "stream reset" {
+		t.Errorf("%v: retryable %v, class %q", reset, Retryable(reset), errorClass(reset))
+	}
+	if err := apierrors.NewInternalError(errors.New("boom")); Retryable(err) {
+		t.Errorf("%v is retryable", err)
 	}
 }
 
