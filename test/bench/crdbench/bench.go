@@ -316,46 +316,9 @@ const clockTick = 10 * time.Millisecond
 // series times one series: it runs f, which returns the latencies of its
 // requests and how many failed, and fills a measurement.
 func (b *bench) series(m results.CRDMeasurement, f func() ([]time.Duration, int, error)) (results.CRDMeasurement, error) {
-	before := b.cpuTicks()
-	start := time.Now()
-	lat, failed, err := f()
-	wall := time.Since(start)
-	after := b.cpuTicks()
-	if m.Seconds == 0 {
-		m.Seconds = measure.Round(wall.Seconds(), 3)
-	}
-	m.Requests, m.Failed = len(lat)+failed, failed
-	if m.Seconds > 0 {
-		m.PerSecond = measure.Round(float64(len(lat))/m.Seconds, 1)
-	}
-	ms := make([]float64, len(lat))
-	var sum float64
-	for i, d := range lat {
-		ms[i] = measure.Ms(d)
-		sum += ms[i]
-	}
-	if len(ms) > 0 {
-		m.P50Ms = measure.Round(measure.Percentile(ms, 0.5), 3)
-		m.P99Ms = measure.Round(measure.Percentile(ms, 0.99), 3)
-		m.MaxMs = measure.Round(slices.Max(ms), 3)
-		m.MeanMs = measure.Round(sum/float64(len(ms)), 3)
-	}
-	if m.Requests > 0 && len(before) > 0 {
-		m.CPUMs = map[string]float64{}
-		for name, t := range after {
-			m.CPUMs[name] = measure.Round(measure.Ms(time.Duration(t-before[name])*clockTick)/float64(m.Requests), 3)
-		}
-	}
-	what := fmt.Sprintf("%s %s via %s as %s", m.Op, m.API, m.Path, m.User)
-	if m.Variant != "" {
-		what += " " + m.Variant
-	}
-	if m.Encoding != "" && m.Encoding != results.EncodingJSON {
-		what += " " + m.Encoding
-	}
-	b.logf("%s, %d: %d requests, %d failed, %.2f s, %.1f/s, p50 %.2f ms, p99 %.2f ms, cpu/request %v",
-		what, m.Size, m.Requests, m.Failed, m.Seconds, m.PerSecond, m.P50Ms, m.P99Ms, m.CPUMs)
-	return m, err
+	var t timed
+	err := t.run(b, f)
+	return t.measurement(b, m), err
 }
 
 // create creates the named objects, clients at once, and returns each
@@ -419,25 +382,122 @@ func (b *bench) createSeries(ctx context.Context, s side, ns string, from, to in
 	})
 }
 
-// getSeries GETs the named objects one at a time.
-func (b *bench) getSeries(ctx context.Context, s side, ns string, objs []string) (results.CRDMeasurement, error) {
-	m := results.CRDMeasurement{Op: results.OpGet, API: s.api, Path: s.path, User: s.user, Size: len(objs)}
-	return b.series(m, func() ([]time.Duration, int, error) {
-		var lat []time.Duration
-		failed := 0
-		for _, name := range objs {
-			t0 := time.Now()
-			if _, err := s.resource(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
-				if ctx.Err() != nil {
-					return lat, failed, ctx.Err()
-				}
-				failed++
-				continue
-			}
-			lat = append(lat, time.Since(t0))
+// getBlocks is how many blocks each series of GETs is cut into. The
+// blocks of all series take turns, the first of each round another, so
+// that drift over the run (a busy neighbour, a server's garbage collector,
+// the creates' aftermath) falls on every series alike instead of on
+// whichever ran at the time.
+const getBlocks = 5
+
+// getSpec is one series of GETs, one at a time, each of another object.
+type getSpec struct {
+	s    side
+	objs []string
+	timed
+}
+
+// timed is what a series interleaved with others collects: its own
+// requests' latencies and failures, their wall time and the CPU the
+// cluster's processes spent meanwhile (clock ticks by process).
+type timed struct {
+	lat    []time.Duration
+	failed int
+	wall   time.Duration
+	cpu    map[string]int64
+}
+
+// run times f and adds its requests, time and CPU to t.
+func (t *timed) run(b *bench, f func() ([]time.Duration, int, error)) error {
+	if t.cpu == nil {
+		t.cpu = map[string]int64{}
+	}
+	before := b.cpuTicks()
+	t0 := time.Now()
+	lat, failed, err := f()
+	t.wall += time.Since(t0)
+	for k, v := range b.cpuTicks() {
+		t.cpu[k] += v - before[k]
+	}
+	t.lat = append(t.lat, lat...)
+	t.failed += failed
+	return err
+}
+
+// measurement fills m from what t collected. Unless m has its time, the
+// series' time is its requests' own, not the other series' between them.
+func (t *timed) measurement(b *bench, m results.CRDMeasurement) results.CRDMeasurement {
+	if m.Seconds == 0 {
+		m.Seconds = measure.Round(t.wall.Seconds(), 3)
+	}
+	lat, failed := t.lat, t.failed
+	m.Requests, m.Failed = len(lat)+failed, failed
+	if m.Seconds > 0 {
+		m.PerSecond = measure.Round(float64(len(lat))/m.Seconds, 1)
+	}
+	ms := make([]float64, len(lat))
+	var sum float64
+	for i, d := range lat {
+		ms[i] = measure.Ms(d)
+		sum += ms[i]
+	}
+	if len(ms) > 0 {
+		m.P50Ms = measure.Round(measure.Percentile(ms, 0.5), 3)
+		m.P99Ms = measure.Round(measure.Percentile(ms, 0.99), 3)
+		m.MaxMs = measure.Round(slices.Max(ms), 3)
+		m.MeanMs = measure.Round(sum/float64(len(ms)), 3)
+	}
+	if m.Requests > 0 && len(b.pids) > 0 {
+		m.CPUMs = map[string]float64{}
+		for name, ticks := range t.cpu {
+			m.CPUMs[name] = measure.Round(measure.Ms(time.Duration(ticks)*clockTick)/float64(m.Requests), 3)
 		}
-		return lat, failed, nil
-	})
+	}
+	what := fmt.Sprintf("%s %s via %s as %s", m.Op, m.API, m.Path, m.User)
+	if m.Variant != "" {
+		what += " " + m.Variant
+	}
+	if m.Encoding != "" && m.Encoding != results.EncodingJSON {
+		what += " " + m.Encoding
+	}
+	b.logf("%s, %d: %d requests, %d failed, %.2f s, %.1f/s, p50 %.2f ms, p99 %.2f ms, cpu/request %v",
+		what, m.Size, m.Requests, m.Failed, m.Seconds, m.PerSecond, m.P50Ms, m.P99Ms, m.CPUMs)
+	return m
+}
+
+// getSeries GETs every spec's objects one at a time, in getBlocks blocks a
+// spec, the specs' blocks taking turns.
+func (b *bench) getSeries(ctx context.Context, ns string, specs []*getSpec) ([]results.CRDMeasurement, error) {
+	for round := range getBlocks {
+		for i := range specs {
+			sp := specs[(i+round)%len(specs)]
+			block := sp.objs[len(sp.objs)*round/getBlocks : len(sp.objs)*(round+1)/getBlocks]
+			err := sp.run(b, func() ([]time.Duration, int, error) {
+				var lat []time.Duration
+				failed := 0
+				for _, name := range block {
+					t0 := time.Now()
+					if _, err := sp.s.resource(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+						if ctx.Err() != nil {
+							return lat, failed, ctx.Err()
+						}
+						failed++
+						continue
+					}
+					lat = append(lat, time.Since(t0))
+				}
+				return lat, failed, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []results.CRDMeasurement
+	for _, sp := range specs {
+		m := sp.measurement(b, results.CRDMeasurement{Op: results.OpGet, API: sp.s.api, Path: sp.s.path, User: sp.s.user, Size: len(sp.objs)})
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // rawGet sends a GET to url accepting only accept and reads the whole
@@ -462,11 +522,8 @@ type listSpec struct {
 	s                 side
 	variant, encoding string
 	accept            string
-	m                 results.CRDMeasurement
-	lat               []time.Duration
-	failed            int
-	cpu               map[string]int64
-	wall              time.Duration
+	bytes             int
+	timed
 }
 
 // listSeries LISTs the namespace of size objects repeats times with every
@@ -479,44 +536,32 @@ func (b *bench) listSeries(ctx context.Context, ns string, size, repeats int, sp
 		if _, _, _, err := rawGet(ctx, sp.s.http, sp.url(ns), sp.accept); err != nil {
 			return nil, err
 		}
-		sp.cpu = map[string]int64{}
 	}
 	for range repeats {
 		for _, sp := range specs {
-			before := b.cpuTicks()
-			t0 := time.Now()
-			status, _, n, err := rawGet(ctx, sp.s.http, sp.url(ns), sp.accept)
-			d := time.Since(t0)
-			for k, v := range b.cpuTicks() {
-				sp.cpu[k] += v - before[k]
+			err := sp.run(b, func() ([]time.Duration, int, error) {
+				t0 := time.Now()
+				status, _, n, err := rawGet(ctx, sp.s.http, sp.url(ns), sp.accept)
+				d := time.Since(t0)
+				if ctx.Err() != nil {
+					return nil, 0, ctx.Err()
+				}
+				if err != nil || status != http.StatusOK {
+					b.logf("LIST %s: status %d, %v", sp.url(ns), status, err)
+					return nil, 1, nil
+				}
+				sp.bytes = n
+				return []time.Duration{d}, 0, nil
+			})
+			if err != nil {
+				return nil, err
 			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if err != nil || status != http.StatusOK {
-				sp.failed++
-				b.logf("LIST %s: status %d, %v", sp.url(ns), status, err)
-				continue
-			}
-			sp.lat = append(sp.lat, d)
-			sp.wall += d
-			sp.m.Bytes = n
 		}
 	}
 	var out []results.CRDMeasurement
 	for _, sp := range specs {
-		m := results.CRDMeasurement{Op: results.OpList, API: sp.s.api, Path: sp.s.path, User: sp.s.user, Size: size,
-			Variant: sp.variant, Encoding: sp.encoding, Bytes: sp.m.Bytes}
-		// The series' time is the LISTs' own, not the others' between them.
-		m.Seconds = measure.Round(sp.wall.Seconds(), 3)
-		m, _ = b.series(m, func() ([]time.Duration, int, error) { return sp.lat, sp.failed, nil })
-		if len(b.pids) > 0 && m.Requests > 0 {
-			m.CPUMs = map[string]float64{}
-			for k, t := range sp.cpu {
-				m.CPUMs[k] = measure.Round(measure.Ms(time.Duration(t)*clockTick)/float64(m.Requests), 3)
-			}
-		}
-		out = append(out, m)
+		out = append(out, sp.measurement(b, results.CRDMeasurement{Op: results.OpList, API: sp.s.api, Path: sp.s.path, User: sp.s.user, Size: size,
+			Variant: sp.variant, Encoding: sp.encoding, Bytes: sp.bytes}))
 	}
 	return out, nil
 }
@@ -740,7 +785,7 @@ func (b *bench) measure(ctx context.Context) (*results.CRD, error) {
 	crdJSON, _ := yaml.Marshal(crd)
 	res.Setup = results.CRDSetup{
 		Group: v1alpha1.GroupName, CRDGroup: c.crdGroup, Objects: c.objects, Large: c.large, Clients: c.clients,
-		Gets: c.gets, ListRepeats: c.listRepeats, Watchers: c.watchers, WatchObjects: c.watchObjects,
+		Gets: c.gets, GetBlocks: getBlocks, ListRepeats: c.listRepeats, Watchers: c.watchers, WatchObjects: c.watchObjects,
 		Tenant:      c.tenant + " (RBAC: edit and a ClusterRole for the CRD's group, bound in the benchmark's namespaces)",
 		ObjectBytes: map[string]int{}, CRDBytes: len(crdJSON), CRDSchema: crdSchemaText,
 		Server: strings.TrimSpace(string(specYAML)), MindIEFlags: c.mindieFlags,
@@ -795,6 +840,7 @@ func (b *bench) measure(ctx context.Context) (*results.CRD, error) {
 		}
 		return out
 	}
+	var gets []*getSpec
 	for _, g := range []struct {
 		s      side
 		offset int
@@ -803,9 +849,12 @@ func (b *bench) measure(ctx context.Context) (*results.CRD, error) {
 		if _, err := g.s.resource(b.ns()).Get(ctx, objectName(order[(g.offset+c.gets)%c.objects]), metav1.GetOptions{}); err != nil {
 			return res, fmt.Errorf("GET %s via %s: %w", g.s.api, g.s.path, err)
 		}
-		if err := add(b.getSeries(ctx, g.s, b.ns(), pick(g.offset))); err != nil {
-			return res, err
-		}
+		gets = append(gets, &getSpec{s: g.s, objs: pick(g.offset)})
+	}
+	ms, err := b.getSeries(ctx, b.ns(), gets)
+	res.Measurements = append(res.Measurements, ms...)
+	if err != nil {
+		return res, err
 	}
 
 	encodings, err := b.probeEncodings(ctx)
@@ -813,7 +862,7 @@ func (b *bench) measure(ctx context.Context) (*results.CRD, error) {
 		return res, err
 	}
 	res.Setup.Encodings = encodings
-	ms, err := b.listSeries(ctx, b.ns(), c.objects, c.listRepeats, b.lists(encodings))
+	ms, err = b.listSeries(ctx, b.ns(), c.objects, c.listRepeats, b.lists(encodings))
 	res.Measurements = append(res.Measurements, ms...)
 	if err != nil {
 		return res, err

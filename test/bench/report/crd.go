@@ -131,11 +131,11 @@ func renderCRD(r *results.CRD) string {
 	p("\n*InferServer, aggregated* is what users get: the request to kube-apiserver, which proxies it to mindie-apiserver; *direct* is the "+
 		"same request sent to mindie-apiserver's own port, without kube-apiserver in front, which shows the aggregator's hop. *Time per "+
 		"create* is the inverse of the throughput of %d creates by %d clients at once, so its ratio is the CRD's throughput over "+
-		"InferServer's. GETs are one at a time, each of another object (%d a series); a LIST is the median of %d (%d for the larger), "+
+		"InferServer's. GETs are one at a time, each of another object (%d a series%s); a LIST is the median of %d (%d for the larger), "+
 		"the whole answer read and not decoded, as decoding the same JSON costs a client the same on both sides. The watch: %d clients "+
 		"watch a namespace while %d objects are created in it by %d clients; its figure runs from the first create sent to the last "+
 		"watcher having seen every object, its p99 from a create sent to the last watcher seeing it. Goals: %s\n",
-		su.Objects, su.Clients, su.Gets, su.ListRepeats, largeRepeats(r), su.Watchers, su.WatchObjects, su.Clients, r.Goals.Why)
+		su.Objects, su.Clients, su.Gets, getBlocks(su.GetBlocks), su.ListRepeats, largeRepeats(r), su.Watchers, su.WatchObjects, su.Clients, r.Goals.Why)
 
 	p("\n### Where the aggregated path's time goes\n\n")
 	p("%s\n", crdReading(r))
@@ -394,4 +394,12 @@ func sumCPU(m map[string]float64) float64 {
 		s += v
 	}
 	return s
+}
+
+// getBlocks says how the GET series were interleaved.
+func getBlocks(n int) string {
+	if n <= 1 {
+		return ", the series one after another"
+	}
+	return fmt.Sprintf(", in %d blocks each, the blocks of all series taking turns so that drift over the run falls on them alike", n)
 }

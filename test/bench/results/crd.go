@@ -77,6 +77,10 @@ type CRDSetup struct {
 	// object; ListRepeats the LISTs of each series.
 	Gets        int `json:"gets"`
 	ListRepeats int `json:"listRepeats"`
+	// GetBlocks is how many blocks each series of GETs was cut into, the
+	// blocks of all series taking turns (0 or 1: the series ran one after
+	// another).
+	GetBlocks int `json:"getBlocks,omitempty"`
 	// Watchers watch one namespace while WatchObjects are created in it.
 	Watchers     int `json:"watchers"`
 	WatchObjects int `json:"watchObjects"`
