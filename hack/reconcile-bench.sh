@@ -10,9 +10,11 @@
 # baseline of the same run: the very children the controller writes on the
 # servers' first syncs, written directly with the same client and
 # concurrency (the median of three runs; one run for more than 1,000
-# servers), and the deletion of the N servers at the end. mindie-apiserver
-# is restarted before each N's baseline and again before its servers, so
-# that the servers are measured on a fresh process. It tears the cluster down (hack/local-down.sh
+# servers), and the deletion of the N servers at the end. The servers'
+# phase runs as often as the baseline (RECONCILE_RUNS), the run whose time
+# until every status was observed is the median counting. mindie-apiserver
+# is restarted before each N's baseline and again before each run of its
+# servers, so that the servers are measured on a fresh process. It tears the cluster down (hack/local-down.sh
 # --purge, also on failure). When every N has been measured, the results
 # (JSON, the format of test/bench/results) go to $RECONCILE_RESULTS and
 # test/bench/report renders the documents from them.
@@ -22,6 +24,9 @@
 #   RECONCILE_BASELINE_RUNS  runs of the baseline for each N, the median counts
 #                         (default: 3 up to 1,000 servers, one beyond, where a
 #                         run takes many minutes and varies little)
+#   RECONCILE_RUNS        runs of the servers' phase for each N, each ending
+#                         with the servers' deletion; the median run counts
+#                         (default: as many as the baseline's)
 #   RECONCILE_WORKERS     goroutines creating at once (default: -workers of
 #                         test/bench/reconcile run, 20)
 #   RECONCILE_TIMEOUT     seconds each phase of one N may take (every status
@@ -56,8 +61,9 @@
 # Progress, the results of the current run (as each N is measured) and the
 # cluster's logs are kept in _output/reconcile-bench/ (the time each N took
 # in _output/reconcile-bench/times). Everything listens on and dials
-# loopback addresses only. On two cores, N=100 takes about a minute and
-# N=1000 about 5; N=10000 takes an hour or more: writing 10,000 servers'
+# loopback addresses only. On two cores, N=100 takes a few minutes and
+# N=1000 about 15 (three runs of the servers, each with its deletion, and
+# three of the baseline); N=10000 takes an hour or more: writing 10,000 servers'
 # children alone (and the 20,000 pods kube-controller-manager makes of
 # their Deployments) took the baseline about 20 minutes on a machine where
 # 1,000 took 36 s.
@@ -100,6 +106,8 @@ baseline_runs() {
   else echo 1
   fi
 }
+RUNS=${RECONCILE_RUNS:-}
+[ -z "${RUNS}" ] || COMMAND="RECONCILE_RUNS='${RUNS}' ${COMMAND}"
 if [ "${RECONCILE_DELETE:-1}" = 0 ]; then
   RUN_FLAGS+=(-delete=false)
   COMMAND="RECONCILE_DELETE='0' ${COMMAND}"
@@ -206,7 +214,7 @@ for n in ${SIZES}; do
   "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -n "${n}" \
     -pids "${OUT}/pids" -log "${OUT}/logs/mindie-apiserver.log" -clk-tck "${clk_tck}" \
     -metrics-url "https://127.0.0.1:${MINDIE_PORT}/metrics" -metrics-ca "${OUT}/pki/mindie-ca.crt" \
-    -baseline-runs "$(baseline_runs "${n}")" \
+    -baseline-runs "$(baseline_runs "${n}")" -runs "${RUNS:-$(baseline_runs "${n}")}" \
     ${RUN_FLAGS[@]+"${RUN_FLAGS[@]}"} \
     -apiserver-flags "${APISERVER_FLAGS}" -restart-mindie "hack/reconcile-bench.sh --restart-mindie" \
     -command "${COMMAND}" -results "${WORK}/reconcile.json"

@@ -37,13 +37,16 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,13 +94,50 @@ type runFlags struct {
 	kubeconfig, ns, baselineNS, warmupNS, pids, logPath string
 	resultsPath, command, metricsURL, metricsCA         string
 	apiserverFlags, restartMindie                       string
-	n, workers, clkTck, baselineRuns                    int
+	n, workers, clkTck, baselineRuns, runs              int
 	timeout, timeoutPerServer, settle, quietTimeout     time.Duration
 	quietCores                                          float64
 	del                                                 bool
 	deleteBy                                            string
 	// controller is mindie-apiserver's, read from its command line.
 	controller *results.ControllerSettings
+}
+
+// medianRun is the index of the run whose time until every status was
+// observed is the median (the lower middle one of an even count); a run
+// that did not see every status observed counts as the slowest.
+func medianRun(runs []results.Measurement) int {
+	key := func(m results.Measurement) float64 {
+		if m.Reconcile.Observed < m.N {
+			return math.Inf(1)
+		}
+		return m.Reconcile.ObservedSeconds
+	}
+	order := make([]int, len(runs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(key(runs[a]), key(runs[b])) })
+	return order[(len(order)-1)/2]
+}
+
+// combineRuns is the measurement of the run k, the median, with every
+// run's time until all were observed and until their deletion was done;
+// its deletion time is the median of the runs' (all of them done, or it is
+// not done).
+func combineRuns(runs []results.Measurement, k int) results.Measurement {
+	r := runs[k]
+	if len(runs) == 1 {
+		return r
+	}
+	r.Reconcile.ObservedRuns, r.Delete.Runs = nil, nil
+	for _, m := range runs {
+		r.Reconcile.ObservedRuns = append(r.Reconcile.ObservedRuns, m.Reconcile.ObservedSeconds)
+		r.Delete.Runs = append(r.Delete.Runs, m.Delete.Seconds)
+		r.Delete.Done = r.Delete.Done && m.Delete.Done
+	}
+	r.Delete.Seconds = medianOf(r.Delete.Runs)
+	return r
 }
 
 // timeoutFor bounds each phase of the run's N: every status observed, a
@@ -188,6 +228,7 @@ func run(args []string) error {
 	fs.IntVar(&f.n, "n", 100, "InferServers to create (and servers whose children the baseline writes)")
 	fs.IntVar(&f.workers, "workers", 20, "goroutines that create concurrently")
 	fs.IntVar(&f.baselineRuns, "baseline-runs", 3, "runs of the baseline; the median counts")
+	fs.IntVar(&f.runs, "runs", 1, "runs of the servers' phase, each on a restarted mindie-apiserver with -restart-mindie and ending with the deletion; the run whose time until every status was observed is the median counts")
 	fs.StringVar(&f.ns, "namespace", "", "namespace of the InferServers (default reconcile-bench-<n>)")
 	fs.StringVar(&f.baselineNS, "baseline-namespace", "", "namespace of the baseline's children, -<run> appended for each run (default reconcile-baseline-<n>)")
 	fs.StringVar(&f.warmupNS, "warmup-namespace", "reconcile-warmup", "namespace of the warm-up InferServer")
@@ -218,8 +259,10 @@ func run(args []string) error {
 		f.baselineNS = fmt.Sprintf("reconcile-baseline-%d", f.n)
 	}
 	switch {
-	case f.n < 1 || f.workers < 1 || f.baselineRuns < 1:
-		return fmt.Errorf("run: -n %d, -workers %d and -baseline-runs %d must be positive", f.n, f.workers, f.baselineRuns)
+	case f.n < 1 || f.workers < 1 || f.baselineRuns < 1 || f.runs < 1:
+		return fmt.Errorf("run: -n %d, -workers %d, -baseline-runs %d and -runs %d must be positive", f.n, f.workers, f.baselineRuns, f.runs)
+	case f.runs > 1 && !f.del:
+		return fmt.Errorf("run: -runs %d needs -delete: each run after the first starts from an empty namespace", f.runs)
 	case f.kubeconfig == "":
 		return fmt.Errorf("run: -kubeconfig is required: the admin kubeconfig of the local cluster")
 	case f.pids == "":
@@ -312,22 +355,37 @@ func run(args []string) error {
 	}
 	logf("baseline: the children of %d servers written in %.2fs, all seen after %.2fs (medians of %v); mindie-apiserver VmRSS %d MiB after the warm-up, %d MiB at most meanwhile",
 		f.n, r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds, r.Baseline.SeenRuns, r.Memory.AfterWarmupKiB>>10, r.Memory.BaselinePeakKiB>>10)
-	if f.restartMindie != "" {
-		if err := c.restartMindie(ctx, f); err != nil {
+	runs := make([]results.Measurement, 0, f.runs)
+	windows := make([]logWindow, 0, f.runs)
+	for i := range f.runs {
+		ri := r
+		ri.Quiet = slices.Clone(r.Quiet)
+		if f.restartMindie != "" {
+			if err := c.restartMindie(ctx, f); err != nil {
+				return err
+			}
+			ri.Memory.Restarted = true
+			logf("warming up the restarted mindie-apiserver: one InferServer in %s", f.warmupNS)
+			if ri.WarmupSeconds, err = warmup(ctx, c.infer, f.warmupNS, fmt.Sprintf("warmup-%d-servers-%d", f.n, i)); err != nil {
+				return err
+			}
+		}
+		// The run before deleted the namespace with its servers.
+		if err := ensureNamespace(ctx, c.kube, f.ns); err != nil {
 			return err
 		}
-		r.Memory.Restarted = true
-		logf("warming up the restarted mindie-apiserver: one InferServer in %s", f.warmupNS)
-		if r.WarmupSeconds, err = warmup(ctx, c.infer, f.warmupNS, fmt.Sprintf("warmup-%d-servers", f.n)); err != nil {
+		ri.Quiet = append(ri.Quiet, waitQuiet(ctx, c.pids, f, "the servers"))
+		window, err := reconcile(ctx, c, f, first, &ri)
+		if err != nil {
 			return err
 		}
+		if f.runs > 1 {
+			logf("run %d of %d: %d of %d statuses observed after %.2fs", i+1, f.runs, ri.Reconcile.Observed, f.n, ri.Reconcile.ObservedSeconds)
+		}
+		runs, windows = append(runs, ri), append(windows, window)
 	}
-	r.Quiet = append(r.Quiet, waitQuiet(ctx, c.pids, f, "the servers"))
-
-	window, err := reconcile(ctx, c, f, first, &r)
-	if err != nil {
-		return err
-	}
+	k := medianRun(runs)
+	r, window := combineRuns(runs, k), windows[k]
 	if f.logPath != "" {
 		if err := summarizeLog(f.logPath, logOffset, window, &r); err != nil {
 			logf("reading %s: %v", f.logPath, err)

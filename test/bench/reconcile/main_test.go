@@ -253,3 +253,43 @@ func TestRunInfo(t *testing.T) {
 		t.Errorf("MemTotalKiB: got %d, want /proc/meminfo's", r.MemTotalKiB)
 	}
 }
+
+func TestMedianRunAndCombineRuns(t *testing.T) {
+	run := func(observedSeconds float64, observed int, deleteSeconds float64, done bool) results.Measurement {
+		m := results.Measurement{N: 10}
+		m.Reconcile.ObservedSeconds, m.Reconcile.Observed = observedSeconds, observed
+		m.Delete.Seconds, m.Delete.Done = deleteSeconds, done
+		return m
+	}
+	runs := []results.Measurement{run(30, 10, 50, true), run(10, 10, 70, true), run(20, 10, 60, true)}
+	if k := medianRun(runs); k != 2 {
+		t.Fatalf("medianRun = %d, want 2 (20 s of 10, 20, 30)", k)
+	}
+	got := combineRuns(runs, 2)
+	if got.Reconcile.ObservedSeconds != 20 || !reflect.DeepEqual(got.Reconcile.ObservedRuns, []float64{30, 10, 20}) {
+		t.Errorf("combined: observed %v, runs %v; want 20 and [30 10 20]", got.Reconcile.ObservedSeconds, got.Reconcile.ObservedRuns)
+	}
+	if got.Delete.Seconds != 60 || !got.Delete.Done || !reflect.DeepEqual(got.Delete.Runs, []float64{50, 70, 60}) {
+		t.Errorf("combined deletion: %v s, done %v, runs %v; want the median 60, done, [50 70 60]", got.Delete.Seconds, got.Delete.Done, got.Delete.Runs)
+	}
+	if runs[2].Reconcile.ObservedRuns != nil {
+		t.Error("combineRuns changed the run it started from")
+	}
+
+	// A run that did not see every status counts as the slowest, however
+	// early its last observed status came; a deletion not done in one run
+	// is not done.
+	runs = []results.Measurement{run(5, 7, 50, false), run(10, 10, 70, true), run(20, 10, 60, true), run(15, 10, 55, true)}
+	if k := medianRun(runs); k != 3 {
+		t.Fatalf("medianRun = %d, want 3 (15 s of 10, 15, 20 and the incomplete run)", k)
+	}
+	if got := combineRuns(runs, 3); got.Delete.Done || got.Delete.Seconds != 55 {
+		t.Errorf("combined deletion: %v s, done %v; want 55 (lower middle of 50 55 60 70) and not done", got.Delete.Seconds, got.Delete.Done)
+	}
+
+	// One run is that run, untouched.
+	one := []results.Measurement{run(12, 10, 40, true)}
+	if got := combineRuns(one, medianRun(one)); !reflect.DeepEqual(got, one[0]) {
+		t.Errorf("one run combined = %+v, want it unchanged", got)
+	}
+}

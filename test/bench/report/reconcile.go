@@ -204,10 +204,10 @@ func reconcileSummary(rc *results.Reconcile) string {
 	}
 	p("\nMeasured %s on %d CPUs (%s), shared with other work; mindie-apiserver's controller: %s. *Ratio* is the time until every InferServer's status was observed "+
 		"over the time to write %s (%s), both in the same run with the same client and %d goroutines writing at once; "+
-		"compare ratios between runs, not seconds between machines. *Servers/s* is N over the time to all observed. "+
+		"compare ratios between runs, not seconds between machines.%s *Servers/s* is N over the time to all observed. "+
 		"The goals are those of the issue for 1,000 and 10,000 servers, and a ceiling on the memory growth per server at every N so that a regression shows; "+
 		"`test/bench/reconcile` holds them and the results record them.\n",
-		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), medianOfRuns(rc.Sizes), rc.Run.Workers)
+		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), medianOfRuns(rc.Sizes), rc.Run.Workers, serverRunsShort(rc.Sizes))
 	return sb.String()
 }
 
@@ -234,11 +234,14 @@ func renderReconcile(rc *results.Reconcile) string {
 			"(the deletion timed too); %s (%s). After the servers' phase the first server's children, as their field manager owns them, "+
 			"are compared with the baseline's;\n", baselineWhat(rc), run.Workers, medianOfRuns(rs), baselineRuns(rs))
 	}
+	if runs := serverRuns(rs); runs != "" {
+		p("- **servers' runs**: %s;\n", runs)
+	}
 	p("- **ratio**: all observed / baseline;\n")
 	restarted := len(rs) > 0 && rs[len(rs)-1].Memory.Restarted
 	p("- **memory**: mindie-apiserver's VmRSS sampled from /proc every 200 ms, from just before the first create until %s after the last status was observed. ", secs(run.SettleSeconds))
 	if restarted {
-		p("mindie-apiserver is restarted before each N's baseline and again between the baseline and the servers (whose children would otherwise have passed through its caches), " +
+		p("mindie-apiserver is restarted before each N's baseline and again between the baseline and the servers (whose children would otherwise have passed through its caches), and before each further run of the servers, " +
 			"so the servers meet a fresh process; a warm-up InferServer, created and observed after each restart, makes sure the controller holds its Lease and has synced.\n")
 	} else {
 		p("mindie-apiserver is restarted before each N (after the previous N's servers are deleted), so each row starts from a fresh process; " +
@@ -617,6 +620,49 @@ func whatItShows(res *results.Reconcile) string {
 		return ""
 	}
 	return "## What it shows\n\n" + strings.Join(out, " ") + "\n\n"
+}
+
+// serverRuns says, where the servers' phase of some N ran more than once,
+// what counts and each run's times; "" where it ran once.
+func serverRuns(rs []results.Measurement) string {
+	var out []string
+	for _, r := range rs {
+		if len(r.Reconcile.ObservedRuns) < 2 {
+			continue
+		}
+		observed := make([]string, len(r.Reconcile.ObservedRuns))
+		for i, x := range r.Reconcile.ObservedRuns {
+			observed[i] = secs(x)
+		}
+		deleted := make([]string, len(r.Delete.Runs))
+		for i, x := range r.Delete.Runs {
+			deleted[i] = secs(x)
+		}
+		out = append(out, fmt.Sprintf("with %d, %d runs: all observed after %s; deleted after %s",
+			r.N, len(r.Reconcile.ObservedRuns), strings.Join(observed, ", "), orDash(strings.Join(deleted, ", "))))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "the servers' phase ran more than once, each run on a restarted mindie-apiserver and ending with the servers' deletion; " +
+		"every figure of an N is that of its run whose time until all were observed is the median (the lower middle one of an even count), " +
+		"but for the deletion's time, the median of the runs' (" + strings.Join(out, "; ") + ")"
+}
+
+// serverRunsShort is serverRuns' sentence for the summary in
+// docs/benchmarks.md: "" where every N's servers ran once.
+func serverRunsShort(rs []results.Measurement) string {
+	var out []string
+	for _, r := range rs {
+		if k := len(r.Reconcile.ObservedRuns); k > 1 {
+			out = append(out, fmt.Sprintf("%d runs with %d", k, r.N))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " The servers' figures are those of the run whose time to all observed is the median, the deletion's the median of the runs' (" +
+		strings.Join(out, ", ") + "; [reconcile-bench.md](reconcile-bench.md) lists every run)."
 }
 
 // baselineRuns lists the baseline's run times of each N.

@@ -82,7 +82,7 @@ func TestRenderReconcile(t *testing.T) {
 		"the median of 3 runs (with 10: 0.50 s, 0.50 s, 0.50 s; with 20: 0.60 s, 0.40 s, 0.50 s).",
 		"until 5.00 s after the last status was observed.",
 		"processes together use at most 0.30 cores over 2 s (180 s at most)",
-		"again between the baseline and the servers (whose children would otherwise have passed through its caches), so the servers meet a fresh process;",
+		"again between the baseline and the servers (whose children would otherwise have passed through its caches), and before each further run of the servers, so the servers meet a fresh process;",
 		"so the process that held them is restarted before the servers; the first two columns are of that process:",
 		"- **bounds**: each phase may take, for 10 servers, 30.0 s; for 20 servers, 32.0 s (the last run's bound: 30.0 s plus 0.10 s per server).\n",
 		// The run started with the first measurement, whatever the order in the file.
@@ -273,5 +273,30 @@ func TestMedianOfRuns(t *testing.T) {
 		if got := medianOfRuns(c.rs); got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)
 		}
+	}
+}
+
+func TestServerRuns(t *testing.T) {
+	once := results.Measurement{N: 100}
+	if got := serverRuns([]results.Measurement{once}); got != "" {
+		t.Errorf("one run: %q, want nothing said", got)
+	}
+	if got := serverRunsShort([]results.Measurement{once}); got != "" {
+		t.Errorf("one run, short: %q, want nothing said", got)
+	}
+	thrice := results.Measurement{N: 1000}
+	thrice.Reconcile.ObservedRuns = []float64{61.2, 55.5, 70}
+	thrice.Delete.Runs = []float64{80, 75.5, 90}
+	got := serverRuns([]results.Measurement{once, thrice})
+	for _, want := range []string{"with 1000, 3 runs: all observed after 61.2 s, 55.5 s, 70.0 s; deleted after 80.0 s, 75.5 s, 90.0 s", "the median"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("serverRuns = %q, want it to contain %q", got, want)
+		}
+	}
+	if strings.Contains(got, "with 100,") {
+		t.Errorf("serverRuns = %q names N=100, which ran once", got)
+	}
+	if got := serverRunsShort([]results.Measurement{once, thrice}); !strings.Contains(got, "3 runs with 1000") {
+		t.Errorf("serverRunsShort = %q, want it to name 3 runs with 1000", got)
 	}
 }

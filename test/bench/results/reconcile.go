@@ -265,6 +265,12 @@ type ReconcilePart struct {
 	// ObservedSeconds is when the last server's status was observed
 	// (status.observedGeneration == metadata.generation, updateRevision set).
 	ObservedSeconds float64 `json:"observedSeconds"`
+	// ObservedRuns is each run's ObservedSeconds where the servers' phase
+	// ran more than once (each on a restarted mindie-apiserver, its servers
+	// deleted at its end); the rest of the measurement is that of the run
+	// whose time is the median (the lower middle one of an even count, a
+	// run that did not see every status counting as the slowest).
+	ObservedRuns []float64 `json:"observedRuns,omitempty"`
 	// Children and Observed count the servers that got that far.
 	Children int `json:"children"`
 	Observed int `json:"observed"`
@@ -364,6 +370,10 @@ type Delete struct {
 	Done    bool    `json:"done"`
 	Seconds float64 `json:"seconds"` // until the servers and their children were gone
 	Left    int     `json:"left"`    // servers and children left at the timeout
+	// Runs is each run's Seconds where the servers' phase ran more than
+	// once (ReconcilePart.ObservedRuns); Seconds is then their median, Done
+	// whether every run's deletion was, and the rest the median run's.
+	Runs []float64 `json:"runs,omitempty"`
 	// CallsSeconds is when the last delete call returned.
 	CallsSeconds float64 `json:"callsSeconds,omitempty"`
 	// Progress is what was left every 10 s.
