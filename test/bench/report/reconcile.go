@@ -88,6 +88,28 @@ func runDate(rc *results.Reconcile) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
+// otherMachines names the sizes measured on another machine than the
+// results' run (results that gathered their sizes over several runs), with
+// when: "" where every size was measured on it.
+func otherMachines(rc *results.Reconcile) string {
+	var out []string
+	for _, m := range rc.Sizes {
+		if m.Machine == "" || m.Machine == rc.Run.Machine() {
+			continue
+		}
+		when := m.Start
+		if t, err := time.Parse(time.RFC3339, m.Start); err == nil {
+			when = t.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		out = append(out, fmt.Sprintf("%d servers on %s (%s)", m.N, m.Machine, when))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " Measured on another machine by an earlier run: " + strings.Join(out, "; ") +
+		"; compare its ratios, not its seconds, with the others'."
+}
+
 func gib(kib int64) string {
 	if kib <= 0 {
 		return ""
@@ -206,8 +228,9 @@ func reconcileSummary(rc *results.Reconcile) string {
 		"over the time to write %s (%s), both in the same run with the same client and %d goroutines writing at once; "+
 		"compare ratios between runs, not seconds between machines.%s *Servers/s* is N over the time to all observed. "+
 		"The goals are those of the issue for 1,000 and 10,000 servers, and a ceiling on the memory growth per server at every N so that a regression shows; "+
-		"`test/bench/reconcile` holds them and the results record them.\n",
-		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), medianOfRuns(rc.Sizes), rc.Run.Workers, serverRunsShort(rc.Sizes))
+		"`test/bench/reconcile` holds them and the results record them.%s\n",
+		orDash(runDate(rc)), rc.Run.CPUs, orDash(rc.Run.CPU), controllerFlags(rc.Run), baselineWhat(rc), medianOfRuns(rc.Sizes), rc.Run.Workers, serverRunsShort(rc.Sizes),
+		otherMachines(rc))
 	return sb.String()
 }
 
@@ -254,7 +277,7 @@ func renderReconcile(rc *results.Reconcile) string {
 		p("- **bounds**: %s.\n", boundsText(run, rs))
 	}
 	p("\n- Date: %s\n", orDash(runDate(rc)))
-	p("- Machine: %d CPUs (%s), %s RAM, shared with other work while it ran\n", run.CPUs, orDash(run.CPU), orDash(gib(run.MemTotalKiB)))
+	p("- Machine: %d CPUs (%s), %s RAM, shared with other work while it ran.%s\n", run.CPUs, orDash(run.CPU), orDash(gib(run.MemTotalKiB)), otherMachines(rc))
 	p("- Go: %s\n", orDash(run.Go))
 	p("- Command: `%s`\n", orDash(run.Command))
 	p("- mindie-apiserver's controller: %s\n", controllerFlags(run))

@@ -87,7 +87,7 @@ func TestRenderReconcile(t *testing.T) {
 		"- **bounds**: each phase may take, for 10 servers, 30.0 s; for 20 servers, 32.0 s (the last run's bound: 30.0 s plus 0.10 s per server).\n",
 		// The run started with the first measurement, whatever the order in the file.
 		"- Date: 2026-01-02 03:04 UTC\n",
-		"- Machine: 2 CPUs (AMD EPYC), 23.5 GiB RAM, shared with other work while it ran\n",
+		"- Machine: 2 CPUs (AMD EPYC), 23.5 GiB RAM, shared with other work while it ran.\n",
 		"- Command: `hack/reconcile-bench.sh`\n",
 		"- mindie-apiserver's controller: `--controller-workers=5 --kube-api-qps=10 --kube-api-burst=20` (the run added `--kube-api-qps=10 --kube-api-burst=20`)\n",
 		"| InferServers | all created | all children | all observed | baseline: the same children | ratio |",
@@ -298,5 +298,24 @@ func TestServerRuns(t *testing.T) {
 	}
 	if got := serverRunsShort([]results.Measurement{once, thrice}); !strings.Contains(got, "3 runs with 1000") {
 		t.Errorf("serverRunsShort = %q, want it to name 3 runs with 1000", got)
+	}
+}
+
+func TestOtherMachines(t *testing.T) {
+	rc := &results.Reconcile{Run: results.Run{CPUs: 2, CPU: "Intel Xeon"}, Sizes: []results.Measurement{
+		{N: 100, Machine: "2 CPUs, Intel Xeon"},
+		{N: 1000},
+		{N: 10000, Machine: "2 CPUs, AMD EPYC", Start: "2026-12-02T04:18:27Z"},
+	}}
+	got := otherMachines(rc)
+	if want := "10000 servers on 2 CPUs, AMD EPYC (2026-12-02 04:18 UTC)"; !strings.Contains(got, want) {
+		t.Errorf("otherMachines = %q, want it to contain %q", got, want)
+	}
+	if strings.Contains(got, "100 servers") || strings.Contains(got, "1000 servers") {
+		t.Errorf("otherMachines = %q names a size measured on the run's machine or on an unknown one", got)
+	}
+	rc.Sizes = rc.Sizes[:2]
+	if got := otherMachines(rc); got != "" {
+		t.Errorf("every size on the run's machine: %q, want nothing said", got)
 	}
 }

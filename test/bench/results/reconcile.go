@@ -191,6 +191,10 @@ type Measurement struct {
 	N int `json:"n"`
 	// Start is when the measurement started (RFC 3339, UTC).
 	Start string `json:"start"`
+	// Machine is what it was measured on (Run.Machine): results that
+	// gathered their sizes over several runs (Put) may hold measurements
+	// of other machines than the last run's.
+	Machine string `json:"machine,omitempty"`
 	// WarmupSeconds is how long one InferServer took to be observed before
 	// the measurement (it includes the controller winning its Lease after
 	// mindie-apiserver started).
@@ -485,12 +489,30 @@ func (r *Reconcile) Accepts(run Run) error {
 	return nil
 }
 
+// Machine names the machine of a run: "2 CPUs, AMD EPYC".
+func (r Run) Machine() string {
+	if r.CPU == "" {
+		return fmt.Sprintf("%d CPUs", r.CPUs)
+	}
+	return fmt.Sprintf("%d CPUs, %s", r.CPUs, r.CPU)
+}
+
 // Put adds m to the results of run, replacing a measurement of the same N.
 // The results must be of a run with the same parameters (Accepts); the
 // machine, the command and the goals become those of run and goals.
 func (r *Reconcile) Put(run Run, goals Goals, m Measurement) error {
 	if err := r.Accepts(run); err != nil {
 		return err
+	}
+	// A measurement put before measurements recorded their machine was
+	// made on the machine of the run that put the results last.
+	for i := range r.Sizes {
+		if r.Sizes[i].Machine == "" && r.Run.CPUs > 0 {
+			r.Sizes[i].Machine = r.Run.Machine()
+		}
+	}
+	if m.Machine == "" {
+		m.Machine = run.Machine()
 	}
 	r.Version, r.Run, r.Goals = Version, run, goals
 	r.Sizes = slices.DeleteFunc(r.Sizes, func(o Measurement) bool { return o.N == m.N })

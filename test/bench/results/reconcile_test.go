@@ -75,6 +75,29 @@ func TestPutSaveLoad(t *testing.T) {
 	}
 }
 
+// A measurement keeps the machine it was measured on when a later run on
+// another machine puts another N; one put before measurements recorded it
+// takes the machine of the run that put the results last.
+func TestPutKeepsEachMeasurementsMachine(t *testing.T) {
+	run := Run{Workers: 20, CPUs: 2, CPU: "AMD EPYC"}
+	r := &Reconcile{Version: Version, Run: run, Sizes: []Measurement{measurement(10000, 1700, 1300)}}
+	later := run
+	later.CPU = "Intel Xeon"
+	if err := r.Put(later, Goals{}, measurement(1000, 60, 40)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]string{}
+	for _, m := range r.Sizes {
+		got[m.N] = m.Machine
+	}
+	if want := map[int]string{10000: "2 CPUs, AMD EPYC", 1000: "2 CPUs, Intel Xeon"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("machines = %v, want %v", got, want)
+	}
+	if r.Run.CPU != "Intel Xeon" {
+		t.Errorf("the results' run is on %q, want the last run's machine", r.Run.CPU)
+	}
+}
+
 // A file of the first format (its baseline N ConfigMaps) is read and
 // checked against its own goals, but takes no measurement of this one.
 func TestConfigMapBaselineFile(t *testing.T) {
