@@ -73,10 +73,15 @@ func metOrMissed(ok bool) string {
 	return "**missed**"
 }
 
-// runDate is when the first measurement of the run started, or "".
+// runDate is when the first measurement of the results' machine (the last
+// run's) started, or "".
 func runDate(rc *results.Reconcile) string {
 	first := ""
 	for _, m := range rc.Sizes {
+		if m.Machine != "" && m.Machine != rc.Run.Machine() {
+			// An earlier run's, on another machine (otherMachines).
+			continue
+		}
 		if first == "" || m.Start < first {
 			first = m.Start
 		}

@@ -314,6 +314,10 @@ func TestOtherMachines(t *testing.T) {
 	if strings.Contains(got, "100 servers") || strings.Contains(got, "1000 servers") {
 		t.Errorf("otherMachines = %q names a size measured on the run's machine or on an unknown one", got)
 	}
+	rc.Sizes[0].Start, rc.Sizes[1].Start = "2026-12-02T15:00:00Z", "2026-12-02T15:10:00Z"
+	if got, want := runDate(rc), "2026-12-02 15:00 UTC"; got != want {
+		t.Errorf("runDate = %q, want %q: the first start on the run's machine", got, want)
+	}
 	rc.Sizes = rc.Sizes[:2]
 	if got := otherMachines(rc); got != "" {
 		t.Errorf("every size on the run's machine: %q, want nothing said", got)
