@@ -323,3 +323,30 @@ func TestOtherMachines(t *testing.T) {
 		t.Errorf("every size on the run's machine: %q, want nothing said", got)
 	}
 }
+
+func TestRatioMisses(t *testing.T) {
+	m := results.Measurement{N: 1000}
+	m.Reconcile.ObservedSeconds, m.Baseline.SeenSeconds = 20, 10
+	m.Reconcile.CPU = map[string]float64{"kube-apiserver": 20, "mindie-apiserver": 14, "etcd": 4}
+	m.Baseline.CPU = map[string]float64{"kube-apiserver": 14, "mindie-apiserver": 2, "etcd": 3}
+	m.Summary.Checks = []results.Check{{Goal: results.GoalRatio, Known: true, Value: 2, Max: 1.5}}
+	got := strings.Join(ratioMisses([]results.Measurement{m}, 2), "")
+	for _, want := range []string{
+		"all observed took 20.0 s, 2.0× the baseline's 10.0 s (bound 1.5×)",
+		"1.90 cores on average while the servers were reconciled and 1.90 while the baseline wrote, so both phases were bound by CPU",
+		"38.0 CPU s against 19.0 (2.00×)",
+		"mindie-apiserver +12.0, kube-apiserver +6.0, etcd +1.0.",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ratioMisses = %q, want it to contain %q", got, want)
+		}
+	}
+	if got := strings.Join(ratioMisses([]results.Measurement{m}, 8), ""); !strings.Contains(got, "the CPU does not account for the times alone") {
+		t.Errorf("on 8 CPUs, 1.9 cores busy: %q, want it not to call the phases bound by CPU", got)
+	}
+	m.Summary.Checks[0].Value = 1.2
+	m.Summary.Checks[0].Met = true
+	if got := ratioMisses([]results.Measurement{m}, 2); len(got) != 0 {
+		t.Errorf("a met ratio: %q, want nothing said", got)
+	}
+}
