@@ -616,6 +616,9 @@ func whatItShows(res *results.Reconcile) string {
 		out = append(out, s+".")
 	}
 	out = append(out, ratioMisses(rs, res.Run.CPUs)...)
+	if s := serviceApplies(rs, res.Run.Workers, res.Run.Controller); s != "" {
+		out = append(out, s)
+	}
 	out = append(out, timeMisses(rs)...)
 	out = append(out, memoryMisses(rs)...)
 	out = append(out, deletionMisses(rs)...)
@@ -838,6 +841,54 @@ func ratioMisses(rs []results.Measurement, cpus int) []string {
 			m.N, secs(m.Reconcile.ObservedSeconds), times(c.Value), secs(m.Baseline.SeenSeconds), times(c.Max),
 			srvCores, baseCores, bound, srv, base, srv/base, strings.Join(more, ", "))
 	})
+}
+
+// applyLatency is the average latency of kube-apiserver's applies of
+// resource in reqs, in seconds, and how many there were.
+func applyLatency(reqs []results.Requests, resource string) (float64, float64) {
+	for _, r := range reqs {
+		if r.Server == "kube-apiserver" && r.Verb == "APPLY" && r.Resource == resource && r.Count > 0 {
+			return r.Seconds / r.Count, r.Count
+		}
+	}
+	return 0, 0
+}
+
+// serviceApplies says what the Services' applies cost against the
+// Deployments' in both phases of each N. kube-apiserver allocates a
+// Service's ClusterIP under one lock for all Services (its MetaAllocator
+// holds it across the IPAddress object's create and two counts of every
+// IPAddress for its metrics), so Service creates go one at a time however
+// many clients send them: their latency over the writers in flight is the
+// time one allocation held the lock, and its inverse bounds both phases'
+// servers a second.
+func serviceApplies(rs []results.Measurement, workers int, ctrl *results.ControllerSettings) string {
+	if ctrl == nil || workers <= 0 {
+		return ""
+	}
+	var parts []string
+	for _, m := range rs {
+		bs, bn := applyLatency(m.Baseline.Requests, "services")
+		bd, _ := applyLatency(m.Baseline.Requests, "apps/deployments")
+		ss, sn := applyLatency(m.Reconcile.Requests, "services")
+		sd, _ := applyLatency(m.Reconcile.Requests, "apps/deployments")
+		if bn == 0 || sn == 0 || bd == 0 || sd == 0 {
+			continue
+		}
+		bslot, sslot := bs/float64(workers), ss/float64(ctrl.Workers)
+		parts = append(parts, fmt.Sprintf("with %d, a Service apply took %.0f ms on average in the baseline (%d writers: one every %.1f ms, at most %.0f a second; "+
+			"a Deployment apply %.0f ms) and %.0f ms among the servers (%d workers: one every %.1f ms, at most %.0f a second; a Deployment apply %.0f ms)",
+			m.N, 1000*bs, workers, 1000*bslot, 1/bslot, 1000*bd, 1000*ss, ctrl.Workers, 1000*sslot, 1/sslot, 1000*sd))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Both phases wait on Services above all: kube-apiserver allocates a Service's ClusterIP under one lock for all Services " +
+		"(Kubernetes 1.36's MetaAllocator holds it across the create of the IPAddress object and two counts of every IPAddress for its metrics, " +
+		"so an allocation takes longer the more Services there are and the busier the CPUs), so Services are created one at a time however many " +
+		"clients send them, and a Service's latency over the writers in flight is about the time one allocation held the lock: " +
+		strings.Join(parts, "; ") + ". Every InferServer of the benchmark has a ClusterIP Service, as its spec asks, so its servers a second cannot pass " +
+		"the allocations a second, and whatever else keeps the CPUs busy (the InferServers' own writes, kube-controller-manager's pods) makes each allocation slower."
 }
 
 func timeMisses(rs []results.Measurement) []string {
