@@ -24,7 +24,9 @@ func TestDeployManifestsApply(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"system:auth-delegator", "extension-apiserver-authentication-reader",
-		"rbac.authorization.k8s.io/aggregate-to-edit", "rbac.authorization.k8s.io/aggregate-to-view", "path: /readyz", "path: /livez"} {
+		"rbac.authorization.k8s.io/aggregate-to-edit", "rbac.authorization.k8s.io/aggregate-to-view", "path: /readyz", "path: /livez",
+		// The runtime collects against the container's memory limit.
+		"name: GOMEMLIMIT", "resource: limits.memory"} {
 		if !strings.Contains(built, want) {
 			t.Errorf("kustomize build of artifacts/deploy does not mention %s", want)
 		}
