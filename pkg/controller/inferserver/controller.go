@@ -212,7 +212,6 @@ type Controller struct {
 	roles               rbaclisters.RoleLister
 	roleBindings        rbaclisters.RoleBindingLister
 	clusterRoleBindings rbaclisters.ClusterRoleBindingLister
-	routerPods          corelisters.PodLister // nil without RouterInformers
 	// What faults are read from (nil without FaultInformers): the nodes,
 	// the device plugin's ConfigMaps, and the pods by node.
 	nodes      corelisters.NodeLister
@@ -221,6 +220,9 @@ type Controller struct {
 	deviceInfo corelisters.ConfigMapLister
 	podIndex   cache.Indexer
 	synced     []cache.InformerSynced
+	// The children by server (byServer), which syncs read instead of
+	// listing their namespace.
+	children childrenIndexes
 
 	queue   workqueue.TypedRateLimitingInterface[string]
 	info    *modelInfoPoller
@@ -302,6 +304,20 @@ func New(cfg Config) (*Controller, error) {
 		}
 		c.synced = append(c.synced, inf.HasSynced)
 	}
+	for _, ix := range []struct {
+		to  *cache.Indexer
+		inf cache.SharedIndexInformer
+	}{
+		{&c.children.deployments, informers[0]},
+		{&c.children.pods, informers[1]},
+		{&c.children.services, informers[2]},
+		{&c.children.configMaps, informers[3]},
+		{&c.children.revisions, informers[4]},
+	} {
+		if *ix.to, err = indexByServer(ix.inf, v1alpha1.LabelServer); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.RouterInformers != nil {
 		inf := cfg.RouterInformers.Core().V1().Pods().Informer()
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -312,7 +328,9 @@ func New(cfg Config) (*Controller, error) {
 			return nil, err
 		}
 		c.synced = append(c.synced, inf.HasSynced)
-		c.routerPods = cfg.RouterInformers.Core().V1().Pods().Lister()
+		if c.children.routerPods, err = indexByServer(inf, v1alpha1.LabelRouter); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.FaultInformers != nil {
 		if err := c.watchFaults(cfg.FaultInformers, cfg.LeaseInformers, f.Core().V1().Pods().Informer()); err != nil {
@@ -600,7 +618,7 @@ func (c *Controller) finalize(ctx context.Context, s *v1alpha1.InferServer) (tim
 // childDeletions are the deletions of s's children (but the router's) that
 // are not being deleted already, read from the informers' caches.
 func (c *Controller) childDeletions(ctx context.Context, s *v1alpha1.InferServer) []func() error {
-	ns, sel := s.Namespace, serverSelector(s)
+	ns := s.Namespace
 	bg := metav1.DeletePropagationBackground
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
 	var out []func() error
@@ -617,23 +635,23 @@ func (c *Controller) childDeletions(ctx context.Context, s *v1alpha1.InferServer
 			return nil
 		})
 	}
-	deps, _ := c.deployments.Deployments(ns).List(sel)
+	deps := labelled[*appsv1.Deployment](c.children.deployments, s)
 	for _, o := range owned(s, deps) {
 		add("deployment", o, c.kube.AppsV1().Deployments(ns).Delete)
 	}
-	pods, _ := c.pods.Pods(ns).List(sel)
+	pods := labelled[*corev1.Pod](c.children.pods, s)
 	for _, o := range owned(s, pods) {
 		add("pod", o, c.kube.CoreV1().Pods(ns).Delete)
 	}
-	svcs, _ := c.services.Services(ns).List(sel)
+	svcs := labelled[*corev1.Service](c.children.services, s)
 	for _, o := range owned(s, svcs) {
 		add("service", o, c.kube.CoreV1().Services(ns).Delete)
 	}
-	cms, _ := c.configMaps.ConfigMaps(ns).List(sel)
+	cms := labelled[*corev1.ConfigMap](c.children.configMaps, s)
 	for _, o := range owned(s, cms) {
 		add("configmap", o, c.kube.CoreV1().ConfigMaps(ns).Delete)
 	}
-	revs, _ := c.revisions.ControllerRevisions(ns).List(sel)
+	revs := labelled[*appsv1.ControllerRevision](c.children.revisions, s)
 	for _, o := range owned(s, revs) {
 		add("controllerrevision", o, c.kube.AppsV1().ControllerRevisions(ns).Delete)
 	}

@@ -228,11 +228,7 @@ func failureOf(s *v1alpha1.InferServer, p *corev1.Pod) string {
 // the instances, plans (planInstances) and carries the plan out.
 func (c *Controller) syncInstances(ctx context.Context, st *syncState) error {
 	s := st.server
-	all, err := c.pods.Pods(s.Namespace).List(serverSelector(s))
-	if err != nil {
-		return err
-	}
-	st.pods = owned(s, all)
+	st.pods = owned(s, labelled[*corev1.Pod](c.children.pods, s))
 	if err := c.handleFaults(ctx, st, st.pods); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
@@ -212,13 +211,10 @@ func globalRanktableConfigMap(s *v1alpha1.InferServer, rt globalRanktable) *core
 // routerPodsOf are the router pods of s, by name (none without a router
 // informer).
 func (c *Controller) routerPodsOf(s *v1alpha1.InferServer) []*corev1.Pod {
-	if c.routerPods == nil || s.Spec.Router == nil {
+	if c.children.routerPods == nil || s.Spec.Router == nil {
 		return nil
 	}
-	pods, err := c.routerPods.Pods(s.Namespace).List(labels.SelectorFromSet(routerPodLabels(s)))
-	if err != nil {
-		return nil
-	}
+	pods := labelled[*corev1.Pod](c.children.routerPods, s)
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	return pods
 }

@@ -23,11 +23,7 @@ const maxHashCollisions = 10
 // template, which new instances get.
 func (c *Controller) syncRevisions(ctx context.Context, st *syncState) error {
 	s := st.server
-	all, err := c.revisions.ControllerRevisions(s.Namespace).List(serverSelector(s))
-	if err != nil {
-		return err
-	}
-	revs := revision.OwnedBy(all, string(s.UID))
+	revs := revision.OwnedBy(labelled[*appsv1.ControllerRevision](c.children.revisions, s), string(s.UID))
 	revision.Sort(revs)
 	var maxNumber int64
 	for _, r := range revs {

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -276,13 +275,10 @@ func (c *Controller) syncRouter(ctx context.Context, st *syncState) error {
 
 // routerPodStatuses lists the router pods not being deleted, by name.
 func (c *Controller) routerPodStatuses(s *v1alpha1.InferServer) []v1alpha1.RouterPodStatus {
-	if c.routerPods == nil {
+	if c.children.routerPods == nil {
 		return nil
 	}
-	pods, err := c.routerPods.Pods(s.Namespace).List(labels.SelectorFromSet(routerPodLabels(s)))
-	if err != nil {
-		return nil
-	}
+	pods := labelled[*corev1.Pod](c.children.routerPods, s)
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	var out []v1alpha1.RouterPodStatus
 	for _, p := range pods {

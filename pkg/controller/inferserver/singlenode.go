@@ -27,11 +27,7 @@ func (c *Controller) syncDeployment(ctx context.Context, st *syncState) error {
 		c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonScaled, "Scaled from %d to %d instances", *live.Spec.Replicas, replicas(s))
 	}
 
-	pods, err := c.pods.Pods(s.Namespace).List(serverSelector(s))
-	if err != nil {
-		return err
-	}
-	pods = podsOfDeployment(s, pods)
+	pods := podsOfDeployment(s, labelled[*corev1.Pod](c.children.pods, s))
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	st.pods = pods
 	if err := c.handleFaults(ctx, st, pods); err != nil {
