@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -30,6 +31,51 @@ func Digest(ac any) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// appliedSourceAnnotation holds, beside AppliedDigestAnnotation and only
+// in the cache, the appliedSource the digest was extracted from.
+const appliedSourceAnnotation = "cache.infer.mindie.io/applied-source"
+
+// Prior looks up the cached copy of an object (what the informer's store
+// holds under its namespace and name).
+type Prior func(namespace, name string) (metav1.Object, bool)
+
+// appliedSource sums up what the values fieldManager owns in o can depend
+// on, so that two versions of an object with one source have the same
+// values there, and so the same digest:
+//
+//   - its UID and generation: the API server bumps the generation on every
+//     change of the spec (the kinds Applied reuses digests for);
+//   - its labels, annotations, owner references and finalizers, the
+//     metadata a manager can own, which the generation does not follow;
+//   - the manager's own managedFields entries: a value it owns that another
+//     manager changes is no longer the manager's (its fields change), and
+//     when the manager applies a change, its entry's time moves.
+//
+// The status and the other managers' entries are left out: they change
+// with every status write and leave the manager's values alone.
+func appliedSource(o metav1.Object, fieldManager string) (string, error) {
+	var ours []metav1.ManagedFieldsEntry
+	for _, e := range o.GetManagedFields() {
+		if e.Manager == fieldManager && e.Subresource == "" {
+			ours = append(ours, e)
+		}
+	}
+	data, err := json.Marshal(struct {
+		UID             types.UID
+		Generation      int64
+		Labels          map[string]string
+		Annotations     map[string]string
+		OwnerReferences []metav1.OwnerReference
+		Finalizers      []string
+		Entries         []metav1.ManagedFieldsEntry
+	}{o.GetUID(), o.GetGeneration(), o.GetLabels(), o.GetAnnotations(), o.GetOwnerReferences(), o.GetFinalizers(), ours})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
 // AppliedDigest is the digest Applied recorded on a cached object, if any.
 func AppliedDigest(obj metav1.Object) (string, bool) {
 	d, ok := obj.GetAnnotations()[AppliedDigestAnnotation]
@@ -48,7 +94,14 @@ func AppliedDigest(obj metav1.Object) (string, bool) {
 // object it cannot extract stays whole). The digest replaces the
 // controller's managedFields and whatever trim drops, typically most of a
 // Deployment's size.
-func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, string) (AC, error), trim func(PT)) cache.TransformFunc {
+//
+// With prior (nil: none), the digest of an object whose generation the API
+// server keeps (a Deployment's, not a Service's) is taken from its cached
+// copy when nothing the manager owns can have changed since: see
+// appliedSource. Extracting is most of the transform's cost, and an
+// object's status writes (a Deployment's, several for each rollout) change
+// nothing the controller applies.
+func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, string) (AC, error), trim func(PT), prior Prior) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		o, ok := obj.(PT)
 		if !ok {
@@ -56,19 +109,33 @@ func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, str
 			// kind: as it is.
 			return obj, nil
 		}
-		ours, err := extract(o, fieldManager)
-		if err != nil {
-			return obj, nil
+		var source, digest string
+		if prior != nil && o.GetGeneration() > 0 {
+			var err error
+			if source, err = appliedSource(o, fieldManager); err != nil {
+				return nil, fmt.Errorf("source of %s/%s as %s: %w", o.GetNamespace(), o.GetName(), fieldManager, err)
+			}
+			if cached, ok := prior(o.GetNamespace(), o.GetName()); ok && cached.GetAnnotations()[appliedSourceAnnotation] == source {
+				digest = cached.GetAnnotations()[AppliedDigestAnnotation]
+			}
 		}
-		digest, err := Digest(ours)
-		if err != nil {
-			return nil, fmt.Errorf("digest of %s/%s as %s: %w", o.GetNamespace(), o.GetName(), fieldManager, err)
+		if digest == "" {
+			ours, err := extract(o, fieldManager)
+			if err != nil {
+				return obj, nil
+			}
+			if digest, err = Digest(ours); err != nil {
+				return nil, fmt.Errorf("digest of %s/%s as %s: %w", o.GetNamespace(), o.GetName(), fieldManager, err)
+			}
 		}
 		annotations := o.GetAnnotations()
 		if annotations == nil {
 			annotations = map[string]string{}
 		}
 		annotations[AppliedDigestAnnotation] = digest
+		if source != "" {
+			annotations[appliedSourceAnnotation] = source
+		}
 		o.SetAnnotations(annotations)
 		var keep []metav1.ManagedFieldsEntry
 		for _, e := range o.GetManagedFields() {

@@ -42,7 +42,7 @@ func TestApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	trimmed := false
-	transform := Applied("ctl", appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) { trimmed = true; d.Spec.Template = corev1.PodTemplateSpec{} })
+	transform := Applied("ctl", appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) { trimmed = true; d.Spec.Template = corev1.PodTemplateSpec{} }, nil)
 	out, err := transform(d.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestApplied(t *testing.T) {
 	// An object the manager's fields cannot be extracted from stays whole.
 	failing := Applied("ctl", func(*appsv1.Deployment, string) (*appsv1ac.DeploymentApplyConfiguration, error) {
 		return nil, errors.New("no")
-	}, func(d *appsv1.Deployment) { d.Spec.Template = corev1.PodTemplateSpec{} })
+	}, func(d *appsv1.Deployment) { d.Spec.Template = corev1.PodTemplateSpec{} }, nil)
 	out, err = failing(d.DeepCopy())
 	if got := out.(*appsv1.Deployment); err != nil || len(got.ManagedFields) != 3 || len(got.Spec.Template.Spec.Containers) != 1 {
 		t.Errorf("not extractable: %+v, %v", got, err)
@@ -79,4 +79,93 @@ func TestApplied(t *testing.T) {
 	if out, err := transform(tomb); err != nil || out != any(tomb) {
 		t.Errorf("tombstone: %+v, %v", out, err)
 	}
+}
+
+func TestAppliedReusesTheCachedDigest(t *testing.T) {
+	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	prior := func(namespace, name string) (metav1.Object, bool) {
+		o, ok, _ := store.GetByKey(namespace + "/" + name)
+		if !ok {
+			return nil, false
+		}
+		return o.(metav1.Object), true
+	}
+	extracted := 0
+	transform := Applied("ctl", func(d *appsv1.Deployment, m string) (*appsv1ac.DeploymentApplyConfiguration, error) {
+		extracted++
+		return appsv1ac.ExtractDeployment(d, m)
+	}, nil, prior)
+	at := func(sec int64) *metav1.Time { t := metav1.Unix(sec, 0); return &t }
+	ours := func(time *metav1.Time, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: "ctl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1",
+			Time: time, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields)}
+	}
+	status := func() metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: "kcm", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1",
+			Subresource: "status", FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:replicas":{}}}`)}
+	}
+	owned := `{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{}}}`
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: "ns", UID: "u1", Generation: 1, Labels: map[string]string{"app": "a"},
+			ManagedFields: []metav1.ManagedFieldsEntry{ours(at(100), owned)}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)},
+	}
+	digestOf := func(o any) string { return o.(*appsv1.Deployment).Annotations[AppliedDigestAnnotation] }
+	// step transforms the next version of d, caches it as the informer
+	// would, and says whether it was extracted.
+	step := func(what string, next *appsv1.Deployment, wantExtract bool) string {
+		t.Helper()
+		before := extracted
+		out, err := transform(next.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := extracted > before; got != wantExtract {
+			t.Errorf("%s: extracted %v, want %v", what, got, wantExtract)
+		}
+		if err := store.Update(out); err != nil {
+			t.Fatal(err)
+		}
+		return digestOf(out)
+	}
+	first := step("first sight", d, true)
+
+	// A status write: another manager's entry, the status, the
+	// resourceVersion change; the digest is the cached one.
+	st := d.DeepCopy()
+	st.ResourceVersion, st.Status.Replicas = "7", 3
+	st.ManagedFields = append(st.ManagedFields, status())
+	if got := step("status write", st, false); got != first {
+		t.Errorf("status write: digest %q, want %q", got, first)
+	}
+
+	// Each of what the manager's values depend on makes it extract again.
+	for _, tc := range []struct {
+		what   string
+		change func(*appsv1.Deployment)
+	}{
+		{"a new spec", func(d *appsv1.Deployment) {
+			d.Generation, d.Spec.Replicas = 2, ptr.To[int32](4)
+			d.ManagedFields[0] = ours(at(101), owned)
+		}},
+		{"a label changed in the second of the last apply", func(d *appsv1.Deployment) { d.Labels["app"] = "b" }},
+		{"a field taken over", func(d *appsv1.Deployment) {
+			d.ManagedFields[0] = ours(d.ManagedFields[0].Time, `{"f:metadata":{"f:labels":{"f:app":{}}}}`)
+		}},
+		{"recreated under the same name", func(d *appsv1.Deployment) { d.UID = "u2" }},
+	} {
+		next := st.DeepCopy()
+		tc.change(next)
+		if got := step(tc.what, next, true); tc.what == "a new spec" && got == first {
+			t.Errorf("%s: the digest of the old spec", tc.what)
+		}
+		// The version just cached is the one the next case starts from.
+		st = next
+	}
+
+	// Without a generation (a Service, a ConfigMap), always extracted.
+	noGen := st.DeepCopy()
+	noGen.Generation = 0
+	step("no generation", noGen, true)
+	step("no generation, again", noGen, true)
 }

@@ -137,35 +137,46 @@ type Config struct {
 //   - ControllerRevisions without managedFields (it creates them and never
 //     applies them).
 func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
-	return kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
+	var deployments cache.Store
+	f := kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
 		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }),
-		kubeinformers.WithTransform(kubeCacheTransform))
+		kubeinformers.WithTransform(kubeCacheTransform(func(namespace, name string) (metav1.Object, bool) {
+			o, ok, _ := deployments.GetByKey(namespace + "/" + name)
+			if !ok {
+				return nil, false
+			}
+			m, ok := o.(metav1.Object)
+			return m, ok
+		})))
+	// Set before the informers start, and so before the transform runs.
+	deployments = f.Apps().V1().Deployments().Informer().GetStore()
+	return f
 }
 
-var (
-	cachedDeployment = cachetrim.Applied(FieldManager, appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) {
+// kubeCacheTransform is NewKubeInformers' transform; deployments looks up
+// a cached Deployment, whose digest a status write keeps (nil: none).
+func kubeCacheTransform(deployments cachetrim.Prior) cache.TransformFunc {
+	cachedDeployment := cachetrim.Applied(FieldManager, appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) {
 		d.Spec.Template = corev1.PodTemplateSpec{}
-	})
-	cachedService   = cachetrim.Applied(FieldManager, corev1ac.ExtractService, nil)
-	cachedConfigMap = cachetrim.Applied(FieldManager, corev1ac.ExtractConfigMap, nil)
-)
-
-// kubeCacheTransform is NewKubeInformers' transform.
-func kubeCacheTransform(obj any) (any, error) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return cachedDeployment(o)
-	case *corev1.Service:
-		return cachedService(o)
-	case *corev1.ConfigMap:
-		return cachedConfigMap(o)
-	case *corev1.Pod:
-		trimPod(o)
-		return cachetrim.ManagedFields(o)
-	case *appsv1.ControllerRevision:
-		return cachetrim.ManagedFields(o)
+	}, deployments)
+	cachedService := cachetrim.Applied(FieldManager, corev1ac.ExtractService, nil, nil)
+	cachedConfigMap := cachetrim.Applied(FieldManager, corev1ac.ExtractConfigMap, nil, nil)
+	return func(obj any) (any, error) {
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			return cachedDeployment(o)
+		case *corev1.Service:
+			return cachedService(o)
+		case *corev1.ConfigMap:
+			return cachedConfigMap(o)
+		case *corev1.Pod:
+			trimPod(o)
+			return cachetrim.ManagedFields(o)
+		case *appsv1.ControllerRevision:
+			return cachetrim.ManagedFields(o)
+		}
+		return obj, nil
 	}
-	return obj, nil
 }
 
 // trimPod drops from a cached pod what the kubelet needs to run it and the

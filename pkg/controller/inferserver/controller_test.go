@@ -119,7 +119,7 @@ func (f *fixture) refresh() {
 			inf.GetIndexer() == f.kubeInf.Apps().V1().ControllerRevisions().Informer().GetIndexer() {
 			// What NewKubeInformers' informers would cache.
 			for i, o := range objs {
-				t, err := kubeCacheTransform(o.DeepCopyObject())
+				t, err := kubeCacheTransform(nil)(o.DeepCopyObject())
 				if err != nil {
 					f.t.Fatal(err)
 				}
