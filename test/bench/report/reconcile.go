@@ -728,7 +728,11 @@ func memoryMisses(rs []results.Measurement) []string {
 			"in a process of about 225 MiB resident: the watch cache about 10 KiB a server and the controller's informers together about "+
 			"11.5 KiB, so 10,000 servers alone come close to the bound's 300 MiB even if the runtime kept no garbage; meeting it takes "+
 			"the controller reading the API server's own watch cache instead of a second copy, or running outside the API server's process, "+
-			"and a memory limit (GOMEMLIMIT) for the runtime to collect against.",
+			"and a memory limit (GOMEMLIMIT) for the runtime to collect against. Feeding the controller's informer from the API server's "+
+			"storage in the same process would not share the objects: the watch cache deep-copies every event it sends a watcher "+
+			"(k8s.io/apiserver's cacher, getMutableObject and newCachingObject); what would share them is a watch that only queues "+
+			"the servers' keys and a sync reading its server from the watch cache (a GET at resourceVersion 0 returns a shallow copy, "+
+			"and the generated conversions to v1alpha1 share slices, maps and pointers).",
 			m.N, mib(m.Memory.PeakKiB), mib(int64(c.Max)), m.Summary.PeakGrowthKiBPerServer, mib(m.Memory.BeforeKiB), left)
 	})
 }
