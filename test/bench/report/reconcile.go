@@ -117,6 +117,35 @@ func otherMachines(rc *results.Reconcile) string {
 		"; compare its ratios, not its seconds, with the others'."
 }
 
+// commands are the commands that measured the results' sizes, each with
+// its sizes where there was more than one (results that gathered their
+// sizes over several runs), in the order of the sizes.
+func commands(rc *results.Reconcile) string {
+	var order []string
+	sizes := map[string][]string{}
+	for _, m := range rc.Sizes {
+		cmd := m.Command
+		if cmd == "" {
+			cmd = rc.Run.Command
+		}
+		if _, ok := sizes[cmd]; !ok {
+			order = append(order, cmd)
+		}
+		sizes[cmd] = append(sizes[cmd], strconv.Itoa(m.N))
+	}
+	switch len(order) {
+	case 0:
+		return "`" + orDash(rc.Run.Command) + "`"
+	case 1:
+		return "`" + orDash(order[0]) + "`"
+	}
+	var out []string
+	for _, cmd := range order {
+		out = append(out, fmt.Sprintf("`%s` (%s servers)", orDash(cmd), strings.Join(sizes[cmd], ", ")))
+	}
+	return strings.Join(out, "; ")
+}
+
 func gib(kib int64) string {
 	if kib <= 0 {
 		return ""
@@ -286,7 +315,7 @@ func renderReconcile(rc *results.Reconcile) string {
 	p("\n- Date: %s\n", orDash(runDate(rc)))
 	p("- Machine: %d CPUs (%s), %s RAM, shared with other work while it ran.%s\n", run.CPUs, orDash(run.CPU), orDash(gib(run.MemTotalKiB)), otherMachines(rc))
 	p("- Go: %s\n", orDash(run.Go))
-	p("- Command: `%s`\n", orDash(run.Command))
+	p("- Command: %s\n", commands(rc))
 	p("- mindie-apiserver's controller: %s\n", controllerFlags(run))
 	if run.Note != "" {
 		p("- Note: %s\n", run.Note)

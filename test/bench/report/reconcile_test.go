@@ -324,6 +324,24 @@ func TestOtherMachines(t *testing.T) {
 	}
 }
 
+func TestCommands(t *testing.T) {
+	rc := &results.Reconcile{Run: results.Run{Command: "hack/reconcile-bench.sh"}, Sizes: []results.Measurement{
+		{N: 100, Command: "B"}, {N: 1000, Command: "B"}, {N: 10000, Command: "A"},
+	}}
+	if got, want := commands(rc), "`B` (100, 1000 servers); `A` (10000 servers)"; got != want {
+		t.Errorf("commands = %q, want %q", got, want)
+	}
+	rc.Sizes[2].Command = "B"
+	if got, want := commands(rc), "`B`"; got != want {
+		t.Errorf("one command: %q, want %q", got, want)
+	}
+	// Measurements that do not record theirs: the run's.
+	rc.Sizes = []results.Measurement{{N: 100}}
+	if got, want := commands(rc), "`hack/reconcile-bench.sh`"; got != want {
+		t.Errorf("none recorded: %q, want %q", got, want)
+	}
+}
+
 func TestRatioMisses(t *testing.T) {
 	m := results.Measurement{N: 1000}
 	m.Reconcile.ObservedSeconds, m.Baseline.SeenSeconds = 20, 10

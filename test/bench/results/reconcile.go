@@ -195,6 +195,9 @@ type Measurement struct {
 	// gathered their sizes over several runs (Put) may hold measurements
 	// of other machines than the last run's.
 	Machine string `json:"machine,omitempty"`
+	// Command is the command of the run that measured it (Run.Command),
+	// for the same reason.
+	Command string `json:"command,omitempty"`
 	// WarmupSeconds is how long one InferServer took to be observed before
 	// the measurement (it includes the controller winning its Lease after
 	// mindie-apiserver started).
@@ -506,13 +509,20 @@ func (r *Reconcile) Put(run Run, goals Goals, m Measurement) error {
 	}
 	// A measurement put before measurements recorded their machine was
 	// made on the machine of the run that put the results last.
+	// So was its command.
 	for i := range r.Sizes {
 		if r.Sizes[i].Machine == "" && r.Run.CPUs > 0 {
 			r.Sizes[i].Machine = r.Run.Machine()
 		}
+		if r.Sizes[i].Command == "" {
+			r.Sizes[i].Command = r.Run.Command
+		}
 	}
 	if m.Machine == "" {
 		m.Machine = run.Machine()
+	}
+	if m.Command == "" {
+		m.Command = run.Command
 	}
 	r.Version, r.Run, r.Goals = Version, run, goals
 	r.Sizes = slices.DeleteFunc(r.Sizes, func(o Measurement) bool { return o.N == m.N })

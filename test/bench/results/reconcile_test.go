@@ -79,10 +79,10 @@ func TestPutSaveLoad(t *testing.T) {
 // another machine puts another N; one put before measurements recorded it
 // takes the machine of the run that put the results last.
 func TestPutKeepsEachMeasurementsMachine(t *testing.T) {
-	run := Run{Workers: 20, CPUs: 2, CPU: "AMD EPYC"}
+	run := Run{Workers: 20, CPUs: 2, CPU: "AMD EPYC", Command: "RECONCILE_SIZES=10000 hack/reconcile-bench.sh"}
 	r := &Reconcile{Version: Version, Run: run, Sizes: []Measurement{measurement(10000, 1700, 1300)}}
 	later := run
-	later.CPU = "Intel Xeon"
+	later.CPU, later.Command = "Intel Xeon", "RECONCILE_SIZES=1000 RECONCILE_ADD=1 hack/reconcile-bench.sh"
 	if err := r.Put(later, Goals{}, measurement(1000, 60, 40)); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +95,13 @@ func TestPutKeepsEachMeasurementsMachine(t *testing.T) {
 	}
 	if r.Run.CPU != "Intel Xeon" {
 		t.Errorf("the results' run is on %q, want the last run's machine", r.Run.CPU)
+	}
+	cmds := map[int]string{}
+	for _, m := range r.Sizes {
+		cmds[m.N] = m.Command
+	}
+	if want := map[int]string{10000: run.Command, 1000: later.Command}; !reflect.DeepEqual(cmds, want) {
+		t.Errorf("commands = %v, want %v", cmds, want)
 	}
 }
 
