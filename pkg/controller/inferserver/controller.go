@@ -319,11 +319,11 @@ func New(cfg Config) (*Controller, error) {
 		to  *cache.Indexer
 		inf cache.SharedIndexInformer
 	}{
-		{&c.children.deployments, informers[0]},
-		{&c.children.pods, informers[1]},
-		{&c.children.services, informers[2]},
-		{&c.children.configMaps, informers[3]},
-		{&c.children.revisions, informers[4]},
+		{&c.children.deployments, f.Apps().V1().Deployments().Informer()},
+		{&c.children.pods, f.Core().V1().Pods().Informer()},
+		{&c.children.services, f.Core().V1().Services().Informer()},
+		{&c.children.configMaps, f.Core().V1().ConfigMaps().Informer()},
+		{&c.children.revisions, f.Apps().V1().ControllerRevisions().Informer()},
 	} {
 		if *ix.to, err = indexByServer(ix.inf, v1alpha1.LabelServer); err != nil {
 			return nil, err
