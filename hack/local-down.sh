@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stops what hack/local-up.sh started: the APIService first (otherwise
 # namespace deletion and garbage collection stall on a failed discovery),
-# then mindie-apiserver, the scheduler, the controller manager,
+# then mindie-controller (MINDIE_CONTROLLERS=external), mindie-apiserver, the scheduler, the controller manager,
 # kube-apiserver and etcd. Data stays in $OUT unless --purge is given.
 set -o errexit -o nounset -o pipefail
 
@@ -31,6 +31,7 @@ stop() {
   rm -f "$PIDS/$name"
   echo "local-down: stopped $name" >&2
 }
+stop mindie-controller
 stop mindie-apiserver
 # Replicas of MINDIE_REPLICAS > 1, and the balancer in front of them.
 for f in "$PIDS"/mindie-apiserver-*; do

@@ -39,11 +39,23 @@
 # first ready replica (the worst case for a failover test). The pid files
 # and logs of the replicas and of servicelb are named after them.
 #
+# MINDIE_CONTROLLERS (default in-process) set to external runs the workload
+# controllers as a process of their own, mindie-controller (cmd/
+# mindie-controller, under mindie-apiserver's service account, serving
+# /healthz, /readyz and /metrics on 127.0.0.1:MINDIE_CONTROLLER_PORT,
+# default MINDIE_PORT + 100), and mindie-apiserver with
+# --external-controllers. MINDIE_CONTROLLER_FLAGS are flags appended to its
+# command line. MINDIE_APISERVER_ENV and MINDIE_CONTROLLER_ENV (split at
+# spaces, such as "GOMEMLIMIT=200MiB") are environment variables of these
+# processes alone.
+#
 # Environment: OUT (default _output/local), ETCD_PORT (23790),
 # KUBE_PORT (16443), MINDIE_PORT (18443), SIM_NODES (4),
 # SIM_POD_CIDR (127.1.0.0/16), SIM_EDGE_NODES (3), SIM_EDGE_CIDR (127.2.0.0/16),
 # SIM_EDGE_ARCH (""), MINDIE_APISERVER_FLAGS (""), MINDIE_REPLICAS (1),
-# MINDIE_REPLICA_PORTS (""), MINDIE_LB_POLICY (round-robin).
+# MINDIE_REPLICA_PORTS (""), MINDIE_LB_POLICY (round-robin),
+# MINDIE_CONTROLLERS (in-process), MINDIE_CONTROLLER_PORT (MINDIE_PORT + 100),
+# MINDIE_CONTROLLER_FLAGS (""), MINDIE_APISERVER_ENV (""), MINDIE_CONTROLLER_ENV ("").
 set -o errexit -o nounset -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -59,6 +71,16 @@ SIM_EDGE_CIDR=${SIM_EDGE_CIDR:-127.2.0.0/16}
 SIM_EDGE_ARCH=${SIM_EDGE_ARCH:-}
 MINDIE_REPLICAS=${MINDIE_REPLICAS:-1}
 read -r -a MINDIE_APISERVER_EXTRA <<<"${MINDIE_APISERVER_FLAGS:-}"
+read -r -a MINDIE_APISERVER_ENVS <<<"${MINDIE_APISERVER_ENV:-}"
+MINDIE_CONTROLLERS=${MINDIE_CONTROLLERS:-in-process}
+case "$MINDIE_CONTROLLERS" in
+  in-process) ;;
+  external) MINDIE_APISERVER_EXTRA+=(--external-controllers) ;;
+  *) echo "local-up: MINDIE_CONTROLLERS=$MINDIE_CONTROLLERS: want in-process or external" >&2; exit 2 ;;
+esac
+MINDIE_CONTROLLER_PORT=${MINDIE_CONTROLLER_PORT:-$((MINDIE_PORT + 100))}
+read -r -a MINDIE_CONTROLLER_EXTRA <<<"${MINDIE_CONTROLLER_FLAGS:-}"
+read -r -a MINDIE_CONTROLLER_ENVS <<<"${MINDIE_CONTROLLER_ENV:-}"
 PKI=$OUT/pki
 LOGS=$OUT/logs
 PIDS=$OUT/pids
@@ -71,6 +93,7 @@ log() { echo "local-up: $*" >&2; }
 
 BIN=$(hack/testbin/build.sh)
 go build -o "$OUT/bin/mindie-apiserver" ./cmd/mindie-apiserver
+go build -o "$OUT/bin/mindie-controller" ./cmd/mindie-controller
 go build -o "$OUT/bin/pki" ./hack/pki
 go build -o "$OUT/bin/httpcheck" ./hack/httpcheck
 go build -o "$OUT/bin/servicelb" ./hack/servicelb
@@ -233,7 +256,7 @@ EOF
 # start_mindie NAME PORT [FLAG...]: one mindie-apiserver replica on PORT.
 start_mindie() {
   local name=$1 port=$2; shift 2
-  start "$name" "$OUT/bin/mindie-apiserver" \
+  start "$name" env ${MINDIE_APISERVER_ENVS[@]+"${MINDIE_APISERVER_ENVS[@]}"} "$OUT/bin/mindie-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --secure-port="$port" \
     --tls-cert-file="$PKI/mindie-apiserver-serving.crt" --tls-private-key-file="$PKI/mindie-apiserver-serving.key" \
@@ -274,6 +297,14 @@ spec:
   service: {name: mindie-apiserver, namespace: mindie-system, port: $MINDIE_PORT}
   caBundle: $(base64 -w0 <"$PKI/mindie-ca.crt")
 EOF
+
+if [ "$MINDIE_CONTROLLERS" = external ]; then
+  start mindie-controller env ${MINDIE_CONTROLLER_ENVS[@]+"${MINDIE_CONTROLLER_ENVS[@]}"} "$OUT/bin/mindie-controller" \
+    --kubeconfig="$OUT/mindie-apiserver.kubeconfig" --health-bind-address="127.0.0.1:$MINDIE_CONTROLLER_PORT" \
+    ${MINDIE_CONTROLLER_EXTRA[@]+"${MINDIE_CONTROLLER_EXTRA[@]}"}
+  # Ready once its InferServer informer has listed through kube-apiserver.
+  wait_for mindie-controller "http://127.0.0.1:$MINDIE_CONTROLLER_PORT/readyz"
+fi
 
 # --- tenants -------------------------------------------------------------------
 for t in "${TENANTS[@]}"; do

@@ -39,6 +39,14 @@
 #                         "--controller-workers=16 --kube-api-qps=400
 #                         --kube-api-burst=800"; the results record them and
 #                         the settings the server ran with (default none)
+#   RECONCILE_CONTROLLERS external: the controllers run as mindie-controller,
+#                         a process of their own, beside mindie-apiserver
+#                         --external-controllers (hack/local-up.sh's
+#                         MINDIE_CONTROLLERS); its memory is sampled too and
+#                         its work queue read (default in-process)
+#   RECONCILE_APISERVER_ENV, RECONCILE_CONTROLLER_ENV  environment variables
+#                         of mindie-apiserver and of mindie-controller alone,
+#                         such as "GOMEMLIMIT=200MiB" (default none)
 #   RECONCILE_DELETE      0: the servers are not deleted and timed at the end
 #                         (the teardown removes them; default 1)
 #   RECONCILE_ADD         1: the sizes measured are put into the results already
@@ -115,6 +123,15 @@ fi
 ADD=${RECONCILE_ADD:-0}
 [ "${ADD}" = 0 ] || COMMAND="RECONCILE_ADD='${ADD}' ${COMMAND}"
 [ -z "${APISERVER_FLAGS}" ] || COMMAND="RECONCILE_APISERVER_FLAGS='${APISERVER_FLAGS}' ${COMMAND}"
+CONTROLLERS=${RECONCILE_CONTROLLERS:-in-process}
+case "${CONTROLLERS}" in
+  in-process) ;;
+  external) COMMAND="RECONCILE_CONTROLLERS='external' ${COMMAND}" ;;
+  *) log "RECONCILE_CONTROLLERS=${CONTROLLERS}: want in-process or external"; exit 2 ;;
+esac
+for v in RECONCILE_CONTROLLER_ENV RECONCILE_APISERVER_ENV; do
+  [ -z "${!v:-}" ] || COMMAND="${v}='${!v}' ${COMMAND}"
+done
 [ "${SIZES}" = "${DEFAULT_SIZES}" ] || COMMAND="RECONCILE_SIZES='${SIZES}' ${COMMAND}"
 
 # render: the documents from $RESULTS.
@@ -125,14 +142,23 @@ render() {
     go run ./test/bench/report -reconcile "${RESULTS}" -benchmarks-out '' -scale-check-out '' -reconcile-out "${RESULTS%.json}.md"
   fi
 }
-# restart_mindie: stops mindie-apiserver (its controller gives up its Lease
-# as it stops) and lets hack/local-up.sh, which starts whatever is not
+# restart_mindie: stops mindie-controller, if it runs, and mindie-apiserver
+# (the controllers give up their Lease as they stop) and lets hack/local-up.sh, which starts whatever is not
 # running, start a fresh one. test/bench/reconcile runs it between the
 # baseline and the servers (through --restart-mindie, with the cluster's
 # variables exported), so that the servers' memory is measured from a fresh
 # process, not one whose caches held the baseline's children.
 restart_mindie() {
   local pid
+  if [ -f "${OUT}/pids/mindie-controller" ]; then
+    pid=$(cat "${OUT}/pids/mindie-controller")
+    kill -TERM "${pid}" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "${pid}" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL "${pid}" 2>/dev/null || true
+  fi
   pid=$(cat "${OUT}/pids/mindie-apiserver")
   kill -TERM "${pid}" 2>/dev/null || true
   for _ in $(seq 1 100); do
@@ -170,11 +196,18 @@ if [ "${ADD}" != 0 ] && [ -f "${RESULTS}" ]; then
 fi
 mkdir -p "${WORK}/logs"
 
-read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT < <("${BIN}" ports -n 4)
+read -r ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT MINDIE_CONTROLLER_PORT < <("${BIN}" ports -n 5)
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/reconcile-bench.XXXXXX")
-export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT
+export OUT ETCD_PORT ETCD_PEER_PORT KUBE_PORT MINDIE_PORT MINDIE_CONTROLLER_PORT
 export SIM_NODES=0 SIM_POD_CIDR=127.78.0.0/16
-export MINDIE_APISERVER_FLAGS="${APISERVER_FLAGS}"
+export MINDIE_APISERVER_FLAGS="${APISERVER_FLAGS}" MINDIE_CONTROLLERS="${CONTROLLERS}"
+export MINDIE_APISERVER_ENV="${RECONCILE_APISERVER_ENV:-}" MINDIE_CONTROLLER_ENV="${RECONCILE_CONTROLLER_ENV:-}"
+# The controllers' log (failed syncs, requests held back) and work queue.
+CONTROLLER_LOG=${OUT}/logs/mindie-apiserver.log
+if [ "${CONTROLLERS}" = external ]; then
+  CONTROLLER_LOG=${OUT}/logs/mindie-controller.log
+  RUN_FLAGS+=(-controller-metrics-url "http://127.0.0.1:${MINDIE_CONTROLLER_PORT}/metrics")
+fi
 log "OUT=${OUT} etcd=${ETCD_PORT}/${ETCD_PEER_PORT} kube-apiserver=${KUBE_PORT} mindie-apiserver=${MINDIE_PORT}"
 
 # keep_logs: copies the cluster's logs to $WORK/logs, where they outlive
@@ -212,7 +245,7 @@ for n in ${SIZES}; do
   first=0
   log "N=${n}"
   "${BIN}" run -kubeconfig "${OUT}/kubeconfig" -n "${n}" \
-    -pids "${OUT}/pids" -log "${OUT}/logs/mindie-apiserver.log" -clk-tck "${clk_tck}" \
+    -pids "${OUT}/pids" -log "${CONTROLLER_LOG}" -clk-tck "${clk_tck}" \
     -metrics-url "https://127.0.0.1:${MINDIE_PORT}/metrics" -metrics-ca "${OUT}/pki/mindie-ca.crt" \
     -baseline-runs "$(baseline_runs "${n}")" -runs "${RUNS:-$(baseline_runs "${n}")}" \
     ${RUN_FLAGS[@]+"${RUN_FLAGS[@]}"} \

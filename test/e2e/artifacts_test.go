@@ -40,6 +40,26 @@ func TestDeployManifestsApply(t *testing.T) {
 	}
 }
 
+// TestExternalControllersManifestsApply checks the overlay that runs the
+// controllers as mindie-controller: mindie-apiserver gets
+// --external-controllers, and the server-side dry run accepts both
+// Deployments.
+func TestExternalControllersManifestsApply(t *testing.T) {
+	dir := filepath.Join(cluster.root, "artifacts", "deploy-external-controllers")
+	built := mustKubectl(t, "", "kustomize", dir)
+	for _, want := range []string{"- --external-controllers", "name: mindie-controller", "image: mindie-controller:latest", "path: /healthz"} {
+		if !strings.Contains(built, want) {
+			t.Errorf("kustomize build of %s does not mention %s", dir, want)
+		}
+	}
+	out := mustKubectl(t, "", "apply", "-k", dir, "--server-side", "--dry-run=server", "--field-manager=e2e-dry-run", "--force-conflicts")
+	for _, obj := range []string{"deployment.apps/mindie-apiserver", "deployment.apps/mindie-controller"} {
+		if !strings.Contains(out, obj) {
+			t.Errorf("dry-run apply did not report %s:\n%s", obj, out)
+		}
+	}
+}
+
 // TestSamplesApply checks that the samples make run applies
 // (artifacts/samples: a plain and a Prefill/Decode InferServer) are
 // accepted as they are: a server-side dry run validates and defaults each

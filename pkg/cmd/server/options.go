@@ -28,6 +28,7 @@ import (
 
 	"mindie.io/deployer/apis/infer/v1alpha1"
 	"mindie.io/deployer/pkg/apiserver"
+	"mindie.io/deployer/pkg/controller/manager"
 	"mindie.io/deployer/pkg/embeddedetcd"
 	generatedopenapi "mindie.io/deployer/pkg/generated/openapi"
 	"mindie.io/deployer/pkg/registry/infer/inferserver"
@@ -58,8 +59,15 @@ type Options struct {
 	// authentication: this server's own.
 	RouterClientServiceAccount string
 
-	// Controllers configures the workload controllers (not run with --standalone).
-	Controllers ControllerConfig
+	// RunControllers runs the workload controllers in this process (never
+	// with --standalone).
+	RunControllers bool
+	// ExternalControllers says the workload controllers run in
+	// mindie-controller processes of their own: this server does not run
+	// them but puts their cleanup finalizers on new objects.
+	ExternalControllers bool
+	// Controllers configures the workload controllers run in this process.
+	Controllers manager.Config
 
 	// embeddedEtcd is set by Complete when the embedded etcd is to be started.
 	embeddedEtcd bool
@@ -77,31 +85,10 @@ func NewOptions(out, errOut io.Writer) *Options {
 		AlternateDNS: []string{
 			"mindie-apiserver", "mindie-apiserver.mindie-system", "mindie-apiserver.mindie-system.svc",
 		},
-		Controllers: ControllerConfig{
-			Enabled: true,
-			// Sized by the reconcile benchmark (docs/reconcile-bench.md):
-			// a first sync makes three writes to kube-apiserver; with 5
-			// workers and 100 QPS, 1,000 new servers waited on the rate
-			// limit (34.7 s, 2.9x writing their children directly), with 16
-			// workers and 400 QPS they took 21.0 s (1.8x) on two cores.
-			// kube-apiserver's priority and fairness still guard it.
-			Workers:        16,
-			KubeAPIQPS:     400,
-			KubeAPIBurst:   800,
-			LeaderElect:    true,
-			LeaseNamespace: "mindie-system",
-			LeaseName:      "mindie-controller",
-			// A replica killed while leading is replaced within
-			// LeaseDuration plus two RetryPeriods (the candidates poll
-			// every RetryPeriod with up to 1.2x jitter): about 12 s.
-			LeaseDuration:     10 * time.Second,
-			RenewDeadline:     7 * time.Second,
-			RetryPeriod:       time.Second,
-			ModelInfoInterval: 30 * time.Second,
-			FillRanktables:    true,
-		},
-		Out:    out,
-		ErrOut: errOut,
+		RunControllers: true,
+		Controllers:    manager.DefaultConfig(),
+		Out:            out,
+		ErrOut:         errOut,
 	}
 	// A namespace's deletion deletes its InferServers with one
 	// DeleteCollection; eight at a time instead of one by one.
@@ -144,20 +131,9 @@ func (o *Options) AddFlags(cmd *cobra.Command) {
 	fs.IntVar(&o.EmbeddedEtcdClientPort, "embedded-etcd-client-port", 0, "Loopback client port of the embedded etcd; 0 picks a free one.")
 	fs.IntVar(&o.EmbeddedEtcdPeerPort, "embedded-etcd-peer-port", 0, "Loopback peer port of the embedded etcd; 0 picks a free one.")
 	fs.BoolVar(&o.Standalone, "standalone", false, "Serve without a kube-apiserver: no delegated authentication, authorization or admission. Client certificates signed by --client-ca-file authenticate, and only the group system:masters (and the server's own loopback client) is authorized. For tests and development only.")
-	c := &o.Controllers
-	fs.BoolVar(&c.Enabled, "controllers", c.Enabled, "Run the workload controllers that turn InferServers into Deployments, pods, Services and ConfigMaps in the cluster of --kubeconfig (or in-cluster). Never with --standalone.")
-	fs.IntVar(&c.Workers, "controller-workers", c.Workers, "InferServers reconciled at once.")
-	fs.Float32Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "Requests per second the controllers send to the cluster's API server at most (Events have a budget of their own, the same).")
-	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "Requests the controllers may send at once above --kube-api-qps.")
-	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "Take turns with other replicas through a Lease so that only one runs the controllers.")
-	fs.StringVar(&c.LeaseNamespace, "leader-elect-resource-namespace", c.LeaseNamespace, "Namespace of the leader-election Lease.")
-	fs.StringVar(&c.LeaseName, "leader-elect-resource-name", c.LeaseName, "Name of the leader-election Lease.")
-	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", c.LeaseDuration, "How long a replica that stopped renewing keeps the lease before another takes over.")
-	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", c.RenewDeadline, "How long the leader retries renewing before it gives up leading.")
-	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", c.RetryPeriod, "How often replicas try to acquire or renew the lease.")
-	fs.StringVar(&c.Identity, "leader-elect-identity", c.Identity, "This replica's name in the Lease and in Events; empty means <hostname>_<uuid>.")
-	fs.DurationVar(&c.ModelInfoInterval, "model-info-interval", c.ModelInfoInterval, "How often each InferServer's GET /info is read for status.model.")
-	fs.BoolVar(&c.FillRanktables, "fill-ranktables", c.FillRanktables, "Complete cross-node instances' HCCL ranktables from the pods' NPU annotations. Turn off where the Ascend Operator writes them.")
+	fs.BoolVar(&o.RunControllers, "controllers", o.RunControllers, "Run the workload controllers that turn InferServers into Deployments, pods, Services and ConfigMaps in the cluster of --kubeconfig (or in-cluster). Never with --standalone.")
+	fs.BoolVar(&o.ExternalControllers, "external-controllers", o.ExternalControllers, "The workload controllers run in mindie-controller processes of their own: do not run them here (implies --controllers=false), but put their cleanup finalizers on new InferServers and EdgeDeployments as if they ran here.")
+	o.Controllers.AddFlags(fs)
 	fs.StringVar(&o.RouterClientServiceAccount, "router-client-service-account", o.RouterClientServiceAccount, "NAMESPACE/NAME of the service account (this server's own) whose TokenRequest tokens the proxy subresource presents to InferServer routers with Kubernetes authentication; RBAC must let it create inferservers/proxy and its own serviceaccounts/token.")
 	fs.StringSliceVar(&o.AlternateDNS, "self-signed-cert-dns-names", o.AlternateDNS, "Names put in the self-signed serving certificate made when no --tls-cert-file is given.")
 }
@@ -172,7 +148,10 @@ func (o *Options) Complete() error {
 		o.RecommendedOptions.Authentication.RemoteKubeConfigFileOptional = true
 		o.RecommendedOptions.Authentication.SkipInClusterLookup = true
 		o.RecommendedOptions.Authorization.RemoteKubeConfigFileOptional = true
-		o.Controllers.Enabled = false
+		o.RunControllers = false
+	}
+	if o.ExternalControllers {
+		o.RunControllers = false
 	}
 	if len(o.RecommendedOptions.Etcd.StorageConfig.Transport.ServerList) == 0 {
 		o.embeddedEtcd = true
@@ -190,23 +169,11 @@ func (o *Options) Validate(args []string) error {
 		errs = append(errs, fmt.Errorf("no arguments are accepted, got %q", strings.Join(args, " ")))
 	}
 	errs = append(errs, o.RecommendedOptions.Validate()...)
-	if c := o.Controllers; c.Enabled {
-		if c.Workers < 1 {
-			errs = append(errs, fmt.Errorf("--controller-workers: %d: must be at least 1", c.Workers))
-		}
-		if !(c.KubeAPIQPS > 0) {
-			errs = append(errs, fmt.Errorf("--kube-api-qps: %g: must be positive", c.KubeAPIQPS))
-		}
-		if c.KubeAPIBurst < 1 {
-			errs = append(errs, fmt.Errorf("--kube-api-burst: %d: must be at least 1", c.KubeAPIBurst))
-		}
-		if c.LeaderElect && !(c.RetryPeriod > 0 && c.RenewDeadline > c.RetryPeriod && c.LeaseDuration > c.RenewDeadline) {
-			errs = append(errs, fmt.Errorf("--leader-elect-*: lease duration %s, renew deadline %s, retry period %s: must satisfy lease duration > renew deadline > retry period > 0",
-				c.LeaseDuration, c.RenewDeadline, c.RetryPeriod))
-		}
-		if c.ModelInfoInterval < time.Second {
-			errs = append(errs, fmt.Errorf("--model-info-interval: %s: must be at least 1s", c.ModelInfoInterval))
-		}
+	if o.ExternalControllers && o.Standalone {
+		errs = append(errs, fmt.Errorf("--external-controllers: cannot be used with --standalone: without a cluster no controller runs, and the finalizers would never be removed"))
+	}
+	if o.RunControllers {
+		errs = append(errs, o.Controllers.Validate()...)
 	}
 	if o.embeddedEtcd && o.DataDir == "" {
 		errs = append(errs, fmt.Errorf("--data-dir: must name a directory when no --etcd-servers are given"))
@@ -256,8 +223,12 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if cfg.Authentication.Authenticator != nil && cfg.Authentication.RequestHeaderConfig != nil {
 		cfg.Authentication.Authenticator = apiserver.FrontProxyFirst(cfg.Authentication.RequestHeaderConfig, cfg.Authentication.Authenticator)
 	}
-	return &apiserver.Config{GenericConfig: cfg, Finalize: o.Controllers.Enabled}, nil
+	return &apiserver.Config{GenericConfig: cfg, Finalize: o.finalizes()}, nil
 }
+
+// finalizes reports whether new objects get the controllers' cleanup
+// finalizers: whenever controllers run, here or elsewhere.
+func (o *Options) finalizes() bool { return o.RunControllers || o.ExternalControllers }
 
 // NewServer starts the embedded etcd if one is needed and builds the
 // server. The returned stop function closes what NewServer started; call it
@@ -290,10 +261,10 @@ func (o *Options) NewServer() (server *apiserver.Server, etcdErr <-chan error, s
 	if err := o.setRouterToken(server, config.GenericConfig.ClientConfig); err != nil {
 		return nil, nil, stop, err
 	}
-	controllers := o.Controllers
-	controllers.KubeConfig = config.GenericConfig.ClientConfig
-	if _, err := startControllers(server, controllers); err != nil {
-		return nil, nil, stop, err
+	if o.RunControllers {
+		if _, err := startControllers(server, o.Controllers, config.GenericConfig.ClientConfig); err != nil {
+			return nil, nil, stop, err
+		}
 	}
 	return server, etcdErr, stop, nil
 }

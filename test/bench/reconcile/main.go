@@ -93,7 +93,7 @@ func main() { measure.Main("reconcile", run) }
 type runFlags struct {
 	kubeconfig, ns, baselineNS, warmupNS, pids, logPath string
 	resultsPath, command, metricsURL, metricsCA         string
-	apiserverFlags, restartMindie                       string
+	apiserverFlags, restartMindie, controllerMetricsURL string
 	n, workers, clkTck, baselineRuns, runs              int
 	timeout, timeoutPerServer, settle, quietTimeout     time.Duration
 	quietCores                                          float64
@@ -150,9 +150,11 @@ func (f runFlags) timeoutFor() time.Duration {
 type cluster struct {
 	kube  kubernetes.Interface
 	infer clientset.Interface
-	// pids of the cluster's processes by name; mindie is mindie-apiserver's.
-	pids   map[string]int
-	mindie int
+	// pids of the cluster's processes by name; mindie is mindie-apiserver's,
+	// controller mindie-controller's (0: the controllers run in
+	// mindie-apiserver).
+	pids               map[string]int
+	mindie, controller int
 	// scrapers read the API servers' /metrics, by server.
 	scrapers map[string]scraper
 	logPath  string
@@ -194,19 +196,46 @@ func (c *cluster) restartMindie(ctx context.Context, f runFlags) error {
 	if !ok || mindie == c.mindie {
 		return fmt.Errorf("%q left no new mindie-apiserver pid in %s", f.restartMindie, f.pids)
 	}
-	ctrl, cmdline, err := controllerSettings(mindie)
+	controller, ctrl, err := controllerProcess(pids, mindie, f.apiserverFlags)
 	if err != nil {
 		return err
 	}
-	if err := checkFlags(cmdline, f.apiserverFlags); err != nil {
-		return err
+	if (controller == 0) != (c.controller == 0) || (controller != 0 && controller == c.controller) {
+		return fmt.Errorf("%q did not restart mindie-controller alike (pid %d, before %d)", f.restartMindie, controller, c.controller)
 	}
 	if *ctrl != *f.controller {
-		return fmt.Errorf("the restarted mindie-apiserver runs with %+v, the first with %+v", *ctrl, *f.controller)
+		return fmt.Errorf("the restarted controllers run with %+v, the first with %+v", *ctrl, *f.controller)
 	}
-	c.pids, c.mindie = pids, mindie
+	c.pids, c.mindie, c.controller = pids, mindie, controller
 	logf("mindie-apiserver restarted in %.0fs", time.Since(start).Seconds())
 	return nil
+}
+
+// controllerProcess finds where the controllers run: in mindie-apiserver
+// (pid mindie), or in a running mindie-controller of pids, and then
+// mindie-apiserver must run with --external-controllers. It returns
+// mindie-controller's pid (0 when there is none) and the settings the
+// controllers run with, and checks that mindie-apiserver runs with flags.
+func controllerProcess(pids map[string]int, mindie int, flags string) (int, *results.ControllerSettings, error) {
+	ctrl, cmdline, err := controllerSettings(mindie)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := checkFlags(cmdline, flags); err != nil {
+		return 0, nil, err
+	}
+	pid, ok := pids[mindieController]
+	if !ok {
+		return 0, ctrl, nil
+	}
+	if _, _, err := memStatus(pid); err != nil {
+		return 0, ctrl, nil // a pid file left behind
+	}
+	if !slices.Contains(cmdline, "--external-controllers") {
+		return 0, nil, fmt.Errorf("mindie-controller (pid %d) runs beside a mindie-apiserver without --external-controllers: which controllers act is up to their Lease", pid)
+	}
+	ctrl, _, err = controllerSettings(pid)
+	return pid, ctrl, err
 }
 
 // logSize is the size of mindie-apiserver's log, which it appends to.
@@ -248,6 +277,7 @@ func run(args []string) error {
 	fs.StringVar(&f.restartMindie, "restart-mindie", "", "a shell command that restarts mindie-apiserver (rewriting its pid file), run between the baseline and the servers so that they start on a fresh process; empty: no restart")
 	fs.StringVar(&f.metricsURL, "metrics-url", "", "mindie-apiserver's /metrics (https://127.0.0.1:<port>/metrics), read with the kubeconfig's client certificate; empty: neither its nor the kube-apiserver's metrics are read")
 	fs.StringVar(&f.metricsCA, "metrics-ca", "", "CA file of mindie-apiserver's serving certificate")
+	fs.StringVar(&f.controllerMetricsURL, "controller-metrics-url", "", "mindie-controller's /metrics (http://127.0.0.1:<port>/metrics) where the controllers run as a process of their own: their work queue is read there")
 	_ = fs.Parse(args)
 	if f.deleteBy != deleteByNamespace && f.deleteBy != deleteByServers {
 		return fmt.Errorf("run: -delete-by %q: must be %s or %s", f.deleteBy, deleteByNamespace, deleteByServers)
@@ -278,11 +308,8 @@ func run(args []string) error {
 	if !ok {
 		return fmt.Errorf("no mindie-apiserver pid in %s", f.pids)
 	}
-	ctrl, cmdline, err := controllerSettings(mindie)
+	controller, ctrl, err := controllerProcess(pids, mindie, f.apiserverFlags)
 	if err != nil {
-		return err
-	}
-	if err := checkFlags(cmdline, f.apiserverFlags); err != nil {
 		return err
 	}
 	f.controller = ctrl
@@ -303,7 +330,7 @@ func run(args []string) error {
 	// The benchmark's own client must not hold requests back.
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.UserAgent = "reconcile-bench"
-	c := &cluster{pids: pids, mindie: mindie, logPath: f.logPath, scrapers: map[string]scraper{}}
+	c := &cluster{pids: pids, mindie: mindie, controller: controller, logPath: f.logPath, scrapers: map[string]scraper{}}
 	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
@@ -313,6 +340,9 @@ func run(args []string) error {
 	if f.metricsURL != "" {
 		c.scrapers[mindieAPIServer] = metricsScraper(cfg, f.metricsURL, f.metricsCA)
 		c.scrapers[kubeAPIServer] = metricsScraper(cfg, strings.TrimSuffix(cfg.Host, "/")+"/metrics", "")
+		if f.controllerMetricsURL != "" {
+			c.scrapers[mindieController] = metricsScraper(cfg, f.controllerMetricsURL, "")
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -290,6 +290,12 @@ func reconcile(ctx context.Context, c *cluster, f runFlags, base *firstChildren,
 	t.mu.Unlock()
 
 	mem := sampleMemory(c.mindie, memoryEvery)
+	var ctrlMem *memSampler
+	if c.controller != 0 {
+		r.Controllers = results.ControllersExternal
+		ctrlMem = sampleMemory(c.controller, memoryEvery)
+		r.Memory.ControllerBeforeKiB, _, _ = memStatus(c.controller)
+	}
 	m0 := c.scrape(ctx)
 	r.Memory.BeforeKiB, _, _ = memStatus(c.mindie)
 	cpu := startCPU(c.pids, f.clkTck)
@@ -354,7 +360,11 @@ func reconcile(ctx context.Context, c *cluster, f runFlags, base *firstChildren,
 	elapsed := time.Since(t.start)
 	close(progStop)
 	if m1 := c.scrape(ctx); m0 != nil && m1 != nil {
-		r.Reconcile.Queue = newQueueStats(m0[mindieAPIServer], m1[mindieAPIServer], elapsed)
+		queue := mindieAPIServer
+		if c.controller != 0 {
+			queue = mindieController
+		}
+		r.Reconcile.Queue = newQueueStats(m0[queue], m1[queue], elapsed)
 		r.Reconcile.Requests = writeRequests(m0, m1)
 	}
 	<-progDone
@@ -375,6 +385,11 @@ func reconcile(ctx context.Context, c *cluster, f runFlags, base *firstChildren,
 	r.Memory.PeakKiB, r.Memory.EndKiB, r.Memory.Samples = mem.stop()
 	_, r.Memory.HWMKiB, _ = memStatus(c.mindie)
 	logf("mindie-apiserver VmRSS %d MiB before, %d MiB peak, VmHWM %d MiB", r.Memory.BeforeKiB>>10, r.Memory.PeakKiB>>10, r.Memory.HWMKiB>>10)
+	if ctrlMem != nil {
+		r.Memory.ControllerPeakKiB, r.Memory.ControllerEndKiB, _ = ctrlMem.stop()
+		_, r.Memory.ControllerHWMKiB, _ = memStatus(c.controller)
+		logf("mindie-controller VmRSS %d MiB before, %d MiB peak, VmHWM %d MiB", r.Memory.ControllerBeforeKiB>>10, r.Memory.ControllerPeakKiB>>10, r.Memory.ControllerHWMKiB>>10)
+	}
 
 	if evs, err := controllerEvents(ctx, c.kube, ns); err != nil {
 		logf("listing events: %v", err)

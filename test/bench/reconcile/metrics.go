@@ -15,10 +15,13 @@ import (
 	"mindie.io/deployer/test/bench/results"
 )
 
-// The API servers whose /metrics are read, by the names of their pid files.
+// The API servers whose /metrics are read, and mindie-controller (the
+// controllers in a process of their own, whose work queue is read there),
+// by the names of their pid files.
 const (
-	kubeAPIServer   = "kube-apiserver"
-	mindieAPIServer = "mindie-apiserver"
+	kubeAPIServer    = "kube-apiserver"
+	mindieAPIServer  = "mindie-apiserver"
+	mindieController = "mindie-controller"
 )
 
 // The metrics read: the controller's work queue (mindie-apiserver's) and

@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"mindie.io/deployer/pkg/cmd/controller"
 	"mindie.io/deployer/pkg/cmd/server"
+	"mindie.io/deployer/pkg/controller/manager"
 	"mindie.io/deployer/test/bench/results"
 )
 
@@ -194,9 +197,9 @@ func waitQuiet(ctx context.Context, pids map[string]int, f runFlags, before stri
 	return w
 }
 
-// controllerSettings reads the command line of mindie-apiserver (pid) with
-// its own flags and defaults: the controller's settings it runs with, and
-// its arguments.
+// controllerSettings reads the command line of mindie-apiserver or
+// mindie-controller (pid) with its own flags and defaults: the controller's
+// settings it runs with, and its arguments.
 func controllerSettings(pid int) (*results.ControllerSettings, []string, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
@@ -207,23 +210,33 @@ func controllerSettings(pid int) (*results.ControllerSettings, []string, error) 
 	return c, args, err
 }
 
-// settingsFromArgs reads mindie-apiserver's arguments (its name first) with
-// its own flags and defaults.
+// settingsFromArgs reads the arguments of mindie-apiserver or
+// mindie-controller (its name first, which says which) with its own flags
+// and defaults.
 func settingsFromArgs(args []string) (*results.ControllerSettings, error) {
-	o := server.NewOptions(io.Discard, io.Discard)
-	cmd := &cobra.Command{}
-	o.AddFlags(cmd)
-	fs := cmd.Flags()
+	var (
+		fs   *pflag.FlagSet
+		cfg  *manager.Config
+		name = mindieAPIServer
+	)
+	if len(args) > 0 && filepath.Base(args[0]) == mindieController {
+		o := controller.NewOptions(io.Discard, io.Discard)
+		fs, cfg, name = controller.NewCommand(context.Background(), o).Flags(), &o.Controllers, mindieController
+	} else {
+		o := server.NewOptions(io.Discard, io.Discard)
+		cmd := &cobra.Command{}
+		o.AddFlags(cmd)
+		fs, cfg = cmd.Flags(), &o.Controllers
+	}
 	// Flags other parts of the binary add (logging) are not the point here.
 	fs.ParseErrorsAllowlist.UnknownFlags = true
 	if len(args) > 0 {
 		args = args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("mindie-apiserver's command line %q: %w", args, err)
+		return nil, fmt.Errorf("%s's command line %q: %w", name, args, err)
 	}
-	c := o.Controllers
-	return &results.ControllerSettings{Workers: c.Workers, KubeAPIQPS: float64(c.KubeAPIQPS), KubeAPIBurst: c.KubeAPIBurst}, nil
+	return &results.ControllerSettings{Workers: cfg.Workers, KubeAPIQPS: float64(cfg.KubeAPIQPS), KubeAPIBurst: cfg.KubeAPIBurst}, nil
 }
 
 // checkFlags reports, as an error, a flag of want (as a command line

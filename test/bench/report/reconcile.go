@@ -146,6 +146,14 @@ func commands(rc *results.Reconcile) string {
 	return strings.Join(out, "; ")
 }
 
+// controllersWhere names the process the controllers of a measurement ran in.
+func controllersWhere(m results.Measurement) string {
+	if m.Controllers == results.ControllersExternal {
+		return "mindie-controller"
+	}
+	return "in mindie-apiserver"
+}
+
 func gib(kib int64) string {
 	if kib <= 0 {
 		return ""
@@ -368,13 +376,27 @@ func renderReconcile(rc *results.Reconcile) string {
 	} else {
 		p(", so the process can be larger after the baseline than after the warm-up:\n\n")
 	}
-	p("| InferServers | after the warm-up | peak during the baseline | before the first create | peak | at the end | VmHWM at the end | samples |\n|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| InferServers | controllers | after the warm-up | peak during the baseline | before the first create | peak | at the end | VmHWM at the end | samples |\n|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	external := false
 	for _, r := range rs {
 		m := r.Memory
-		p("| %d | %s | %s | %s | %s | %s | %s | %d |\n", r.N, mibOrDash(m.AfterWarmupKiB), mibOrDash(m.BaselinePeakKiB), mib(m.BeforeKiB), mib(m.PeakKiB), mib(m.EndKiB), mib(m.HWMKiB), m.Samples)
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %d |\n", r.N, controllersWhere(r), mibOrDash(m.AfterWarmupKiB), mibOrDash(m.BaselinePeakKiB), mib(m.BeforeKiB), mib(m.PeakKiB), mib(m.EndKiB), mib(m.HWMKiB), m.Samples)
+		external = external || r.Controllers == results.ControllersExternal
+	}
+	if external {
+		p("\nWhere the controllers ran as mindie-controller (`RECONCILE_CONTROLLERS=external`), that process's memory, sampled alike:\n\n")
+		p("| InferServers | before the first create | peak | at the end | VmHWM at the end | mindie-apiserver and mindie-controller at their peaks |\n|--:|--:|--:|--:|--:|--:|\n")
+		for _, r := range rs {
+			if m := r.Memory; r.Controllers == results.ControllersExternal {
+				p("| %d | %s | %s | %s | %s | %s |\n", r.N, mib(m.ControllerBeforeKiB), mib(m.ControllerPeakKiB), mib(m.ControllerEndKiB), mib(m.ControllerHWMKiB), mib(m.PeakKiB+m.ControllerPeakKiB))
+			}
+		}
 	}
 	p("\nCPU seconds of each process while the N servers were reconciled (first create to last status observed), and while the baseline ran (its median run):\n\n")
 	procs := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "mindie-apiserver"}
+	if external {
+		procs = append(procs, "mindie-controller")
+	}
 	p("| InferServers | phase | seconds |")
 	for _, name := range procs {
 		p(" %s |", name)

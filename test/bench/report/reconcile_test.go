@@ -127,8 +127,8 @@ func TestRenderReconcile(t *testing.T) {
 		"| 20 | 2.00 | 3.50 | 3.90 | 2.10 | 3.60 | 4.00 | 0.30 s |\n",
 		"| 10 | — | not within 180 s: 4 left | — |\n",
 		"| 20 | 0.40 s | 2.50 s | 0.30 s |\n",
-		"| 10 | — | — | 100 MiB | 105 MiB | 105 MiB | 105 MiB | 170 |\n",
-		"| 20 | 99 MiB | 101 MiB | 100 MiB | 102 MiB | 102 MiB | 102 MiB | 45 |\n",
+		"| 10 | in mindie-apiserver | — | — | 100 MiB | 105 MiB | 105 MiB | 105 MiB | 170 |\n",
+		"| 20 | in mindie-apiserver | 99 MiB | 101 MiB | 100 MiB | 102 MiB | 102 MiB | 102 MiB | 45 |\n",
 		"| 10 | reconcile | 30.0 s | — | — | — | — | — | 0.0 | 0.0000 | 0.00 |\n",
 		"| 20 | reconcile | 4.00 s | 1.0 | 3.0 | — | — | — | 4.0 | 0.2000 | 1.00 |\n",
 		"| 20 | baseline | 0.50 s | 0.1 | 0.1 | — | — | — | 0.2 | 0.0100 | 0.40 |\n",
@@ -163,6 +163,33 @@ func TestRenderReconcile(t *testing.T) {
 
 // Results of the first format say their baseline was ConfigMaps, and have
 // no failed syncs counted apart from the whole run's.
+// A size whose controllers ran as mindie-controller shows that process's
+// memory beside mindie-apiserver's, and its CPU; the others do not.
+func TestRenderReconcileExternalControllers(t *testing.T) {
+	rc := loadSample(t)
+	m := &rc.Sizes[len(rc.Sizes)-1]
+	m.Controllers = results.ControllersExternal
+	m.Memory.ControllerBeforeKiB, m.Memory.ControllerPeakKiB, m.Memory.ControllerEndKiB, m.Memory.ControllerHWMKiB = 50<<10, 80<<10, 70<<10, 81<<10
+	m.Reconcile.CPU["mindie-controller"] = 2.5
+	md := renderReconcile(rc)
+	for _, want := range []string{
+		"| 20 | mindie-controller | 99 MiB |",
+		"| 10 | in mindie-apiserver | — |",
+		"that process's memory, sampled alike:",
+		// 102 MiB of mindie-apiserver and 80 MiB of mindie-controller.
+		"| 20 | 50 MiB | 80 MiB | 70 MiB | 81 MiB | 182 MiB |\n",
+		" mindie-apiserver | mindie-controller | all |",
+		"| 10 | reconcile | 30.0 s | — | — | — | — | — | — | 0.0 | 0.0000 | 0.00 |\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("output lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "| 10 | 0 B |") || strings.Count(md, "| 10 | ") != strings.Count(renderReconcile(loadSample(t)), "| 10 | ") {
+		t.Errorf("the in-process size got a row of mindie-controller's memory:\n%s", md)
+	}
+}
+
 func TestRenderReconcileConfigMapBaseline(t *testing.T) {
 	rc := loadSample(t)
 	rc.Version = results.VersionConfigMapBaseline

@@ -95,6 +95,10 @@ type Run struct {
 	Note string `json:"note,omitempty"`
 }
 
+// ControllersExternal is Measurement.Controllers of controllers run as
+// mindie-controller.
+const ControllersExternal = "external"
+
 // ControllerSettings are the flags of mindie-apiserver that bound how fast
 // its controller can go.
 type ControllerSettings struct {
@@ -198,6 +202,11 @@ type Measurement struct {
 	// Command is the command of the run that measured it (Run.Command),
 	// for the same reason.
 	Command string `json:"command,omitempty"`
+	// Controllers is where the workload controllers ran: empty, in
+	// mindie-apiserver; ControllersExternal, in mindie-controller, beside
+	// mindie-apiserver --external-controllers (hack/local-up.sh's
+	// MINDIE_CONTROLLERS=external).
+	Controllers string `json:"controllers,omitempty"`
 	// WarmupSeconds is how long one InferServer took to be observed before
 	// the measurement (it includes the controller winning its Lease after
 	// mindie-apiserver started).
@@ -370,6 +379,13 @@ type Memory struct {
 	// again) between the baseline and the servers, so that the figures
 	// above from BeforeKiB on are of a process the baseline never touched.
 	Restarted bool `json:"restarted,omitempty"`
+	// Controller* are the same figures of mindie-controller where the
+	// controllers ran as a process of their own (Measurement.Controllers);
+	// zero otherwise.
+	ControllerBeforeKiB int64 `json:"controllerBeforeKiB,omitempty"`
+	ControllerPeakKiB   int64 `json:"controllerPeakKiB,omitempty"`
+	ControllerEndKiB    int64 `json:"controllerEndKiB,omitempty"`
+	ControllerHWMKiB    int64 `json:"controllerHWMKiB,omitempty"`
 }
 
 // Delete is the deletion of the N servers at the end.
