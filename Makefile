@@ -9,9 +9,10 @@ STATICCHECK_VERSION ?= v0.8.2
 
 all: build
 
-## build: bin/mindie-apiserver, bin/kubectl-mindie (the kubectl plugin) and bin/mindie-router
+## build: bin/mindie-apiserver, bin/mindie-controller, bin/kubectl-mindie (the kubectl plugin) and bin/mindie-router
 build:
 	$(GO) build -o $(BIN)/mindie-apiserver ./cmd/mindie-apiserver
+	$(GO) build -o $(BIN)/mindie-controller ./cmd/mindie-controller
 	$(GO) build -o $(BIN)/kubectl-mindie ./cmd/kubectl-mindie
 	$(GO) build -o $(BIN)/mindie-router ./cmd/mindie-router
 

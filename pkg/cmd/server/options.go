@@ -127,6 +127,9 @@ the one given by --etcd-servers, or an embedded one under --data-dir.`,
 func (o *Options) AddFlags(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	o.RecommendedOptions.AddFlags(fs)
+	// --feature-gates, Kubernetes' own, for the generic server's features
+	// (such as DetectCacheInconsistency; README.md).
+	utilfeature.DefaultMutableFeatureGate.AddFlag(fs)
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory of the embedded etcd's data, used when no --etcd-servers are given.")
 	fs.IntVar(&o.EmbeddedEtcdClientPort, "embedded-etcd-client-port", 0, "Loopback client port of the embedded etcd; 0 picks a free one.")
 	fs.IntVar(&o.EmbeddedEtcdPeerPort, "embedded-etcd-peer-port", 0, "Loopback peer port of the embedded etcd; 0 picks a free one.")

@@ -66,3 +66,16 @@ func TestExternalControllers(t *testing.T) {
 		t.Errorf("Validate: %v, want the conflict with --standalone named", err)
 	}
 }
+
+// The generic server's feature gates are set with Kubernetes' own flag,
+// which names a gate it does not know.
+func TestFeatureGatesFlag(t *testing.T) {
+	cmd := NewCommand(context.Background(), NewOptions(io.Discard, io.Discard))
+	if cmd.Flags().Lookup("feature-gates") == nil {
+		t.Fatal("no --feature-gates flag")
+	}
+	err := cmd.ParseFlags([]string{"--feature-gates=NoSuchGate=true"})
+	if err == nil || !strings.Contains(err.Error(), "NoSuchGate") {
+		t.Errorf("ParseFlags: %v, want the unknown gate named", err)
+	}
+}
