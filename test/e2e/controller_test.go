@@ -115,6 +115,24 @@ func applyServer(t *testing.T, ns, manifest string) {
 	}
 }
 
+// applyOneNPUServer applies, in ns, an InferServer of one instance of one
+// NPU named after prefix, deleted when the test ends, and returns its name.
+func applyOneNPUServer(t *testing.T, ns, prefix string) string {
+	t.Helper()
+	name := uniqueName(prefix)
+	t.Cleanup(func() { kubectl(t, "", "delete", "inferserver", name, "-n", ns, "--ignore-not-found", "--wait=false") })
+	applyServer(t, ns, fmt.Sprintf(`apiVersion: infer.mindie.io/v1alpha1
+kind: InferServer
+metadata: {name: %s, namespace: %s}
+spec:
+  replicas: 1
+  terminationGracePeriodSeconds: 2
+  resources: {cpu: "2", memory: 4000Mi, npu: {count: 1}}
+  health: {startupSeconds: 30}
+`, name, ns))
+	return name
+}
+
 func inferClient(t *testing.T) clientset.Interface {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig(""))

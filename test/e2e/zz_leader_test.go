@@ -140,17 +140,7 @@ func TestControllersTakeTurns(t *testing.T) {
 	})
 
 	const ns = "default"
-	name := uniqueName("turns")
-	t.Cleanup(func() { kubectl(t, "", "delete", "inferserver", name, "-n", ns, "--ignore-not-found", "--wait=false") })
-	applyServer(t, ns, fmt.Sprintf(`apiVersion: infer.mindie.io/v1alpha1
-kind: InferServer
-metadata: {name: %s, namespace: %s}
-spec:
-  replicas: 1
-  terminationGracePeriodSeconds: 2
-  resources: {cpu: "2", memory: 4000Mi, npu: {count: 1}}
-  health: {startupSeconds: 30}
-`, name, ns))
+	name := applyOneNPUServer(t, ns, "turns")
 	waitServer(t, ns, name, 2*time.Minute, "1 instance", rolledOut(1))
 	if h := leaseHolder(t); h != first {
 		t.Fatalf("lease holder %q, want %q", h, first)

@@ -107,17 +107,7 @@ func TestExternalController(t *testing.T) {
 	}
 
 	const ns = "default"
-	name := uniqueName("external")
-	t.Cleanup(func() { kubectl(t, "", "delete", "inferserver", name, "-n", ns, "--ignore-not-found", "--wait=false") })
-	applyServer(t, ns, fmt.Sprintf(`apiVersion: infer.mindie.io/v1alpha1
-kind: InferServer
-metadata: {name: %s, namespace: %s}
-spec:
-  replicas: 1
-  terminationGracePeriodSeconds: 2
-  resources: {cpu: "2", memory: 4000Mi, npu: {count: 1}}
-  health: {startupSeconds: 30}
-`, name, ns))
+	name := applyOneNPUServer(t, ns, "external")
 	s := waitServer(t, ns, name, 2*time.Minute, "1 instance", rolledOut(1))
 	if !containsString(s.Finalizers, v1alpha1.FinalizerCleanup) {
 		t.Errorf("finalizers %v: mindie-apiserver --external-controllers must still add %s", s.Finalizers, v1alpha1.FinalizerCleanup)
