@@ -296,9 +296,12 @@ func reconcileSummary(rc *results.Reconcile) string {
 
 // missedReasons explains every goal the results missed, by kind of goal.
 func missedReasons(rc *results.Reconcile) []string {
-	rs := rc.Sizes
-	out := ratioMisses(rs, rc.Run.CPUs)
-	out = append(out, timeMisses(rs)...)
+	return append(ratioMisses(rc.Sizes, rc.Run.CPUs), boundMisses(rc.Sizes)...)
+}
+
+// boundMisses explains the missed bounds on time, memory and deletion.
+func boundMisses(rs []results.Measurement) []string {
+	out := timeMisses(rs)
 	out = append(out, memoryMisses(rs)...)
 	return append(out, deletionMisses(rs)...)
 }
@@ -695,9 +698,7 @@ func whatItShows(res *results.Reconcile) string {
 	if s := serviceApplies(rs, res.Run.Workers, res.Run.Controller); s != "" {
 		out = append(out, s)
 	}
-	out = append(out, timeMisses(rs)...)
-	out = append(out, memoryMisses(rs)...)
-	out = append(out, deletionMisses(rs)...)
+	out = append(out, boundMisses(rs)...)
 	const created = "Normal InstanceCreated"
 	if early, later := rc.Events[created], rc.EventsLater[created]; later > early {
 		out = append(out, fmt.Sprintf("The controller's Events trail its work: %s after the last status was observed %d of the %d InstanceCreated events "+
