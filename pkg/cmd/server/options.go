@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -225,6 +227,16 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	// on every request it relays; its chain is verified once, not on each.
 	if cfg.Authentication.Authenticator != nil && cfg.Authentication.RequestHeaderConfig != nil {
 		cfg.Authentication.Authenticator = apiserver.FrontProxyFirst(cfg.Authentication.RequestHeaderConfig, cfg.Authentication.Authenticator)
+	}
+	// Until the front proxy's CA bundle is loaded, requests it relays
+	// would be anonymous: they get a 503 to retry, and /readyz fails.
+	if rh := cfg.Authentication.RequestHeaderConfig; rh != nil {
+		gate := apiserver.NewFrontProxyCAGate(rh)
+		build := cfg.BuildHandlerChainFunc
+		cfg.BuildHandlerChainFunc = func(handler http.Handler, c *genericapiserver.Config) http.Handler {
+			return gate.Wrap(build(handler, c))
+		}
+		cfg.AddReadyzChecks(healthz.NamedCheck("front-proxy-ca", gate.Ready))
 	}
 	return &apiserver.Config{GenericConfig: cfg, Finalize: o.finalizes()}, nil
 }
