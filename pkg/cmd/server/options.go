@@ -81,7 +81,7 @@ type Options struct {
 func NewOptions(out, errOut io.Writer) *Options {
 	o := &Options{
 		RecommendedOptions: genericoptions.NewRecommendedOptions(etcdPathPrefix,
-			apiserver.Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)),
+			apiserver.StorageCodec(v1alpha1.SchemeGroupVersion)),
 		DataDir:                    "/var/lib/mindie-apiserver",
 		RouterClientServiceAccount: "mindie-system/mindie-apiserver",
 		AlternateDNS: []string{

@@ -35,7 +35,7 @@ const testNamespace = "test"
 func newStorage(t *testing.T) inferserver.Storage {
 	t.Helper()
 	_, config := etcd3testing.NewUnsecuredEtcd3TestClientServer(t)
-	config.Codec = apiserver.Codecs.LegacyCodec(v1alpha1.SchemeGroupVersion)
+	config.Codec = apiserver.StorageCodec(v1alpha1.SchemeGroupVersion)
 	config.EncodeVersioner = v1alpha1.SchemeGroupVersion
 	opts := generic.RESTOptions{
 		StorageConfig:           config.ForResource(infer.Resource("inferservers")),
