@@ -268,7 +268,9 @@ func crdReading(r *results.CRD) string {
 			"checks the front proxy's client certificate (how mindie-apiserver knows the user headers come from kube-apiserver: the chain " +
 			"is verified once and then recognised by its bytes, `apiserver.FrontProxyFirst`; verified on every request, its signature check " +
 			"was about a tenth of mindie-apiserver's CPU for a GET), applies its own priority and fairness and authorizes the request again " +
-			"before it reads etcd. ")
+			"before it reads etcd. It decodes the stored JSON once: the object's kind and version are read from the front of the bytes its " +
+			"encoder wrote (`apiserver.StorageCodec`), where Kubernetes' JSON serializer makes a second pass over the whole object for " +
+			"them, which was a third of the decoding's CPU and 5%% of mindie-apiserver's for a GET. ")
 	}
 	if getIS.CPUMs != nil && getCRD.CPUMs != nil {
 		p("In CPU a proxied GET cost kube-apiserver %.2f ms and mindie-apiserver %.2f ms; a whole CRD GET cost kube-apiserver %.2f ms. ",
