@@ -77,7 +77,7 @@ func (g *FrontProxyCAGate) opened() bool {
 // /readyz can say why the server is not ready.
 func (g *FrontProxyCAGate) Wrap(handler http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.TLS == nil || len(req.TLS.PeerCertificates) == 0 || healthPath(req.URL.Path) || g.opened() {
+		if req.TLS == nil || len(req.TLS.PeerCertificates) == 0 || g.opened() || healthPath(req.URL.Path) {
 			handler.ServeHTTP(w, req)
 			return
 		}

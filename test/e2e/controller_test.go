@@ -119,17 +119,25 @@ func applyServer(t *testing.T, ns, manifest string) {
 // NPU named after prefix, deleted when the test ends, and returns its name.
 func applyOneNPUServer(t *testing.T, ns, prefix string) string {
 	t.Helper()
+	return applyNPUServer(t, ns, prefix, 1, 1)
+}
+
+// applyNPUServer applies, in ns, an InferServer of replicas instances of
+// npus NPUs each, named after prefix and deleted when the test ends, and
+// returns its name.
+func applyNPUServer(t *testing.T, ns, prefix string, replicas, npus int) string {
+	t.Helper()
 	name := uniqueName(prefix)
 	t.Cleanup(func() { kubectl(t, "", "delete", "inferserver", name, "-n", ns, "--ignore-not-found", "--wait=false") })
 	applyServer(t, ns, fmt.Sprintf(`apiVersion: infer.mindie.io/v1alpha1
 kind: InferServer
 metadata: {name: %s, namespace: %s}
 spec:
-  replicas: 1
+  replicas: %d
   terminationGracePeriodSeconds: 2
-  resources: {cpu: "2", memory: 4000Mi, npu: {count: 1}}
+  resources: {cpu: "2", memory: 4000Mi, npu: {count: %d}}
   health: {startupSeconds: 30}
-`, name, ns))
+`, name, ns, replicas, npus))
 	return name
 }
 
@@ -554,18 +562,8 @@ spec:
 func TestControllerInsufficientNPU(t *testing.T) {
 	waitNoServerPods(t)
 	const ns = "default"
-	name := uniqueName("short")
-	t.Cleanup(func() { kubectl(t, "", "delete", "inferserver", name, "-n", ns, "--ignore-not-found", "--wait=false") })
 	// Five instances of 8 NPUs on four nodes of 8.
-	applyServer(t, ns, fmt.Sprintf(`apiVersion: infer.mindie.io/v1alpha1
-kind: InferServer
-metadata: {name: %s, namespace: %s}
-spec:
-  replicas: 5
-  terminationGracePeriodSeconds: 2
-  resources: {cpu: "2", memory: 4000Mi, npu: {count: 8}}
-  health: {startupSeconds: 30}
-`, name, ns))
+	name := applyNPUServer(t, ns, "short", 5, 8)
 	s := waitServer(t, ns, name, 3*time.Minute, "Degraded for want of NPUs", func(s *v1alpha1.InferServer) (bool, string) {
 		d := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionDegraded)
 		return d != nil && d.Status == metav1.ConditionTrue && d.Reason == "InsufficientNPU" && s.Status.ReadyReplicas == 4, "Degraded InsufficientNPU with 4 ready"
