@@ -217,6 +217,7 @@ func (o *Options) Config() (*apiserver.Config, error) {
 	if err := o.RecommendedOptions.ApplyTo(cfg); err != nil {
 		return nil, err
 	}
+	cfg.RESTOptionsGetter = apiserver.PageOwnLists(cfg.RESTOptionsGetter, apiserver.OwnListPageSize)
 	// The delegating authorizer caches kube-apiserver's answers by object
 	// name; asked without the name first, the reads of many objects by a
 	// user allowed them all share one answer instead of a review each.
