@@ -25,8 +25,8 @@ import (
 // check (the DetectCacheInconsistency feature, every 5 to 7.5 minutes)
 // decodes its page beside the cache it compares it with. At 10,000
 // InferServers that took mindie-apiserver's live heap from 107 to 166 MB
-// and its resident memory from under 300 MiB to 415 MiB (2026-12-03,
-// docs/benchmarks.md). 500 is client-go's page size for the same lists.
+// and its resident memory from under 300 MiB to 415 MiB (2026-12-02;
+// docs/reconcile-bench.md). 500 is client-go's page size for lists.
 const OwnListPageSize = 500
 
 // PageOwnLists returns getter with the watch cache of every store it makes
@@ -35,6 +35,9 @@ const OwnListPageSize = 500
 // limit their client asked for. Stores that getter does not cache are
 // unchanged.
 func PageOwnLists(getter generic.RESTOptionsGetter, pageSize int64) generic.RESTOptionsGetter {
+	if getter == nil {
+		return nil
+	}
 	return ownListsGetter{RESTOptionsGetter: getter, pageSize: pageSize}
 }
 

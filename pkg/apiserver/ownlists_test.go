@@ -99,6 +99,9 @@ func TestPageOwnListsKeepsUncachedStores(t *testing.T) {
 	if isUndecorated(genericregistry.StorageWithCacher()) {
 		t.Errorf("the watch cache's decorator is taken for none")
 	}
+	if PageOwnLists(nil, 2) != nil {
+		t.Errorf("no getter became one")
+	}
 	failed := errors.New("no storage for inferservers")
 	if _, err := PageOwnLists(decoratorGetter{err: failed}, 2).GetRESTOptions(infer.Resource("inferservers"), nil); !errors.Is(err, failed) {
 		t.Errorf("error = %v, want %v", err, failed)
