@@ -824,11 +824,8 @@ func memoryMisses(rs []results.Measurement) []string {
 // in mindie-apiserver is its storage's watch cache and what the bursts of
 // writes leave behind.
 func externalMemoryMiss(m results.Measurement, c results.Check, left float64) string {
-	return fmt.Sprintf("With %d, mindie-apiserver's resident memory peaked at %s against a bound of %s, with the controllers in "+
-		"mindie-controller (which peaked at %s) and GOMEMLIMIT set for mindie-apiserver (`RECONCILE_APISERVER_ENV`): %.0f KiB a server "+
-		"above the %s it had before the first create, where the bound leaves %.0f KiB; it ended at %s. ",
-		m.N, mib(m.Memory.PeakKiB), mib(int64(c.Max)), mib(m.Memory.ControllerPeakKiB), m.Summary.PeakGrowthKiBPerServer,
-		mib(m.Memory.BeforeKiB), left, mib(m.Memory.EndKiB)) + externalMemoryHeld
+	return externalMemory(m, fmt.Sprintf(" against a bound of %s", mib(int64(c.Max))),
+		fmt.Sprintf(", where the bound leaves %.0f KiB", left))
 }
 
 // externalMemoryMet says what held mindie-apiserver's memory under its
@@ -837,17 +834,24 @@ func externalMemoryMet(rs []results.Measurement) []string {
 	var out []string
 	for _, m := range rs {
 		for _, c := range m.Summary.Checks {
-			if c.Goal != results.GoalPeakKiB || !c.Known || !c.Met || m.Controllers != results.ControllersExternal {
-				continue
+			if c.Goal == results.GoalPeakKiB && c.Known && c.Met && m.Controllers == results.ControllersExternal {
+				out = append(out, externalMemory(m, fmt.Sprintf(", under the bound of %s", mib(int64(c.Max))), ""))
 			}
-			out = append(out, fmt.Sprintf("With %d, mindie-apiserver's resident memory peaked at %s, under the bound of %s, with the controllers in "+
-				"mindie-controller (which peaked at %s) and GOMEMLIMIT set for mindie-apiserver (`RECONCILE_APISERVER_ENV`): %.0f KiB a server "+
-				"above the %s it had before the first create; it ended at %s. ",
-				m.N, mib(m.Memory.PeakKiB), mib(int64(c.Max)), mib(m.Memory.ControllerPeakKiB), m.Summary.PeakGrowthKiBPerServer,
-				mib(m.Memory.BeforeKiB), mib(m.Memory.EndKiB))+externalMemoryHeld)
 		}
 	}
 	return out
+}
+
+// externalMemory is the account of mindie-apiserver's memory in a run
+// whose controllers ran in mindie-controller: its peak and the bound
+// (bound), its growth per server and what the bound left of it (left, or
+// nothing), and what the process holds.
+func externalMemory(m results.Measurement, bound, left string) string {
+	return fmt.Sprintf("With %d, mindie-apiserver's resident memory peaked at %s%s, with the controllers in "+
+		"mindie-controller (which peaked at %s) and GOMEMLIMIT set for mindie-apiserver (`RECONCILE_APISERVER_ENV`): %.0f KiB a server "+
+		"above the %s it had before the first create%s; it ended at %s. ",
+		m.N, mib(m.Memory.PeakKiB), bound, mib(m.Memory.ControllerPeakKiB), m.Summary.PeakGrowthKiBPerServer,
+		mib(m.Memory.BeforeKiB), left, mib(m.Memory.EndKiB)) + externalMemoryHeld
 }
 
 // externalMemoryHeld is what mindie-apiserver holds without the
