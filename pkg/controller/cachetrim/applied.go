@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,8 +46,12 @@ type Prior func(namespace, name string) (metav1.Object, bool)
 //
 //   - its UID and generation: the API server bumps the generation on every
 //     change of the spec (the kinds Applied reuses digests for);
-//   - its labels, annotations, owner references and finalizers, the
-//     metadata a manager can own, which the generation does not follow;
+//   - the values of the labels and annotations the manager's entries own,
+//     and the owner references and finalizers: the metadata a manager can
+//     own, which the generation does not follow. Labels and annotations
+//     the manager does not own are left out: kube-controller-manager
+//     annotates every Deployment with its revision, which would otherwise
+//     make its next version look changed;
 //   - the manager's own managedFields entries: a value it owns that another
 //     manager changes is no longer the manager's (its fields change), and
 //     when the manager applies a change, its entry's time moves.
@@ -55,10 +60,26 @@ type Prior func(namespace, name string) (metav1.Object, bool)
 // with every status write and leave the manager's values alone.
 func appliedSource(o metav1.Object, fieldManager string) (string, error) {
 	var ours []metav1.ManagedFieldsEntry
+	labels, annotations := map[string]string{}, map[string]string{}
 	for _, e := range o.GetManagedFields() {
-		if e.Manager == fieldManager && e.Subresource == "" {
-			ours = append(ours, e)
+		if e.Manager != fieldManager || e.Subresource != "" {
+			continue
 		}
+		ours = append(ours, e)
+		if e.FieldsV1 == nil {
+			continue
+		}
+		var owned struct {
+			Metadata struct {
+				Labels      map[string]json.RawMessage `json:"f:labels"`
+				Annotations map[string]json.RawMessage `json:"f:annotations"`
+			} `json:"f:metadata"`
+		}
+		if err := json.Unmarshal(e.FieldsV1.Raw, &owned); err != nil {
+			return "", fmt.Errorf("fields of %s: %w", fieldManager, err)
+		}
+		ownedValues(labels, owned.Metadata.Labels, o.GetLabels())
+		ownedValues(annotations, owned.Metadata.Annotations, o.GetAnnotations())
 	}
 	data, err := json.Marshal(struct {
 		UID             types.UID
@@ -68,12 +89,24 @@ func appliedSource(o metav1.Object, fieldManager string) (string, error) {
 		OwnerReferences []metav1.OwnerReference
 		Finalizers      []string
 		Entries         []metav1.ManagedFieldsEntry
-	}{o.GetUID(), o.GetGeneration(), o.GetLabels(), o.GetAnnotations(), o.GetOwnerReferences(), o.GetFinalizers(), ours})
+	}{o.GetUID(), o.GetGeneration(), labels, annotations, o.GetOwnerReferences(), o.GetFinalizers(), ours})
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:16]), nil
+}
+
+// ownedValues copies into into the values in all of the keys fields owns
+// (a FieldsV1 map of labels or annotations: "f:<key>").
+func ownedValues(into map[string]string, fields map[string]json.RawMessage, all map[string]string) {
+	for f := range fields {
+		if key, ok := strings.CutPrefix(f, "f:"); ok {
+			if v, ok := all[key]; ok {
+				into[key] = v
+			}
+		}
+	}
 }
 
 // AppliedDigest is the digest Applied recorded on a cached object, if any.
@@ -100,8 +133,10 @@ func AppliedDigest(obj metav1.Object) (string, bool) {
 // copy when nothing the manager owns can have changed since: see
 // appliedSource. Extracting is most of the transform's cost, and an
 // object's status writes (a Deployment's, several for each rollout) change
-// nothing the controller applies.
-func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, string) (AC, error), trim func(PT), prior Prior) cache.TransformFunc {
+// nothing the controller applies. With written (nil: none), the digest of
+// the event of the controller's own write is the one it recorded there
+// (Written), for any kind.
+func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, string) (AC, error), trim func(PT), prior Prior, written *Written) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		o, ok := obj.(PT)
 		if !ok {
@@ -109,14 +144,17 @@ func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, str
 			// kind: as it is.
 			return obj, nil
 		}
-		var source, digest string
+		digest, _ := written.take(o)
+		var source string
 		if prior != nil && o.GetGeneration() > 0 {
 			var err error
 			if source, err = appliedSource(o, fieldManager); err != nil {
 				return nil, fmt.Errorf("source of %s/%s as %s: %w", o.GetNamespace(), o.GetName(), fieldManager, err)
 			}
-			if cached, ok := prior(o.GetNamespace(), o.GetName()); ok && cached.GetAnnotations()[appliedSourceAnnotation] == source {
-				digest = cached.GetAnnotations()[AppliedDigestAnnotation]
+			if digest == "" {
+				if cached, ok := prior(o.GetNamespace(), o.GetName()); ok && cached.GetAnnotations()[appliedSourceAnnotation] == source {
+					digest = cached.GetAnnotations()[AppliedDigestAnnotation]
+				}
 			}
 		}
 		if digest == "" {

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 )
@@ -42,7 +43,7 @@ func TestApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	trimmed := false
-	transform := Applied("ctl", appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) { trimmed = true; d.Spec.Template = corev1.PodTemplateSpec{} }, nil)
+	transform := Applied("ctl", appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) { trimmed = true; d.Spec.Template = corev1.PodTemplateSpec{} }, nil, nil)
 	out, err := transform(d.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,7 @@ func TestApplied(t *testing.T) {
 	// An object the manager's fields cannot be extracted from stays whole.
 	failing := Applied("ctl", func(*appsv1.Deployment, string) (*appsv1ac.DeploymentApplyConfiguration, error) {
 		return nil, errors.New("no")
-	}, func(d *appsv1.Deployment) { d.Spec.Template = corev1.PodTemplateSpec{} }, nil)
+	}, func(d *appsv1.Deployment) { d.Spec.Template = corev1.PodTemplateSpec{} }, nil, nil)
 	out, err = failing(d.DeepCopy())
 	if got := out.(*appsv1.Deployment); err != nil || len(got.ManagedFields) != 3 || len(got.Spec.Template.Spec.Containers) != 1 {
 		t.Errorf("not extractable: %+v, %v", got, err)
@@ -94,7 +95,7 @@ func TestAppliedReusesTheCachedDigest(t *testing.T) {
 	transform := Applied("ctl", func(d *appsv1.Deployment, m string) (*appsv1ac.DeploymentApplyConfiguration, error) {
 		extracted++
 		return appsv1ac.ExtractDeployment(d, m)
-	}, nil, prior)
+	}, nil, prior, nil)
 	at := func(sec int64) *metav1.Time { t := metav1.Unix(sec, 0); return &t }
 	ours := func(time *metav1.Time, fields string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: "ctl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1",
@@ -138,6 +139,15 @@ func TestAppliedReusesTheCachedDigest(t *testing.T) {
 	if got := step("status write", st, false); got != first {
 		t.Errorf("status write: digest %q, want %q", got, first)
 	}
+	// Another manager's annotation and label (kube-controller-manager's
+	// revision): the manager's values are the same.
+	st = st.DeepCopy()
+	st.ResourceVersion = "8"
+	st.Annotations = map[string]string{"deployment.kubernetes.io/revision": "1"}
+	st.Labels["other"] = "x"
+	if got := step("another manager's annotation", st, false); got != first {
+		t.Errorf("another manager's annotation: digest %q, want %q", got, first)
+	}
 
 	// Each of what the manager's values depend on makes it extract again.
 	for _, tc := range []struct {
@@ -168,4 +178,81 @@ func TestAppliedReusesTheCachedDigest(t *testing.T) {
 	noGen.Generation = 0
 	step("no generation", noGen, true)
 	step("no generation, again", noGen, true)
+}
+
+func TestAppliedTakesTheDigestOfItsOwnWrite(t *testing.T) {
+	written := NewWritten()
+	extracted := 0
+	transform := Applied("ctl", func(s *corev1.Service, m string) (*corev1ac.ServiceApplyConfiguration, error) {
+		extracted++
+		return corev1ac.ExtractService(s, m)
+	}, nil, nil, written)
+	owned := metav1.ManagedFieldsEntry{Manager: "ctl", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "v1",
+		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:type":{}}}`)}
+	version := func(rv string, typ corev1.ServiceType) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", UID: "u1", ResourceVersion: rv,
+				ManagedFields: []metav1.ManagedFieldsEntry{owned}},
+			Spec: corev1.ServiceSpec{Type: typ},
+		}
+	}
+	// see transforms o and says whether it was extracted, and its digest.
+	see := func(o *corev1.Service) (bool, string) {
+		t.Helper()
+		before := extracted
+		out, err := transform(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return extracted > before, out.(*corev1.Service).Annotations[AppliedDigestAnnotation]
+	}
+	_, want := see(version("5", corev1.ServiceTypeClusterIP))
+
+	// The controller wrote version 9: its event is not extracted, and
+	// carries the digest recorded, even where extracting would differ
+	// (here the recorded one is made up, to tell them apart).
+	written.Record(version("9", corev1.ServiceTypeClusterIP), "recorded")
+	if ex, d := see(version("8", corev1.ServiceTypeClusterIP)); !ex || d != want {
+		t.Errorf("an older version: extracted %v, digest %q; want extracted, %q", ex, d, want)
+	}
+	if written.Len() != 1 {
+		t.Fatalf("an older version took the record of a later write: %d left", written.Len())
+	}
+	if ex, d := see(version("9", corev1.ServiceTypeClusterIP)); ex || d != "recorded" {
+		t.Errorf("the write's own event: extracted %v, digest %q; want the record", ex, d)
+	}
+	if written.Len() != 0 {
+		t.Errorf("%d records left once taken", written.Len())
+	}
+	if ex, _ := see(version("9", corev1.ServiceTypeClusterIP)); !ex {
+		t.Error("a record was taken twice")
+	}
+
+	// A write whose event was missed (a relist shows a later version):
+	// the record goes, the later version is extracted.
+	written.Record(version("11", corev1.ServiceTypeClusterIP), "recorded")
+	if ex, d := see(version("12", corev1.ServiceTypeNodePort)); !ex || d == "recorded" {
+		t.Errorf("a later version: extracted %v, digest %q; want extracted", ex, d)
+	}
+	if written.Len() != 0 {
+		t.Errorf("%d records left after a later version", written.Len())
+	}
+
+	// Another object (another UID) never takes it; an object without a
+	// numeric resourceVersion is not recorded.
+	written.Record(version("13", corev1.ServiceTypeClusterIP), "recorded")
+	other := version("13", corev1.ServiceTypeClusterIP)
+	other.UID = "u2"
+	if ex, _ := see(other); !ex {
+		t.Error("another object took the record")
+	}
+	written.Record(version("x", corev1.ServiceTypeClusterIP), "recorded")
+	if written.Len() != 1 {
+		t.Errorf("%d records, want the one of version 13 alone", written.Len())
+	}
+	var none *Written
+	none.Record(version("14", corev1.ServiceTypeClusterIP), "recorded")
+	if _, ok := none.take(version("14", corev1.ServiceTypeClusterIP)); ok || none.Len() != 0 {
+		t.Error("a nil Written recorded")
+	}
 }

@@ -31,6 +31,9 @@ type child[T any, PT interface {
 	extract func(obj PT, fieldManager string) (AC, error)
 	// apply writes with server-side apply (the typed client's Apply).
 	apply func(ctx context.Context, obj AC, opts metav1.ApplyOptions) (PT, error)
+	// written records what apply wrote, for the informer's transform
+	// (cachetrim.Applied) of the kind; nil: the kind has none.
+	written *cachetrim.Written
 }
 
 // applyChild writes desired, the child called name, with server-side apply
@@ -47,6 +50,10 @@ func applyChild[T any, PT interface {
 	*T
 	metav1.Object
 }, AC any](ctx context.Context, c *Controller, s *v1alpha1.InferServer, k child[T, PT, AC], name string, desired AC) (PT, bool, error) {
+	// The digest of desired, taken before the write so that it is recorded
+	// as soon as the write is answered: the informer may be processing the
+	// write's event already.
+	digest, digestErr := cachetrim.Digest(desired)
 	live, err := k.get(name)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -59,7 +66,7 @@ func applyChild[T any, PT interface {
 			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
 			return live, false, errors.New(msg)
 		}
-		if upToDate(k, live, desired) {
+		if upToDate(k, live, desired, digest, digestErr) {
 			return live, false, nil
 		}
 	}
@@ -72,6 +79,9 @@ func applyChild[T any, PT interface {
 		c.recorder.Eventf(s, corev1.EventTypeWarning, reason, "Applying %s %s: %v", k.kind, name, err)
 		return live, false, fmt.Errorf("apply %s %s: %w", k.kind, name, err)
 	}
+	if digestErr == nil && (live == nil || applied.GetResourceVersion() != live.GetResourceVersion()) {
+		k.written.Record(applied, digest)
+	}
 	if live != nil {
 		if by := overriddenManagers(live.GetManagedFields(), applied.GetManagedFields()); len(by) > 0 {
 			c.recorder.Eventf(s, corev1.EventTypeNormal, ReasonReverted,
@@ -82,15 +92,15 @@ func applyChild[T any, PT interface {
 }
 
 // upToDate says whether the fields the controller owns in live (a cached
-// object) already are desired: by the digest cachetrim.Applied recorded
-// in the cache, or, on an object cached whole, by extracting them.
+// object) already are desired (whose cachetrim.Digest is digest, or failed
+// with digestErr): by the digest cachetrim.Applied recorded in the cache,
+// or, on an object cached whole, by extracting them.
 func upToDate[T any, PT interface {
 	*T
 	metav1.Object
-}, AC any](k child[T, PT, AC], live PT, desired AC) bool {
+}, AC any](k child[T, PT, AC], live PT, desired AC, digest string, digestErr error) bool {
 	if ours, ok := cachetrim.AppliedDigest(live); ok {
-		d, err := cachetrim.Digest(desired)
-		return err == nil && d == ours
+		return digestErr == nil && digest == ours
 	}
 	ours, err := k.extract(live, FieldManager)
 	return err == nil && equality.Semantic.DeepEqual(ours, desired)

@@ -90,6 +90,11 @@ type Config struct {
 	// KubeInformers watch the children; NewKubeInformers makes a factory
 	// restricted to objects labelled with v1alpha1.LabelServer.
 	KubeInformers kubeinformers.SharedInformerFactory
+	// Written is the record of the KubeInformers' transform that
+	// NewKubeInformers was given: the controller records there what it
+	// applies, so that its informers need not extract it again from the
+	// events of its own writes. Nil: they extract every object.
+	Written *cachetrim.Written
 	// RouterInformers watch the router pods; NewRouterInformers makes a
 	// factory restricted to them (labelled v1alpha1.LabelRouter). Nil: the
 	// router pods are not reported in status.
@@ -136,7 +141,11 @@ type Config struct {
 //     business (trimPod);
 //   - ControllerRevisions without managedFields (it creates them and never
 //     applies them).
-func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinformers.SharedInformerFactory {
+//
+// written (nil: none) is where the controller records what it applies
+// (Config.Written): the children's transforms take the digests of the
+// controller's own writes from there.
+func NewKubeInformers(kube kubernetes.Interface, resync time.Duration, written *cachetrim.Written) kubeinformers.SharedInformerFactory {
 	var deployments cache.Store
 	f := kubeinformers.NewSharedInformerFactoryWithOptions(kube, resync,
 		kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelServer }),
@@ -147,20 +156,21 @@ func NewKubeInformers(kube kubernetes.Interface, resync time.Duration) kubeinfor
 			}
 			m, ok := o.(metav1.Object)
 			return m, ok
-		})))
+		}, written)))
 	// Set before the informers start, and so before the transform runs.
 	deployments = f.Apps().V1().Deployments().Informer().GetStore()
 	return f
 }
 
 // kubeCacheTransform is NewKubeInformers' transform; deployments looks up
-// a cached Deployment, whose digest a status write keeps (nil: none).
-func kubeCacheTransform(deployments cachetrim.Prior) cache.TransformFunc {
+// a cached Deployment, whose digest a status write keeps (nil: none), and
+// written holds the digests of the controller's own writes (nil: none).
+func kubeCacheTransform(deployments cachetrim.Prior, written *cachetrim.Written) cache.TransformFunc {
 	cachedDeployment := cachetrim.Applied(FieldManager, appsv1ac.ExtractDeployment, func(d *appsv1.Deployment) {
 		d.Spec.Template = corev1.PodTemplateSpec{}
-	}, deployments)
-	cachedService := cachetrim.Applied(FieldManager, corev1ac.ExtractService, nil, nil)
-	cachedConfigMap := cachetrim.Applied(FieldManager, corev1ac.ExtractConfigMap, nil, nil)
+	}, deployments, written)
+	cachedService := cachetrim.Applied(FieldManager, corev1ac.ExtractService, nil, nil, written)
+	cachedConfigMap := cachetrim.Applied(FieldManager, corev1ac.ExtractConfigMap, nil, nil, written)
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *appsv1.Deployment:
@@ -211,6 +221,8 @@ type Controller struct {
 	recorder record.EventRecorder
 	now      func() time.Time
 	fill     bool
+	// written: see Config.Written.
+	written *cachetrim.Written
 
 	servers     inferlisters.InferServerLister
 	deployments appslisters.DeploymentLister
@@ -270,6 +282,7 @@ func New(cfg Config) (*Controller, error) {
 		recorder: cfg.Recorder,
 		now:      cfg.Now,
 		fill:     cfg.FillRanktables,
+		written:  cfg.Written,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "inferserver"}),
 		track: newTracker(),
@@ -685,6 +698,7 @@ func (c *Controller) deploymentChild(ns string) child[appsv1.Deployment, *appsv1
 	return child[appsv1.Deployment, *appsv1.Deployment, *appsv1ac.DeploymentApplyConfiguration]{
 		kind: "deployment", get: c.deployments.Deployments(ns).Get,
 		extract: appsv1ac.ExtractDeployment, apply: c.kube.AppsV1().Deployments(ns).Apply,
+		written: c.written,
 	}
 }
 
@@ -692,6 +706,7 @@ func (c *Controller) serviceChild(ns string) child[corev1.Service, *corev1.Servi
 	return child[corev1.Service, *corev1.Service, *corev1ac.ServiceApplyConfiguration]{
 		kind: "service", get: c.services.Services(ns).Get,
 		extract: corev1ac.ExtractService, apply: c.kube.CoreV1().Services(ns).Apply,
+		written: c.written,
 	}
 }
 
@@ -699,5 +714,6 @@ func (c *Controller) configMapChild(ns string) child[corev1.ConfigMap, *corev1.C
 	return child[corev1.ConfigMap, *corev1.ConfigMap, *corev1ac.ConfigMapApplyConfiguration]{
 		kind: "configmap", get: c.configMaps.ConfigMaps(ns).Get,
 		extract: corev1ac.ExtractConfigMap, apply: c.kube.CoreV1().ConfigMaps(ns).Apply,
+		written: c.written,
 	}
 }

@@ -78,7 +78,7 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), recorder: record.NewFakeRecorder(1000), now: testNow}
 	f.kube = kubefake.NewClientset(kubeObjs...)
 	f.infer = inferfake.NewClientset(inferObjs...)
-	f.kubeInf = NewKubeInformers(f.kube, 0)
+	f.kubeInf = NewKubeInformers(f.kube, 0, nil)
 	f.routeInf = NewRouterInformers(f.kube, 0)
 	f.faultInf = NewFaultInformers(f.kube, 0)
 	f.leaseInf = NewNodeLeaseInformers(f.kube, 0)
@@ -119,7 +119,7 @@ func (f *fixture) refresh() {
 			inf.GetIndexer() == f.kubeInf.Apps().V1().ControllerRevisions().Informer().GetIndexer() {
 			// What NewKubeInformers' informers would cache.
 			for i, o := range objs {
-				t, err := kubeCacheTransform(nil)(o.DeepCopyObject())
+				t, err := kubeCacheTransform(nil, nil)(o.DeepCopyObject())
 				if err != nil {
 					f.t.Fatal(err)
 				}

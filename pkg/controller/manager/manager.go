@@ -253,7 +253,8 @@ func (m *Manager) Run(ctx context.Context) error {
 // cluster, runs them until ctx is done, and shuts the informers down.
 func (m *Manager) runControllers(ctx context.Context, recorder record.EventRecorder) {
 	cfg, kube := m.cfg, m.kube
-	kubeInformers := inferserver.NewKubeInformers(kube, informerResync)
+	written := cachetrim.NewWritten()
+	kubeInformers := inferserver.NewKubeInformers(kube, informerResync, written)
 	routerInformers := inferserver.NewRouterInformers(kube, informerResync)
 	faultInformers := inferserver.NewFaultInformers(kube, informerResync)
 	leaseInformers := inferserver.NewNodeLeaseInformers(kube, informerResync)
@@ -263,6 +264,7 @@ func (m *Manager) runControllers(ctx context.Context, recorder record.EventRecor
 		Infer:             m.infer,
 		Servers:           m.servers,
 		KubeInformers:     kubeInformers,
+		Written:           written,
 		RouterInformers:   routerInformers,
 		FaultInformers:    faultInformers,
 		LeaseInformers:    leaseInformers,
