@@ -147,11 +147,11 @@ func Applied[PT metav1.Object, AC any](fieldManager string, extract func(PT, str
 		digest, _ := written.take(o)
 		var source string
 		if prior != nil && o.GetGeneration() > 0 {
-			var err error
-			if source, err = appliedSource(o, fieldManager); err != nil {
-				return nil, fmt.Errorf("source of %s/%s as %s: %w", o.GetNamespace(), o.GetName(), fieldManager, err)
-			}
-			if digest == "" {
+			// An object whose source cannot be told (managedFields that
+			// are not JSON, which no API server writes) is extracted,
+			// and so is its next version.
+			source, _ = appliedSource(o, fieldManager)
+			if digest == "" && source != "" {
 				if cached, ok := prior(o.GetNamespace(), o.GetName()); ok && cached.GetAnnotations()[appliedSourceAnnotation] == source {
 					digest = cached.GetAnnotations()[AppliedDigestAnnotation]
 				}
