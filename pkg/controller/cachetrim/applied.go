@@ -75,7 +75,7 @@ func appliedSource(o metav1.Object, fieldManager string) (string, error) {
 				Annotations map[string]json.RawMessage `json:"f:annotations"`
 			} `json:"f:metadata"`
 		}
-		if err := json.Unmarshal(e.FieldsV1.Raw, &owned); err != nil {
+		if err := json.Unmarshal(e.FieldsV1.GetRawBytes(), &owned); err != nil {
 			return "", fmt.Errorf("fields of %s: %w", fieldManager, err)
 		}
 		ownedValues(labels, owned.Metadata.Labels, o.GetLabels())
