@@ -211,7 +211,7 @@ func TestAppliedTakesTheDigestOfItsOwnWrite(t *testing.T) {
 	// The controller wrote version 9: its event is not extracted, and
 	// carries the digest recorded, even where extracting would differ
 	// (here the recorded one is made up, to tell them apart).
-	written.Record(version("9", corev1.ServiceTypeClusterIP), "recorded")
+	written.Record(version("9", corev1.ServiceTypeClusterIP), "recorded", version("5", corev1.ServiceTypeClusterIP))
 	if ex, d := see(version("8", corev1.ServiceTypeClusterIP)); !ex || d != want {
 		t.Errorf("an older version: extracted %v, digest %q; want extracted, %q", ex, d, want)
 	}
@@ -230,7 +230,7 @@ func TestAppliedTakesTheDigestOfItsOwnWrite(t *testing.T) {
 
 	// A write whose event was missed (a relist shows a later version):
 	// the record goes, the later version is extracted.
-	written.Record(version("11", corev1.ServiceTypeClusterIP), "recorded")
+	written.Record(version("11", corev1.ServiceTypeClusterIP), "recorded", nil)
 	if ex, d := see(version("12", corev1.ServiceTypeNodePort)); !ex || d == "recorded" {
 		t.Errorf("a later version: extracted %v, digest %q; want extracted", ex, d)
 	}
@@ -240,18 +240,33 @@ func TestAppliedTakesTheDigestOfItsOwnWrite(t *testing.T) {
 
 	// Another object (another UID) never takes it; an object without a
 	// numeric resourceVersion is not recorded.
-	written.Record(version("13", corev1.ServiceTypeClusterIP), "recorded")
+	written.Record(version("13", corev1.ServiceTypeClusterIP), "recorded", nil)
 	other := version("13", corev1.ServiceTypeClusterIP)
 	other.UID = "u2"
 	if ex, _ := see(other); !ex {
 		t.Error("another object took the record")
 	}
-	written.Record(version("x", corev1.ServiceTypeClusterIP), "recorded")
+	written.Record(version("x", corev1.ServiceTypeClusterIP), "recorded", nil)
 	if written.Len() != 1 {
 		t.Errorf("%d records, want the one of version 13 alone", written.Len())
 	}
+	// The informer has seen the write already (its event came before the
+	// answer): nothing to record; a copy of another object (a UID of
+	// before a recreation) does not count.
+	written = NewWritten()
+	written.Record(version("15", corev1.ServiceTypeClusterIP), "recorded", version("15", corev1.ServiceTypeClusterIP))
+	written.Record(version("16", corev1.ServiceTypeClusterIP), "recorded", version("17", corev1.ServiceTypeClusterIP))
+	if written.Len() != 0 {
+		t.Errorf("%d records of writes the informer had seen", written.Len())
+	}
+	recreated := version("20", corev1.ServiceTypeClusterIP)
+	recreated.UID = "u3"
+	written.Record(recreated, "recorded", version("21", corev1.ServiceTypeClusterIP))
+	if written.Len() != 1 {
+		t.Errorf("the copy of another object kept a write from being recorded: %d records", written.Len())
+	}
 	var none *Written
-	none.Record(version("14", corev1.ServiceTypeClusterIP), "recorded")
+	none.Record(version("14", corev1.ServiceTypeClusterIP), "recorded", nil)
 	if _, ok := none.take(version("14", corev1.ServiceTypeClusterIP)); ok || none.Len() != 0 {
 		t.Error("a nil Written recorded")
 	}

@@ -40,16 +40,24 @@ func NewWritten() *Written {
 }
 
 // Record remembers that o, as the API server answered a write of it, holds
-// what the apply configuration of digest sets. An object whose
-// resourceVersion is not a number (no Kubernetes API server writes one) is
-// not recorded: Applied extracts it.
-func (w *Written) Record(o metav1.Object, digest string) {
+// what the apply configuration of digest sets. seen is the informer's copy
+// of o, if it has one (nil: none): when that copy is at o's
+// resourceVersion or later, the informer has processed the write's event
+// already (it came before the answer) and nothing is recorded. An object
+// whose resourceVersion is not a number (no Kubernetes API server writes
+// one) is not recorded either: Applied extracts it.
+func (w *Written) Record(o metav1.Object, digest string, seen metav1.Object) {
 	if w == nil {
 		return
 	}
 	rv, err := strconv.ParseUint(o.GetResourceVersion(), 10, 64)
 	if err != nil {
 		return
+	}
+	if seen != nil && seen.GetUID() == o.GetUID() {
+		if at, err := strconv.ParseUint(seen.GetResourceVersion(), 10, 64); err == nil && at >= rv {
+			return
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -79,8 +79,12 @@ func applyChild[T any, PT interface {
 		c.recorder.Eventf(s, corev1.EventTypeWarning, reason, "Applying %s %s: %v", k.kind, name, err)
 		return live, false, fmt.Errorf("apply %s %s: %w", k.kind, name, err)
 	}
-	if digestErr == nil && (live == nil || applied.GetResourceVersion() != live.GetResourceVersion()) {
-		k.written.Record(applied, digest)
+	if k.written != nil && digestErr == nil && (live == nil || applied.GetResourceVersion() != live.GetResourceVersion()) {
+		var seen metav1.Object
+		if now, err := k.get(name); err == nil {
+			seen = now
+		}
+		k.written.Record(applied, digest, seen)
 	}
 	if live != nil {
 		if by := overriddenManagers(live.GetManagedFields(), applied.GetManagedFields()); len(by) > 0 {
