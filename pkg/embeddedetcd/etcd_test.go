@@ -53,4 +53,3 @@ func TestAGivenPortTakenFails(t *testing.T) {
 		t.Fatalf("want an address-in-use error naming port %d, got %v", takenPort, err)
 	}
 }
-
