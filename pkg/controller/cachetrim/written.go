@@ -17,6 +17,13 @@ import (
 // owns is most of Applied's cost, and every child the controller writes
 // comes back through its informer.
 //
+// The digest is that of what was sent. A mutating admission webhook that
+// changed a value the controller applies would have the server store
+// another value under the controller's ownership; extracted, it would
+// differ from what the controller applies on every sync, and each sync
+// would apply it again, to the same end. Recorded, the controller leaves
+// it until the InferServer's spec or the object changes.
+//
 // Records are kept by UID, which no two objects share whatever their kinds,
 // until the informer sees the object at that resourceVersion or at a later
 // one (the event of the write was missed, as when the watch was
@@ -64,8 +71,9 @@ func (w *Written) Record(o metav1.Object, digest string, seen metav1.Object) {
 	w.records[o.GetUID()] = writtenRecord{resourceVersion: rv, digest: digest}
 }
 
-// take returns the digest recorded for o at its resourceVersion. The record goes once o is at its resourceVersion or
-// later; one of a later write stays for that write's event.
+// take returns the digest recorded for o at its resourceVersion. The record
+// goes once o is at its resourceVersion or later; one of a later write
+// stays for that write's event.
 func (w *Written) take(o metav1.Object) (string, bool) {
 	if w == nil {
 		return "", false

@@ -61,6 +61,8 @@ type fixture struct {
 	nsInf    kubeinformers.SharedInformerFactory
 	inferInf inferinformers.SharedInformerFactory
 	c        *Controller
+	// written is where the controller records its writes (Config.Written).
+	written *cachetrim.Written
 	// now is the controller's clock; tests move it.
 	now time.Time
 }
@@ -78,7 +80,8 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), recorder: record.NewFakeRecorder(1000), now: testNow}
 	f.kube = kubefake.NewClientset(kubeObjs...)
 	f.infer = inferfake.NewClientset(inferObjs...)
-	f.kubeInf = NewKubeInformers(f.kube, 0, nil)
+	f.written = cachetrim.NewWritten()
+	f.kubeInf = NewKubeInformers(f.kube, 0, f.written)
 	f.routeInf = NewRouterInformers(f.kube, 0)
 	f.faultInf = NewFaultInformers(f.kube, 0)
 	f.leaseInf = NewNodeLeaseInformers(f.kube, 0)
@@ -88,6 +91,7 @@ func newFixture(t *testing.T, objects ...runtime.Object) *fixture {
 		Kube: f.kube, Infer: f.infer, Recorder: f.recorder,
 		Servers:         f.inferInf.Infer().V1alpha1().InferServers(),
 		KubeInformers:   f.kubeInf,
+		Written:         f.written,
 		RouterInformers: f.routeInf,
 		FaultInformers:  f.faultInf,
 		LeaseInformers:  f.leaseInf,
@@ -462,6 +466,55 @@ func TestSingleNodeCreatesTheDeployment(t *testing.T) {
 	}
 	if ev := f.events(); len(ev) != 0 {
 		t.Errorf("a second sync recorded %v", ev)
+	}
+}
+
+// The controller records what it applies, with the resourceVersion the
+// API server answered, and its informers' transform takes the digest of
+// that very version from the record instead of extracting it.
+func TestOwnWritesAreRecordedForTheInformers(t *testing.T) {
+	f := newFixture(t, newServer("llama", nil))
+	// The fake clients keep no resourceVersions: the answers to applies
+	// get some, as an API server's carry them.
+	answered := map[string]runtime.Object{}
+	rv := 100
+	f.kube.PrependReactor("patch", "*", func(a core.Action) (bool, runtime.Object, error) {
+		handled, obj, err := core.ObjectReaction(f.kube.Tracker())(a)
+		if err != nil || obj == nil {
+			return handled, obj, err
+		}
+		rv++
+		m := obj.(metav1.Object)
+		m.SetResourceVersion(fmt.Sprint(rv))
+		m.SetUID(types.UID("uid-" + a.GetResource().Resource + "-" + m.GetName()))
+		answered[a.GetResource().Resource] = obj.DeepCopyObject()
+		return handled, obj, nil
+	})
+	f.sync("llama")
+	if f.written.Len() != 2 || answered["deployments"] == nil || answered["services"] == nil {
+		t.Fatalf("%d records of the writes %v, want the Deployment's and the Service's", f.written.Len(), answered)
+	}
+	for _, kind := range []string{"deployments", "services"} {
+		out, err := kubeCacheTransform(nil, f.written)(answered[kind].DeepCopyObject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := cachetrim.AppliedDigest(out.(metav1.Object))
+		var desired any
+		if kind == "deployments" {
+			desired, err = appsv1ac.ExtractDeployment(answered[kind].(*appsv1.Deployment), FieldManager)
+		} else {
+			desired, err = corev1ac.ExtractService(answered[kind].(*corev1.Service), FieldManager)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := cachetrim.Digest(desired); got != want {
+			t.Errorf("%s: the cached digest %q is not that of what was applied, %q", kind, got, want)
+		}
+	}
+	if f.written.Len() != 0 {
+		t.Errorf("%d records left once their events were seen", f.written.Len())
 	}
 }
 
