@@ -10,12 +10,7 @@ import (
 // A port picked free and taken by another process before etcd listens on
 // it: etcd starts on other ports.
 func TestStartsAgainOnAPortTakenMeanwhile(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	takenPort := taken.Addr().(*net.TCPAddr).Port
+	takenPort := takePort(t)
 	pick := freePort
 	picks := 0
 	freePort = func() (int, error) {
@@ -42,14 +37,20 @@ func TestStartsAgainOnAPortTakenMeanwhile(t *testing.T) {
 
 // Ports given are not replaced: a taken one fails the start, naming it.
 func TestAGivenPortTakenFails(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	takenPort := taken.Addr().(*net.TCPAddr).Port
-	_, err = Start(Options{DataDir: t.TempDir(), ClientPort: takenPort})
+	takenPort := takePort(t)
+	_, err := Start(Options{DataDir: t.TempDir(), ClientPort: takenPort})
 	if err == nil || !addressInUse(err) || !strings.Contains(err.Error(), strconv.Itoa(takenPort)) {
 		t.Fatalf("want an address-in-use error naming port %d, got %v", takenPort, err)
 	}
+}
+
+// takePort listens on a free loopback port until the test ends.
+func takePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
 }
