@@ -12,10 +12,12 @@
 # concurrency (the median of three runs; one run for more than 1,000
 # servers), and the deletion of the N servers at the end. The servers'
 # phase runs as often as the baseline (RECONCILE_RUNS), the run whose time
-# until every status was observed is the median counting. mindie-apiserver
-# is restarted before each N's baseline and again before each run of its
-# servers, so that the servers are measured on a fresh process. It tears the cluster down (hack/local-down.sh
-# --purge, also on failure). When every N has been measured, the results
+# until every status was observed is the median counting; the runs of the
+# two take turns (baseline, servers, baseline, ...), so that a drift of the
+# machine's speed falls on both alike. mindie-apiserver is restarted before
+# each N and before every phase after that, so that each is measured on a
+# fresh process. It tears the cluster down (hack/local-down.sh --purge,
+# also on failure). When every N has been measured, the results
 # (JSON, the format of test/bench/results) go to $RECONCILE_RESULTS and
 # test/bench/report renders the documents from them.
 #
@@ -144,8 +146,8 @@ render() {
 }
 # restart_mindie: stops mindie-controller, if it runs, and mindie-apiserver
 # (the controllers give up their Lease as they stop) and lets hack/local-up.sh, which starts whatever is not
-# running, start a fresh one. test/bench/reconcile runs it between the
-# baseline and the servers (through --restart-mindie, with the cluster's
+# running, start a fresh one. test/bench/reconcile runs it before every
+# phase but the first (through --restart-mindie, with the cluster's
 # variables exported), so that the servers' memory is measured from a fresh
 # process, not one whose caches held the baseline's children.
 restart_mindie() {

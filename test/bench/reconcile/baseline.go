@@ -134,58 +134,67 @@ func (s *childrenSeen) add(kind, name string) {
 	}
 }
 
-// baseline writes the children of N servers, f.baselineRuns times, and
-// keeps the medians, as a small N takes only a fraction of a second. Each
-// run writes into a namespace of its own; after it, its objects are
-// deleted (and timed) and the cluster is let fall quiet.
-func baseline(ctx context.Context, c *cluster, f runFlags, r *results.Measurement) (first *firstChildren, err error) {
+// baselineRuns gathers the runs of the baseline, which take turns with
+// the servers' runs; done puts their medians into a measurement.
+type baselineRuns struct {
+	created, seen []float64
+	cpus          []map[string]float64
+	requests      [][]results.Requests
+	// first is the first server's children as the first run wrote them.
+	first *firstChildren
+}
+
+// run writes the children of N servers once, as run number run (from 0),
+// into a namespace of its own; after it, its objects are deleted (and
+// timed). It waits for the cluster to fall quiet first.
+func (b *baselineRuns) run(ctx context.Context, c *cluster, f runFlags, run int, r *results.Measurement) error {
 	kube, pids := c.kube, c.pids
-	var created, seen []float64
-	var cpus []map[string]float64
-	var requests [][]results.Requests
 	r.Baseline.Objects = childrenPerServer * f.n
-	for run := 0; run < f.baselineRuns; run++ {
-		ns := baselineNamespace(f, run)
-		if err := ensureNamespace(ctx, kube, ns); err != nil {
-			return nil, err
-		}
-		objs := make([]children, f.n)
-		for i := range objs {
-			if objs[i], err = baselineChildren(ns, i); err != nil {
-				return nil, err
-			}
-		}
-		r.Quiet = append(r.Quiet, waitQuiet(ctx, pids, f, fmt.Sprintf("baseline run %d", run+1)))
-		m0 := c.scrape(ctx)
-		meter := startCPU(pids, f.clkTck)
-		res, err := baselineOnce(ctx, kube, f, ns, objs, func() {
-			cpus = append(cpus, meter.stop())
-			if m1 := c.scrape(ctx); m0 != nil && m1 != nil {
-				requests = append(requests, writeRequests(m0, m1))
-			} else {
-				requests = append(requests, nil)
-			}
-		})
-		r.Baseline.Errors += res.errs
-		if err != nil {
-			return nil, err
-		}
-		created, seen = append(created, res.created), append(seen, res.seen)
-		r.Baseline.DeleteRuns = append(r.Baseline.DeleteRuns, res.deleted)
-		if first == nil {
-			first = res.first
-		}
-		logf("baseline run %d: %d objects written in %.2fs, all seen after %.2fs, deleted after %.2fs",
-			run+1, len(objs)*childrenPerServer, res.created, res.seen, res.deleted)
+	ns := baselineNamespace(f, run)
+	if err := ensureNamespace(ctx, kube, ns); err != nil {
+		return err
 	}
-	r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds = medianOf(created), medianOf(seen)
-	r.Baseline.SeenRuns = seen
+	objs := make([]children, f.n)
+	for i := range objs {
+		var err error
+		if objs[i], err = baselineChildren(ns, i); err != nil {
+			return err
+		}
+	}
+	r.Quiet = append(r.Quiet, waitQuiet(ctx, pids, f, fmt.Sprintf("baseline run %d", run+1)))
+	m0 := c.scrape(ctx)
+	meter := startCPU(pids, f.clkTck)
+	res, err := baselineOnce(ctx, kube, f, ns, objs, func() {
+		b.cpus = append(b.cpus, meter.stop())
+		if m1 := c.scrape(ctx); m0 != nil && m1 != nil {
+			b.requests = append(b.requests, writeRequests(m0, m1))
+		} else {
+			b.requests = append(b.requests, nil)
+		}
+	})
+	r.Baseline.Errors += res.errs
+	if err != nil {
+		return err
+	}
+	b.created, b.seen = append(b.created, res.created), append(b.seen, res.seen)
+	r.Baseline.DeleteRuns = append(r.Baseline.DeleteRuns, res.deleted)
+	if b.first == nil {
+		b.first = res.first
+	}
+	logf("baseline run %d: %d objects written in %.2fs, all seen after %.2fs, deleted after %.2fs",
+		run+1, len(objs)*childrenPerServer, res.created, res.seen, res.deleted)
+	return nil
+}
+
+// done puts the medians of the runs into r, a small N taking only a
+// fraction of a second a run; the CPU and the requests are those of the
+// run whose time is the median.
+func (b *baselineRuns) done(r *results.Measurement) {
+	r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds = medianOf(b.created), medianOf(b.seen)
+	r.Baseline.SeenRuns = b.seen
 	r.Baseline.DeleteSeconds = medianOf(r.Baseline.DeleteRuns)
-	// The CPU and the requests of the run whose time is the median go in
-	// the report.
-	median := slices.Index(seen, r.Baseline.SeenSeconds)
-	r.Baseline.CPU, r.Baseline.Requests = cpus[median], requests[median]
-	return first, nil
+	median := slices.Index(b.seen, r.Baseline.SeenSeconds)
+	r.Baseline.CPU, r.Baseline.Requests = b.cpus[median], b.requests[median]
 }
 
 // medianOf is the median of xs (the lower middle one of an even count,

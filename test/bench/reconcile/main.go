@@ -18,10 +18,12 @@
 //
 // Before each phase it waits for the cluster's processes to fall quiet, so
 // that the controller manager's work on the phase before (ReplicaSets and
-// pods of the Deployments) is not measured with the next one; and with
-// -restart-mindie it restarts mindie-apiserver between the baseline and the
-// servers, whose memory is then measured from a process that never cached
-// the baseline's children.
+// pods of the Deployments) is not measured with the next one. The runs of
+// the baseline and of the servers take turns, so that a drift of the
+// machine's speed falls on both alike; with -restart-mindie it restarts
+// mindie-apiserver before every phase but the first, so that the servers'
+// memory is measured from a process that never cached the baseline's
+// children.
 //
 //	reconcile ports -n 4                 free loopback ports, on one line
 //	reconcile run -n 100 -results r.json one measurement, put into r.json
@@ -274,7 +276,7 @@ func run(args []string) error {
 	fs.StringVar(&f.resultsPath, "results", "", "the results file (JSON) the measurement is put into; created if missing")
 	fs.StringVar(&f.command, "command", "test/bench/reconcile run", "the command that runs the benchmark, as the documents show it")
 	fs.StringVar(&f.apiserverFlags, "apiserver-flags", "", "the flags the run added to mindie-apiserver's command line, as recorded; each must be on it")
-	fs.StringVar(&f.restartMindie, "restart-mindie", "", "a shell command that restarts mindie-apiserver (rewriting its pid file), run between the baseline and the servers so that they start on a fresh process; empty: no restart")
+	fs.StringVar(&f.restartMindie, "restart-mindie", "", "a shell command that restarts mindie-apiserver (rewriting its pid file), run before every phase (a run of the baseline or of the servers) but the first so that each starts on a fresh process; empty: no restart")
 	fs.StringVar(&f.metricsURL, "metrics-url", "", "mindie-apiserver's /metrics (https://127.0.0.1:<port>/metrics), read with the kubeconfig's client certificate; empty: neither its nor the kube-apiserver's metrics are read")
 	fs.StringVar(&f.metricsCA, "metrics-ca", "", "CA file of mindie-apiserver's serving certificate")
 	fs.StringVar(&f.controllerMetricsURL, "controller-metrics-url", "", "mindie-controller's /metrics (http://127.0.0.1:<port>/metrics) where the controllers run as a process of their own: their work queue is read there")
@@ -377,26 +379,47 @@ func run(args []string) error {
 	logf("warm-up server observed after %.1fs", r.WarmupSeconds)
 	r.Memory.AfterWarmupKiB, _, _ = memStatus(mindie)
 
-	mem := sampleMemory(mindie, memoryEvery)
-	first, err := baseline(ctx, c, f, &r)
-	r.Memory.BaselinePeakKiB, _, _ = mem.stop()
-	if err != nil {
-		return err
-	}
-	logf("baseline: the children of %d servers written in %.2fs, all seen after %.2fs (medians of %v); mindie-apiserver VmRSS %d MiB after the warm-up, %d MiB at most meanwhile",
-		f.n, r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds, r.Baseline.SeenRuns, r.Memory.AfterWarmupKiB>>10, r.Memory.BaselinePeakKiB>>10)
+	// The baseline's runs and the servers' take turns (a baseline run, a
+	// run of the servers, a baseline run, ...), so that a drift of the
+	// machine's speed falls on both alike. Each phase after the first
+	// starts on a restarted mindie-apiserver: the baseline's children pass
+	// through the controller's informers too, and the servers would
+	// otherwise meet a process whose caches held them.
+	var base baselineRuns
 	runs := make([]results.Measurement, 0, f.runs)
 	windows := make([]logWindow, 0, f.runs)
-	for i := range f.runs {
-		ri := r
-		ri.Quiet = slices.Clone(r.Quiet)
-		if f.restartMindie != "" {
-			if err := c.restartMindie(ctx, f); err != nil {
+	// restart restarts mindie-apiserver and warms it up, as name.
+	restart := func(name string, m *results.Measurement) error {
+		if err := c.restartMindie(ctx, f); err != nil {
+			return err
+		}
+		m.Memory.Restarted = true
+		logf("warming up the restarted mindie-apiserver: one InferServer in %s", f.warmupNS)
+		var err error
+		m.WarmupSeconds, err = warmup(ctx, c.infer, f.warmupNS, name)
+		return err
+	}
+	for i := range max(f.baselineRuns, f.runs) {
+		if i < f.baselineRuns {
+			if i > 0 && f.restartMindie != "" {
+				if err := restart(fmt.Sprintf("warmup-%d-baseline-%d", f.n, i), &r); err != nil {
+					return err
+				}
+			}
+			mem := sampleMemory(c.mindie, memoryEvery)
+			err := base.run(ctx, c, f, i, &r)
+			peak, _, _ := mem.stop()
+			r.Memory.BaselinePeakKiB = max(r.Memory.BaselinePeakKiB, peak)
+			if err != nil {
 				return err
 			}
-			ri.Memory.Restarted = true
-			logf("warming up the restarted mindie-apiserver: one InferServer in %s", f.warmupNS)
-			if ri.WarmupSeconds, err = warmup(ctx, c.infer, f.warmupNS, fmt.Sprintf("warmup-%d-servers-%d", f.n, i)); err != nil {
+		}
+		if i >= f.runs {
+			continue
+		}
+		ri := r
+		if f.restartMindie != "" {
+			if err := restart(fmt.Sprintf("warmup-%d-servers-%d", f.n, i), &ri); err != nil {
 				return err
 			}
 		}
@@ -404,8 +427,10 @@ func run(args []string) error {
 		if err := ensureNamespace(ctx, c.kube, f.ns); err != nil {
 			return err
 		}
-		ri.Quiet = append(ri.Quiet, waitQuiet(ctx, c.pids, f, "the servers"))
-		window, err := reconcile(ctx, c, f, first, &ri)
+		quiet := waitQuiet(ctx, c.pids, f, "the servers")
+		r.Quiet = append(r.Quiet, quiet)
+		ri.Quiet = []results.QuietWait{quiet}
+		window, err := reconcile(ctx, c, f, base.first, &ri)
 		if err != nil {
 			return err
 		}
@@ -414,8 +439,18 @@ func run(args []string) error {
 		}
 		runs, windows = append(runs, ri), append(windows, window)
 	}
+	base.done(&r)
+	logf("baseline: the children of %d servers written in %.2fs, all seen after %.2fs (medians of %v); mindie-apiserver VmRSS %d MiB after the warm-up, %d MiB at most meanwhile",
+		f.n, r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds, r.Baseline.SeenRuns, r.Memory.AfterWarmupKiB>>10, r.Memory.BaselinePeakKiB>>10)
 	k := medianRun(runs)
-	r, window := combineRuns(runs, k), windows[k]
+	m, window := combineRuns(runs, k), windows[k]
+	// The baseline's figures, and every wait for quiet, are the whole run's;
+	// the comparison of the first server's children is the servers' run's.
+	compared := m.Baseline
+	m.Baseline, m.Quiet = r.Baseline, r.Quiet
+	m.Baseline.Compared, m.Baseline.Same, m.Baseline.Difference = compared.Compared, compared.Same, compared.Difference
+	m.Memory.AfterWarmupKiB, m.Memory.BaselinePeakKiB = r.Memory.AfterWarmupKiB, r.Memory.BaselinePeakKiB
+	r = m
 	if f.logPath != "" {
 		if err := summarizeLog(f.logPath, logOffset, window, &r); err != nil {
 			logf("reading %s: %v", f.logPath, err)

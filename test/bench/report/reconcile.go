@@ -325,7 +325,7 @@ func renderReconcile(rc *results.Reconcile) string {
 			"until the watch has seen all of them: what writing N objects through the kube-apiserver costs when no controller has to act on them; "+
 			"%s (%s);\n", medianOfRuns(rs), baselineRuns(rs))
 	} else {
-		p("- **baseline**: in the same run, just before, %s, with the same client and the same %d goroutines; each run in a namespace of its own, its objects deleted after it "+
+		p("- **baseline**: in the same run, its runs taking turns with the servers' (a baseline run, then a run of the servers, and so on, so that a drift of the machine's speed falls on both alike), %s, with the same client and the same %d goroutines; each run in a namespace of its own, its objects deleted after it "+
 			"(the deletion timed too); %s (%s). After the servers' phase the first server's children, as their field manager owns them, "+
 			"are compared with the baseline's;\n", baselineWhat(rc), run.Workers, medianOfRuns(rs), baselineRuns(rs))
 	}
@@ -336,8 +336,8 @@ func renderReconcile(rc *results.Reconcile) string {
 	restarted := len(rs) > 0 && rs[len(rs)-1].Memory.Restarted
 	p("- **memory**: mindie-apiserver's VmRSS sampled from /proc every 200 ms, from just before the first create until %s after the last status was observed. ", secs(run.SettleSeconds))
 	if restarted {
-		p("mindie-apiserver is restarted before each N's baseline and again between the baseline and the servers (whose children would otherwise have passed through its caches), and before each further run of the servers, " +
-			"so the servers meet a fresh process; a warm-up InferServer, created and observed after each restart, makes sure the controller holds its Lease and has synced.\n")
+		p("mindie-apiserver is restarted before each N and before every run of the baseline and of the servers after that (the baseline's children pass through its caches too), " +
+			"so every phase meets a fresh process; a warm-up InferServer, created and observed after each restart, makes sure the controller holds its Lease and has synced.\n")
 	} else {
 		p("mindie-apiserver is restarted before each N (after the previous N's servers are deleted), so each row starts from a fresh process; " +
 			"a warm-up InferServer, created and observed before the baseline, makes sure the restarted controller holds its Lease and has synced.\n")
@@ -400,7 +400,7 @@ func renderReconcile(rc *results.Reconcile) string {
 	p("\nmindie-apiserver's memory (VmRSS sampled every 200 ms from just before the first create until %s after the last status was observed; VmHWM is the process's own peak since it started). "+
 		"The baseline's children pass through the controller's informers too (they carry the label they select)", secs(run.SettleSeconds))
 	if restarted {
-		p(", so the process that held them is restarted before the servers; the first two columns are of that process:\n\n")
+		p(", so a process that held them is restarted before the servers; the first two columns are of the processes that ran the baseline (after the first warm-up, and the highest sampled during any run of the baseline):\n\n")
 	} else {
 		p(", so the process can be larger after the baseline than after the warm-up:\n\n")
 	}

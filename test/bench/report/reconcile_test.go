@@ -78,12 +78,12 @@ func TestRenderReconcile(t *testing.T) {
 	md := renderReconcile(loadSample(t))
 	wantAll(t, "output", md,
 		"from 4 goroutines through the kube-apiserver",
-		"- **baseline**: in the same run, just before, the very children the controller writes on each server's first sync",
+		"- **baseline**: in the same run, its runs taking turns with the servers' (a baseline run, then a run of the servers, and so on, so that a drift of the machine's speed falls on both alike), the very children the controller writes on each server's first sync",
 		"the median of 3 runs (with 10: 0.50 s, 0.50 s, 0.50 s; with 20: 0.60 s, 0.40 s, 0.50 s).",
 		"until 5.00 s after the last status was observed.",
 		"processes together use at most 0.30 cores over 2 s (180 s at most)",
-		"again between the baseline and the servers (whose children would otherwise have passed through its caches), and before each further run of the servers, so the servers meet a fresh process;",
-		"so the process that held them is restarted before the servers; the first two columns are of that process:",
+		"mindie-apiserver is restarted before each N and before every run of the baseline and of the servers after that (the baseline's children pass through its caches too), so every phase meets a fresh process;",
+		"so a process that held them is restarted before the servers; the first two columns are of the processes that ran the baseline (after the first warm-up, and the highest sampled during any run of the baseline):",
 		"- **bounds**: each phase may take, for 10 servers, 30.0 s; for 20 servers, 32.0 s (the last run's bound: 30.0 s plus 0.10 s per server).\n",
 		// The run started with the first measurement, whatever the order in the file.
 		"- Date: 2026-01-02 03:04 UTC\n",
