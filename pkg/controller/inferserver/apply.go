@@ -50,10 +50,6 @@ func applyChild[T any, PT interface {
 	*T
 	metav1.Object
 }, AC any](ctx context.Context, c *Controller, s *v1alpha1.InferServer, k child[T, PT, AC], name string, desired AC) (PT, bool, error) {
-	// The digest of desired, taken before the write so that it is recorded
-	// as soon as the write is answered: the informer may be processing the
-	// write's event already.
-	digest, digestErr := cachetrim.Digest(desired)
 	live, err := k.get(name)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -66,9 +62,19 @@ func applyChild[T any, PT interface {
 			c.recorder.Event(s, corev1.EventTypeWarning, ReasonFailedCreate, msg)
 			return live, false, errors.New(msg)
 		}
-		if upToDate(k, live, desired, digest, digestErr) {
+		if upToDate(k, live, desired) {
 			return live, false, nil
 		}
+	}
+	// The digest of what is written, for the informer's transform, taken
+	// before the write so that it is recorded as soon as the write is
+	// answered: the informer may be processing the write's event already.
+	var digest string
+	var record bool
+	if k.written != nil {
+		var err error
+		digest, err = cachetrim.Digest(desired)
+		record = err == nil
 	}
 	applied, err := k.apply(ctx, desired, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	if err != nil {
@@ -79,7 +85,7 @@ func applyChild[T any, PT interface {
 		c.recorder.Eventf(s, corev1.EventTypeWarning, reason, "Applying %s %s: %v", k.kind, name, err)
 		return live, false, fmt.Errorf("apply %s %s: %w", k.kind, name, err)
 	}
-	if k.written != nil && digestErr == nil && (live == nil || applied.GetResourceVersion() != live.GetResourceVersion()) {
+	if record && (live == nil || applied.GetResourceVersion() != live.GetResourceVersion()) {
 		var seen metav1.Object
 		if now, err := k.get(name); err == nil {
 			seen = now
@@ -96,15 +102,15 @@ func applyChild[T any, PT interface {
 }
 
 // upToDate says whether the fields the controller owns in live (a cached
-// object) already are desired (whose cachetrim.Digest is digest, or failed
-// with digestErr): by the digest cachetrim.Applied recorded in the cache,
-// or, on an object cached whole, by extracting them.
+// object) already are desired: by the digest cachetrim.Applied recorded
+// in the cache, or, on an object cached whole, by extracting them.
 func upToDate[T any, PT interface {
 	*T
 	metav1.Object
-}, AC any](k child[T, PT, AC], live PT, desired AC, digest string, digestErr error) bool {
+}, AC any](k child[T, PT, AC], live PT, desired AC) bool {
 	if ours, ok := cachetrim.AppliedDigest(live); ok {
-		return digestErr == nil && digest == ours
+		d, err := cachetrim.Digest(desired)
+		return err == nil && d == ours
 	}
 	ours, err := k.extract(live, FieldManager)
 	return err == nil && equality.Semantic.DeepEqual(ours, desired)
