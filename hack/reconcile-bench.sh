@@ -49,6 +49,13 @@
 #   RECONCILE_APISERVER_ENV, RECONCILE_CONTROLLER_ENV  environment variables
 #                         of mindie-apiserver and of mindie-controller alone,
 #                         such as "GOMEMLIMIT=200MiB" (default none)
+#   RECONCILE_FLOOR       1: the floor is measured too, as often as the servers
+#                         (test/bench/reconcile run -floor): the same writes
+#                         as the servers' phase, made by the benchmark itself
+#                         on mindie-apiserver restarted without its
+#                         controllers, what a controller that cost nothing
+#                         would take; 0: not (default: 1 up to 1,000 servers,
+#                         0 beyond)
 #   RECONCILE_DELETE      0: the servers are not deleted and timed at the end
 #                         (the teardown removes them; default 1)
 #   RECONCILE_ADD         1: the sizes measured are put into the results already
@@ -63,10 +70,11 @@
 #
 #   hack/reconcile-bench.sh --report-only
 #       renders the documents from $RECONCILE_RESULTS without running anything.
-#   hack/reconcile-bench.sh --restart-mindie
+#   hack/reconcile-bench.sh --restart-mindie [--without-controllers]
 #       restarts mindie-apiserver on the cluster of the running benchmark
 #       (test/bench/reconcile, which the script runs, does, with the
-#       cluster's variables exported).
+#       cluster's variables exported); --without-controllers: with
+#       --external-controllers and no mindie-controller, for the floor.
 #
 # Progress, the results of the current run (as each N is measured) and the
 # cluster's logs are kept in _output/reconcile-bench/ (the time each N took
@@ -116,6 +124,12 @@ baseline_runs() {
   else echo 1
   fi
 }
+FLOOR=${RECONCILE_FLOOR:-}
+[ -z "${FLOOR}" ] || COMMAND="RECONCILE_FLOOR='${FLOOR}' ${COMMAND}"
+# floor_flag N: the flag that has the floor measured for N servers, if it is.
+floor_flag() {
+  if [ "${FLOOR:-$([ "${1}" -le 1000 ] && echo 1 || echo 0)}" != 0 ]; then echo -floor; fi
+}
 RUNS=${RECONCILE_RUNS:-}
 [ -z "${RUNS}" ] || COMMAND="RECONCILE_RUNS='${RUNS}' ${COMMAND}"
 if [ "${RECONCILE_DELETE:-1}" = 0 ]; then
@@ -144,14 +158,21 @@ render() {
     go run ./test/bench/report -reconcile "${RESULTS}" -benchmarks-out '' -scale-check-out '' -reconcile-out "${RESULTS%.json}.md"
   fi
 }
-# restart_mindie: stops mindie-controller, if it runs, and mindie-apiserver
+# restart_mindie [--without-controllers]: stops mindie-controller, if it runs, and mindie-apiserver
 # (the controllers give up their Lease as they stop) and lets hack/local-up.sh, which starts whatever is not
 # running, start a fresh one. test/bench/reconcile runs it before every
 # phase but the first (through --restart-mindie, with the cluster's
 # variables exported), so that the servers' memory is measured from a fresh
-# process, not one whose caches held the baseline's children.
+# process, not one whose caches held the baseline's children. With
+# --without-controllers the new mindie-apiserver runs without controllers
+# (--external-controllers, and no mindie-controller), for the floor.
 restart_mindie() {
-  local pid
+  local pid flags=${MINDIE_APISERVER_FLAGS} controllers=${MINDIE_CONTROLLERS}
+  case "${1:-}" in
+    "") ;;
+    --without-controllers) flags="${flags} --external-controllers" controllers=in-process ;;
+    *) log "--restart-mindie ${1}: want --without-controllers or nothing"; exit 2 ;;
+  esac
   if [ -f "${OUT}/pids/mindie-controller" ]; then
     pid=$(cat "${OUT}/pids/mindie-controller")
     kill -TERM "${pid}" 2>/dev/null || true
@@ -175,7 +196,7 @@ restart_mindie() {
     kill -KILL "${pid}" 2>/dev/null || true
     sleep 1
   fi
-  if ! hack/local-up.sh >>"${WORK}/local-up.out" 2>&1; then
+  if ! MINDIE_APISERVER_FLAGS=${flags} MINDIE_CONTROLLERS=${controllers} hack/local-up.sh >>"${WORK}/local-up.out" 2>&1; then
     log "restarting mindie-apiserver failed:"; tail -20 "${WORK}/local-up.out" >&2; exit 1
   fi
 }
@@ -184,7 +205,7 @@ case "${1:-}" in
   --report-only) render; exit 0 ;;
   --restart-mindie)
     [ -n "${OUT:-}" ] || { log "--restart-mindie: OUT is not set: only test/bench/reconcile, run by this script, restarts"; exit 2; }
-    restart_mindie; exit 0 ;;
+    restart_mindie "${2:-}"; exit 0 ;;
   "") ;;
   *) log "unknown argument ${1}: want --report-only or none"; exit 2 ;;
 esac
@@ -250,7 +271,7 @@ for n in ${SIZES}; do
     -pids "${OUT}/pids" -log "${CONTROLLER_LOG}" -clk-tck "${clk_tck}" \
     -metrics-url "https://127.0.0.1:${MINDIE_PORT}/metrics" -metrics-ca "${OUT}/pki/mindie-ca.crt" \
     -baseline-runs "$(baseline_runs "${n}")" -runs "${RUNS:-$(baseline_runs "${n}")}" \
-    ${RUN_FLAGS[@]+"${RUN_FLAGS[@]}"} \
+    ${RUN_FLAGS[@]+"${RUN_FLAGS[@]}"} $(floor_flag "${n}") \
     -apiserver-flags "${APISERVER_FLAGS}" -restart-mindie "hack/reconcile-bench.sh --restart-mindie" \
     -command "${COMMAND}" -results "${WORK}/reconcile.json"
   echo "N=${n} $(($(date +%s) - n_start))s" >>"${WORK}/times"

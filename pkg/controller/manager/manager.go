@@ -38,6 +38,9 @@ import (
 // informerResync is the resync period of the controllers' informers.
 const informerResync = 10 * time.Minute
 
+// EventComponent is the source component of the controllers' Events.
+const EventComponent = "mindie-controller"
+
 // Config configures the workload controllers, wherever they run.
 type Config struct {
 	// Workers is how many InferServers are reconciled at once.
@@ -211,7 +214,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	defer broadcaster.Shutdown()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.eventClient.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(eventScheme, corev1.EventSource{Component: "mindie-controller", Host: cfg.Identity})
+	recorder := broadcaster.NewRecorder(eventScheme, corev1.EventSource{Component: EventComponent, Host: cfg.Identity})
 	if !cfg.LeaderElect {
 		m.runControllers(ctx, recorder)
 		return nil

@@ -99,10 +99,12 @@ type runFlags struct {
 	n, workers, clkTck, baselineRuns, runs              int
 	timeout, timeoutPerServer, settle, quietTimeout     time.Duration
 	quietCores                                          float64
-	del                                                 bool
-	deleteBy                                            string
-	// controller is mindie-apiserver's, read from its command line.
+	del, floor                                          bool
+	deleteBy, floorNS                                   string
+	// controller is mindie-apiserver's, read from its command line, or
+	// mindie-controller's where the controllers run in it (external).
 	controller *results.ControllerSettings
+	external   bool
 }
 
 // medianRun is the index of the run whose time until every status was
@@ -152,6 +154,9 @@ func (f runFlags) timeoutFor() time.Duration {
 type cluster struct {
 	kube  kubernetes.Interface
 	infer clientset.Interface
+	// status is how the controllers' process reaches mindie-apiserver
+	// (statusClient).
+	status clientset.Interface
 	// pids of the cluster's processes by name; mindie is mindie-apiserver's,
 	// controller mindie-controller's (0: the controllers run in
 	// mindie-apiserver).
@@ -180,15 +185,25 @@ func (c *cluster) scrape(ctx context.Context) map[string]map[string]float64 {
 	return out
 }
 
+// The argument of -restart-mindie's command that has mindie-apiserver
+// restarted without its controllers.
+const withoutControllersArg = "--without-controllers"
+
 // restartMindie runs f.restartMindie and then follows the new
-// mindie-apiserver: its pid, and its flags, which must be the same.
-func (c *cluster) restartMindie(ctx context.Context, f runFlags) error {
-	logf("restarting mindie-apiserver (%s)", f.restartMindie)
+// mindie-apiserver: its pid, and its flags, which must be the same. With
+// controllers false it restarts mindie-apiserver without its controllers
+// (the command given withoutControllersArg), for the floor.
+func (c *cluster) restartMindie(ctx context.Context, f runFlags, controllers bool) error {
+	command := f.restartMindie
+	if !controllers {
+		command += " " + withoutControllersArg
+	}
+	logf("restarting mindie-apiserver (%s)", command)
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "sh", "-c", f.restartMindie)
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("restart mindie-apiserver with %q: %w", f.restartMindie, err)
+		return fmt.Errorf("restart mindie-apiserver with %q: %w", command, err)
 	}
 	pids, err := readPids(f.pids)
 	if err != nil {
@@ -196,14 +211,26 @@ func (c *cluster) restartMindie(ctx context.Context, f runFlags) error {
 	}
 	mindie, ok := pids[mindieAPIServer]
 	if !ok || mindie == c.mindie {
-		return fmt.Errorf("%q left no new mindie-apiserver pid in %s", f.restartMindie, f.pids)
+		return fmt.Errorf("%q left no new mindie-apiserver pid in %s", command, f.pids)
 	}
 	controller, ctrl, err := controllerProcess(pids, mindie, f.apiserverFlags)
 	if err != nil {
 		return err
 	}
-	if (controller == 0) != (c.controller == 0) || (controller != 0 && controller == c.controller) {
-		return fmt.Errorf("%q did not restart mindie-controller alike (pid %d, before %d)", f.restartMindie, controller, c.controller)
+	if !controllers {
+		_, cmdline, err := controllerSettings(mindie)
+		if err != nil {
+			return err
+		}
+		if controller != 0 || !slices.Contains(cmdline, "--external-controllers") {
+			return fmt.Errorf("%q left the controllers running (mindie-controller pid %d, mindie-apiserver %q)", command, controller, cmdline)
+		}
+		c.pids, c.mindie, c.controller = pids, mindie, 0
+		logf("mindie-apiserver restarted without its controllers in %.0fs", time.Since(start).Seconds())
+		return nil
+	}
+	if (controller != 0) != f.external || (controller != 0 && controller == c.controller) {
+		return fmt.Errorf("%q did not restart mindie-controller alike (pid %d, before %d)", command, controller, c.controller)
 	}
 	if *ctrl != *f.controller {
 		return fmt.Errorf("the restarted controllers run with %+v, the first with %+v", *ctrl, *f.controller)
@@ -271,6 +298,8 @@ func run(args []string) error {
 	fs.DurationVar(&f.settle, "settle", 5*time.Second, "memory is still sampled this long after the last status was observed")
 	fs.Float64Var(&f.quietCores, "quiet-cores", 0.3, "before each phase, wait until the cluster's processes use at most this many cores over 2 s")
 	fs.DurationVar(&f.quietTimeout, "quiet-timeout", 3*time.Minute, "how long to wait for the cluster to fall quiet before a phase at most")
+	fs.BoolVar(&f.floor, "floor", false, "measure the floor beside the baseline and the servers: mindie-apiserver restarted without its controllers (-restart-mindie's command given "+withoutControllersArg+"), the benchmark itself makes every write of each server's first sync as its create returns, from as many goroutines as the controller has workers; as many runs as the servers'")
+	fs.StringVar(&f.floorNS, "floor-namespace", "", "namespace of the floor's servers, -<run> appended for each run (default reconcile-floor-<n>)")
 	fs.BoolVar(&f.del, "delete", true, "delete the InferServers at the end and time it")
 	fs.StringVar(&f.deleteBy, "delete-by", deleteByNamespace, "how the InferServers and the baseline's children are deleted: namespace (their namespace, timed until it is gone) or servers (each on its own, timed until they and their children are gone)")
 	fs.StringVar(&f.resultsPath, "results", "", "the results file (JSON) the measurement is put into; created if missing")
@@ -290,9 +319,14 @@ func run(args []string) error {
 	if f.baselineNS == "" {
 		f.baselineNS = fmt.Sprintf("reconcile-baseline-%d", f.n)
 	}
+	if f.floorNS == "" {
+		f.floorNS = fmt.Sprintf("reconcile-floor-%d", f.n)
+	}
 	switch {
 	case f.n < 1 || f.workers < 1 || f.baselineRuns < 1 || f.runs < 1:
 		return fmt.Errorf("run: -n %d, -workers %d, -baseline-runs %d and -runs %d must be positive", f.n, f.workers, f.baselineRuns, f.runs)
+	case f.floor && f.restartMindie == "":
+		return fmt.Errorf("run: -floor needs -restart-mindie: the floor runs on mindie-apiserver restarted without its controllers")
 	case f.runs > 1 && !f.del:
 		return fmt.Errorf("run: -runs %d needs -delete: each run after the first starts from an empty namespace", f.runs)
 	case f.kubeconfig == "":
@@ -314,7 +348,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	f.controller = ctrl
+	f.controller, f.external = ctrl, controller != 0
 	// Read the results first: a file that cannot take this measurement
 	// fails now, not after minutes of measuring.
 	res, err := results.LoadReconcile(f.resultsPath, true)
@@ -337,6 +371,9 @@ func run(args []string) error {
 		return err
 	}
 	if c.infer, err = clientset.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if c.status, err = statusClient(cfg, f, f.external); err != nil {
 		return err
 	}
 	if f.metricsURL != "" {
@@ -373,7 +410,14 @@ func run(args []string) error {
 	}
 	r.Quiet = append(r.Quiet, waitQuiet(ctx, pids, f, "the warm-up"))
 	logf("warming up: one InferServer in %s", f.warmupNS)
-	if r.WarmupSeconds, err = warmup(ctx, c.infer, f.warmupNS, fmt.Sprintf("warmup-%d", f.n)); err != nil {
+	warm, err := warmup(ctx, c.infer, f.warmupNS, fmt.Sprintf("warmup-%d", f.n))
+	if err != nil {
+		return err
+	}
+	r.WarmupSeconds = warm.seconds
+	// The floor writes the status the controller wrote for this server.
+	tmpl, err := newStatusTemplate(warm.server)
+	if err != nil {
 		return err
 	}
 	logf("warm-up server observed after %.1fs", r.WarmupSeconds)
@@ -386,17 +430,18 @@ func run(args []string) error {
 	// through the controller's informers too, and the servers would
 	// otherwise meet a process whose caches held them.
 	var base baselineRuns
+	var floor floorRuns
 	runs := make([]results.Measurement, 0, f.runs)
 	windows := make([]logWindow, 0, f.runs)
 	// restart restarts mindie-apiserver and warms it up, as name.
 	restart := func(name string, m *results.Measurement) error {
-		if err := c.restartMindie(ctx, f); err != nil {
+		if err := c.restartMindie(ctx, f, true); err != nil {
 			return err
 		}
 		m.Memory.Restarted = true
 		logf("warming up the restarted mindie-apiserver: one InferServer in %s", f.warmupNS)
-		var err error
-		m.WarmupSeconds, err = warmup(ctx, c.infer, f.warmupNS, name)
+		w, err := warmup(ctx, c.infer, f.warmupNS, name)
+		m.WarmupSeconds = w.seconds
 		return err
 	}
 	for i := range max(f.baselineRuns, f.runs) {
@@ -416,6 +461,18 @@ func run(args []string) error {
 		}
 		if i >= f.runs {
 			continue
+		}
+		if f.floor {
+			if err := c.restartMindie(ctx, f, false); err != nil {
+				return err
+			}
+			logf("warming up mindie-apiserver without its controllers: one InferServer created and deleted in %s", f.warmupNS)
+			if _, err := floorWarmup(ctx, c.infer, f.warmupNS, fmt.Sprintf("warmup-%d-floor-%d", f.n, i)); err != nil {
+				return err
+			}
+			if err := floor.run(ctx, c, f, i, tmpl); err != nil {
+				return err
+			}
 		}
 		ri := r
 		if f.restartMindie != "" {
@@ -440,6 +497,7 @@ func run(args []string) error {
 		runs, windows = append(runs, ri), append(windows, window)
 	}
 	base.done(&r)
+	floor.done(&r, f.controller.Workers)
 	logf("baseline: the children of %d servers written in %.2fs, all seen after %.2fs (medians of %v); mindie-apiserver VmRSS %d MiB after the warm-up, %d MiB at most meanwhile",
 		f.n, r.Baseline.CreatedSeconds, r.Baseline.SeenSeconds, r.Baseline.SeenRuns, r.Memory.AfterWarmupKiB>>10, r.Memory.BaselinePeakKiB>>10)
 	k := medianRun(runs)
@@ -447,7 +505,7 @@ func run(args []string) error {
 	// The baseline's figures, and every wait for quiet, are the whole run's;
 	// the comparison of the first server's children is the servers' run's.
 	compared := m.Baseline
-	m.Baseline, m.Quiet = r.Baseline, r.Quiet
+	m.Baseline, m.Floor, m.Quiet = r.Baseline, r.Floor, r.Quiet
 	m.Baseline.Compared, m.Baseline.Same, m.Baseline.Difference = compared.Compared, compared.Same, compared.Difference
 	m.Memory.AfterWarmupKiB, m.Memory.BaselinePeakKiB = r.Memory.AfterWarmupKiB, r.Memory.BaselinePeakKiB
 	r = m

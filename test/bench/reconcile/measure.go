@@ -60,22 +60,34 @@ func observed(s *v1alpha1.InferServer) bool {
 	return s.Status.ObservedGeneration > 0 && s.Status.ObservedGeneration == s.Generation && s.Status.UpdateRevision != ""
 }
 
+// warmedUp is the warm-up server as observed, and how long that took.
+type warmedUp struct {
+	server  *v1alpha1.InferServer
+	seconds float64
+}
+
 // warmup creates one InferServer and waits until its status is observed:
 // the controller runs, holds its Lease and has synced its caches.
-func warmup(ctx context.Context, infer clientset.Interface, ns, name string) (float64, error) {
+func warmup(ctx context.Context, infer clientset.Interface, ns, name string) (warmedUp, error) {
+	var out warmedUp
 	start := time.Now()
 	_, err := infer.InferV1alpha1().InferServers(ns).Create(ctx, serverObject(ns, name), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return 0, fmt.Errorf("create warm-up server: %w", err)
+		return out, fmt.Errorf("create warm-up server: %w", err)
 	}
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		s, err := infer.InferV1alpha1().InferServers(ns).Get(ctx, name, metav1.GetOptions{})
-		return err == nil && observed(s), nil
+		if err != nil || !observed(s) {
+			return false, nil
+		}
+		out.server = s
+		return true, nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("warm-up server %s/%s not observed within 3m: is the controller running? %w", ns, name, err)
+		return out, fmt.Errorf("warm-up server %s/%s not observed within 3m: is the controller running? %w", ns, name, err)
 	}
-	return time.Since(start).Seconds(), nil
+	out.seconds = time.Since(start).Seconds()
+	return out, nil
 }
 
 // createAll calls create(i) for i in [0, n) from workers goroutines,
@@ -92,24 +104,16 @@ func createAll(ctx context.Context, n, workers int, create func(context.Context,
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				for attempt := 0; ; attempt++ {
-					cctx, cancel := context.WithTimeout(ctx, time.Minute)
-					err := create(cctx, i)
-					cancel()
-					if err == nil || apierrors.IsAlreadyExists(err) {
-						created(i)
-						break
-					}
-					mu.Lock()
-					errs++
-					if attempt >= 4 || ctx.Err() != nil {
-						last = err
-						mu.Unlock()
-						break
-					}
-					mu.Unlock()
-					sleep(ctx, time.Second)
+				n, err := retried(ctx, func(ctx context.Context) error { return create(ctx, i) })
+				if err == nil {
+					created(i)
 				}
+				mu.Lock()
+				errs += n
+				if err != nil {
+					last = err
+				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -119,6 +123,26 @@ func createAll(ctx context.Context, n, workers int, create func(context.Context,
 	close(idx)
 	wg.Wait()
 	return errs, last
+}
+
+// retried calls call, each attempt bounded by a minute, until it succeeds
+// or finds its object there already, five attempts at most a second
+// apart; it returns the failed attempts and the last error when none
+// succeeded.
+func retried(ctx context.Context, call func(context.Context) error) (errs int, err error) {
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := call(cctx)
+		cancel()
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return errs, nil
+		}
+		errs++
+		if attempt >= 4 || ctx.Err() != nil {
+			return errs, err
+		}
+		sleep(ctx, time.Second)
+	}
 }
 
 func name(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix, i) }

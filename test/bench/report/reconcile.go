@@ -332,6 +332,14 @@ func renderReconcile(rc *results.Reconcile) string {
 	if runs := serverRuns(rs); runs != "" {
 		p("- **servers' runs**: %s;\n", runs)
 	}
+	if fl := floorRuns(rs); fl != "" {
+		p("- **floor**: what a controller that cost nothing would take, measured in the same run, its runs taking turns with the others' "+
+			"(baseline, floor, servers, and so on): mindie-apiserver restarted without its controllers, and the benchmark itself makes the writes of every server's first sync, "+
+			"each as soon as the server's create returned: the InferServers created as in the servers' phase, and per server, from as many goroutines as the controller has workers, "+
+			"its children as the baseline writes them (owned by the server), the status the controller wrote for the warm-up server (its names replaced) and an Event like the controller's, "+
+			"timed until a watch saw every status observed; the median of its runs (%s). The servers' phase beyond the floor is the controller's own work "+
+			"(its informers, its queue, its reads); the floor beyond the baseline is the InferServers' own (their creates through the aggregator, their statuses, their Events);\n", fl)
+	}
 	p("- **ratio**: all observed / baseline;\n")
 	restarted := len(rs) > 0 && rs[len(rs)-1].Memory.Restarted
 	p("- **memory**: mindie-apiserver's VmRSS sampled from /proc every 200 ms, from just before the first create until %s after the last status was observed. ", secs(run.SettleSeconds))
@@ -420,7 +428,7 @@ func renderReconcile(rc *results.Reconcile) string {
 			}
 		}
 	}
-	p("\nCPU seconds of each process while the N servers were reconciled (first create to last status observed), and while the baseline ran (its median run):\n\n")
+	p("\nCPU seconds of each process while the N servers were reconciled (first create to last status observed), and while the baseline ran (its median run), and the floor where it was measured (its median run):\n\n")
 	procs := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "mindie-apiserver"}
 	if external {
 		procs = append(procs, "mindie-controller")
@@ -435,11 +443,16 @@ func renderReconcile(rc *results.Reconcile) string {
 	}
 	p("--:|--:|--:|\n")
 	for _, r := range rs {
-		for _, ph := range []struct {
+		type phase struct {
 			name string
 			secs float64
 			cpu  map[string]float64
-		}{{"reconcile", r.Reconcile.ObservedSeconds, r.Reconcile.CPU}, {"baseline", r.Baseline.SeenSeconds, r.Baseline.CPU}} {
+		}
+		phases := []phase{{"reconcile", r.Reconcile.ObservedSeconds, r.Reconcile.CPU}, {"baseline", r.Baseline.SeenSeconds, r.Baseline.CPU}}
+		if r.Floor != nil {
+			phases = append(phases, phase{"floor", r.Floor.ObservedSeconds, r.Floor.CPU})
+		}
+		for _, ph := range phases {
 			p("| %d | %s | %s |", r.N, ph.name, secs(ph.secs))
 			var all float64
 			for _, name := range procs {
@@ -777,6 +790,24 @@ func serverRunsShort(rs []results.Measurement) string {
 		strings.Join(out, ", ") + "; [reconcile-bench.md](reconcile-bench.md) lists every run)."
 }
 
+// floorRuns lists the floor's run times of each N that measured it, with
+// the ratios the summary derives; "" when none did.
+func floorRuns(rs []results.Measurement) string {
+	var out []string
+	for _, r := range rs {
+		if r.Floor == nil {
+			continue
+		}
+		var runs []string
+		for _, x := range r.Floor.Runs {
+			runs = append(runs, secs(x))
+		}
+		out = append(out, fmt.Sprintf("with %d, %d writers: %s; %s the baseline's time, the servers' %s the floor's",
+			r.N, r.Floor.Workers, orDash(strings.Join(runs, ", ")), times(r.Summary.FloorRatio), times(r.Summary.OverFloor)))
+	}
+	return strings.Join(out, "; ")
+}
+
 // baselineRuns lists the baseline's run times of each N.
 func baselineRuns(rs []results.Measurement) string {
 	var out []string
@@ -977,8 +1008,31 @@ func ratioMisses(rs []results.Measurement, cpus int) []string {
 			"A longer phase also takes in more of kube-controller-manager's work on the Deployments (their ReplicaSets and pods), which the "+
 			"baseline leaves partly to after its end.",
 			m.N, secs(m.Reconcile.ObservedSeconds), times(c.Value), secs(m.Baseline.SeenSeconds), times(c.Max),
-			srvCores, baseCores, bound, srv, base, srv/base, strings.Join(more, ", "))
+			srvCores, baseCores, bound, srv, base, srv/base, strings.Join(more, ", ")) + floorShare(m, c)
 	})
+}
+
+// floorShare says, where the floor was measured, how much of the ratio a
+// controller that cost nothing would have taken, and what is left to the
+// controller's own work.
+func floorShare(m results.Measurement, c results.Check) string {
+	fl := m.Floor
+	if fl == nil || m.Summary.FloorRatio <= 0 {
+		return ""
+	}
+	var cpu float64
+	for _, v := range fl.CPU {
+		cpu += v
+	}
+	s := fmt.Sprintf(" Without a controller, the same writes made by the benchmark itself as each create returned (the floor) took %s, %s the baseline's time, with %.1f CPU s", secs(fl.ObservedSeconds), times(m.Summary.FloorRatio), cpu)
+	if m.Summary.FloorRatio >= c.Max {
+		s += fmt.Sprintf(": the InferServers' own API work alone (their creates through the aggregator, their statuses, their Events) takes the cluster past the bound of %s, so no controller of this API meets it on this machine; "+
+			"the controller took %s the floor's time for its own work.", times(c.Max), times(m.Summary.OverFloor))
+	} else {
+		s += fmt.Sprintf(": the InferServers' own API work (their creates through the aggregator, their statuses, their Events) leaves %s of the bound of %s, and the controller took %s the floor's time for its own work (its informers, its queue, its reads), which would have to be within %s to meet it.",
+			times(c.Max/m.Summary.FloorRatio), times(c.Max), times(m.Summary.OverFloor), times(c.Max/m.Summary.FloorRatio))
+	}
+	return s
 }
 
 // applyLatency is the average latency of kube-apiserver's applies of

@@ -430,6 +430,27 @@ func TestRatioMisses(t *testing.T) {
 	if got := strings.Join(ratioMisses([]results.Measurement{m}, 8), ""); !strings.Contains(got, "the CPU does not account for the times alone") {
 		t.Errorf("on 8 CPUs, 1.9 cores busy: %q, want it not to call the phases bound by CPU", got)
 	}
+	if strings.Contains(got, "floor") {
+		t.Errorf("no floor measured: %q, want none spoken of", got)
+	}
+	// A floor of 16 s, past the bound on its own.
+	m.Floor = &results.Floor{ObservedSeconds: 16, CPU: map[string]float64{"kube-apiserver": 18, "mindie-apiserver": 8}}
+	m.Summary.FloorRatio, m.Summary.OverFloor = 1.6, 1.3
+	got = strings.Join(ratioMisses([]results.Measurement{m}, 2), "")
+	for _, want := range []string{
+		"(the floor) took 16.0 s, 1.6× the baseline's time, with 26.0 CPU s",
+		"past the bound of 1.5×, so no controller of this API meets it on this machine; the controller took 1.3× the floor's time",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("a floor past the bound: %q, want it to contain %q", got, want)
+		}
+	}
+	// A floor of 11 s leaves the controller 1.36× of its own.
+	m.Floor.ObservedSeconds, m.Summary.FloorRatio, m.Summary.OverFloor = 11, 1.1, 20.0/11
+	got = strings.Join(ratioMisses([]results.Measurement{m}, 2), "")
+	if want := "leaves 1.4× of the bound of 1.5×, and the controller took 1.8× the floor's time for its own work (its informers, its queue, its reads), which would have to be within 1.4× to meet it."; !strings.Contains(got, want) {
+		t.Errorf("a floor under the bound: %q, want it to contain %q", got, want)
+	}
 	m.Summary.Checks[0].Value = 1.2
 	m.Summary.Checks[0].Met = true
 	if got := ratioMisses([]results.Measurement{m}, 2); len(got) != 0 {

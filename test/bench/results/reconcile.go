@@ -214,7 +214,10 @@ type Measurement struct {
 	// TimeoutSeconds is the bound on each phase of this N.
 	TimeoutSeconds float64 `json:"timeoutSeconds,omitempty"`
 
-	Baseline  Baseline      `json:"baseline"`
+	Baseline Baseline `json:"baseline"`
+	// Floor is the servers' own writes with their children's, without a
+	// controller; nil where it was not measured.
+	Floor     *Floor        `json:"floor,omitempty"`
 	Reconcile ReconcilePart `json:"reconcile"`
 	Memory    Memory        `json:"memory"`
 	Delete    Delete        `json:"delete"`
@@ -268,6 +271,32 @@ type Baseline struct {
 	Compared   bool   `json:"compared,omitempty"`
 	Same       bool   `json:"same,omitempty"`
 	Difference string `json:"difference,omitempty"`
+}
+
+// Floor is what a controller that cost nothing would take: mindie-apiserver
+// runs without its controllers, and the benchmark itself makes every write
+// a server's first sync makes, as soon as the server's create returns: the
+// N InferServers created from the same goroutines as the servers' phase,
+// and for each, from as many goroutines as the controller has workers, the
+// baseline's children (owned by the server), the status the controller
+// wrote for the warm-up server, and an Event. Its time runs from the first
+// create until a watch of the InferServers saw every status observed, as
+// the servers' phase.
+type Floor struct {
+	// Workers is how many goroutines wrote the servers' children, statuses
+	// and Events.
+	Workers int `json:"workers"`
+	// Medians over the runs: every create returned, every status seen
+	// observed.
+	CreatedSeconds  float64 `json:"createdSeconds"`
+	ObservedSeconds float64 `json:"observedSeconds"`
+	// Runs is each run's time until every status was seen observed.
+	Runs []float64 `json:"runs"`
+	// Errors counts write calls that failed and were retried.
+	Errors int `json:"errors"`
+	// CPU is the CPU seconds of each process of the cluster in the run
+	// whose time is the median.
+	CPU map[string]float64 `json:"cpu"`
 }
 
 // ReconcilePart is the N InferServers: created at once, watched until each
@@ -430,6 +459,13 @@ type Summary struct {
 	// Ratio is ObservedSeconds over the baseline's SeenSeconds; zero when
 	// not every status was observed.
 	Ratio float64 `json:"ratio"`
+	// FloorRatio is the floor's ObservedSeconds over the baseline's
+	// SeenSeconds: what the InferServers' own writes add to their
+	// children's; OverFloor is ObservedSeconds over the floor's: what the
+	// controller adds to a controller that cost nothing. Zero where the
+	// floor was not measured or not every status was observed.
+	FloorRatio float64 `json:"floorRatio,omitempty"`
+	OverFloor  float64 `json:"overFloor,omitempty"`
 	// ServersPerSecond is N over ObservedSeconds; zero when not every
 	// status was observed.
 	ServersPerSecond float64 `json:"serversPerSecond"`
@@ -458,6 +494,12 @@ func (m *Measurement) derive(g Goals) {
 		s.ServersPerSecond = float64(m.N) / m.Reconcile.ObservedSeconds
 		if m.Baseline.SeenSeconds > 0 {
 			s.Ratio = m.Reconcile.ObservedSeconds / m.Baseline.SeenSeconds
+		}
+		if fl := m.Floor; fl != nil && fl.ObservedSeconds > 0 {
+			s.OverFloor = m.Reconcile.ObservedSeconds / fl.ObservedSeconds
+			if m.Baseline.SeenSeconds > 0 {
+				s.FloorRatio = fl.ObservedSeconds / m.Baseline.SeenSeconds
+			}
 		}
 	}
 	s.MeetsGoals = complete

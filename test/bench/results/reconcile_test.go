@@ -169,10 +169,22 @@ func TestDerive(t *testing.T) {
 				{Goal: GoalRatio, Max: 60, Value: 2.5, Known: true, Met: true},
 				{Goal: GoalGrowth, Max: 50, Value: 40, Known: true, Met: true},
 			}},
+		{"a floor of 4 s: 40 times the baseline's 0.1 s, and 5 s are 1.25 times it",
+			func() Measurement {
+				m := measurement(20, 5, 0.1)
+				m.Memory.PeakKiB = m.Memory.BeforeKiB
+				m.Floor = &Floor{ObservedSeconds: 4}
+				return m
+			}(), Summary{Ratio: 50, FloorRatio: 40, OverFloor: 1.25, ServersPerSecond: 4, MeetsGoals: true},
+			[]Check{
+				{Goal: GoalRatio, Max: 60, Value: 50, Known: true, Met: true},
+				{Goal: GoalGrowth, Max: 50, Known: true, Met: true},
+			}},
 		{"not every status observed: no ratio, no time, no rate",
 			func() Measurement {
 				m := measurement(10, 5, 0.1)
 				m.Reconcile.Observed = 9
+				m.Floor = &Floor{ObservedSeconds: 4}
 				return m
 			}(), Summary{PeakGrowthKiBPerServer: 100},
 			[]Check{
