@@ -12,9 +12,11 @@
 # concurrency (the median of three runs; one run for more than 1,000
 # servers), and the deletion of the N servers at the end. The servers'
 # phase runs as often as the baseline (RECONCILE_RUNS), the run whose time
-# until every status was observed is the median counting; the runs of the
-# two take turns (baseline, servers, baseline, ...), so that a drift of the
-# machine's speed falls on both alike. mindie-apiserver is restarted before
+# until every status was observed is the median counting. Up to 1,000
+# servers it measures the floor too (RECONCILE_FLOOR): the servers' writes
+# made by the benchmark itself, without a controller. The runs take turns
+# (baseline, floor, servers, baseline, ...), so that a drift of the
+# machine's speed falls on all alike. mindie-apiserver is restarted before
 # each N and before every phase after that, so that each is measured on a
 # fresh process. It tears the cluster down (hack/local-down.sh --purge,
 # also on failure). When every N has been measured, the results

@@ -16,11 +16,18 @@
 // watch has seen all 3N. The ratio of the two is what the controller and
 // the aggregated API add to writing the children.
 //
+// With -floor it measures a third phase, the floor: what a controller that
+// cost nothing would take (floor.go). mindie-apiserver runs without its
+// controllers, and the benchmark itself creates the InferServers as in the
+// servers' phase and makes every write of each one's first sync as its
+// create returns. The floor over the baseline is the InferServers' own API
+// work; the servers' phase over the floor is the controller's own.
+//
 // Before each phase it waits for the cluster's processes to fall quiet, so
 // that the controller manager's work on the phase before (ReplicaSets and
 // pods of the Deployments) is not measured with the next one. The runs of
-// the baseline and of the servers take turns, so that a drift of the
-// machine's speed falls on both alike; with -restart-mindie it restarts
+// the baseline, the floor and the servers take turns, so that a drift of the
+// machine's speed falls on all alike; with -restart-mindie it restarts
 // mindie-apiserver before every phase but the first, so that the servers'
 // memory is measured from a process that never cached the baseline's
 // children.
@@ -423,12 +430,13 @@ func run(args []string) error {
 	logf("warm-up server observed after %.1fs", r.WarmupSeconds)
 	r.Memory.AfterWarmupKiB, _, _ = memStatus(mindie)
 
-	// The baseline's runs and the servers' take turns (a baseline run, a
-	// run of the servers, a baseline run, ...), so that a drift of the
-	// machine's speed falls on both alike. Each phase after the first
-	// starts on a restarted mindie-apiserver: the baseline's children pass
-	// through the controller's informers too, and the servers would
-	// otherwise meet a process whose caches held them.
+	// The runs of the baseline, the floor and the servers take turns (a
+	// baseline run, a floor run, a run of the servers, a baseline run,
+	// ...), so that a drift of the machine's speed falls on all alike.
+	// Each phase after the first starts on a restarted mindie-apiserver:
+	// the baseline's children pass through the controller's informers too,
+	// and the servers would otherwise meet a process whose caches held
+	// them; the floor's runs without the controllers.
 	var base baselineRuns
 	var floor floorRuns
 	runs := make([]results.Measurement, 0, f.runs)
