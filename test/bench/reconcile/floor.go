@@ -74,8 +74,8 @@ func floorNamespace(f runFlags, run int) string { return fmt.Sprintf("%s-%d", f.
 // statusClient is how the controllers' process writes statuses: where they
 // run in mindie-apiserver, straight to it (as its loopback client does);
 // where they run in mindie-controller, through kube-apiserver.
-func statusClient(cfg *rest.Config, f runFlags, external bool) (clientset.Interface, error) {
-	if external || f.metricsURL == "" {
+func statusClient(cfg *rest.Config, f runFlags) (clientset.Interface, error) {
+	if f.external || f.metricsURL == "" {
 		return clientset.NewForConfig(cfg)
 	}
 	u, err := url.Parse(f.metricsURL)

@@ -380,7 +380,7 @@ func run(args []string) error {
 	if c.infer, err = clientset.NewForConfig(cfg); err != nil {
 		return err
 	}
-	if c.status, err = statusClient(cfg, f, f.external); err != nil {
+	if c.status, err = statusClient(cfg, f); err != nil {
 		return err
 	}
 	if f.metricsURL != "" {
