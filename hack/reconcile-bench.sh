@@ -82,8 +82,8 @@
 # cluster's logs are kept in _output/reconcile-bench/ (the time each N took
 # in _output/reconcile-bench/times). Everything listens on and dials
 # loopback addresses only. On two cores, N=100 takes a few minutes and
-# N=1000 about 15 (three runs of the servers, each with its deletion, and
-# three of the baseline); N=10000 takes an hour or more: writing 10,000 servers'
+# N=1000 about 20 (three runs of the servers, each with its deletion, three
+# of the floor and three of the baseline); N=10000 takes an hour or more: writing 10,000 servers'
 # children alone (and the 20,000 pods kube-controller-manager makes of
 # their Deployments) took the baseline about 20 minutes on a machine where
 # 1,000 took 36 s.
